@@ -1,0 +1,146 @@
+"""Loading a Stable Diffusion pipeline from a hub id, a local diffusers folder or a single checkpoint file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import diffusers.utils.deprecation_utils
+import torch
+from diffusers import StableDiffusionPipeline
+
+from inversion.ddim import ddim_scheduler
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+# diffusers renamed torch_dtype to dtype; pass whichever name this version reads without a warning.
+_DTYPE_KW = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+class ModelLoadError(ValueError):
+    """The model could not be found or loaded; the message says what to point `model` at instead."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; anything else must be a device torch knows and has."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device (try 'auto', 'cpu' or 'cuda')") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """'auto' is float16 on CUDA and float32 elsewhere; half precision is only allowed on CUDA."""
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        resolved = dtype
+    elif isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        resolved = _DTYPES[dtype.lower()]
+    else:
+        raise ValueError(f"dtype {dtype!r} is not one of auto, float32, float16, bfloat16")
+    if resolved in (torch.float16, torch.bfloat16) and device.type != "cuda":
+        raise ValueError(f"dtype {dtype!r} needs a CUDA device; on {device.type} use float32")
+    return resolved
+
+
+def _looks_local(model: str) -> bool:
+    """Anything but a plain "owner/name" is a path: it is never looked up on the network."""
+    return model.startswith((".", "~")) or model.lower().endswith(CHECKPOINT_SUFFIXES) or not _HUB_ID.match(model)
+
+
+def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"model folder {str(path)!r} is not a diffusers pipeline (no model_index.json); "
+            "point the model at a folder saved with save_pretrained or at a .safetensors/.ckpt file"
+        )
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {exc}") from exc
+
+
+def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    try:
+        return StableDiffusionPipeline.from_single_file(
+            str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
+        )
+    except Exception as exc:  # from_single_file raises many kinds; all mean the same to the user
+        raise ModelLoadError(
+            f"could not load the checkpoint {str(path)!r}: {exc}. Without network access a single-file "
+            "checkpoint needs its model configuration cached; a diffusers folder always loads offline"
+        ) from exc
+
+
+def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {model_id!r} is neither a local path nor available from the Hugging Face hub "
+            f"(offline, or not cached): {exc}. Point the model at a local diffusers folder or a "
+            ".safetensors/.ckpt file"
+        ) from exc
+
+
+def load_pipeline(
+    model: str | os.PathLike = DEFAULT_MODEL,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion pipeline (hub id, diffusers folder or checkpoint file) with a DDIM scheduler.
+
+    In half precision the VAE stays in float32 so decoding never overflows into black images.
+    """
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    text = os.fspath(model)
+    if not text.strip():
+        raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        pipe = _from_folder(path, torch_dtype)
+    elif path.is_file():
+        if not text.lower().endswith(CHECKPOINT_SUFFIXES):
+            raise ModelLoadError(
+                f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) "
+                "nor a diffusers folder"
+            )
+        pipe = _from_file(path, torch_dtype)
+    elif _looks_local(text):
+        raise ModelLoadError(f"model path {text!r} does not exist (no network is tried for a local path)")
+    else:
+        pipe = _from_hub(text, torch_dtype)
+    pipe.scheduler = ddim_scheduler(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(dev)
+    if torch_dtype != torch.float32:
+        pipe.vae.to(torch.float32)
+    return pipe

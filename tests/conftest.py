@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny offline pipelines saved to disk and loaded through the real loading path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["DIFFUSERS_OFFLINE"] = "1"
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402
+
+from p2p_real.loading import load_pipeline  # noqa: E402
+from tests.tiny_models import tiny_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny epsilon-prediction pipeline saved with save_pretrained."""
+    path = tmp_path_factory.mktemp("tiny-eps")
+    tiny_pipeline(seed=0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vpred_dir(tmp_path_factory):
+    """The same tiny pipeline with a v-prediction scheduler (like SD 2.x at 768px)."""
+    path = tmp_path_factory.mktemp("tiny-v")
+    tiny_pipeline(seed=0, prediction_type="v_prediction").save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_model_dir):
+    """The tiny pipeline loaded with load_pipeline on the CPU; tests must leave it as they found it."""
+    return load_pipeline(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_vpred_pipe(tiny_vpred_dir):
+    return load_pipeline(tiny_vpred_dir, device="cpu")
