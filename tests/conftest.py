@@ -9,10 +9,10 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["DIFFUSERS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from p2p_real.loading import load_pipeline  # noqa: E402
-from tests.tiny_models import tiny_pipeline  # noqa: E402
+from p2p_real.loading import load_pipeline
+from tests.tiny_models import tiny_pipeline
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,11 @@ def tiny_components(seed: int = 0, prediction_type: str = "epsilon") -> dict:
         attention_head_dim=2,
         norm_num_groups=8,
     ).eval()
+    # Random attention is nearly uniform; sharpen it so maps have regions, as a trained model's do.
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if name.endswith(("attn2.to_q.weight", "attn2.to_k.weight")):
+                param.mul_(4.0)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 import tempfile
@@ -28,7 +29,7 @@ def _bpe(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply merges by rank, the way the BPE model does, to check what a word becomes."""
     symbols = list(symbols)
     while len(symbols) > 1:
-        pairs = [(ranks.get((a, b), len(ranks) + 1), i) for i, (a, b) in enumerate(zip(symbols, symbols[1:]))]
+        pairs = [(ranks.get((a, b), len(ranks) + 1), i) for i, (a, b) in enumerate(itertools.pairwise(symbols))]
         rank, i = min(pairs)
         if rank > len(ranks):
             break

@@ -1,0 +1,60 @@
+"""Local blend: cross-attention maps of chosen words -> a latent mask that confines the edit."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def word_maps(maps: torch.Tensor, weights: torch.Tensor, map_size: tuple[int, int]) -> torch.Tensor:
+    """Sum over the chosen tokens: maps (rows, pixels, tokens) x weights (rows, tokens) -> (rows, 1, h, w)."""
+    rows = maps.shape[0]
+    summed = (maps * weights.to(maps)[:, None, :]).sum(-1)
+    return summed.reshape(rows, 1, *map_size)
+
+
+def threshold_mask(
+    maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: bool
+) -> torch.Tensor:
+    """Max-pool 3x3 (optional), upsample to the latent (nearest), divide by the max, threshold: bool mask."""
+    if pool:
+        maps = F.max_pool2d(maps, kernel_size=3, stride=1, padding=1)
+    maps = F.interpolate(maps, size=latent_size, mode="nearest")
+    peak = maps.amax(dim=(2, 3), keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
+    return (maps / peak) > threshold
+
+
+def blend_mask(
+    maps: torch.Tensor,
+    map_size: tuple[int, int],
+    latent_size: tuple[int, int],
+    add_weights: torch.Tensor,
+    subtract_weights: torch.Tensor | None = None,
+    threshold: float = 0.3,
+) -> torch.Tensor:
+    """Float mask (targets, 1, h, w) of each target row: its blend words' region united with the source's,
+    minus the regions of the subtract words (built without pooling)."""
+    add = threshold_mask(word_maps(maps, add_weights, map_size), latent_size, threshold, pool=True)
+    add = add[:1] | add
+    if subtract_weights is not None:
+        sub = threshold_mask(word_maps(maps, subtract_weights, map_size), latent_size, threshold, pool=False)
+        add = add & ~(sub[:1] | sub)
+    return add[1:].float()
+
+
+def combine_user_mask(mask: torch.Tensor, user: torch.Tensor | None, mode: str = "replace") -> torch.Tensor:
+    """Use a user-supplied mask (1, 1, h, w) in [0, 1] instead of ("replace") or within ("intersect") `mask`."""
+    if user is None:
+        return mask
+    if mode == "replace":
+        return user.to(mask).expand_as(mask).clone()
+    if mode == "intersect":
+        return mask * user.to(mask)
+    raise ValueError(f"mask_mode must be 'replace' or 'intersect', got {mode!r}")
+
+
+def apply_blend(latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """z_target = z_source + mask * (z_target - z_source) for rows 1.. of `latents`; row 0 is kept."""
+    source = latents[:1]
+    blended = source + mask.to(latents) * (latents[1:] - source)
+    return torch.cat([source, blended])

@@ -1,0 +1,182 @@
+"""Prompt alignment: words to token positions, and the token maps of replace and refine edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+EDIT_KINDS = ("auto", "replace", "refine", "reweight")
+_END_OF_WORD = "</w>"
+
+
+class PromptError(ValueError):
+    """A prompt, word or edit that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A prompt as the text encoder sees it: ids with BOS/EOS, and the token span of each word."""
+
+    prompt: str
+    ids: tuple[int, ...]
+    pieces: tuple[str, ...]
+    words: tuple[str, ...]
+    spans: tuple[range, ...]
+    max_length: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, prompt: str) -> Tokens:
+    """Tokenize a prompt and find the tokens of each whitespace-separated word."""
+    if not isinstance(prompt, str):
+        raise PromptError(f"prompt must be a string, got {type(prompt).__name__}: {prompt!r}")
+    max_length = int(tokenizer.model_max_length)
+    ids = tokenizer(prompt, truncation=False, add_special_tokens=True).input_ids
+    if len(ids) > max_length:
+        raise PromptError(
+            f"prompt {prompt!r} has {len(ids)} tokens with start/end markers; the model reads at most {max_length}"
+        )
+    words = tuple(prompt.split())
+    spans, pos = [], 1
+    for word in words:
+        n = len(tokenizer(word, add_special_tokens=False).input_ids)
+        spans.append(range(pos, pos + n))
+        pos += n
+    if pos != len(ids) - 1:  # a tokenizer whose tokens cross spaces cannot be aligned word by word
+        raise PromptError(f"cannot split prompt {prompt!r} into words with this tokenizer")
+    pieces = tuple(tokenizer.convert_ids_to_tokens(list(ids)))
+    return Tokens(prompt, tuple(ids), pieces, words, tuple(spans), max_length)
+
+
+def _word_starts(tokens: Tokens) -> set[int]:
+    """Token positions where a word (or a punctuation-separated part of one) begins."""
+    starts = {span.start for span in tokens.spans}
+    starts |= {i + 1 for i, piece in enumerate(tokens.pieces[:-1]) if piece.endswith(_END_OF_WORD)}
+    return starts
+
+
+def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str) -> list[int]:
+    """Token positions of every occurrence of `word` (one or more words) in the prompt.
+
+    Case and surrounding punctuation don't matter, a word split into several tokens gives all of them,
+    and a word never matches inside a longer one ("cat" is not found in "tigercat").
+    """
+    if not isinstance(word, str) or not word.strip():
+        raise PromptError(f"word must be a non-empty string, got {word!r}")
+    query = tokenizer(word.strip(), add_special_tokens=False).input_ids
+    if not query:
+        raise PromptError(f"word {word!r} has no tokens")
+    body = tokens.ids[: len(tokens) - 1]
+    starts = _word_starts(tokens)
+    found: list[int] = []
+    for i in range(1, len(body) - len(query) + 1):
+        if i in starts and tuple(body[i : i + len(query)]) == tuple(query):
+            end = i + len(query)
+            if end == len(body) or end in starts:
+                found.extend(range(i, end))
+    if not found:
+        raise PromptError(f"word {word!r} is not in prompt {tokens.prompt!r}")
+    return found
+
+
+def _pad_partners(src: Tokens, tgt: Tokens, mapper: torch.Tensor, partner: torch.Tensor) -> None:
+    """Padding after the end token of the target maps to padding of the source, position by position."""
+    for j in range(len(tgt), tgt.max_length):
+        i = len(src) + (j - len(tgt))
+        if i < src.max_length:
+            mapper[i, j] = 1.0
+            partner[j] = 1.0
+
+
+def replacement_map(src: Tokens, tgt: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token map of a word swap: (mapper[source token, target token], partner[target token]).
+
+    Words must line up one for one. Unchanged words and swapped words of equal token count map token to
+    token; a swapped word of n source and m target tokens maps each source token to each target token
+    with weight 1/m. Target tokens with no source partner (partner = 0) keep their own attention.
+    """
+    if len(src.words) != len(tgt.words):
+        raise PromptError(
+            f"replace needs prompts with the same number of words: {src.prompt!r} has {len(src.words)}, "
+            f"{tgt.prompt!r} has {len(tgt.words)} (use edit='refine' to add or remove words)"
+        )
+    n = src.max_length
+    mapper = torch.zeros(n, n)
+    partner = torch.zeros(n)
+    start, end = (range(0, 1), range(0, 1)), (range(len(src) - 1, len(src)), range(len(tgt) - 1, len(tgt)))
+    pairs = [start, *zip(src.spans, tgt.spans), end]
+    for s_span, t_span in pairs:
+        if len(s_span) == len(t_span):
+            for i, j in zip(s_span, t_span):
+                mapper[i, j] = 1.0
+        else:
+            for i in s_span:
+                for j in t_span:
+                    mapper[i, j] = 1.0 / len(t_span)
+        partner[list(t_span)] = 1.0
+    _pad_partners(src, tgt, mapper, partner)
+    return mapper, partner
+
+
+def align(source: tuple[int, ...], target: tuple[int, ...]) -> list[int]:
+    """Global alignment of two token sequences (match +1, mismatch -1, gap 0): for each target token the
+    index of its source partner, or -1. Only equal tokens are ever paired."""
+    n, m = len(source), len(target)
+    score = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            diag = score[i - 1][j - 1] + (1 if source[i - 1] == target[j - 1] else -1)
+            score[i][j] = max(score[i][j - 1], score[i - 1][j], diag)
+    partners = [-1] * m
+    i, j = n, m
+    while i > 0 and j > 0:
+        if source[i - 1] == target[j - 1] and score[i][j] == score[i - 1][j - 1] + 1:
+            partners[j - 1] = i - 1
+            i, j = i - 1, j - 1
+        elif score[i][j] == score[i][j - 1]:
+            j -= 1
+        else:
+            i -= 1
+    return partners
+
+
+def refinement_map(src: Tokens, tgt: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token map of a refinement (words added or removed anywhere): aligned tokens take the source
+    token's attention, new tokens keep their own (partner = 0)."""
+    n = src.max_length
+    mapper = torch.zeros(n, n)
+    partner = torch.zeros(n)
+    for j, i in enumerate(align(src.ids, tgt.ids)):
+        if i >= 0:
+            mapper[i, j] = 1.0
+            partner[j] = 1.0
+    _pad_partners(src, tgt, mapper, partner)
+    return mapper, partner
+
+
+def choose_edit(src: Tokens, tgt: Tokens, edit: str) -> str:
+    """The edit kind used for one target: "auto" is replace for equal word counts, refine otherwise."""
+    if edit not in EDIT_KINDS:
+        raise PromptError(f"edit must be one of {', '.join(EDIT_KINDS)}, got {edit!r}")
+    if edit == "auto":
+        return "replace" if len(src.words) == len(tgt.words) else "refine"
+    return edit
+
+
+def identity_map(src: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each target token takes the source token at the same position (reweight on its own)."""
+    n = src.max_length
+    return torch.eye(n), torch.ones(n)
+
+
+def token_map(src: Tokens, tgt: Tokens, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mapper, partner) for one target row and edit kind ("replace", "refine" or "reweight")."""
+    if kind == "replace":
+        return replacement_map(src, tgt)
+    if kind == "refine":
+        return refinement_map(src, tgt)
+    return identity_map(src)

@@ -1,0 +1,85 @@
+"""The diffusers attention processor that hands every attention call to a P2P controller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers.models.attention_processor import Attention
+
+from p2p_real.controllers import P2PController
+
+
+class P2PAttnProcessor:
+    """Computes attention like diffusers' AttnProcessor2_0, letting the controller edit the maps."""
+
+    def __init__(self, controller: P2PController) -> None:
+        self.controller = controller
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args,
+        **kwargs,
+    ) -> torch.Tensor:
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        is_cross = encoder_hidden_states is not None
+        batch, _, _ = hidden_states.shape if not is_cross else encoder_hidden_states.shape
+        if attention_mask is not None:
+            length = (encoder_hidden_states if is_cross else hidden_states).shape[1]
+            attention_mask = attn.prepare_attention_mask(attention_mask, length, batch)
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if not is_cross:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        hidden_states = self.controller.attend(query, key, value, attention_mask, is_cross)
+
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
+        hidden_states = hidden_states.to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+@contextmanager
+def attention_control(unet: torch.nn.Module, controller: P2PController) -> Iterator[None]:
+    """Install P2P processors on every attention layer of `unet` for the block; restore the originals
+    afterwards, also when the block raises."""
+    saved = dict(unet.attn_processors)
+    processor = P2PAttnProcessor(controller)
+    unet.set_attn_processor({name: processor for name in saved})
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(dict(saved))

@@ -1,0 +1,48 @@
+"""The denoising loop shared by generation, reconstruction and editing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from diffusers import DDIMScheduler
+from tqdm.auto import tqdm
+
+from inversion.ddim import ddim_step, guided_noise
+
+StepCallback = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def sample(
+    unet: torch.nn.Module,
+    scheduler: DDIMScheduler,
+    latents: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | Sequence[torch.Tensor] | None,
+    guidance_scale: float,
+    *,
+    begin_step: Callable[[int], None] | None = None,
+    callback: StepCallback | None = None,
+    progress: bool = True,
+    desc: str = "sampling",
+) -> torch.Tensor:
+    """Deterministic DDIM sampling of rows `latents` (one per row of `cond`) over scheduler.timesteps.
+
+    `uncond` is one unconditional embedding for every step, or one per step (null-text inversion).
+    `begin_step(i)` runs before step i's model call; `callback(i, latents)` after its update and returns
+    the latents to continue from (local blend, direct-inversion offsets).
+    """
+    per_step = isinstance(uncond, Sequence)
+    timesteps = scheduler.timesteps
+    if per_step and len(uncond) != len(timesteps):
+        raise ValueError(f"{len(uncond)} unconditional embeddings given for {len(timesteps)} steps")
+    for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress, leave=False)):
+        if begin_step is not None:
+            begin_step(i)
+        step_uncond = uncond[i] if per_step else uncond
+        noise = guided_noise(unet, scheduler, latents, t, cond, step_uncond, guidance_scale)
+        latents = ddim_step(scheduler, noise, t, latents)
+        if callback is not None:
+            latents = callback(i, latents)
+    return latents
