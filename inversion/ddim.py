@@ -49,6 +49,35 @@ def split_prediction(
     return eps, x0
 
 
+def guidance_embeddings(
+    cond: torch.Tensor, uncond: torch.Tensor | None, n_rows: int, guidance_scale: float
+) -> torch.Tensor:
+    """Text embeddings of one model call: [uncond x n, cond x n] with guidance, cond x n without."""
+    cond = cond.expand(n_rows, -1, -1)
+    if uncond is None or guidance_scale <= 1.0:
+        return cond
+    uncond = uncond.expand(n_rows, -1, -1) if uncond.shape[0] == 1 else uncond
+    return torch.cat([uncond.to(cond), cond])
+
+
+def predict_noise(
+    unet: torch.nn.Module,
+    scheduler: DDIMScheduler,
+    latents: torch.Tensor,
+    t: int | torch.Tensor,
+    embeddings: torch.Tensor,
+    guidance_scale: float,
+) -> torch.Tensor:
+    """Model output for `latents` with embeddings from `guidance_embeddings`, guidance applied."""
+    guided = embeddings.shape[0] == 2 * latents.shape[0]
+    x = torch.cat([latents, latents]) if guided else latents
+    out = unet(scheduler.scale_model_input(x, t), t, encoder_hidden_states=embeddings, return_dict=False)[0]
+    if not guided:
+        return out
+    out_uncond, out_cond = out.chunk(2)
+    return out_uncond + guidance_scale * (out_cond - out_uncond)
+
+
 def guided_noise(
     unet: torch.nn.Module,
     scheduler: DDIMScheduler,
@@ -63,16 +92,8 @@ def guided_noise(
     `latents` has one row per prompt row of `cond`; `uncond` is one embedding (1, 77, D) shared by all
     rows or one per row. Guidance <= 1 (or no `uncond`) runs the conditional half alone.
     """
-    n = latents.shape[0]
-    if uncond is None or guidance_scale <= 1.0:
-        x = scheduler.scale_model_input(latents, t)
-        return unet(x, t, encoder_hidden_states=cond.expand(n, -1, -1), return_dict=False)[0]
-    uncond = uncond.expand(n, -1, -1) if uncond.shape[0] == 1 else uncond
-    x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-    embeds = torch.cat([uncond.to(cond.dtype), cond.expand(n, -1, -1)])
-    out = unet(x, t, encoder_hidden_states=embeds, return_dict=False)[0]
-    out_uncond, out_cond = out.chunk(2)
-    return out_uncond + guidance_scale * (out_cond - out_uncond)
+    embeddings = guidance_embeddings(cond, uncond, latents.shape[0], guidance_scale)
+    return predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale)
 
 
 def ddim_step(

@@ -8,20 +8,22 @@ import torch.nn.functional as F
 
 def word_maps(maps: torch.Tensor, weights: torch.Tensor, map_size: tuple[int, int]) -> torch.Tensor:
     """Sum over the chosen tokens: maps (rows, pixels, tokens) x weights (rows, tokens) -> (rows, 1, h, w)."""
-    rows = maps.shape[0]
-    summed = (maps * weights.to(maps)[:, None, :]).sum(-1)
-    return summed.reshape(rows, 1, *map_size)
+    summed = maps @ weights.to(maps)[:, :, None]
+    return summed.reshape(maps.shape[0], 1, *map_size)
 
 
 def threshold_mask(
     maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: bool
 ) -> torch.Tensor:
-    """Max-pool 3x3 (optional), upsample to the latent (nearest), divide by the max, threshold: bool mask."""
+    """Max-pool 3x3 (optional), upsample to the latent (nearest), divide by the max, threshold: bool mask.
+
+    Nearest upsampling commutes with the normalisation and the threshold, so both run at map size.
+    """
     if pool:
         maps = F.max_pool2d(maps, kernel_size=3, stride=1, padding=1)
-    maps = F.interpolate(maps, size=latent_size, mode="nearest")
-    peak = maps.amax(dim=(2, 3), keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
-    return (maps / peak) > threshold
+    peak = maps.amax(dim=(2, 3), keepdim=True)
+    mask = (maps > peak * threshold) & (peak > 0)
+    return F.interpolate(mask.to(torch.uint8), size=latent_size, mode="nearest").bool()
 
 
 def blend_mask(
@@ -56,5 +58,4 @@ def combine_user_mask(mask: torch.Tensor, user: torch.Tensor | None, mode: str =
 def apply_blend(latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """z_target = z_source + mask * (z_target - z_source) for rows 1.. of `latents`; row 0 is kept."""
     source = latents[:1]
-    blended = source + mask.to(latents) * (latents[1:] - source)
-    return torch.cat([source, blended])
+    return torch.cat([source, torch.lerp(source, latents[1:], mask.to(latents))])

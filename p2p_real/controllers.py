@@ -145,6 +145,8 @@ class P2PController:
         self_replace_max_res: float = 0.25,
         num_steps: int = 50,
         store_res: float = 0.25,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.n_rows = n_rows
         self.cond_start = n_rows if guidance else 0
@@ -154,7 +156,6 @@ class P2PController:
         self.levels: dict[int, int] = {}
         for level, (h, w) in enumerate(self.sizes):
             self.levels.setdefault(h * w, level)
-        self.cross_edit = cross_edit
         self.self_steps = step_range(self_replace_steps, num_steps, "self_replace_steps")
         self.self_min_level = _max_res_level(self_replace_max_res, "self_replace_max_res")
         wanted = _max_res_level(store_res, "store_res")
@@ -162,35 +163,49 @@ class P2PController:
         self.store_size = self.sizes[min(self.store_level, len(self.sizes) - 1)]
         self.store = AttentionStore()
         self.step = 0
-        self._cross_on = False
-        self._self_on = False
+        self._self_on = self._cross_on = self._own_needed = False
+        # Coefficients of every step, computed once and moved to the device once: the loop never waits
+        # for a host-to-device copy.
+        self._cross_steps = [False] * num_steps
+        self._own_steps = [False] * num_steps
+        self._identity_steps = [False] * num_steps
+        self.value_map = self.own_scale = None
+        if cross_edit is not None and n_rows > 1:
+            alpha = cross_edit.alpha
+            a = alpha * cross_edit.partner * cross_edit.scale
+            b = alpha * (1 - cross_edit.partner) * cross_edit.scale + (1 - alpha)
+            value_maps = cross_edit.mapper[None] * a[:, :, None, :]
+            self._cross_steps = alpha.flatten(1).any(1).tolist()
+            self._own_steps = b.flatten(1).any(1).tolist()
+            eye = torch.eye(value_maps.shape[-1])
+            self._identity_steps = [bool((m == eye).all()) for m in value_maps]
+            self._value_maps = value_maps.to(device, dtype)
+            self._own_scales = b.to(device, dtype)
+        self._kept: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def begin_step(self, step: int) -> None:
-        """Set the coefficients of denoising step `step` (0 = first sampling step)."""
+        """Select the coefficients of denoising step `step` (0 = first sampling step)."""
         self.step = step
         self._self_on = self.n_rows > 1 and step in self.self_steps
-        self._cross_on = False
-        edit = self.cross_edit
-        if edit is None or self.n_rows == 1:
-            return
-        alpha = edit.alpha[step]
-        self._cross_on = bool(alpha.any())
+        self._cross_on = self._cross_steps[step]
+        self._own_needed = self._own_steps[step]
         if self._cross_on:
-            self._a = alpha * edit.partner * edit.scale
-            self._b = alpha * (1 - edit.partner) * edit.scale + (1 - alpha)
-            self._value_map = edit.mapper * self._a[:, None, :]
-            self._own_needed = bool(self._b.any())
-            self._cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+            self.value_map = self._value_maps[step]
+            self.own_scale = self._own_scales[step]
 
     def end_step(self) -> None:
-        """Close the current step in the attention store."""
-        self.store.end_step()
-
-    def _coefficients(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (like.device, like.dtype)
-        if key not in self._cache:
-            self._cache[key] = (self._value_map.to(*key), self._b.to(*key))
-        return self._cache[key]
+        """Add the maps the rows used at this step, averaged over the kept layers and heads, to the store."""
+        if not self._kept:
+            return
+        query = torch.stack([q for q, _ in self._kept])  # (layers, rows, heads, queries, dim)
+        key = torch.stack([k for _, k in self._kept])
+        self._kept = []
+        scores = (query * query.shape[-1] ** -0.5) @ key.transpose(-1, -2)
+        maps = scores.softmax(-1, dtype=torch.float32).mean(dim=(0, 2))  # (rows, queries, tokens)
+        if self._cross_on:
+            edited = edit_maps(maps[0], maps[1:], self.value_map.float(), self.own_scale.float())
+            maps = torch.cat([maps[:1], edited])
+        self.store.add(maps)
 
     def attend(
         self,
@@ -200,43 +215,36 @@ class P2PController:
         mask: torch.Tensor | None,
         is_cross: bool,
     ) -> torch.Tensor:
-        """Attention output (batch, heads, queries, dim) with this step's edits applied."""
+        """Attention output (batch, heads, queries, dim) with this step's edits applied.
+
+        The target rows are the last rows of the batch: rows before them run untouched in one call, the
+        targets attend with the source row's queries and keys in another.
+        """
         if query.shape[0] != self.batch:  # not a call of this edit (e.g. another batch): leave it alone
             return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         level = self.levels.get(query.shape[2], 0)
-        src, tgt = self.cond_start, slice(self.cond_start + 1, self.cond_start + self.n_rows)
-        if is_cross and self._cross_on:
-            value_map, own_scale = self._coefficients(value)
-            q, k, v = query.clone(), key.clone(), value.clone()
-            q[tgt], k[tgt] = query[src], key[src]
-            v[tgt] = torch.einsum("jst,jhtd->jhsd", value_map, value[tgt])
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            if self._own_needed:
-                own_v = value[tgt] * own_scale[:, None, :, None]
-                own_mask = None if mask is None else mask[tgt]
-                out[tgt] += F.scaled_dot_product_attention(query[tgt], key[tgt], own_v, attn_mask=own_mask)
-        elif not is_cross and self._self_on and level >= self.self_min_level:
-            q, k = query.clone(), key.clone()
-            q[tgt], k[tgt] = query[src], key[src]
-            out = F.scaled_dot_product_attention(q, k, value, attn_mask=mask)
-        else:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        src = self.cond_start
         if is_cross and level == self.store_level:
-            rows = slice(src, src + self.n_rows)
-            self.store.add(self.used_maps(query[rows], key[rows], mask[rows] if mask is not None else None))
-        return out
-
-    def used_maps(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """The head-averaged cross-attention maps (rows, queries, tokens) each row used at this step."""
-        scores = query.float() @ key.float().transpose(-1, -2) * query.shape[-1] ** -0.5
-        if mask is not None:
-            scores = scores + mask.float()
-        maps = scores.softmax(-1).mean(1)
-        if self._cross_on:
-            maps = maps.clone()
-            edited = edit_maps(maps[0], maps[1:], self._value_map.to(maps), self._b.to(maps))
-            maps[1:] = edited
-        return maps
+            self._kept.append((query[src:], key[src:]))
+        edit_cross = is_cross and self._cross_on
+        edit_self = not is_cross and self._self_on and level >= self.self_min_level
+        if not (edit_cross or edit_self):
+            return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        head, tgt, n_tgt = slice(0, src + 1), slice(src + 1, None), self.n_rows - 1
+        out_head = F.scaled_dot_product_attention(
+            query[head], key[head], value[head], attn_mask=None if mask is None else mask[head]
+        )
+        tgt_mask = None if mask is None else mask[tgt]
+        src_query = query[src : src + 1].expand(n_tgt, -1, -1, -1)
+        src_key = key[src : src + 1].expand(n_tgt, -1, -1, -1)
+        tgt_value = value[tgt]
+        if edit_cross and not self._identity_steps[self.step]:
+            tgt_value = self.value_map[:, None] @ tgt_value
+        out_tgt = F.scaled_dot_product_attention(src_query, src_key, tgt_value, attn_mask=tgt_mask)
+        if edit_cross and self._own_needed:
+            own_value = value[tgt] * self.own_scale[:, None, :, None]
+            out_tgt = out_tgt + F.scaled_dot_product_attention(query[tgt], key[tgt], own_value, attn_mask=tgt_mask)
+        return torch.cat([out_head, out_tgt])
 
 
 def edit_maps(

@@ -173,7 +173,7 @@ class Editor:
             for row, row_words in enumerate(_row_words(words, len(tokens), name)):
                 for word in row_words:
                     w[row, word_indices(self.pipe.tokenizer, tokens[row], word)] = 1.0
-            return w
+            return w.to(self.device)
 
         if mask_mode not in ("replace", "intersect"):
             raise ValueError(f"mask_mode must be 'replace' or 'intersect', got {mask_mode!r}")
@@ -186,7 +186,7 @@ class Editor:
             subtract=weights(subtract_words, "subtract_words"),
             threshold=_fraction(threshold, "blend_threshold"),
             start_step=int(steps * _fraction(blend_start, "blend_start")),
-            user_mask=mask,
+            user_mask=None if mask is None else mask.to(self.device, torch.float32),
             mode=mask_mode,
         )
 
@@ -234,7 +234,7 @@ class Editor:
         latent_hw = tuple(start.shape[-2:])
         controller = P2PController(
             len(prompts), guidance > 1, latent_hw, self.pipe.unet, cross_edit,
-            self_replace_steps, self_replace_max_res, steps,
+            self_replace_steps, self_replace_max_res, steps, device=self.device, dtype=self.dtype,
         )
         self.scheduler.set_timesteps(steps, device=self.device)
         cond = self.embed(prompts)

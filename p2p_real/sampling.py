@@ -8,7 +8,7 @@ import torch
 from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
-from inversion.ddim import ddim_step, guided_noise
+from inversion.ddim import ddim_step, guidance_embeddings, predict_noise
 
 StepCallback = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -37,11 +37,14 @@ def sample(
     timesteps = scheduler.timesteps
     if per_step and len(uncond) != len(timesteps):
         raise ValueError(f"{len(uncond)} unconditional embeddings given for {len(timesteps)} steps")
+    n = latents.shape[0]
+    embeddings = None if per_step else guidance_embeddings(cond, uncond, n, guidance_scale)
     for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress, leave=False)):
         if begin_step is not None:
             begin_step(i)
-        step_uncond = uncond[i] if per_step else uncond
-        noise = guided_noise(unet, scheduler, latents, t, cond, step_uncond, guidance_scale)
+        if per_step:
+            embeddings = guidance_embeddings(cond, uncond[i], n, guidance_scale)
+        noise = predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale)
         latents = ddim_step(scheduler, noise, t, latents)
         if callback is not None:
             latents = callback(i, latents)

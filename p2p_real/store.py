@@ -14,23 +14,12 @@ class AttentionStore:
     def __init__(self) -> None:
         self.total: torch.Tensor | None = None
         self.steps = 0
-        self._step_sum: torch.Tensor | None = None
-        self._layers = 0
 
-    def add(self, maps: torch.Tensor) -> None:
-        """Add one layer's head-averaged maps (rows, pixels, tokens) for the current step."""
-        maps = maps.float()
-        self._step_sum = maps if self._step_sum is None else self._step_sum + maps
-        self._layers += 1
-
-    def end_step(self) -> None:
-        """Fold the current step's layer average into the running sum."""
-        if self._step_sum is None:
-            return
-        step_mean = self._step_sum / self._layers
-        self.total = step_mean if self.total is None else self.total + step_mean
+    def add(self, step_maps: torch.Tensor) -> None:
+        """Add one step's maps (rows, pixels, tokens), already averaged over heads and layers."""
+        step_maps = step_maps.float()
+        self.total = step_maps if self.total is None else self.total + step_maps
         self.steps += 1
-        self._step_sum, self._layers = None, 0
 
     def mean(self) -> torch.Tensor | None:
         """Maps averaged over the steps seen so far (rows, pixels, tokens)."""

@@ -74,13 +74,13 @@ def test_refine_keeps_source_maps_for_aligned_tokens_and_own_maps_for_new_ones(p
     ctl.begin_step(0)
     m = maps_of(q, k)
     src, own = m[2], m[3]
-    used = edit_maps(src.mean(0), own.mean(0)[None], ctl._value_map, ctl._b)[0]
+    used = edit_maps(src.mean(0), own.mean(0)[None], ctl.value_map, ctl.own_scale)[0]
     torch.testing.assert_close(used[:, 3], src.mean(0)[:, 2])  # "castle" takes the source's "castle"
     torch.testing.assert_close(used[:, 1], src.mean(0)[:, 1])  # "a"
     torch.testing.assert_close(used[:, 2], own.mean(0)[:, 2])  # "gothic" is new: its own map
     # the fused output equals the explicit maps applied to the target's values, per head
     out = ctl.attend(q, k, v, None, is_cross=True)
-    explicit = edit_maps(src, own[None], ctl._value_map, ctl._b)[0]
+    explicit = edit_maps(src, own[None], ctl.value_map, ctl.own_scale)[0]
     torch.testing.assert_close(out[3], explicit @ v[3], atol=1e-5, rtol=1e-5)
 
 
@@ -111,7 +111,7 @@ def test_reweight_composes_with_refine_including_new_words(parts):
         expected[..., j] = m[2][..., j - 1]
     out = ctl.attend(q, k, v, None, is_cross=True)
     explicit_cols = [1, 2, 3, 4, 5, 6, 7]
-    used = edit_maps(m[2], m[3][None], ctl._value_map, ctl._b)[0]
+    used = edit_maps(m[2], m[3][None], ctl.value_map, ctl.own_scale)[0]
     torch.testing.assert_close(used[..., explicit_cols], expected[..., explicit_cols])
     torch.testing.assert_close(out[3], used @ v[3], atol=1e-5, rtol=1e-5)
 
