@@ -24,10 +24,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.models import benchmark_pipeline  # noqa: E402
-from inversion.ddim import ddim_scheduler  # noqa: E402
-from p2p_real import Editor  # noqa: E402
-from p2p_real.loading import resolve_device  # noqa: E402
+from benchmarks.models import benchmark_pipeline
+from inversion.ddim import ddim_scheduler
+from p2p_real import Editor
+from p2p_real.loading import resolve_device
 
 SOURCE, TARGET = "a photo of a cat sitting on the wall", "a photo of a dog sitting on the wall"
 RESULTS = Path(__file__).parent / "results" / "edit_overhead.json"
