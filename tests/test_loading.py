@@ -1,0 +1,70 @@
+"""load_pipeline: local diffusers folders, checkpoints, hub ids, devices and dtypes, clear errors."""
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+from p2p_real.loading import ModelLoadError, load_pipeline, resolve_device, resolve_dtype
+
+
+def test_a_saved_diffusers_folder_loads_with_a_ddim_scheduler(tiny_model_dir):
+    pipe = load_pipeline(tiny_model_dir, device="cpu")
+    assert isinstance(pipe.scheduler, DDIMScheduler)
+    assert pipe.scheduler.config.clip_sample is False and pipe.scheduler.config.set_alpha_to_one is False
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear"
+    assert pipe.unet.dtype == torch.float32 and pipe.unet.device.type == "cpu"
+
+
+def test_a_local_path_that_does_not_exist_never_reaches_the_network(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("from_pretrained was called for a local path")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", no_network)
+    for path in (tmp_path / "missing", "./models/sd", "~/nothing/here", "weights/model.safetensors"):
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            load_pipeline(str(path), device="cpu")
+
+
+def test_a_folder_that_is_not_a_pipeline_is_rejected(tmp_path):
+    with pytest.raises(ModelLoadError, match="model_index.json"):
+        load_pipeline(tmp_path, device="cpu")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_rejected(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(ModelLoadError, match="not a checkpoint"):
+        load_pipeline(path, device="cpu")
+
+
+def test_a_broken_checkpoint_file_is_a_model_load_error(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match=r"broken\.safetensors"):
+        load_pipeline(path, device="cpu")
+
+
+def test_a_hub_id_unavailable_offline_says_how_to_point_at_a_local_copy():
+    with pytest.raises(ModelLoadError, match="local diffusers folder"):
+        load_pipeline("p2p-real-tests/no-such-model", device="cpu")
+
+
+def test_empty_model_is_rejected():
+    with pytest.raises(ModelLoadError, match="empty"):
+        load_pipeline("  ", device="cpu")
+
+
+def test_device_and_dtype_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("fp32", torch.device("cpu")) == torch.float32
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_dtype("float16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="dtype"):
+        resolve_dtype("int8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu0")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
