@@ -29,7 +29,7 @@ def encode_image(vae: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
     def run(dtype: torch.dtype) -> torch.Tensor:
         x = (pixels.to(device=vae.device, dtype=dtype) * 2 - 1).clamp(-1, 1)
         mean = vae.encode(x).latent_dist.mean
-        return ((mean - shift) * vae.config.scaling_factor).float()
+        return ((mean - shift) * vae.config.scaling_factor).float().contiguous()
 
     return _in_float32_if_needed(vae, run)
 

@@ -7,16 +7,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 
+from inversion.artifact import Inversion
 from inversion.ddim import ddim_scheduler
+from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
+from inversion.image import Source, load_image
+from inversion.invert import invert
+from inversion.metrics import latent_error, psnr, ssim
 from inversion.vae import decode_latents, vae_scale_factor
 from masks.local_blend import apply_blend, blend_mask, combine_user_mask
+from masks.paste import FEATHER, MaskSource, paste_back, user_mask
 from p2p_real.alignment import PromptError, Tokens, tokenize, word_indices
 from p2p_real.controllers import Equalizer, P2PController, build_cross_edit
 from p2p_real.processor import attention_control
-from p2p_real.results import OUTPUT_TYPES, AttentionMaps, EditResult, mask_images, to_output
+from p2p_real.results import OUTPUT_TYPES, AttentionMaps, EditResult, Reconstruction, mask_images, to_output
 from p2p_real.sampling import sample
 from p2p_real.windows import CrossWindow, Window
 
@@ -196,7 +204,7 @@ class Editor:
         start: torch.Tensor,
         uncond: torch.Tensor | Sequence[torch.Tensor],
         *,
-        source_offsets: Sequence[torch.Tensor] | None = None,
+        source_pivots: Sequence[torch.Tensor] | None = None,
         edit: str = "auto",
         cross_replace_steps: CrossWindow = 0.8,
         self_replace_steps: Window = 0.4,
@@ -243,8 +251,8 @@ class Editor:
 
         def after_step(i: int, latents: torch.Tensor) -> torch.Tensor:
             controller.end_step()
-            if source_offsets is not None:
-                latents[:1] += source_offsets[i].to(latents)
+            if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
+                latents[:1] = source_pivots[i]
             if blend.active and len(prompts) > 1 and i >= blend.start_step:
                 step_mask = self._mask_now(controller, blend, latent_hw)
                 last_mask[:] = [step_mask]
@@ -325,3 +333,123 @@ class Editor:
         images = final if output_type == "latent" else to_output(self.decode(final), output_type)
         masks = mask_images(mask, size) if mask is not None else None
         return EditResult(images, prompts, masks, attention, final, {"size": size})
+
+    def invert(
+        self,
+        image: Source,
+        prompt: str,
+        method: str = "null-text",
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        progress: bool = True,
+        size: tuple[int, int] | None = None,
+        square: bool = False,
+        num_inner_steps: int = 10,
+        epsilon: float = 1e-5,
+    ) -> Inversion:
+        """Invert a photo (path, PIL image or array) described by `prompt`: "ddim", "null-text",
+        "negative-prompt" or "direct". Save the result with `.save(path)`; edit it many times."""
+        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance = self.guidance_scale if guidance_scale is None else guidance_scale
+        return invert(
+            self.pipe, self.scheduler, image, prompt, method, steps, guidance, num_inner_steps, epsilon,
+            progress, size, square,
+        )
+
+    def _replay(self, inv: Inversion) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor], list | None]:
+        """Start latent, unconditional embedding(s) and source pivots of an inversion, on the device."""
+        if not isinstance(inv, Inversion):
+            raise ValueError(f"expected an Inversion (from Editor.invert or Inversion.load), got {type(inv).__name__}")
+        inv.check_compatible(
+            pipeline_fingerprint(self.pipe), scheduler_fingerprint(self.scheduler), inv.num_inference_steps
+        )
+        start = inv.latent_T.to(self.device, self.dtype)
+        uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
+        return start, uncond, inv.source_pivots(start)
+
+    def _working_photo(self, inv: Inversion) -> torch.Tensor:
+        """The photo as the model saw it: (1, 3, h, w) in [0, 1] at the working size."""
+        return load_image(inv.original, size=inv.size, multiple=1).pixels
+
+    def reconstruct(self, inv: Inversion, progress: bool = True) -> Reconstruction:
+        """Sample the photo back from its inversion; report PSNR/SSIM against the photo and the VAE ceiling."""
+        start, uncond, pivots = self._replay(inv)
+        self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
+        cond = self.embed([inv.prompt])
+        latents = sample(
+            self.pipe.unet, self.scheduler, start, cond, uncond, inv.guidance_scale,
+            callback=None if pivots is None else (lambda i, z: pivots[i]), progress=progress,
+            desc="reconstructing",
+        )
+        photo = self._working_photo(inv)
+        decoded = self.decode(torch.cat([latents, inv.z0.to(self.device, self.dtype)]))
+        image, vae_image = to_output(decoded, "pil")
+        (photo_pil,) = to_output(photo, "pil")
+        return Reconstruction(
+            image=image,
+            photo=photo_pil,
+            vae_image=vae_image,
+            psnr=psnr(decoded[0], photo[0]),
+            ssim=ssim(decoded[0], photo[0]),
+            latent_error=latent_error(latents, inv.z0),
+            vae_psnr=psnr(decoded[1], photo[0]),
+            vae_ssim=ssim(decoded[1], photo[0]),
+            method=inv.method,
+        )
+
+    def edit(
+        self,
+        inv: Inversion,
+        targets: str | Sequence[str],
+        edit: str = "auto",
+        cross_replace_steps: CrossWindow = 0.8,
+        self_replace_steps: Window = 0.6,
+        blend_words: Words | None = None,
+        blend_threshold: float = 0.3,
+        blend_start: float = 0.2,
+        equalizer: Equalizer | Mapping[str, Sequence[float]] | None = None,
+        mask: MaskSource | None = None,
+        mask_mode: str = "replace",
+        subtract_words: Words | None = None,
+        self_replace_max_res: float = 0.5,
+        feather: float = FEATHER,
+        progress: bool = True,
+        output_type: str = "pil",
+    ) -> EditResult:
+        """Edit an inverted photo: row 0 is its reconstruction, then one row per target prompt.
+
+        The edits are pasted back onto the original photo at its own resolution through the local-blend
+        (or user) mask, feathered, so pixels away from the edited region are exactly the photo's. A user
+        mask covers the whole photo (white = edit) and replaces or intersects the attention mask.
+        """
+        targets = _prompt_list(targets)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        start, uncond, pivots = self._replay(inv)
+        photo_size = (inv.original.shape[1], inv.original.shape[0])
+        user = None if mask is None else user_mask(mask, inv.latent_size, inv.box, photo_size)
+        prompts = [inv.prompt, *targets]
+        final, latent_mask, attention = self.run(
+            prompts, start, uncond, source_pivots=pivots,
+            edit=edit, cross_replace_steps=cross_replace_steps, self_replace_steps=self_replace_steps,
+            self_replace_max_res=self_replace_max_res, blend_words=blend_words, subtract_words=subtract_words,
+            blend_threshold=blend_threshold, blend_start=blend_start, equalizer=equalizer, mask=user,
+            mask_mode=mask_mode, num_inference_steps=inv.num_inference_steps, guidance_scale=inv.guidance_scale,
+            progress=progress,
+        )
+        if output_type == "latent":
+            return EditResult(final, prompts, None, attention, final, {"size": photo_size})
+        decoded = self.decode(final)
+        if latent_mask is None:  # no blend: the whole working box is the edit
+            latent_mask = torch.ones(len(targets), 1, *inv.latent_size)
+        full = torch.ones(1, 1, *inv.latent_size)
+        pasted, soft = paste_back(
+            inv.original, decoded.cpu(), torch.cat([full, latent_mask.float().cpu()]), inv.box,
+            feather=feather, device=self.device,
+        )
+        images = torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0
+        masks = [Image.fromarray((m * 255).round().astype(np.uint8)) for m in soft[1:]]
+        return EditResult(
+            to_output(images, output_type), prompts, masks, attention, final,
+            {"size": photo_size, "method": inv.method},
+        )

@@ -55,6 +55,31 @@ class EditResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Reconstruction:
+    """A photo sampled back from its inversion, and how close it came, at the working size."""
+
+    image: Image.Image  # the reconstruction
+    photo: Image.Image  # the photo as the model saw it (working size)
+    vae_image: Image.Image  # decode(encode(photo)): the best any inversion can do
+    psnr: float
+    ssim: float
+    latent_error: float  # mean squared error of the final latent against z0
+    vae_psnr: float
+    vae_ssim: float
+    method: str
+
+    def report(self) -> str:
+        """A few lines for people: the reconstruction against the VAE's ceiling."""
+        return (
+            f"method          {self.method}\n"
+            f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB, "
+            f"lost to inversion {self.vae_psnr - self.psnr:.2f} dB)\n"
+            f"SSIM            {self.ssim:.4f} (VAE ceiling {self.vae_ssim:.4f})\n"
+            f"latent MSE      {self.latent_error:.3e}"
+        )
+
+
 def to_output(images: torch.Tensor, output_type: str) -> Any:
     """(N, 3, H, W) float in [0, 1] -> PIL images or a (N, H, W, 3) float array."""
     array = images.permute(0, 2, 3, 1).float().cpu().numpy()

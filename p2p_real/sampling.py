@@ -31,7 +31,7 @@ def sample(
 
     `uncond` is one unconditional embedding for every step, or one per step (null-text inversion).
     `begin_step(i)` runs before step i's model call; `callback(i, latents)` after its update and returns
-    the latents to continue from (local blend, direct-inversion offsets).
+    the latents to continue from (local blend, direct inversion's pivots).
     """
     per_step = isinstance(uncond, Sequence)
     timesteps = scheduler.timesteps

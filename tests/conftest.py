@@ -10,9 +10,14 @@ os.environ["DIFFUSERS_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest
+import torch
 
 from p2p_real.loading import load_pipeline
 from tests.tiny_models import tiny_pipeline
+
+# The tiny models are far too small to gain from threads; on a busy 2-core machine two threads spin
+# against each other and run many times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def test_a_local_path_that_does_not_exist_never_reaches_the_network(tmp_path, mo
 
 
 def test_a_folder_that_is_not_a_pipeline_is_rejected(tmp_path):
-    with pytest.raises(ModelLoadError, match="model_index.json"):
+    with pytest.raises(ModelLoadError, match=r"model_index\.json"):
         load_pipeline(tmp_path, device="cpu")
 
 

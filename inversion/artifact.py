@@ -1,0 +1,363 @@
+"""The Inversion artifact: everything an edit of one photo needs, in one self-contained safetensors file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save as save_safetensors
+
+from inversion.fingerprint import scheduler_differences
+from inversion.image import pixel_sha256, working_image
+
+FORMAT = "p2p-real-inversion"
+FORMAT_VERSION = 1
+METHODS = ("ddim", "null-text", "negative-prompt", "direct")
+_META_KEYS = (
+    "format",
+    "format_version",
+    "prompt",
+    "method",
+    "num_inference_steps",
+    "guidance_scale",
+    "size",
+    "box",
+    "vae_scale_factor",
+    "original_size",
+    "image_sha256",
+    "model_id",
+    "scheduler_id",
+    "source",
+    "checksum",
+)
+
+
+class ArtifactError(ValueError):
+    """An inversion is unusable: unreadable, tampered with, inconsistent or made for another model."""
+
+
+def _checksum(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the metadata (all but the checksum) and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    meta = {k: v for k, v in metadata.items() if k != "checksum"}
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"\n{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _png_bytes(rgb: np.ndarray) -> torch.Tensor:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=4)
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def _png_pixels(data: torch.Tensor, path: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+            img.load()
+            if img.mode != "RGB":
+                raise ArtifactError(f"{path}: the stored photo is {img.mode}, not RGB")
+            return np.asarray(img, dtype=np.uint8).copy()
+    except ArtifactError:
+        raise
+    except Exception as exc:  # PIL raises many kinds for broken data
+        raise ArtifactError(f"{path}: the stored photo cannot be decoded ({exc})") from exc
+
+
+@dataclass(eq=False, repr=False)
+class Inversion:
+    """A photo inverted for editing: start latent, per-step guidance data and the original photo.
+
+    `uncond_embeddings` (T, 77, D) are null-text's per-step unconditional embeddings; None means the
+    empty prompt, or the source prompt itself for method "negative-prompt". `pivots` (T, C, h, w) are
+    direct inversion's pivot latents z*_{t-1} that the source row is set to after each sampling step.
+    """
+
+    latent_T: torch.Tensor  # (1, C, h, w) float32: the pivot's z*_T, where every edit starts
+    z0: torch.Tensor  # (1, C, h, w) float32: the VAE encoding of the working image
+    prompt: str
+    method: str
+    num_inference_steps: int
+    guidance_scale: float
+    size: tuple[int, int]  # working size (width, height)
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of `original` covered by the working image
+    original: np.ndarray  # (H, W, 3) uint8, the photo as loaded (EXIF orientation applied)
+    image_sha256: str
+    model_id: str
+    scheduler_id: str
+    uncond_embeddings: torch.Tensor | None = None
+    pivots: torch.Tensor | None = None
+    vae_scale_factor: int = 8
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
+            tensor = getattr(self, name)
+            if tensor is not None:
+                if not torch.is_tensor(tensor) or not tensor.is_floating_point():
+                    raise ArtifactError(f"inversion: {name} must be a floating-point tensor")
+                setattr(self, name, tensor.detach().float().contiguous())  # one layout, in memory and loaded
+        self.size = (int(self.size[0]), int(self.size[1]))
+        self.box = tuple(int(v) for v in self.box)  # type: ignore[assignment]
+        self.validate()
+
+    def __repr__(self) -> str:
+        height, width = self.original.shape[:2]
+        return (
+            f"Inversion(method={self.method!r}, prompt={self.prompt!r}, steps={self.num_inference_steps}, "
+            f"guidance={self.guidance_scale}, size={self.size}, photo={width}x{height}, box={self.box})"
+        )
+
+    def working_image(self) -> np.ndarray:
+        """The working image (h, w, 3) uint8 that was encoded: the box of the photo at the working size."""
+        return working_image(self.original, self.box, self.size)
+
+    @property
+    def uses_prompt_as_uncond(self) -> bool:
+        """Negative-prompt inversion: the source prompt's embedding is the unconditional one at every step."""
+        return self.method == "negative-prompt"
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(height, width) of the latents."""
+        return int(self.latent_T.shape[-2]), int(self.latent_T.shape[-1])
+
+    def unconditional(self, cond: torch.Tensor, empty: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Unconditional embedding(s) for sampling: per step (null-text), `cond` (negative-prompt) or `empty`.
+
+        `cond` is the source prompt's embedding and `empty` the empty prompt's, both (1, 77, D); results
+        take their dtype and device.
+        """
+        if self.uncond_embeddings is not None:
+            return [e[None].to(cond) for e in self.uncond_embeddings]
+        return cond if self.uses_prompt_as_uncond else empty
+
+    def source_pivots(self, like: torch.Tensor) -> list[torch.Tensor] | None:
+        """Direct inversion's pivot latent after each sampling step (each (1, C, h, w)), like `like`."""
+        if self.pivots is None:
+            return None
+        return [z[None].to(like) for z in self.pivots]
+
+    def validate(self, path: str = "inversion") -> None:
+        """Check that the fields agree (shapes, steps, method, box); raise ArtifactError if not."""
+        if self.method not in METHODS:
+            raise ArtifactError(
+                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHODS)})"
+            )
+        steps = self.num_inference_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ArtifactError(f"{path}: num_inference_steps must be a positive integer, got {steps!r}")
+        if not math.isfinite(self.guidance_scale):
+            raise ArtifactError(f"{path}: guidance_scale is not finite")
+        latent = self.latent_T
+        if latent.ndim != 4 or latent.shape[0] != 1:
+            raise ArtifactError(f"{path}: latent_T must be (1, C, h, w), got {tuple(latent.shape)}")
+        if tuple(self.z0.shape) != tuple(latent.shape):
+            raise ArtifactError(
+                f"{path}: z0 {tuple(self.z0.shape)} does not match latent_T {tuple(latent.shape)}"
+            )
+        h, w = self.latent_size
+        f = self.vae_scale_factor
+        if self.size != (w * f, h * f):
+            raise ArtifactError(f"{path}: size {self.size} does not match latents {w}x{h} at VAE factor {f}")
+        emb = self.uncond_embeddings
+        if (emb is not None) != (self.method == "null-text"):
+            raise ArtifactError(
+                f"{path}: per-step unconditional embeddings belong to null-text inversion only"
+            )
+        if emb is not None and (emb.ndim != 3 or emb.shape[0] != steps):
+            raise ArtifactError(
+                f"{path}: uncond_embeddings {tuple(emb.shape)} must be "
+                f"({steps}, tokens, dim) for {steps} steps"
+            )
+        piv = self.pivots
+        if (piv is not None) != (self.method == "direct"):
+            raise ArtifactError(f"{path}: per-step pivots belong to direct inversion only")
+        if piv is not None and tuple(piv.shape) != (steps, *latent.shape[1:]):
+            raise ArtifactError(
+                f"{path}: pivots {tuple(piv.shape)} must be "
+                f"({steps}, {', '.join(map(str, latent.shape[1:]))})"
+            )
+        for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
+            tensor = getattr(self, name)
+            if tensor is not None and not torch.isfinite(tensor).all():
+                raise ArtifactError(f"{path}: {name} contains NaN or infinite values")
+        original = self.original
+        if not isinstance(original, np.ndarray) or original.dtype != np.uint8 or original.ndim != 3:
+            raise ArtifactError(f"{path}: original must be an (H, W, 3) uint8 array")
+        height, width = original.shape[:2]
+        x0, y0, x1, y1 = self.box
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise ArtifactError(f"{path}: box {self.box} is outside the {width}x{height} photo")
+
+    def check_compatible(
+        self,
+        model_id: str,
+        scheduler_id: str,
+        num_inference_steps: int,
+        guidance_scale: float | None = None,
+    ) -> None:
+        """Raise ArtifactError naming what differs if this inversion was made with another model, scheduler,
+        step count or (for null-text, whose embeddings depend on it) guidance scale."""
+        problems = []
+        if model_id != self.model_id:
+            problems.append(
+                f"model fingerprint {model_id[:12]}... != {self.model_id[:12]}... of the inversion"
+            )
+        if scheduler_id != self.scheduler_id:
+            diffs = scheduler_differences(self.scheduler_id, scheduler_id)
+            problems.append("scheduler settings differ (inversion vs now): " + "; ".join(diffs))
+        if num_inference_steps != self.num_inference_steps:
+            problems.append(
+                f"num_inference_steps {num_inference_steps} != {self.num_inference_steps} of the inversion"
+            )
+        if (
+            guidance_scale is not None
+            and self.method == "null-text"
+            and not math.isclose(guidance_scale, self.guidance_scale, rel_tol=1e-6)
+        ):
+            problems.append(
+                f"guidance_scale {guidance_scale} != {self.guidance_scale} the {self.method} data is for"
+            )
+        if problems:
+            raise ArtifactError("inversion is not compatible: " + "; ".join(problems))
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {
+            "latent_T": self.latent_T.detach().float().cpu().contiguous(),
+            "z0": self.z0.detach().float().cpu().contiguous(),
+            "original_png": _png_bytes(self.original),
+        }
+        if self.uncond_embeddings is not None:
+            tensors["uncond_embeddings"] = self.uncond_embeddings.detach().float().cpu().contiguous()
+        if self.pivots is not None:
+            tensors["pivots"] = self.pivots.detach().float().cpu().contiguous()
+        return tensors
+
+    def _metadata(self) -> dict[str, str]:
+        height, width = self.original.shape[:2]
+        return {
+            "format": FORMAT,
+            "format_version": str(FORMAT_VERSION),
+            "prompt": self.prompt,
+            "method": self.method,
+            "num_inference_steps": str(self.num_inference_steps),
+            "guidance_scale": repr(float(self.guidance_scale)),
+            "size": json.dumps(list(self.size)),
+            "box": json.dumps(list(self.box)),
+            "vae_scale_factor": str(self.vae_scale_factor),
+            "original_size": json.dumps([width, height]),
+            "image_sha256": self.image_sha256,
+            "model_id": self.model_id,
+            "scheduler_id": self.scheduler_id,
+            "source": "" if self.source is None else self.source,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one self-contained safetensors file atomically (temp file, then rename); return its path."""
+        target = Path(os.fspath(path)).expanduser()
+        if target.is_dir():
+            raise ArtifactError(f"{target}: is a folder, not a file name")
+        if not target.parent.is_dir():
+            raise ArtifactError(f"{target}: the folder {target.parent} does not exist")
+        tensors = self._tensors()
+        metadata = self._metadata()
+        metadata["checksum"] = _checksum(metadata, tensors)
+        data = save_safetensors(tensors, metadata=metadata)
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644  # mkstemp's own is 0o600
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            os.chmod(tmp, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Inversion:
+        """Read and validate a file written by `save`; any problem raises ArtifactError naming it."""
+        source = Path(os.fspath(path)).expanduser()
+        name = str(source)
+        if not source.is_file():
+            raise ArtifactError(f"{name}: not a file" if source.exists() else f"{name}: file not found")
+        try:
+            with safe_open(source, framework="pt", device="cpu") as handle:
+                metadata = dict(handle.metadata() or {})
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        except Exception as exc:  # safetensors raises its own error types for broken headers
+            raise ArtifactError(f"{name}: not a safetensors file ({exc})") from exc
+        if metadata.get("format") != FORMAT:
+            raise ArtifactError(
+                f"{name}: not a p2p-real inversion (metadata 'format' is {metadata.get('format')!r})"
+            )
+        version = metadata.get("format_version")
+        if version != str(FORMAT_VERSION):
+            raise ArtifactError(
+                f"{name}: unknown format version {version!r} (this p2p-real reads version {FORMAT_VERSION})"
+            )
+        missing = [k for k in _META_KEYS if k not in metadata]
+        if missing:
+            raise ArtifactError(f"{name}: metadata lacks {', '.join(missing)}")
+        if _checksum(metadata, tensors) != metadata["checksum"]:
+            raise ArtifactError(f"{name}: checksum mismatch: the file was modified or is corrupt")
+        return cls._from_parts(metadata, tensors, name)
+
+    @classmethod
+    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], name: str) -> Inversion:
+        for key in ("latent_T", "z0", "original_png"):
+            if key not in tensors:
+                raise ArtifactError(f"{name}: tensor {key!r} is missing")
+        try:
+            fields: dict[str, Any] = {
+                "num_inference_steps": int(meta["num_inference_steps"]),
+                "guidance_scale": float(meta["guidance_scale"]),
+                "size": tuple(json.loads(meta["size"])),
+                "box": tuple(json.loads(meta["box"])),
+                "vae_scale_factor": int(meta["vae_scale_factor"]),
+            }
+            original_size = tuple(json.loads(meta["original_size"]))
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{name}: malformed metadata ({exc})") from exc
+        if len(fields["size"]) != 2 or len(fields["box"]) != 4:
+            raise ArtifactError(f"{name}: malformed metadata: size {fields['size']}, box {fields['box']}")
+        original = _png_pixels(tensors["original_png"], name)
+        if (original.shape[1], original.shape[0]) != original_size:
+            raise ArtifactError(f"{name}: the stored photo is not {original_size[0]}x{original_size[1]}")
+        if pixel_sha256(original) != meta["image_sha256"]:
+            raise ArtifactError(f"{name}: the stored photo does not match its sha256")
+        try:
+            return cls(
+                latent_T=tensors["latent_T"],
+                z0=tensors["z0"],
+                prompt=meta["prompt"],
+                method=meta["method"],
+                original=original,
+                image_sha256=meta["image_sha256"],
+                model_id=meta["model_id"],
+                scheduler_id=meta["scheduler_id"],
+                uncond_embeddings=tensors.get("uncond_embeddings"),
+                pivots=tensors.get("pivots"),
+                source=meta["source"] or None,
+                **fields,
+            )
+        except ArtifactError as exc:
+            raise ArtifactError(str(exc).replace("inversion:", f"{name}:", 1)) from exc

@@ -1,0 +1,103 @@
+"""Fingerprints of a model and a scheduler, so an inversion is only ever replayed on what produced it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+# Config keys that describe how a model was saved or loaded, not what it computes.
+_VOLATILE_KEYS = {"transformers_version", "torch_dtype", "dtype", "architectures", "name_or_path"}
+_WEIGHTS_PER_MODULE = 5  # tensors hashed per module, spread over its state dict
+_MAX_ELEMENTS = 1 << 20  # elements hashed per tensor (its first ones)
+
+SCHEDULER_KEYS = (
+    "prediction_type",
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "trained_betas",
+    "steps_offset",
+    "timestep_spacing",
+    "set_alpha_to_one",
+    "rescale_betas_zero_snr",
+)
+
+
+def _plain_config(config: Any) -> dict[str, Any]:
+    """A module's config as a plain dict, without bookkeeping keys (versions, dtype, paths)."""
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    return {
+        str(k): v
+        for k, v in dict(config).items()
+        if not str(k).startswith("_") and str(k) not in _VOLATILE_KEYS
+    }
+
+
+def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
+    """Feed a few tensors spread over the module's state dict, rounded to float16, into `digest`."""
+    state = module.state_dict()
+    names = list(state)
+    if not names:
+        return
+    picks = sorted(
+        {round(k * (len(names) - 1) / (_WEIGHTS_PER_MODULE - 1)) for k in range(_WEIGHTS_PER_MODULE)}
+    )
+    for index in picks:
+        name = names[index]
+        tensor = state[name].detach()
+        values = tensor.flatten()[:_MAX_ELEMENTS]
+        if values.is_floating_point():
+            values = values.to(device="cpu", dtype=torch.float16)  # the same for fp32 and fp16 loads
+        else:
+            values = values.to(device="cpu", dtype=torch.int64)
+        digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
+        digest.update(values.contiguous().numpy().tobytes())
+
+
+def model_fingerprint(
+    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None
+) -> str:
+    """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16).
+
+    It is the same for every load of one model, in float32 or float16, and differs between models.
+    """
+    digest = hashlib.sha256(b"p2p-real model v1\n")
+    for name, module in (("unet", unet), ("text_encoder", text_encoder), ("vae", vae)):
+        config = _plain_config(getattr(module, "config", {}))
+        digest.update(f"{name}:{json.dumps(config, sort_keys=True, default=str)}\n".encode())
+        _hash_weights(digest, module)
+    if tokenizer is not None:
+        digest.update(f"tokenizer:{len(tokenizer)}:{getattr(tokenizer, 'model_max_length', None)}\n".encode())
+    return digest.hexdigest()
+
+
+def pipeline_fingerprint(pipe: Any) -> str:
+    """model_fingerprint of a Stable Diffusion pipeline's parts."""
+    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None))
+
+
+def scheduler_fingerprint(scheduler: Any) -> str:
+    """The scheduler settings an inversion depends on, as canonical JSON (readable in error messages)."""
+    config: Mapping[str, Any] = scheduler.config if hasattr(scheduler, "config") else scheduler
+    values = {key: config.get(key) for key in SCHEDULER_KEYS}
+    if values["trained_betas"] is not None:
+        betas = json.dumps([float(b) for b in values["trained_betas"]])
+        values["trained_betas"] = hashlib.sha256(betas.encode()).hexdigest()
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def scheduler_differences(expected: str, actual: str) -> list[str]:
+    """Human-readable 'key: a != b' lines between two scheduler fingerprints."""
+    try:
+        a, b = json.loads(expected), json.loads(actual)
+    except (TypeError, ValueError):
+        return [f"{expected!r} != {actual!r}"]
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return [f"{expected!r} != {actual!r}"]
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

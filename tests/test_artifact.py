@@ -1,0 +1,243 @@
+"""The Inversion artifact: exact round trip, atomic save, an ArtifactError for every bad file or mismatch."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from inversion.artifact import ArtifactError, Inversion, _checksum
+from inversion.ddim import ddim_scheduler
+from inversion.fingerprint import model_fingerprint, pipeline_fingerprint, scheduler_fingerprint
+from inversion.image import load_image
+from inversion.invert import invert
+from tests.tiny_models import tiny_pipeline
+
+PROMPT = "a photo of a cat"
+STEPS = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def inversions(tiny_pipe) -> dict[str, Inversion]:
+    scheduler = ddim_scheduler(tiny_pipe.scheduler.config)
+    photo = np.ascontiguousarray(skimage.data.chelsea()[::6, ::6])
+    return {
+        method: invert(
+            tiny_pipe,
+            scheduler,
+            photo,
+            PROMPT,
+            method=method,
+            num_inference_steps=STEPS,
+            num_inner_steps=1,
+            progress=False,
+            size=(24, 16),
+        )
+        for method in ("ddim", "null-text", "negative-prompt", "direct")
+    }
+
+
+@pytest.fixture
+def saved(tmp_path, inversions):
+    return inversions["null-text"].save(tmp_path / "cat.inv.safetensors")
+
+
+def read(path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    with safe_open(path, framework="pt") as f:
+        return dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
+def rewrite(path, metadata: dict[str, str], tensors: dict[str, torch.Tensor], fix_checksum: bool) -> None:
+    """Write a variant of an artifact, with its checksum recomputed (a consistent but wrong file) or not."""
+    if fix_checksum:
+        metadata = {**metadata, "checksum": _checksum(metadata, tensors)}
+    save_file(tensors, path, metadata=metadata)
+
+
+@pytest.mark.parametrize("method", ["ddim", "null-text", "negative-prompt", "direct"])
+def test_round_trip_is_exact(tmp_path, inversions, method):
+    inv = inversions[method]
+    loaded = Inversion.load(inv.save(tmp_path / f"{method}.safetensors"))
+    for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
+        a, b = getattr(inv, name), getattr(loaded, name)
+        assert (a is None and b is None) or torch.equal(a, b), name
+    np.testing.assert_array_equal(loaded.original, inv.original)
+    for name in (
+        "prompt",
+        "method",
+        "num_inference_steps",
+        "guidance_scale",
+        "size",
+        "box",
+        "image_sha256",
+        "model_id",
+        "scheduler_id",
+        "vae_scale_factor",
+        "source",
+    ):
+        assert getattr(loaded, name) == getattr(inv, name), name
+
+
+def test_working_image_is_rebuilt_from_the_stored_photo(tmp_path, inversions):
+    inv = inversions["direct"]
+    loaded = Inversion.load(inv.save(tmp_path / "a.safetensors"))
+    expected = load_image(inv.original, size=inv.size).working
+    np.testing.assert_array_equal(loaded.working_image(), expected)
+    assert loaded.working_image().shape == (16, 24, 3)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, inversions, monkeypatch):
+    path = inversions["ddim"].save(tmp_path / "a.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        inversions["direct"].save(path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]
+
+
+def test_save_into_a_missing_folder_raises_and_writes_nothing(tmp_path, inversions):
+    with pytest.raises(ArtifactError, match="does not exist"):
+        inversions["ddim"].save(tmp_path / "nowhere" / "a.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_rejects_a_missing_file_or_a_folder(tmp_path):
+    with pytest.raises(ArtifactError, match="not found"):
+        Inversion.load(tmp_path / "absent.safetensors")
+    with pytest.raises(ArtifactError, match="not a file"):
+        Inversion.load(tmp_path)
+
+
+def test_load_rejects_files_that_are_not_safetensors(tmp_path, inversions):
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"latent_T": inversions["ddim"].latent_T}, pickled)  # never unpickled
+    text = tmp_path / "notes.safetensors"
+    text.write_text("hello")
+    for path in (pickled, text):
+        with pytest.raises(ArtifactError, match="not a safetensors file"):
+            Inversion.load(path)
+
+
+def test_load_rejects_safetensors_without_inversion_metadata(tmp_path):
+    path = tmp_path / "weights.safetensors"
+    save_file({"w": torch.zeros(2)}, path)
+    with pytest.raises(ArtifactError, match="not a p2p-real inversion"):
+        Inversion.load(path)
+
+
+def test_load_rejects_tampered_tensor_bytes(saved):
+    data = bytearray(saved.read_bytes())
+    data[-1] ^= 0xFF  # the last byte of the tensor data
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        Inversion.load(saved)
+
+
+def test_load_rejects_tampered_metadata(saved):
+    data = saved.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + header_len].replace(b"a photo of a cat", b"a photo of a dog")
+    assert len(header) == header_len
+    saved.write_bytes(data[:8] + header + data[8 + header_len :])
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        Inversion.load(saved)
+
+
+def test_load_rejects_an_unknown_format_version(saved):
+    metadata, tensors = read(saved)
+    rewrite(saved, {**metadata, "format_version": "99"}, tensors, fix_checksum=True)
+    with pytest.raises(ArtifactError, match="unknown format version '99'"):
+        Inversion.load(saved)
+
+
+def test_load_rejects_missing_metadata(saved):
+    metadata, tensors = read(saved)
+    del metadata["model_id"]
+    rewrite(saved, metadata, tensors, fix_checksum=True)
+    with pytest.raises(ArtifactError, match="lacks model_id"):
+        Inversion.load(saved)
+
+
+def test_load_rejects_shapes_inconsistent_with_the_steps(saved):
+    metadata, tensors = read(saved)
+    rewrite(saved, {**metadata, "num_inference_steps": str(STEPS + 1)}, tensors, fix_checksum=True)
+    with pytest.raises(ArtifactError, match=r"must be \(4, tokens, dim\) for 4 steps"):
+        Inversion.load(saved)
+
+
+def test_load_rejects_a_stored_photo_that_does_not_match_its_hash(saved):
+    metadata, tensors = read(saved)
+    rewrite(saved, {**metadata, "image_sha256": "0" * 64}, tensors, fix_checksum=True)
+    with pytest.raises(ArtifactError, match="does not match its sha256"):
+        Inversion.load(saved)
+
+
+def test_check_compatible_names_each_mismatch(tiny_pipe, tiny_vpred_pipe, inversions):
+    inv = inversions["null-text"]
+    model_id = pipeline_fingerprint(tiny_pipe)
+    scheduler_id = scheduler_fingerprint(ddim_scheduler(tiny_pipe.scheduler.config))
+    inv.check_compatible(model_id, scheduler_id, STEPS, 7.5)  # the model that made it: no error
+    with pytest.raises(ArtifactError, match="model fingerprint"):
+        inv.check_compatible(pipeline_fingerprint(tiny_pipeline(seed=1)), scheduler_id, STEPS)
+    vpred_id = scheduler_fingerprint(ddim_scheduler(tiny_vpred_pipe.scheduler.config))
+    with pytest.raises(ArtifactError, match="prediction_type: 'epsilon' != 'v_prediction'"):
+        inv.check_compatible(model_id, vpred_id, STEPS)
+    with pytest.raises(ArtifactError, match="num_inference_steps 50 != 3"):
+        inv.check_compatible(model_id, scheduler_id, 50)
+    with pytest.raises(ArtifactError, match=r"guidance_scale 5\.0 != 7\.5"):
+        inv.check_compatible(model_id, scheduler_id, STEPS, 5.0)
+    inversions["ddim"].check_compatible(model_id, scheduler_id, STEPS, 5.0)  # DDIM data is guidance-free
+
+
+def test_model_fingerprint_is_stable_across_loads_and_differs_between_models(tiny_pipe):
+    fresh = tiny_pipeline(seed=0)
+    assert pipeline_fingerprint(fresh) == pipeline_fingerprint(tiny_pipe)  # in memory vs saved + loaded
+    half_unet = copy.deepcopy(tiny_pipe.unet).half()
+    assert model_fingerprint(half_unet, tiny_pipe.text_encoder, tiny_pipe.vae, tiny_pipe.tokenizer) == (
+        pipeline_fingerprint(tiny_pipe)
+    )
+    assert pipeline_fingerprint(tiny_pipeline(seed=1)) != pipeline_fingerprint(tiny_pipe)
+
+
+def test_unconditional_embeddings_follow_the_method(inversions):
+    cond, empty = torch.ones(1, 77, 32), torch.zeros(1, 77, 32)
+    per_step = inversions["null-text"].unconditional(cond, empty)
+    assert isinstance(per_step, list) and len(per_step) == STEPS and per_step[0].shape == (1, 77, 32)
+    assert inversions["negative-prompt"].unconditional(cond, empty) is cond
+    assert inversions["ddim"].unconditional(cond, empty) is empty
+    assert inversions["direct"].unconditional(cond, empty) is empty
+    pivots = inversions["direct"].source_pivots(torch.zeros(1, dtype=torch.float64))
+    assert len(pivots) == STEPS and pivots[0].dtype == torch.float64 and pivots[0].shape == (1, 4, 8, 12)
+
+
+def test_metadata_is_plain_json_and_tensors_hold_the_photo_losslessly(saved, inversions):
+    metadata, tensors = read(saved)
+    assert json.loads(metadata["size"]) == [24, 16] and metadata["method"] == "null-text"
+    assert tensors["original_png"].dtype == torch.uint8 and set(tensors) >= {
+        "latent_T",
+        "z0",
+        "uncond_embeddings",
+    }

@@ -1,0 +1,136 @@
+"""Editing real photos with Editor.invert / reconstruct / edit (SPEC 3-4, ARCHITECTURE 3)."""
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from inversion.artifact import ArtifactError, Inversion
+from p2p_real import Editor
+
+STEPS = 5
+PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_pipe):
+    return Editor(tiny_pipe, num_inference_steps=STEPS)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return skimage.data.chelsea()[::2, ::2].copy()  # 150 x 226, not square
+
+
+@pytest.fixture(scope="module")
+def inversions(editor, photo):
+    return {
+        m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
+        for m in ("ddim", "null-text", "negative-prompt", "direct")
+    }
+
+
+def test_direct_inversion_keeps_the_source_row_on_the_pivot_trajectory(editor, inversions):
+    inv = inversions["direct"]
+    res = editor.edit(inv, TARGET, output_type="latent", progress=False)
+    assert torch.equal(res.images[0:1], inv.z0)
+    assert not torch.allclose(res.images[1:2], inv.z0)
+    assert editor.reconstruct(inv, progress=False).latent_error == 0.0
+
+
+def test_reconstruction_reports_psnr_ssim_and_the_vae_ceiling(editor, inversions, photo):
+    for method, inv in inversions.items():
+        rec = editor.reconstruct(inv, progress=False)
+        assert rec.image.size == rec.photo.size == inv.size, method
+        assert np.isfinite([rec.psnr, rec.ssim, rec.vae_psnr, rec.vae_ssim, rec.latent_error]).all()
+        assert "VAE ceiling" in rec.report()
+    direct = editor.reconstruct(inversions["direct"], progress=False)
+    assert direct.psnr == pytest.approx(direct.vae_psnr, abs=1e-4)  # exact latents: only the VAE's loss
+
+
+def test_edit_returns_rows_at_the_photos_own_resolution(editor, inversions, photo):
+    res = editor.edit(inversions["null-text"], [TARGET, "a photo of a lion sitting on a table"], progress=False)
+    assert len(res.images) == 3 and all(im.size == (photo.shape[1], photo.shape[0]) for im in res.images)
+    assert len(res.masks) == 2 and res.masks[0].size == res.images[0].size
+    assert res.attention.maps.shape[0] == 3
+
+
+def test_blend_back_leaves_pixels_outside_the_mask_byte_identical(editor, inversions, photo):
+    res = editor.edit(inversions["negative-prompt"], TARGET, blend_words=(["cat"], ["dog"]), blend_threshold=0.6,
+                      progress=False)
+    edited, mask = np.asarray(res.images[1]), np.asarray(res.masks[0])
+    outside = mask == 0
+    assert 0.05 < outside.mean() < 0.95
+    assert np.array_equal(edited[outside], photo[outside])
+    assert not np.array_equal(edited[~outside], photo[~outside])
+
+
+def test_user_mask_confines_the_edit_to_it(editor, inversions, photo):
+    h, w = photo.shape[:2]
+    user = np.zeros((h, w), np.uint8)
+    user[:, : w // 2] = 255  # edit the left half only
+    res = editor.edit(inversions["ddim"], TARGET, mask=Image.fromarray(user), progress=False)
+    edited = np.asarray(res.images[1])
+    right = slice(int(w * 0.75), None)  # beyond the feathered border
+    assert np.array_equal(edited[:, right], photo[:, right])
+    assert not np.array_equal(edited[:, : w // 4], photo[:, : w // 4])
+
+
+def test_a_user_mask_can_intersect_the_attention_mask(editor, inversions, photo):
+    h, w = photo.shape[:2]
+    user = np.zeros((h, w), np.uint8)
+    user[:, : w // 2] = 255
+    both = editor.edit(inversions["ddim"], TARGET, blend_words=(["cat"], ["dog"]), mask=user, mask_mode="intersect",
+                       progress=False)
+    attention_only = editor.edit(inversions["ddim"], TARGET, blend_words=(["cat"], ["dog"]), progress=False)
+    m_both, m_att = np.asarray(both.masks[0]) > 0, np.asarray(attention_only.masks[0]) > 0
+    assert m_both.sum() < m_att.sum()
+    assert not m_both[:, int(w * 0.75) :].any()
+
+
+def test_a_saved_and_loaded_inversion_edits_the_same(editor, inversions, tmp_path):
+    inv = inversions["null-text"]
+    loaded = Inversion.load(inv.save(tmp_path / "photo.inv.safetensors"))
+    a = editor.edit(inv, TARGET, output_type="np", progress=False).images
+    b = editor.edit(loaded, TARGET, output_type="np", progress=False).images
+    assert np.array_equal(a, b)
+
+
+def test_an_inversion_of_another_model_is_rejected(tiny_vpred_pipe, inversions):
+    other = Editor(tiny_vpred_pipe, num_inference_steps=STEPS)
+    with pytest.raises(ArtifactError, match="prediction_type"):
+        other.edit(inversions["ddim"], TARGET, progress=False)
+    fewer = Editor(inversions["ddim"] and other.pipe, num_inference_steps=STEPS + 1)
+    with pytest.raises(ArtifactError, match="not compatible"):
+        fewer.reconstruct(inversions["ddim"], progress=False)
+
+
+def test_v_prediction_models_invert_reconstruct_and_edit(tiny_vpred_pipe, photo):
+    editor = Editor(tiny_vpred_pipe, num_inference_steps=STEPS)
+    inv = editor.invert(photo, PROMPT, method="null-text", num_inner_steps=2, progress=False)
+    rec = editor.reconstruct(inv, progress=False)
+    assert np.isfinite([rec.psnr, rec.latent_error]).all()
+    res = editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), output_type="np", progress=False)
+    assert np.isfinite(res.images).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"targets": []}, "non-empty list"),
+        ({"blend_words": (["dog"], ["dog"])}, "'dog' is not in prompt"),
+        ({"mask": "/nonexistent/mask.png"}, "mask file not found"),
+        ({"mask_mode": "union", "blend_words": (["cat"], ["dog"])}, "mask_mode"),
+        ({"output_type": "jpeg"}, "output_type"),
+    ],
+)
+def test_bad_edit_arguments_raise_errors_naming_them(editor, inversions, kwargs, match):
+    kwargs = {"targets": TARGET, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        editor.edit(inversions["ddim"], **kwargs)
+
+
+def test_edit_needs_an_inversion(editor):
+    with pytest.raises(ValueError, match="expected an Inversion"):
+        editor.edit("photo.jpg", TARGET)
