@@ -9,7 +9,8 @@ import torch
 from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
-from inversion.ddim import ddim_inverse_step, guided_noise
+from inversion.ddim import ddim_inverse_step
+from inversion.graphed_unet import UNetCalls
 
 
 @dataclass
@@ -45,6 +46,7 @@ def ddim_invert(
     *,
     progress: bool = True,
     callback: StepCallback | None = None,
+    unet_calls: UNetCalls | None = None,
 ) -> list[torch.Tensor]:
     """The pivot trajectory [z*_0, ..., z*_T] (float32) of z0 under the source embedding `cond` (1, 77, D).
 
@@ -55,9 +57,10 @@ def ddim_invert(
     dtype = unet.dtype
     cond = cond.to(device=z0.device, dtype=dtype)
     latents = z0.float()
+    calls = unet_calls if unet_calls is not None else UNetCalls(unet, scheduler, latents, cond, graphs=False)
     trajectory = [latents]
     for k, t in enumerate(tqdm(timesteps.flip(0), desc="DDIM inversion", disable=not progress, leave=False)):
-        out = guided_noise(unet, scheduler, latents.to(dtype), t, cond, None, 1.0).float()
+        out = calls(latents, t, cond)
         latents = ddim_inverse_step(scheduler, out, t, latents)
         trajectory.append(latents)
         if callback is not None:

@@ -11,6 +11,7 @@ from diffusers import DDIMScheduler
 from inversion.artifact import METHODS, Inversion
 from inversion.ddim_inversion import StepCallback, ddim_invert
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
+from inversion.graphed_unet import UNetCalls
 from inversion.image import Source, load_image
 from inversion.null_text import LR, null_text_optimize
 from inversion.vae import encode_image, vae_scale_factor
@@ -65,6 +66,7 @@ def invert(
     *,
     learning_rate: float = LR,
     callback: StepCallback | None = None,
+    cuda_graphs: bool = True,
 ) -> Inversion:
     """Invert a photo (path, PIL image or array) under its caption with DDIM and the chosen method.
 
@@ -73,6 +75,7 @@ def invert(
     follows exactly while editing). The working size
     keeps the photo's aspect ratio with about (sample_size * vae factor)^2 pixels unless `size` or
     `square` say otherwise. `scheduler` is the DDIM scheduler sampling will use; its timesteps are set.
+    On a GPU the UNet passes replay from CUDA graphs (`cuda_graphs=False` runs them one kernel at a time).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -97,13 +100,14 @@ def invert(
     z0 = encode_image(pipe.vae, loaded.pixels.to(device))
     cond, uncond = prompt_embeddings(pipe, prompt)
     scheduler.set_timesteps(num_inference_steps, device=device)
-    trajectory = ddim_invert(pipe.unet, scheduler, z0, cond, progress=progress, callback=callback)
+    calls = UNetCalls(pipe.unet, scheduler, z0, cond, graphs=cuda_graphs)
+    trajectory = ddim_invert(pipe.unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
 
     uncond_embeddings = pivots = None
     if method == "null-text":
         phis = null_text_optimize(
             pipe.unet, scheduler, trajectory, cond, uncond, float(guidance_scale), num_inner_steps, epsilon,
-            learning_rate=learning_rate, progress=progress, callback=callback,
+            learning_rate=learning_rate, progress=progress, callback=callback, unet_calls=calls,
         )
         uncond_embeddings = torch.cat(phis).cpu()
     elif method == "direct":  # z*_{T-1}, ..., z*_0: where the source row is after each sampling step

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
-from inversion.ddim import ddim_step, predict_noise
+from inversion.ddim import ddim_step
 from inversion.ddim_inversion import InversionStep, StepCallback
+from inversion.graphed_unet import UNetCalls
 
 LR = 1e-2  # Adam learning rate at step 0; it decays by 1% per step index
 LR_FLOOR = 0.1  # the decay stops at 10% of LR (only reached beyond 90 steps)
@@ -37,14 +38,6 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _model_output(
-    unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor
-) -> torch.Tensor:
-    """One UNet pass (no guidance) in the UNet's dtype, returned in float32; differentiable w.r.t. `emb`."""
-    dtype = unet.dtype
-    return predict_noise(unet, scheduler, latents.to(dtype), t, emb.to(dtype), 1.0).float()
-
-
 def null_text_optimize(
     unet: torch.nn.Module,
     scheduler: DDIMScheduler,
@@ -58,6 +51,7 @@ def null_text_optimize(
     learning_rate: float = LR,
     progress: bool = True,
     callback: StepCallback | None = None,
+    unet_calls: UNetCalls | None = None,
 ) -> list[torch.Tensor]:
     """Per-step unconditional embeddings phi_T..phi_1 (each (1, 77, D), float32) in sampling order.
 
@@ -66,6 +60,7 @@ def null_text_optimize(
     `num_inner_steps` Adam steps minimise MSE(z*_{t-1}, DDIM step of z_t with CFG(phi_t, cond)); the
     loop stops early once the loss is below epsilon + 2e-5 * step index. z_t then advances with the
     final phi_t. Only phi is differentiated; the conditional model output is computed once per step.
+    `unet_calls` (CUDA graphs on a GPU) defaults to plain UNet passes.
     """
     timesteps = scheduler.timesteps
     n_steps = len(timesteps)
@@ -79,20 +74,21 @@ def null_text_optimize(
     cond = cond.detach().to(device).clone()
     phi = uncond.detach().to(device=device, dtype=torch.float32).clone()
     latents = trajectory[-1].detach().float().clone()
+    calls = unet_calls if unet_calls is not None else UNetCalls(unet, scheduler, latents, phi, graphs=False)
     embeddings: list[torch.Tensor] = []
     bar = tqdm(timesteps, desc="null-text inversion", disable=not progress, leave=False)
     with frozen(unet), torch.enable_grad():
         for i, t in enumerate(bar):
             target = trajectory[n_steps - i - 1].detach().float()
             with torch.no_grad():
-                out_cond = _model_output(unet, scheduler, latents, t, cond)
+                out_cond = calls(latents, t, cond)
             phi = phi.detach().requires_grad_(True)
             optimizer = torch.optim.Adam([phi], lr=step_learning_rate(i, learning_rate))
             threshold = epsilon + EPSILON_SLACK * i
             stepped = None  # the DDIM step with the current phi, when the loop ends on an early stop
             loss_value = float("nan")
             for _ in range(num_inner_steps):
-                out_uncond = _model_output(unet, scheduler, latents, t, phi)
+                out_uncond = calls.with_grad(latents, t, phi)
                 guided = out_uncond + guidance_scale * (out_cond - out_uncond)
                 prediction = ddim_step(scheduler, guided, t, latents)
                 loss = F.mse_loss(prediction, target)
@@ -107,7 +103,7 @@ def null_text_optimize(
             phi = phi.detach()
             if stepped is None:
                 with torch.no_grad():
-                    out_uncond = _model_output(unet, scheduler, latents, t, phi)
+                    out_uncond = calls(latents, t, phi)
                     stepped = ddim_step(
                         scheduler, out_uncond + guidance_scale * (out_cond - out_uncond), t, latents
                     )

@@ -1,0 +1,419 @@
+"""The `p2p-real` command, run as users run it: the installed console script in a subprocess, offline,
+against the tiny model saved to a folder. Independent commands run concurrently to keep the suite fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import cli
+
+BIN = Path(sys.executable).parent
+SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
+TIMEOUT = 300
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """Offline, with an empty Hugging Face cache, one thread per process (several run at once)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ACCELERATE_"))}
+    return {**env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(args: list[str], cwd: Path, home: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*(prefix or SCRIPT), *args], cwd=cwd, env=cli_env(home), capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def draw_photo(path: Path, size=(56, 40), sun=(230, 180, 60)) -> Path:
+    """A small non-square 'photo' (56x40 is not a multiple of the working size)."""
+    img = Image.new("RGB", size, (90, 140, 200))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, size[1] * 2 // 3, size[0], size[1]], fill=(120, 100, 80))
+    draw.ellipse([size[0] // 3, size[1] // 5, size[0] * 2 // 3, size[1] * 3 // 4], fill=sun)
+    img.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, tiny_model_dir):
+    """A workspace: photos, a mask, the model folder and an empty HF cache."""
+    root = tmp_path_factory.mktemp("cli")
+    draw_photo(root / "photo.png")
+    draw_photo(root / "photo2.png", sun=(200, 60, 60))
+    mask = Image.new("L", (56, 40), 0)
+    ImageDraw.Draw(mask).rectangle([16, 6, 40, 32], fill=255)
+    mask.save(root / "mask.png")
+    (root / "home").mkdir()
+    return {"root": root, "model": str(tiny_model_dir), "home": root / "home"}
+
+
+@pytest.fixture(scope="module")
+def runs(ws):
+    """Every command once through the console script. Independent chains run concurrently; within a chain a
+    command consumes the previous one's output (the edit reproduced from its sidecar, the inversion
+    reconstructed)."""
+    root, model, home = ws["root"], ws["model"], ws["home"]
+    common = ["--steps", "3", "--model", model]
+    edit = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "-t", "a cat on a red wall",
+            "--blend", "cat:dog,cat", "--reweight", "red=2", "--method", "ddim", *common, "--out", "out/edit"]
+    invert = ["invert", "photo.png", "-p", "a cat on a wall", "--method", "negative-prompt", *common,
+              "-o", "out/inv/photo.inv.safetensors", "-q"]
+
+    def edit_then_reproduce() -> dict:
+        first = run_cli(edit, root, home)
+        if first.returncode != 0:
+            return {"edit": first}
+        argv = json.loads((root / "out/edit/photo.json").read_text())["argv"]
+        return {"edit": first, "reproduce": run_cli([*argv, "--out", "out/edit-again", "-q"], root, home)}
+
+    def invert_then_reconstruct() -> dict:
+        first = run_cli(invert, root, home)
+        second = ["reconstruct", "out/inv/photo.inv.safetensors", "--model", model, "--out", "out/rec", "-q"]
+        return {"invert": first, "reconstruct": run_cli(second, root, home)}
+
+    def single(name: str, args: list[str]) -> Callable[[], dict]:
+        return lambda: {name: run_cli(args, root, home)}
+
+    chains = [
+        edit_then_reproduce,
+        invert_then_reconstruct,
+        single("generate", ["generate", "a cat on a wall", "a dog on a wall", "--blend", "cat:dog", "--size", "64x48",
+                            "--seed", "7", *common, "--out", "out/gen", "-q"]),
+        single("attention", ["attention", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", *common,
+                             "--out", "out/att", "-q"]),
+        single("env", ["env", "--json"]),
+    ]
+    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+        results: dict = {}
+        for future in [pool.submit(chain) for chain in chains]:
+            results.update(future.result())
+    return results
+
+
+def png_parameters(path: Path) -> dict:
+    with Image.open(path) as img:
+        return json.loads(img.text["parameters"])
+
+
+# --- help, version, defaults -------------------------------------------------------------------------------------
+
+
+def test_help_answers_without_importing_torch():
+    code = (
+        "import sys, cli\n"
+        "for argv in (['--help'], *([c.name, '--help'] for c in cli.COMMANDS)):\n"
+        "    try:\n        cli.main(argv)\n    except SystemExit as e:\n        assert e.code == 0, argv\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'p2p_real', 'numpy') if m in sys.modules))"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert time.perf_counter() - start < 5
+    result = subprocess.run([*SCRIPT, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("edit", "invert", "reconstruct", "attention", "generate", "batch", "env"):
+        assert command in result.stdout
+
+
+def test_version_and_default_model_match_the_library():
+    import p2p_real
+
+    assert cli.DEFAULT_MODEL == p2p_real.DEFAULT_MODEL
+    result = subprocess.run([*SCRIPT, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"p2p-real {p2p_real.__version__}"
+
+
+# --- option syntax -----------------------------------------------------------------------------------------------
+
+
+def test_blend_syntax_gives_source_and_target_words_per_row():
+    assert cli.blend_pair("cat:dog") == ("cat", ("dog",))
+    assert cli.blend_pair("cat") == ("cat", ("cat",))
+    assert cli.blend_pair("red car:blue truck") == ("red car", ("blue truck",))
+    options = cli.EditOptions(blend=[cli.blend_pair("cat:dog,lion"), cli.blend_pair("hat:")])
+    assert options.rows(options.blend, 2) == [["cat", "hat"], ["dog"], ["lion"]]
+
+
+def test_windows_and_reweights_map_to_the_api():
+    options = cli.EditOptions(
+        cross_replace=[cli.window_entry("0.1:0.7"), cli.window_entry("dog=0.4")],
+        reweight=[cli.reweight_entry("fluffy=2"), cli.reweight_entry("big=1.5,0.5")],
+    )
+    kwargs = options.api_kwargs(2)
+    assert kwargs["cross_replace_steps"] == {"default_": (0.1, 0.7), "dog": 0.4}
+    assert kwargs["equalizer"] == {"fluffy": 2.0, "big": [1.5, 0.5]}
+    assert kwargs["blend_words"] is None
+    parsed = cli.build_parser().parse_args(["generate", "a", *options.argv()])
+    assert cli.edit_options(parsed, 2) == options  # argv() spells the options back exactly
+
+
+def test_plan_keeps_a_photos_edits_together_and_balances_processes():
+    jobs = [cli.BatchJob("", photo, f"e{i}", None, {}) for photo, n in (("a", 3), ("b", 2), ("c", 2)) for i in range(n)]
+    owner = cli.plan(jobs, 2)
+    assert owner == {"a": 0, "b": 1, "c": 1}
+    assert cli.plan(jobs, 1) == {"a": 0, "b": 0, "c": 0}
+
+
+# --- the commands ------------------------------------------------------------------------------------------------
+
+
+def test_edit_writes_edits_at_photo_resolution_masks_grid_and_parameters(runs, ws):
+    ok(runs["edit"])
+    out = ws["root"] / "out/edit"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["photo.0.png", "photo.1.mask.png", "photo.1.png", "photo.2.mask.png", "photo.2.png",
+                     "photo.grid.png", "photo.inv.safetensors", "photo.json"]
+    for k in range(3):
+        assert Image.open(out / f"photo.{k}.png").size == (56, 40)
+    assert Image.open(out / "photo.1.mask.png").size == (56, 40)
+    sidecar = json.loads((out / "photo.json").read_text())
+    assert sidecar["parameters"]["targets"] == ["a dog on a wall", "a cat on a red wall"]
+    assert sidecar["parameters"]["blend"] == ["cat:dog,cat"] and sidecar["parameters"]["reweight"] == {"red": [2.0]}
+    assert sidecar["parameters"]["photo"] == "photo.png" and "/" not in json.dumps(sidecar["parameters"]["photo"])
+    assert png_parameters(out / "photo.1.png") == sidecar["parameters"]
+    with Image.open(out / "photo.2.png") as img:
+        assert img.text["prompt"] == "a cat on a red wall" and img.text["source_prompt"] == "a cat on a wall"
+    assert sidecar["outputs"]["images"] == ["photo.0.png", "photo.1.png", "photo.2.png"]
+    assert "wrote out/edit/photo.json" in runs["edit"].stdout
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
+    ok(runs["edit"])
+    ok(runs["reproduce"])  # the sidecar's argv, run again into another folder
+    first, again = ws["root"] / "out/edit", ws["root"] / "out/edit-again"
+    for name in ("photo.0.png", "photo.1.png", "photo.2.png", "photo.1.mask.png", "photo.2.mask.png",
+                 "photo.grid.png"):
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    from inversion.artifact import Inversion
+
+    a, b = Inversion.load(first / "photo.inv.safetensors"), Inversion.load(again / "photo.inv.safetensors")
+    assert a.latent_T.equal(b.latent_T) and a.z0.equal(b.z0)
+
+
+def test_invert_saves_the_artifact_and_prints_the_reconstruction_report(runs, ws):
+    ok(runs["invert"])
+    from inversion.artifact import Inversion
+
+    inv = Inversion.load(ws["root"] / "out/inv/photo.inv.safetensors")
+    assert inv.prompt == "a cat on a wall" and inv.method == "negative-prompt" and inv.num_inference_steps == 3
+    assert "PSNR" in runs["invert"].stdout and "VAE ceiling" in runs["invert"].stdout
+    assert runs["invert"].stderr == ""  # --quiet: no bars, no status lines
+
+
+def test_reconstruct_of_a_saved_inversion_writes_report_and_side_by_side(runs, ws):
+    ok(runs["reconstruct"])
+    out = ws["root"] / "out/rec"
+    assert sorted(p.name for p in out.iterdir()) == ["photo.recon.grid.png", "photo.recon.json", "photo.recon.png"]
+    report = json.loads((out / "photo.recon.json").read_text())
+    assert set(report["metrics"]) == {"psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim"}
+    assert f"PSNR            {report['metrics']['psnr']:.2f} dB" in runs["reconstruct"].stdout
+    grid = Image.open(out / "photo.recon.grid.png")
+    assert grid.width > 3 * grid.height // 2  # three images side by side
+
+
+def test_attention_writes_per_word_heat_maps(runs, ws):
+    ok(runs["attention"])
+    out = ws["root"] / "out/att"
+    meta = json.loads((out / "photo.attention.json").read_text())
+    assert meta["words"] == [["a", "cat", "on", "a", "wall"], ["a", "dog", "on", "a", "wall"]]
+    maps = np.load(out / "photo.attention.npz")
+    assert "row0_01_cat" in maps and "row1_01_dog" in maps and maps["row0_01_cat"].ndim == 2
+    assert meta["parameters"]["method"] == "negative-prompt"  # the fast default for a photo
+    grid = Image.open(out / "photo.attention.png")
+    assert grid.width > 2 * grid.height  # rows of six cells: the image and one map per word
+
+
+def test_generate_writes_source_edit_mask_and_grid_from_a_seed(runs, ws):
+    ok(runs["generate"])
+    out = ws["root"] / "out/gen"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a-cat-on-a-wall.0.png", "a-cat-on-a-wall.1.mask.png", "a-cat-on-a-wall.1.png",
+        "a-cat-on-a-wall.grid.png", "a-cat-on-a-wall.json"]
+    assert Image.open(out / "a-cat-on-a-wall.1.png").size == (64, 48)
+    assert png_parameters(out / "a-cat-on-a-wall.0.png")["seed"] == 7
+
+
+def test_generate_is_deterministic_in_process(ws, tmp_path, capsys):
+    argv = ["generate", "a cat on a wall", "a dog on a wall", "--steps", "2", "--size", "32x32", "--model",
+            ws["model"], "-q"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main([*argv, "--out", str(tmp_path / "b")]) == 0
+    for k in (0, 1):
+        name = f"a-cat-on-a-wall.{k}.png"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_env_reports_versions_device_and_cache(runs, ws):
+    report = json.loads(ok(runs["env"]).stdout)
+    assert report["device (auto)"] == "cpu" and report["dtype (auto)"] == "float32"
+    assert report["model cache"].startswith(str(ws["home"]))
+    assert report["default model"] == cli.DEFAULT_MODEL and report["default model cached"] == "no"
+    assert report["offline"] == "yes" and report["torch"] != "not installed"
+
+
+def test_env_picks_the_device_and_dtype_load_pipeline_picks():
+    from p2p_real.loading import resolve_device, resolve_dtype
+
+    device = resolve_device("auto")
+    assert cli.auto_device() == (device.type, str(resolve_dtype("auto", device)).removeprefix("torch."))
+
+
+def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys):
+    ok(runs["invert"])
+    root = ws["root"]
+    argv = ["edit", str(root / "photo.png"), "--inversion", str(root / "out/inv/photo.inv.safetensors"),
+            "-t", "a dog on a wall", "--blend", "cat:dog",
+            "--mask", str(root / "mask.png"), "--mask-mode", "intersect", "--model", ws["model"],
+            "--out", str(root / "out/mask"), "-q"]
+    assert cli.main(argv) == 0
+    out = root / "out/mask"
+    assert not (out / "photo.inv.safetensors").exists()  # the inversion was reused, not written again
+    mask = np.asarray(Image.open(out / "photo.1.mask.png"))
+    assert mask.shape == (40, 56) and mask[:, :8].max() == 0  # intersected with the user's rectangle
+    edit, photo = np.asarray(Image.open(out / "photo.1.png")), np.asarray(Image.open(root / "photo.png"))
+    assert (edit[:, :8] == photo[:, :8]).all()  # outside the mask the pixels are the photo's own
+    sidecar = json.loads((out / "photo.json").read_text())
+    assert sidecar["parameters"]["inversion"] == "photo.inv.safetensors"
+    assert sidecar["parameters"]["mask_mode"] == "intersect"
+    assert cli.main(argv) == 1  # the outputs exist now
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite"]) == 0
+
+
+def test_edit_reuses_the_inversion_invert_left_in_the_folder(runs, ws, capsys):
+    ok(runs["invert"])
+    root = ws["root"]
+    out = root / "out/reuse"
+    out.mkdir()
+    saved = out / "photo.inv.safetensors"
+    saved.write_bytes((root / "out/inv/photo.inv.safetensors").read_bytes())
+    stamp = saved.stat().st_mtime_ns
+    argv = ["edit", str(root / "photo.png"), "-p", "a cat on a wall", "-t", "a dog on a wall", "--method",
+            "negative-prompt", "--model", ws["model"], "--out", str(out)]
+    assert cli.main([*argv, "--steps", "3"]) == 0
+    assert f"reused {saved}" in capsys.readouterr().out
+    assert saved.stat().st_mtime_ns == stamp and (out / "photo.1.png").exists()
+    for path in out.iterdir():
+        if path != saved:
+            path.unlink()
+    assert cli.main([*argv, "--steps", "2"]) == 1  # made with 3 steps: not reused, not replaced
+    assert "exists but does not fit" in capsys.readouterr().err
+    assert sorted(out.iterdir()) == [saved]
+    assert cli.main([*argv, "--steps", "2", "--overwrite"]) == 0
+    assert saved.stat().st_mtime_ns != stamp
+
+
+# --- batch -------------------------------------------------------------------------------------------------------
+
+
+def write_recipe(root: Path, model: str) -> Path:
+    recipe = {
+        "model": model, "out": "batch-out", "defaults": {"method": "ddim", "steps": 4},
+        "photos": [
+            {"photo": "photo.png", "prompt": "a cat on a wall", "name": "first",
+             "edits": [{"target": "a dog on a wall", "blend": "cat:dog"}]},
+            {"photo": "photo2.png", "prompt": "a cat on a wall", "name": "second",
+             "edits": [{"target": "a cat on a green wall", "reweight": {"green": 2}, "name": "green"}]},
+        ],
+        "edits": [{"target": "{prompt} in the sky", "cross_replace": {"default_": 0.6, "sky": [0.0, 0.4]}}],
+    }
+    path = root / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accelerate_prefix() -> list[str] | None:
+    """`accelerate launch` on two processes (on CPU-only machines --multi_gpu is the multi-process launcher)."""
+    launcher = BIN / "accelerate"
+    if not launcher.exists() or not (BIN / "p2p-real").exists():
+        return None
+    return [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+            str(BIN / "p2p-real")]
+
+
+def test_batch_resumes_after_an_interruption_and_splits_across_processes(ws):
+    root = ws["root"]
+    recipe = write_recipe(root, ws["model"])
+    out = root / "batch-out"
+    sidecars = [out / "first/01-a-dog-on-a-wall.json", out / "first/02-a-cat-on-a-wall-in-the-sky.json",
+                out / "second/green.json", out / "second/02-a-cat-on-a-wall-in-the-sky.json"]
+    proc = subprocess.Popen([*SCRIPT, "batch", str(recipe), "-q"], cwd=root, env=cli_env(ws["home"]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while not any(p.exists() for p in sidecars) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    done_first = [p for p in sidecars if p.exists()]
+    assert done_first, stderr
+    if proc.returncode != 0:  # interrupted mid-way, as intended
+        assert proc.returncode == 130 and "interrupted" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not list(out.rglob(".*.tmp"))  # no partial files
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    prefix = accelerate_prefix()
+    resumed = ok(run_cli(["batch", str(recipe), "-q"], root, ws["home"], prefix))
+    assert all(p.exists() for p in sidecars)
+    for path, stamp in stamps.items():  # finished work is not redone, cached inversions are reused
+        assert path.stat().st_mtime_ns == stamp, path
+    summary = resumed.stdout
+    assert f"{4 - len(done_first)} done, {len(done_first)} skipped" in summary
+    rows = [line.split()[:3] for line in summary.splitlines()]
+    for p in sidecars:  # every job once in the table
+        status = "skipped" if p in done_first else "done"
+        assert rows.count([p.parent.name, p.stem, status]) == 1, summary
+    processes = {json.loads(p.read_text())["process"] for p in sidecars if p not in done_first}
+    remaining_photos = {p.parent.name for p in sidecars if p not in done_first}
+    if prefix and len(remaining_photos) == 2:
+        assert processes == {0, 1}  # both processes worked, each output written by one of them
+    assert len(list(out.glob("inversions/*.inv.safetensors"))) == 2
+
+    again = ok(run_cli(["batch", str(recipe)], root, ws["home"], [sys.executable, "-X", "importtime", "-m", "cli"]))
+    assert "0 done, 4 skipped" in again.stdout
+    assert "torch" not in {line.split("|")[-1].strip() for line in again.stderr.splitlines()}  # nothing loaded
+
+
+def test_batch_yaml_recipe_with_shared_edits_dry_run(ws, tmp_path, capsys):
+    pytest.importorskip("yaml")
+    (tmp_path / "photo.png").write_bytes((ws["root"] / "photo.png").read_bytes())
+    (tmp_path / "recipe.yaml").write_text(
+        "out: results\n"
+        "photos:\n"
+        "  - photo: photo.png\n"
+        "    prompt: a cat on a wall\n"
+        "    edits:\n"
+        "      - {target: a dog on a wall, blend: {cat: dog}, cross_replace: [0.1, 0.8]}\n"
+        "edits:\n"
+        "  - target: '{prompt} in the sky'\n"
+        "    name: sky\n"
+    )
+    assert cli.main(["batch", str(tmp_path / "recipe.yaml"), "--dry-run", "--model", ws["model"]]) == 0
+    table = capsys.readouterr().out
+    assert "photo  01-a-dog-on-a-wall  to do" in table and "photo  sky" in table
+    assert not (tmp_path / "results").exists()
