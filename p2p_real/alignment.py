@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,23 @@ def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str) 
                 found.extend(range(i, end))
     if not found:
         raise PromptError(f"word {word!r} is not in prompt {tokens.prompt!r}")
+    return found
+
+
+def target_word_indices(
+    tokenizer: PreTrainedTokenizerBase, targets: Sequence[Tokens], word: str, what: str
+) -> list[tuple[int, list[int]]]:
+    """(target row, token positions) of `word` in each target prompt that has it; an error naming the
+    word and the prompts (`what` names the option) if none has it."""
+    found = []
+    for j, tokens in enumerate(targets):
+        try:
+            found.append((j, word_indices(tokenizer, tokens, word)))
+        except PromptError:
+            continue
+    if not found:
+        prompts = ", ".join(repr(t.prompt) for t in targets)
+        raise PromptError(f"{what} word {word!r} is in no target prompt ({prompts})")
     return found
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from p2p_real.alignment import PromptError, Tokens, choose_edit, token_map, word_indices
+from p2p_real.alignment import PromptError, Tokens, choose_edit, target_word_indices, token_map
 from p2p_real.store import AttentionStore
 from p2p_real.windows import CrossWindow, Window, cross_alphas, step_range
 
@@ -60,17 +60,8 @@ def reweight_factors(
     scale = torch.ones(len(targets), targets[0].max_length)
     for word, value in (equalizer or {}).items():
         values = _equalizer_values(word, value, len(targets))
-        present = False
-        for j, tokens in enumerate(targets):
-            try:
-                idx = word_indices(tokenizer, tokens, word)
-            except PromptError:
-                continue
-            present = True
+        for j, idx in target_word_indices(tokenizer, targets, word, "equalizer"):
             scale[j, idx] = values[j]
-        if not present:
-            prompts = ", ".join(repr(t.prompt) for t in targets)
-            raise PromptError(f"equalizer word {word!r} is in no target prompt ({prompts})")
     return scale
 
 

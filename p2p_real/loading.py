@@ -30,6 +30,13 @@ _DTYPES = {
 _DTYPE_KW = "dtype" if hasattr(diffusers.utils.deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
+def _reason(exc: BaseException) -> str:
+    """The first sentence of a library error, without its advice to read a traceback."""
+    text = " ".join(str(exc).split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 class ModelLoadError(ValueError):
     """The model could not be found or loaded; the message says what to point `model` at instead."""
 
@@ -82,7 +89,7 @@ def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
             path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {exc}") from exc
+        raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {_reason(exc)}") from exc
 
 
 def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
@@ -92,7 +99,7 @@ def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         )
     except Exception as exc:  # from_single_file raises many kinds; all mean the same to the user
         raise ModelLoadError(
-            f"could not load the checkpoint {str(path)!r}: {exc}. Without network access a single-file "
+            f"could not load the checkpoint {str(path)!r}: {_reason(exc)} Without network access a single-file "
             "checkpoint needs its model configuration cached; a diffusers folder always loads offline"
         ) from exc
 
@@ -105,7 +112,7 @@ def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"model {model_id!r} is neither a local path nor available from the Hugging Face hub "
-            f"(offline, or not cached): {exc}. Point the model at a local diffusers folder or a "
+            f"(offline, or not cached): {_reason(exc)} Point the model at a local diffusers folder or a "
             ".safetensors/.ckpt file"
         ) from exc
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from p2p_real.alignment import PromptError, Tokens, word_indices
+from p2p_real.alignment import Tokens, target_word_indices
 
 Window = float | tuple[float, float]
 CrossWindow = Window | Mapping[str, Window]
@@ -46,16 +46,7 @@ def cross_alphas(
     alpha[steps.start : steps.stop] = 1.0
     for word, word_window in per_word.items():
         steps = step_range(word_window, num_steps, f"cross_replace_steps[{word!r}]")
-        present = False
-        for j, tokens in enumerate(targets):
-            try:
-                idx = word_indices(tokenizer, tokens, word)
-            except PromptError:
-                continue
-            present = True
+        for j, idx in target_word_indices(tokenizer, targets, word, "cross_replace_steps"):
             alpha[:, j, idx] = 0.0
             alpha[steps.start : steps.stop, j, idx] = 1.0
-        if not present:
-            prompts = ", ".join(repr(t.prompt) for t in targets)
-            raise PromptError(f"cross_replace_steps word {word!r} is in no target prompt ({prompts})")
     return alpha

@@ -25,15 +25,6 @@ PROMPT = "a photo of a cat"
 STEPS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def inversions(tiny_pipe) -> dict[str, Inversion]:
     scheduler = ddim_scheduler(tiny_pipe.scheduler.config)

@@ -64,15 +64,6 @@ class Setup:
         )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin against each other (25x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def eps(tiny_pipe):
     return Setup(tiny_pipe)
