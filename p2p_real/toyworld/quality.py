@@ -1,0 +1,113 @@
+"""Quick quality checks of a toy model: VAE reconstruction PSNR and prompt following of its samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+from p2p_real.toyworld.scenes import random_scene, render
+from p2p_real.toyworld.vision import find_object, segment_objects
+from p2p_real.toyworld.world import COLOURS, SHAPES
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (or batches) of one shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (B, H, W, 3) array or tensor -> float (B, 3, H, W) in [-1, 1] on the device."""
+    tensor = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    tensor = tensor.to(device, non_blocking=True)
+    return tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def tensor_to_images(tensor: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    pixels = ((tensor.detach().float().clamp(-1, 1) + 1.0) * 127.5).round()
+    return pixels.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+
+
+@torch.no_grad()
+def vae_reconstruction_psnr(vae: AutoencoderKL, images: np.ndarray, batch: int = 16) -> float:
+    """Mean PSNR (dB) of images encoded (posterior mean) and decoded by the VAE."""
+    device = next(vae.parameters()).device
+    values = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        x = images_to_tensor(chunk, device)
+        rec = tensor_to_images(vae.decode(vae.encode(x).latent_dist.mean).sample)
+        values += [psnr(chunk[i], rec[i]) for i in range(len(chunk))]
+    return float(np.mean(values))
+
+
+def rendered_images(count: int, size: int, seed: int = 12345) -> np.ndarray:
+    """count random toy-world images (uint8, (count, size, size, 3)) from a fixed seed."""
+    rng = np.random.default_rng(seed)
+    return np.stack([render(random_scene(rng), size).image for _ in range(count)])
+
+
+def single_object_prompts(count: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(prompt, colour, shape) triples like ("a red circle", "red", "circle"), cycling all shapes."""
+    rng = np.random.default_rng(seed)
+    colours = list(COLOURS)
+    prompts = []
+    for i in range(count):
+        colour = colours[rng.integers(len(colours))]
+        shape = SHAPES[i % len(SHAPES)]
+        prompts.append((f"a {colour} {shape}", colour, shape))
+    return prompts
+
+
+@torch.no_grad()
+def prompt_following(
+    pipe: StableDiffusionPipeline,
+    count: int = 16,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    seed: int = 0,
+    batch: int = 8,
+) -> tuple[float, list[np.ndarray], list[str]]:
+    """Share of single-object prompts whose sample shows an object of the asked colour and shape.
+
+    Returns the share, the images (uint8) and the prompts.
+    """
+    prompts = single_object_prompts(count, seed)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    images: list[np.ndarray] = []
+    hits = 0
+    for start in range(0, count, batch):
+        chunk = prompts[start : start + batch]
+        latents = torch.randn(
+            (len(chunk), pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size),
+            generator=generator,
+        ).to(pipe.device, pipe.unet.dtype)
+        out = pipe(
+            [p for p, _, _ in chunk],
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            latents=latents,
+            output_type="np",
+        ).images
+        for (_, colour, shape), image in zip(chunk, out):
+            pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+            images.append(pixels)
+            hits += find_object(segment_objects(pixels), colour, shape) is not None
+    return hits / max(count, 1), images, [p for p, _, _ in prompts]
+
+
+def image_grid(images: list[np.ndarray], columns: int = 8) -> np.ndarray:
+    """Tile equally sized uint8 images into one (rows filled left to right, blanks black)."""
+    if not images:
+        raise ValueError("no images to tile")
+    h, w, c = images[0].shape
+    rows = -(-len(images) // columns)
+    grid = np.zeros((rows * h, columns * w, c), dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
+    return grid

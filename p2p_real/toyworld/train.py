@@ -1,0 +1,578 @@
+"""Train the toy world model from scratch: the VAE first, then the UNet and text encoder on the diffusion loss.
+
+    python -m p2p_real.toyworld.train --out DIR [--device auto] [--minutes M] [--seed 0] [--resume]
+
+DIR receives the diffusers pipeline (save_pretrained, float16 safetensors) and DIR/train/ the run's
+state.pt (for --resume), log.csv, info.json and samples.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from tqdm import tqdm
+
+from p2p_real.loading import resolve_device
+from p2p_real.toyworld.data import batch_loader
+from p2p_real.toyworld.model import ToyConfig, build_pipeline, get_config, parameter_counts, save_pipeline
+from p2p_real.toyworld.quality import (
+    image_grid,
+    images_to_tensor,
+    prompt_following,
+    rendered_images,
+    vae_reconstruction_psnr,
+)
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # data workers are forked after the tokenizer is built
+STAGE_VAE, STAGE_UNET, STAGE_DONE = "vae", "unet", "done"
+LOG_FIELDS = ("stage", "step", "seconds", "images", "loss", "detail", "lr")
+
+
+@dataclass
+class TrainSettings:
+    """Everything a run depends on; per-device defaults fill the fields left None."""
+
+    out: Path
+    device: str = "auto"
+    minutes: float = 60.0
+    seed: int = 0
+    resume: bool = False
+    preset: str = "toy"
+    vae_fraction: float = 0.2
+    vae_batch: int | None = None
+    vae_lr: float = 1e-3
+    vae_crop: int | None = None
+    kl_weight: float = 1e-5
+    vae_target_db: float = 36.0
+    unet_batch: int | None = None
+    unet_lr: float | None = None
+    caption_dropout: float = 0.1
+    attn_weight: float = 0.03
+    attn_max_t: int = 800
+    ema_decay: float = 0.999
+    workers: int | None = None
+    checkpoint_minutes: float | None = None
+    vae_steps: int | None = None
+    unet_steps: int | None = None
+    compile: bool = False
+    samples: int | None = None
+
+    def fill_defaults(self, device: torch.device) -> None:
+        """Bigger batches, a higher learning rate and data workers on CUDA; small and in-process on CPU."""
+        cuda = device.type == "cuda"
+        if self.vae_batch is None:
+            self.vae_batch = 64 if cuda else 8
+        if self.vae_crop is None and not cuda and self.preset != "test":
+            self.vae_crop = 32
+        if self.unet_batch is None:
+            self.unet_batch = 256 if cuda else 8
+        if self.unet_lr is None:
+            self.unet_lr = 5e-4 if cuda else 3e-4
+        if self.workers is None:
+            self.workers = max(min(12, (os.cpu_count() or 1) - 2), 0) if cuda else 0
+        if self.checkpoint_minutes is None:
+            self.checkpoint_minutes = 2.0 if cuda else 5.0
+        if self.samples is None:
+            self.samples = 64 if cuda else 8
+
+
+def parse_args(argv: list[str] | None = None) -> TrainSettings:
+    """Command line -> TrainSettings."""
+    parser = argparse.ArgumentParser(prog="python -m p2p_real.toyworld.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, type=Path, help="output folder (pipeline + train/ state)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--minutes", type=float, default=60.0, help="total time budget, both stages and export")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from DIR/train/state.pt")
+    parser.add_argument(
+        "--preset", default="toy", help="model size: toy (shipped, 128px), mini (64px, for CPU) or test (tiny)"
+    )
+    parser.add_argument("--vae-fraction", type=float, default=0.2, help="share of the budget for the VAE")
+    parser.add_argument("--vae-batch", type=int)
+    parser.add_argument("--vae-lr", type=float, default=1e-3)
+    parser.add_argument("--vae-crop", type=int, help="train the VAE on random crops of this side")
+    parser.add_argument("--kl-weight", type=float, default=1e-5)
+    parser.add_argument(
+        "--vae-target-db",
+        type=float,
+        default=36.0,
+        help="past its share, the VAE trains on (up to 1.5x) until this PSNR",
+    )
+    parser.add_argument("--unet-batch", type=int)
+    parser.add_argument("--unet-lr", type=float)
+    parser.add_argument("--caption-dropout", type=float, default=0.1)
+    parser.add_argument("--attn-weight", type=float, default=0.03, help="weight of the attention-to-mask loss")
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--workers", type=int, help="data loader processes (default: 0 on CPU, up to 12 on CUDA)")
+    parser.add_argument("--checkpoint-minutes", type=float)
+    parser.add_argument("--vae-steps", type=int, help="stop the VAE stage after this many steps")
+    parser.add_argument("--unet-steps", type=int, help="stop the UNet stage after this many steps")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
+    parser.add_argument("--samples", type=int, help="prompts sampled at the end to check prompt following")
+    args = parser.parse_args(argv)
+    settings = TrainSettings(**{k: v for k, v in vars(args).items()})
+    if settings.minutes <= 0:
+        raise ValueError(f"--minutes must be positive, got {settings.minutes}")
+    if not 0 < settings.vae_fraction <= 0.6:
+        raise ValueError(f"--vae-fraction must be in (0, 0.6] (the VAE may run 1.5x it), got {settings.vae_fraction}")
+    get_config(settings.preset)
+    return settings
+
+
+class AttentionProbe:
+    """Attention processor that also keeps, for layers with `pixels` queries, head-averaged cross-attention."""
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
+        self.maps: list[torch.Tensor] = []
+        self.fallback = AttnProcessor2_0()
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: object,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is None or hidden_states.ndim != 3 or hidden_states.shape[1] != self.pixels:
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        batch = hidden_states.shape[0]
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+        scores = (query.float() @ key.float().transpose(-1, -2)) * attn.scale
+        probs = scores.softmax(dim=-1)
+        self.maps.append(probs.mean(dim=1))  # (B, pixels, tokens)
+        out = (probs.to(value.dtype) @ value).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+def attention_loss(maps: torch.Tensor, token_target: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """KL(target || attention) per supervised token, averaged: each object word should look at its object.
+
+    maps (B, pixels, tokens) head- and layer-averaged; token_target (B, tokens) target index or -1;
+    targets (B, MAX_OBJECTS + 1, pixels), each a distribution over pixels.
+    """
+    spatial = maps.transpose(1, 2)  # (B, tokens, pixels)
+    spatial = spatial / spatial.sum(dim=-1, keepdim=True).clamp_min(1e-8)
+    valid = token_target >= 0
+    index = token_target.clamp_min(0)[..., None].expand(-1, -1, targets.shape[-1])
+    wanted = torch.gather(targets, 1, index)  # (B, tokens, pixels)
+    kl = (wanted * (wanted.clamp_min(1e-8).log() - spatial.clamp_min(1e-8).log())).sum(-1)
+    count = valid.sum()
+    return (kl * valid).sum() / count.clamp_min(1)
+
+
+def progress_bar(seconds: float, stage: str) -> tqdm:
+    """A bar over the stage's seconds; updated rarely when the output is not a terminal (logs stay short)."""
+    return tqdm(
+        total=round(seconds), unit="s", desc=stage, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 20
+    )
+
+
+def cosine_lr(base: float, step: int, progress: float, warmup: int, floor: float = 0.05) -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to floor * base as progress goes 0 -> 1."""
+    scale = min(1.0, (step + 1) / max(warmup, 1))
+    progress = min(max(progress, 0.0), 1.0)
+    return base * scale * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Run:
+    """One training run: models, optimisers, the time budget, checkpoints and the CSV log."""
+
+    def __init__(self, settings: TrainSettings) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        settings.fill_defaults(self.device)
+        self.config: ToyConfig = get_config(settings.preset)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.out = Path(settings.out)
+        self.train_dir = self.out / "train"
+        self.train_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.train_dir / "state.pt"
+        pipe = build_pipeline(self.config, seed=settings.seed)
+        self.pipe = pipe
+        self.vae = pipe.vae.to(self.device)
+        self.unet = pipe.unet.to(self.device)
+        self.text_encoder = pipe.text_encoder.to(self.device)
+        self.scheduler = pipe.scheduler
+        self.budget = settings.minutes * 60.0
+        self.reserve = min(0.1 * self.budget, 60.0 if not self.cuda else 20.0)  # export and checks at the end
+        self.stage = STAGE_VAE
+        self.step = 0
+        self.elapsed = {STAGE_VAE: 0.0, STAGE_UNET: 0.0}
+        self.scaling_factor = 1.0
+        self.vae_psnr: float | None = None  # smoothed training PSNR of the VAE (dB)
+        self.info: dict = {"settings": {k: str(v) for k, v in asdict(settings).items()}}
+        self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=settings.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.unet_params = [*self.unet.parameters(), *self.text_encoder.parameters()]
+        self.unet_opt = torch.optim.AdamW(self.unet_params, lr=settings.unet_lr, betas=(0.9, 0.999), weight_decay=0.01)
+        self.ema = [p.detach().clone().float() for p in self.unet_params]
+        self.ema_updates = 0
+        self.last_save = time.monotonic()
+        if settings.resume and self.state_path.is_file():
+            self.load()
+        elif not settings.resume:
+            (self.train_dir / "log.csv").unlink(missing_ok=True)
+
+    # ---- budget -----------------------------------------------------------------------------------------
+    def stage_budget(self, stage: str) -> float:
+        """Seconds the stage may run."""
+        usable = max(self.budget - self.reserve, 1.0)
+        if stage == STAGE_VAE:
+            return usable * self.settings.vae_fraction
+        return usable - self.elapsed[STAGE_VAE]
+
+    def can_train_more(self) -> bool:
+        """Whether the UNet stage has time and steps left under the current settings (for --resume)."""
+        steps_left = self.settings.unet_steps is None or self.step < self.settings.unet_steps
+        return steps_left and self.elapsed[STAGE_UNET] < self.stage_budget(STAGE_UNET)
+
+    # ---- checkpoints ------------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write DIR/train/state.pt atomically."""
+        state = {
+            "stage": self.stage,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "scaling_factor": self.scaling_factor,
+            "vae_psnr": self.vae_psnr,
+            "vae": self.vae.state_dict(),
+            "vae_opt": self.vae_opt.state_dict(),
+            "unet": self.unet.state_dict(),
+            "text_encoder": self.text_encoder.state_dict(),
+            "unet_opt": self.unet_opt.state_dict(),
+            "ema": self.ema,
+            "ema_updates": self.ema_updates,
+            "info": self.info,
+            "preset": self.settings.preset,
+            "seed": self.settings.seed,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.state_path)
+        self.last_save = time.monotonic()
+
+    def load(self) -> None:
+        """Restore a run from DIR/train/state.pt."""
+        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        if state["preset"] != self.settings.preset:
+            raise ValueError(f"{self.state_path} is a {state['preset']!r} run; pass --preset {state['preset']}")
+        self.stage, self.step, self.elapsed = state["stage"], state["step"], state["elapsed"]
+        self.scaling_factor = state["scaling_factor"]
+        self.vae_psnr = state["vae_psnr"]
+        self.vae.load_state_dict(state["vae"])
+        self.vae_opt.load_state_dict(state["vae_opt"])
+        self.unet.load_state_dict(state["unet"])
+        self.text_encoder.load_state_dict(state["text_encoder"])
+        self.unet_opt.load_state_dict(state["unet_opt"])
+        self.ema = [t.to(self.device) for t in state["ema"]]
+        self.ema_updates = state["ema_updates"]
+        self.info.update({k: v for k, v in state["info"].items() if k != "settings"})
+        print(f"resumed {self.state_path}: stage {self.stage}, step {self.step}", flush=True)
+
+    def maybe_save(self) -> None:
+        if time.monotonic() - self.last_save > 60.0 * self.settings.checkpoint_minutes:
+            self.save()
+
+    # ---- logging ----------------------------------------------------------------------------------------
+    def log(self, row: dict) -> None:
+        path = self.train_dir / "log.csv"
+        new = not path.is_file()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA, nothing elsewhere."""
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- stage 1: VAE -----------------------------------------------------------------------------------
+    def train_vae(self) -> None:
+        """Reconstruction (L1 + L2 + edge L1) and a small KL, on rendered images or crops of them."""
+        s = self.settings
+        budget = self.stage_budget(STAGE_VAE)
+        loader = batch_loader(
+            self.step,
+            s.workers,
+            pin_memory=self.cuda,
+            seed=s.seed,
+            stage=1,
+            batch_size=s.vae_batch,
+            image_size=self.config.image_size,
+            crop=s.vae_crop,
+        )
+        self.vae.train()
+        started = time.monotonic() - self.elapsed[STAGE_VAE]
+        bar = progress_bar(budget, "vae")
+        window_start, window_images = time.monotonic(), 0
+        for batch in loader:
+            self.elapsed[STAGE_VAE] = time.monotonic() - started
+            if self.vae_done(budget):
+                break
+            lr = cosine_lr(s.vae_lr, self.step, self.elapsed[STAGE_VAE] / budget, warmup=100 if self.cuda else 20)
+            for group in self.vae_opt.param_groups:
+                group["lr"] = lr
+            x = images_to_tensor(batch["images"], self.device)
+            with self.autocast():
+                posterior = self.vae.encode(x).latent_dist
+                rec = self.vae.decode(posterior.sample()).sample
+            diff = rec.float() - x
+            l1, l2 = diff.abs().mean(), diff.pow(2).mean()
+            edge = (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean() + (diff[..., 1:] - diff[..., :-1]).abs().mean()
+            kl = posterior.kl().float().mean() / posterior.mean[0].numel()
+            loss = l1 + l2 + 0.5 * edge + s.kl_weight * kl
+            self.vae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 1.0)
+            self.vae_opt.step()
+            self.step += 1
+            window_images += len(x)
+            if self.step % 10 == 0 or self.step == 1:
+                psnr = 10 * math.log10(4.0 / max(l2.item(), 1e-12))
+                self.vae_psnr = psnr if self.vae_psnr is None else 0.8 * self.vae_psnr + 0.2 * psnr
+            if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
+                rate = window_images / max(time.monotonic() - window_start, 1e-6)
+                window_start, window_images = time.monotonic(), 0
+                self.log(
+                    {
+                        "stage": STAGE_VAE,
+                        "step": self.step,
+                        "seconds": round(self.elapsed[STAGE_VAE], 1),
+                        "images": self.step * s.vae_batch,
+                        "loss": f"{loss.item():.5f}",
+                        "detail": f"psnr={psnr:.2f} smoothed={self.vae_psnr:.2f} kl={kl.item():.3f}",
+                        "lr": f"{lr:.2e}",
+                    }
+                )
+                bar.set_postfix(step=self.step, loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}", img_s=f"{rate:.0f}")
+            bar.update(max(0, round(self.elapsed[STAGE_VAE]) - bar.n))
+            self.maybe_save()
+        bar.close()
+        del loader
+        self.vae.eval()
+        self.finish_vae()
+
+    def vae_done(self, budget: float) -> bool:
+        """After its share of the time the VAE stops once its smoothed PSNR reaches the target, or at 1.5x."""
+        s = self.settings
+        if s.vae_steps is not None and self.step >= s.vae_steps:
+            return True
+        elapsed = self.elapsed[STAGE_VAE]
+        if elapsed < budget:
+            return False
+        reached = self.vae_psnr is not None and self.vae_psnr >= s.vae_target_db
+        return reached or elapsed >= 1.5 * budget
+
+    @torch.no_grad()
+    def finish_vae(self) -> None:
+        """Latent scaling factor (1 / std of posterior samples) and the VAE's reconstruction PSNR."""
+        images = rendered_images(64, self.config.image_size, seed=self.settings.seed + 777)
+        latents = []
+        for start in range(0, len(images), 16):
+            x = images_to_tensor(images[start : start + 16], self.device)
+            latents.append(self.vae.encode(x).latent_dist.sample())
+        std = torch.cat(latents).float().std().item()
+        self.scaling_factor = 1.0 / max(std, 1e-6)
+        self.info["vae_psnr_db"] = round(vae_reconstruction_psnr(self.vae, images), 2)
+        self.info["scaling_factor"] = self.scaling_factor
+        self.info["vae_steps"] = self.step
+        self.info["vae_seconds"] = round(self.elapsed[STAGE_VAE], 1)
+        print(
+            f"VAE: {self.step} steps, PSNR {self.info['vae_psnr_db']} dB, scaling factor {self.scaling_factor:.4f}",
+            flush=True,
+        )
+        self.stage, self.step = STAGE_UNET, 0
+        self.save()
+
+    # ---- stage 2: UNet + text encoder -------------------------------------------------------------------
+    def train_unet(self) -> None:
+        """Epsilon-prediction diffusion loss plus the attention-to-mask loss at latent/4; EMA of the weights."""
+        s = self.settings
+        budget = self.stage_budget(STAGE_UNET)
+        map_size = self.config.map_size
+        loader = batch_loader(
+            self.step,
+            s.workers,
+            pin_memory=self.cuda,
+            seed=s.seed,
+            stage=2,
+            batch_size=s.unet_batch,
+            image_size=self.config.image_size,
+            map_size=map_size,
+            caption_dropout=s.caption_dropout,
+        )
+        probe = AttentionProbe(map_size * map_size)
+        if s.attn_weight > 0:
+            self.unet.set_attn_processor(probe)
+        forward = torch.compile(self.unet) if s.compile else self.unet
+        alphas = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
+        generator = torch.Generator(self.device).manual_seed(s.seed * 1_000_003 + self.step)
+        self.vae.eval()
+        self.unet.train()
+        self.text_encoder.train()
+        started = time.monotonic() - self.elapsed[STAGE_UNET]
+        bar = progress_bar(budget, "unet")
+        window_start, window_images = time.monotonic(), 0
+        for batch in loader:
+            self.elapsed[STAGE_UNET] = time.monotonic() - started
+            if self.elapsed[STAGE_UNET] >= budget or (s.unet_steps is not None and self.step >= s.unet_steps):
+                break
+            lr = cosine_lr(s.unet_lr, self.step, self.elapsed[STAGE_UNET] / budget, warmup=200 if self.cuda else 20)
+            for group in self.unet_opt.param_groups:
+                group["lr"] = lr
+            x = images_to_tensor(batch["images"], self.device)
+            ids = batch["input_ids"].to(self.device, non_blocking=True)
+            with torch.no_grad(), self.autocast():
+                latents = self.vae.encode(x).latent_dist.sample(generator).float() * self.scaling_factor
+            noise = torch.randn(latents.shape, generator=generator, device=self.device)
+            t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
+            a = alphas[t].view(-1, 1, 1, 1)
+            noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+            probe.maps.clear()
+            with self.autocast():
+                context = self.text_encoder(ids).last_hidden_state
+                pred = forward(noisy, t, context).sample
+            mse = F.mse_loss(pred.float(), noise)
+            loss = mse
+            attn = torch.zeros((), device=self.device)
+            if s.attn_weight > 0 and probe.maps:
+                maps = torch.stack(probe.maps).mean(0).float()
+                token_target = batch["token_target"].to(self.device)
+                token_target = torch.where((t < s.attn_max_t)[:, None], token_target, -1)
+                attn = attention_loss(maps, token_target, batch["targets"].to(self.device))
+                loss = loss + s.attn_weight * attn
+            self.unet_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.unet_params, 1.0)
+            self.unet_opt.step()
+            self.update_ema()
+            self.step += 1
+            window_images += len(x)
+            if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
+                rate = window_images / max(time.monotonic() - window_start, 1e-6)
+                window_start, window_images = time.monotonic(), 0
+                self.log(
+                    {
+                        "stage": STAGE_UNET,
+                        "step": self.step,
+                        "seconds": round(self.elapsed[STAGE_UNET], 1),
+                        "images": self.step * s.unet_batch,
+                        "loss": f"{loss.item():.5f}",
+                        "detail": f"mse={mse.item():.5f} attn={attn.item():.4f} img_s={rate:.1f}",
+                        "lr": f"{lr:.2e}",
+                    }
+                )
+                bar.set_postfix(step=self.step, mse=f"{mse.item():.4f}", attn=f"{attn.item():.3f}", img_s=f"{rate:.0f}")
+            bar.update(max(0, round(self.elapsed[STAGE_UNET]) - bar.n))
+            self.maybe_save()
+        bar.close()
+        del loader
+        self.unet.set_attn_processor(AttnProcessor2_0())
+        self.info["unet_steps"] = self.step
+        self.info["unet_seconds"] = round(self.elapsed[STAGE_UNET], 1)
+        self.info["unet_images"] = self.step * s.unet_batch
+        self.stage = STAGE_DONE
+        self.save()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """EMA of UNet and text encoder weights, with the usual warmup (1 + n) / (10 + n)."""
+        self.ema_updates += 1
+        decay = min(self.settings.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        params = [p.detach().float() for p in self.unet_params]
+        torch._foreach_lerp_(self.ema, params, 1.0 - decay)
+
+    # ---- export -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def export(self) -> Path:
+        """Write the pipeline (EMA weights, VAE scaling factor) to DIR, then sample and check it."""
+        for param, average in zip(self.unet_params, self.ema):
+            param.copy_(average.to(param.dtype))
+        self.vae.register_to_config(scaling_factor=self.scaling_factor)
+        self.unet.eval()
+        self.text_encoder.eval()
+        self.pipe.set_progress_bar_config(disable=True)
+        save_pipeline(self.pipe, self.out, half=True)
+        self.info["parameters"] = parameter_counts(self.pipe)
+        if self.settings.samples > 0:
+            started = time.monotonic()
+            steps = 50 if self.cuda else 25
+            share, images, prompts = prompt_following(
+                self.pipe,
+                count=self.settings.samples,
+                num_inference_steps=steps,
+                seed=self.settings.seed,
+                batch=32 if self.cuda else 8,
+            )
+            self.info["prompt_following"] = {
+                "share": share,
+                "count": len(prompts),
+                "steps": steps,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+            from PIL import Image
+
+            Image.fromarray(image_grid(images[:32], columns=8)).save(self.train_dir / "samples.png")
+            (self.train_dir / "samples.txt").write_text("\n".join(prompts[:32]) + "\n")
+        (self.train_dir / "info.json").write_text(json.dumps(self.info, indent=2, default=str))
+        print(json.dumps({k: v for k, v in self.info.items() if k != "settings"}, default=str), flush=True)
+        return self.out
+
+
+def train(settings: TrainSettings) -> Path:
+    """Run (or resume) both stages and export the pipeline; returns the output folder."""
+    run = Run(settings)
+    torch.manual_seed(settings.seed)
+    print(
+        f"training toy model {settings.preset!r} on {run.device} for {settings.minutes} min: "
+        f"{parameter_counts(run.pipe)}",
+        flush=True,
+    )
+    if run.stage == STAGE_DONE and settings.resume and run.can_train_more():
+        run.stage = STAGE_UNET
+    if run.stage == STAGE_VAE:
+        run.train_vae()
+    if run.stage == STAGE_UNET:
+        run.train_unet()
+    return run.export()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Simple vision for the toy world: find the coloured shapes in an image, name their colour, shape and size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, shape_polygon
+from p2p_real.toyworld.world import COLOURS, SHAPES
+
+COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
+# Circumradius (fraction of the image side, shape factor removed) between the small and big ranges.
+SIZE_THRESHOLD = (SIZE_RANGES["small"][1] + SIZE_RANGES["big"][0]) / 2
+# Rotational symmetry of each polygon (degrees) and how far the renderer turns it, for template matching.
+_SYMMETRY = {"square": 90.0, "triangle": 120.0, "pentagon": 72.0, "star": 72.0}
+_ANGLE_STEP = 4.0
+
+
+@dataclass
+class DetectedObject:
+    """An object found in an image."""
+
+    colour: str
+    shape: str
+    size: str
+    mask: np.ndarray  # bool (H, W)
+    bbox: tuple[int, int, int, int]  # (x0, y0, x1, y1), exclusive ends
+    shape_score: float  # IoU of the mask with the best-fitting ideal shape, in [0, 1]
+
+    @property
+    def area(self) -> int:
+        """Number of pixels in the mask."""
+        return int(self.mask.sum())
+
+
+def to_lab(image: np.ndarray) -> np.ndarray:
+    """CIELAB (H, W, 3) float32 of an RGB uint8 image (L in 0..100)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+PALETTE_LAB = to_lab(np.asarray([list(COLOURS.values())], dtype=np.uint8))[0]
+
+
+def nearest_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into COLOUR_NAMES of each pixel's nearest palette colour in CIELAB, and the distance to it."""
+    lab = to_lab(image)
+    dist = np.linalg.norm(lab[:, :, None, :] - PALETTE_LAB[None, None], axis=-1)
+    labels = dist.argmin(-1)
+    return labels, np.take_along_axis(dist, labels[..., None], -1)[..., 0]
+
+
+def background_colour(image: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """The palette colour that most of the image's border pixels are nearest to."""
+    labels = nearest_colours(image)[0] if labels is None else labels
+    border = np.concatenate([labels[:2].ravel(), labels[-2:].ravel(), labels[:, :2].ravel(), labels[:, -2:].ravel()])
+    return COLOUR_NAMES[int(np.bincount(border, minlength=len(COLOUR_NAMES)).argmax())]
+
+
+def _template(
+    shape: str, mask_area: float, center: tuple[float, float], angle: float, size: tuple[int, int]
+) -> np.ndarray:
+    """A filled ideal shape of the given area and centre (bool), at whole-pixel precision."""
+    unit = shape_polygon(shape, (0.0, 0.0), 1.0, angle)
+    unit_area = 0.5 * abs(np.dot(unit[:, 0], np.roll(unit[:, 1], 1)) - np.dot(unit[:, 1], np.roll(unit[:, 0], 1)))
+    radius = math.sqrt(mask_area / unit_area)
+    points = unit * radius + np.asarray(center)
+    canvas = np.zeros(size, dtype=np.uint8)
+    shift = 4
+    cv2.fillPoly(canvas, [np.round((points - 0.5) * (1 << shift)).astype(np.int32)], 1, cv2.LINE_8, shift)
+    return canvas.astype(bool)
+
+
+def classify_shape(mask: np.ndarray) -> tuple[str, float]:
+    """(shape, IoU) of the ideal shape, same area and centroid, best rotated, that overlaps the mask most."""
+    mask = np.asarray(mask, dtype=bool)
+    area = float(mask.sum())
+    if area < 4:
+        raise ValueError(f"mask has only {int(area)} pixels: too small to classify")
+    ys, xs = np.nonzero(mask)
+    # Pixel (i, j) has its centre at (j + 0.5, i + 0.5) in the renderer's coordinates.
+    center = (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
+    best = ("circle", -1.0)
+    for shape in SHAPES:
+        period = _SYMMETRY.get(shape)
+        angles = [0.0] if period is None else list(np.arange(-period / 2, period / 2, _ANGLE_STEP))
+        for angle in angles:
+            template = _template(shape, area, center, float(angle), mask.shape)
+            iou = float((template & mask).sum()) / float((template | mask).sum())
+            if iou > best[1]:
+                best = (shape, iou)
+    return best
+
+
+def size_class(mask: np.ndarray, shape: str) -> str:
+    """ "small" or "big" from the mask's area, as the renderer sizes that shape."""
+    unit = shape_polygon(shape, (0.0, 0.0), 1.0, 0.0)
+    unit_area = 0.5 * abs(np.dot(unit[:, 0], np.roll(unit[:, 1], 1)) - np.dot(unit[:, 1], np.roll(unit[:, 0], 1)))
+    radius = math.sqrt(float(mask.sum()) / unit_area) / SHAPE_SCALE[shape] / mask.shape[1]
+    return "small" if radius < SIZE_THRESHOLD else "big"
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with enclosed holes filled."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros(mask.shape, dtype=np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool)
+
+
+def segment_objects(image: np.ndarray, min_area_fraction: float = 0.004) -> list[DetectedObject]:
+    """Objects in an image: connected regions of one palette colour other than the background's, largest first.
+
+    Anti-aliased edges blend into a third colour; an opening removes those thin rims, and each region then
+    grows by one pixel into non-background pixels to take its own rim back.
+    """
+    if not 0 < min_area_fraction < 1:
+        raise ValueError(f"min_area_fraction must be in (0, 1), got {min_area_fraction}")
+    labels, _ = nearest_colours(image)
+    background = COLOUR_NAMES.index(background_colour(image, labels))
+    height, width = labels.shape
+    min_area = max(int(min_area_fraction * height * width), 4)
+    foreground = (labels != background).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    found = []
+    for index in np.unique(labels):
+        if index == background or (labels == index).sum() < min_area:
+            continue
+        region = cv2.morphologyEx((labels == index).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        count, components, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+        for c in range(1, count):
+            if stats[c, cv2.CC_STAT_AREA] < min_area:
+                continue
+            mask = cv2.dilate((components == c).astype(np.uint8), kernel) & foreground
+            mask = _fill_holes(mask)
+            shape, score = classify_shape(mask)
+            x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+            found.append(
+                DetectedObject(COLOUR_NAMES[index], shape, size_class(mask, shape), mask, (x, y, x + w, y + h), score)
+            )
+    found.sort(key=lambda obj: -obj.area)
+    return found
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks of one shape (1.0 when both are empty)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def find_object(
+    objects: list[DetectedObject], colour: str | None = None, shape: str | None = None
+) -> DetectedObject | None:
+    """The largest detected object of that colour and/or shape, or None."""
+    for obj in objects:
+        if (colour is None or obj.colour == colour) and (shape is None or obj.shape == shape):
+            return obj
+    return None
+
+
+def match_truth(objects: list[DetectedObject], truth_masks: list[np.ndarray]) -> list[DetectedObject | None]:
+    """For each true mask, the detected object overlapping it most (each used once), or None."""
+    used: set[int] = set()
+    matches: list[DetectedObject | None] = []
+    for truth in truth_masks:
+        scores = [(mask_iou(obj.mask, truth), i) for i, obj in enumerate(objects) if i not in used]
+        best = max(scores, default=(0.0, -1))
+        if best[0] > 0:
+            used.add(best[1])
+            matches.append(objects[best[1]])
+        else:
+            matches.append(None)
+    return matches
