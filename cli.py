@@ -500,9 +500,23 @@ def setup_libraries(debug: bool, quiet: bool) -> None:
         transformers_logging.set_verbosity_error()
 
 
+def toy_model_dir() -> Path:
+    """Where the shipped toy-world model lives (found without importing torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("p2p_real")
+    return Path(next(iter(spec.submodule_search_locations))) / "toyworld" / "model"
+
+
 def resolve_model(model: str | None) -> str:
-    """--model, else $P2P_REAL_MODEL, else the documented hub id; local paths become absolute."""
+    """--model, else $P2P_REAL_MODEL, else the documented hub id; "toy" is the shipped toy-world model;
+    local paths become absolute."""
     text = model if model is not None else os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    if text == "toy":
+        if not (toy_model_dir() / "model_index.json").is_file():
+            raise CliError(f"the toy-world model is not installed in {toy_model_dir()} "
+                           "(train it with python -m p2p_real.toyworld.train)")
+        return str(toy_model_dir())
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
 
@@ -1146,6 +1160,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """p2p-real demo: the toy-world scene inverted and edited three ways, as one grid."""
+    out = Path(args.out).expanduser()
+    grid, photo, json_path = out / "demo.png", out / "demo.photo.png", out / "demo.json"
+    check_outputs([grid, photo, json_path], args.overwrite, [])
+    if args.model is None:
+        args.model = "toy"
+    session = open_session(args)
+    from p2p_real.toyworld.demo import run_demo
+
+    start = time.perf_counter()
+    result = run_demo(session.editor, progress=session.progress)
+    parameters = {"command": "demo", "model": session.model, "device": session.device, "dtype": session.dtype}
+    written = [
+        save_png(grid, result.grid, png_text(parameters)),
+        save_png(photo, result.photo, png_text(parameters, prompt=result.info["caption"])),
+    ]
+    runtime = {**session.runtime, "demo_s": round(time.perf_counter() - start, 2)}
+    argv = ["demo", "--model", session.model, "--device", session.device, "--dtype", session.dtype]
+    outputs = {"grid": grid.name, "photo": photo.name, **result.info}
+    written.append(write_json(json_path, sidecar("demo", argv, parameters, outputs, runtime=runtime)))
+    report_written(written, args.quiet)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # batch
 
@@ -1540,8 +1579,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("model")
     group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
-                       help=f"hub id, local diffusers folder or .safetensors/.ckpt file "
-                            f"(default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+                       help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or 'toy' for the shipped "
+                            f"toy-world model (default: ${MODEL_ENV}, else {DEFAULT_MODEL}; demo: toy)")
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", default="auto", choices=DTYPES, help="auto: float16 on CUDA, else float32")
 
@@ -1715,6 +1754,14 @@ def env_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(quiet=True)
 
 
+def demo_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("output")
+    group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
+    add_model_options(p)
+    p.set_defaults(model=None)
+    add_run_options(p)
+
+
 COMMANDS: list[Command] = [
     Command("edit", "edit a photo: invert it, then apply Prompt-to-Prompt edits", edit_arguments, cmd_edit,
             EDIT_EPILOG),
@@ -1729,7 +1776,8 @@ COMMANDS: list[Command] = [
     Command("batch", "run a recipe of photos x edits (resumable; splits under accelerate launch)",
             batch_arguments, cmd_batch, BATCH_EPILOG),
     Command("env", "versions, device, dtype and model cache, for bug reports", env_arguments, cmd_env),
-    # The offline toy-world `demo` command goes here (added by the lead).
+    Command("demo", "offline demo on the shipped toy-world model: invert a scene, swap, refine, reweight",
+            demo_arguments, cmd_demo),
 ]
 
 

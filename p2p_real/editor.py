@@ -332,7 +332,16 @@ class Editor:
         size = (latent_hw[1] * factor, latent_hw[0] * factor)
         images = final if output_type == "latent" else to_output(self.decode(final), output_type)
         masks = mask_images(mask, size) if mask is not None else None
-        return EditResult(images, prompts, masks, attention, final, {"size": size})
+        return EditResult(images, prompts, masks, attention, final, {"size": size, "blend_mask": mask})
+
+    @staticmethod
+    def _feather(feather: float | None, attention: AttentionMaps | None) -> float:
+        """The paste-back feather: as given, else a third of a working-resolution map cell."""
+        if feather is not None:
+            return feather
+        if attention is None:
+            return FEATHER
+        return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))
 
     def invert(
         self,
@@ -412,14 +421,15 @@ class Editor:
         mask_mode: str = "replace",
         subtract_words: Words | None = None,
         self_replace_max_res: float = 0.5,
-        feather: float = FEATHER,
+        feather: float | None = None,
         progress: bool = True,
         output_type: str = "pil",
     ) -> EditResult:
         """Edit an inverted photo: row 0 is its reconstruction, then one row per target prompt.
 
         The edits are pasted back onto the original photo at its own resolution through the local-blend
-        (or user) mask, feathered, so pixels away from the edited region are exactly the photo's. A user
+        (or user) mask, feathered (by default with a Gaussian a third of an attention-map cell wide, so the
+        map's blocks do not show), so pixels away from the edited region are exactly the photo's. A user
         mask covers the whole photo (white = edit) and replaces or intersects the attention mask.
         """
         targets = _prompt_list(targets)
@@ -438,18 +448,19 @@ class Editor:
             progress=progress,
         )
         if output_type == "latent":
-            return EditResult(final, prompts, None, attention, final, {"size": photo_size})
+            return EditResult(final, prompts, None, attention, final, {"size": photo_size, "blend_mask": latent_mask})
         decoded = self.decode(final)
+        blend = latent_mask
         if latent_mask is None:  # no blend: the whole working box is the edit
             latent_mask = torch.ones(len(targets), 1, *inv.latent_size)
         full = torch.ones(1, 1, *inv.latent_size)
         pasted, soft = paste_back(
             inv.original, decoded.cpu(), torch.cat([full, latent_mask.float().cpu()]), inv.box,
-            feather=feather, device=self.device,
+            feather=self._feather(feather, attention), device=self.device,
         )
         images = torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0
         masks = [Image.fromarray((m * 255).round().astype(np.uint8)) for m in soft[1:]]
         return EditResult(
             to_output(images, output_type), prompts, masks, attention, final,
-            {"size": photo_size, "method": inv.method},
+            {"size": photo_size, "method": inv.method, "blend_mask": blend},
         )

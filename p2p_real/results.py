@@ -52,7 +52,7 @@ class EditResult:
     masks: list[Image.Image] | None = None
     attention: AttentionMaps | None = None
     latents: torch.Tensor | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # "size"; "blend_mask": the last latent mask or None
 
 
 @dataclass

@@ -1,0 +1,181 @@
+"""Edit quality on the toy world, measured against the renderer's truth with simple vision.
+
+    python -m benchmarks.toyworld                 # the shipped model (p2p_real/toyworld/model)
+    python -m benchmarks.toyworld --model DIR --scenes 4 --steps 25   # quicker, another model
+
+Figures (written to results/toyworld.json):
+- prompt_following: share of "a <colour> <shape>" samples showing that object;
+- layout_iou_p2p / layout_iou_baseline: colour and shape swaps of generated scenes, P2P against the
+  target prompt alone from the same seed: IoU of the object's mask in the source and in the edit;
+- blend_mask_iou: the local-blend mask (latent, upsampled) against the true object mask of rendered,
+  inverted scenes, with background_psnr the PSNR of the edit outside the (slightly dilated) object;
+- recon_gap_db: VAE-ceiling PSNR minus reconstruction PSNR of held-out rendered scenes, per method;
+- edit_success: colour/shape swaps of inverted scenes with local blend where the target object is found
+  where the source object was (IoU >= 0.5) and the background is kept (PSNR >= 30 dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from p2p_real import Editor, load_pipeline
+from p2p_real.toyworld.captions import scene_caption
+from p2p_real.toyworld.model import default_model_dir
+from p2p_real.toyworld.quality import prompt_following
+from p2p_real.toyworld.scenes import random_scene, render
+from p2p_real.toyworld.vision import find_object, mask_iou, segment_objects
+from p2p_real.toyworld.world import COLOURS, SHAPES
+
+RESULTS = Path(__file__).parent / "results" / "toyworld.json"
+HELD_OUT_SEED = 31_337  # scenes drawn from a generator the training streams never use
+METHODS = ("ddim", "negative-prompt", "null-text", "direct")
+
+
+def swap_of(colour: str, shape: str, rng: np.random.Generator, kind: str, avoid: set[str]) -> tuple[str, str]:
+    """A new colour (kind "colour") or shape (kind "shape") for an object."""
+    if kind == "colour":
+        return str(rng.choice([c for c in COLOURS if c != colour and c not in avoid])), shape
+    return colour, str(rng.choice([s for s in SHAPES if s != shape]))
+
+
+def to_uint8(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.uint8) if not isinstance(image, np.ndarray) else image
+
+
+def object_mask(image: np.ndarray, colour: str, shape: str | None = None) -> np.ndarray | None:
+    obj = find_object(segment_objects(image), colour, shape)
+    return None if obj is None else obj.mask
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    diff = (a.astype(np.float64) - b.astype(np.float64))[where]
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Generator) -> dict[str, float]:
+    """Generated one-object scenes, edited by a colour or shape swap with P2P and without."""
+    p2p, baseline = [], []
+    latent_side = editor.pipe.unet.config.sample_size
+    for i in range(n):
+        scene = random_scene(rng, n_objects=1, sizes=["big"])
+        obj = scene.objects[0]
+        kind = "colour" if i % 2 == 0 else "shape"
+        colour, shape = swap_of(obj.colour, obj.shape, rng, kind, {scene.background})
+        source = scene_caption(scene)
+        target = source.replace(f"{obj.colour} {obj.shape}", f"{colour} {shape}")
+        z = torch.randn(1, 4, latent_side, latent_side, generator=torch.Generator().manual_seed(1000 + i))
+        res = editor.generate([source, target], latents=z, num_inference_steps=steps, output_type="np",
+                              progress=False)
+        alone = editor.generate([target], latents=z, num_inference_steps=steps, output_type="np", progress=False)
+        images = [(np.clip(x, 0, 1) * 255).round().astype(np.uint8) for x in (*res.images, alone.images[0])]
+        src_mask = object_mask(images[0], obj.colour, obj.shape)
+        if src_mask is None:  # the model did not draw the source object: nothing to preserve
+            continue
+        for image, bucket in ((images[1], p2p), (images[2], baseline)):
+            edit_mask = object_mask(image, colour, shape if kind == "shape" else None)
+            bucket.append(0.0 if edit_mask is None else mask_iou(src_mask, edit_mask))
+    return {"layout_iou_p2p": statistics.mean(p2p) if p2p else float("nan"),
+            "layout_iou_baseline": statistics.mean(baseline) if baseline else float("nan"),
+            "layout_pairs": len(p2p)}
+
+
+def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]) -> dict[str, object]:
+    """Held-out rendered scenes: reconstruction per method, then swaps with local blend on null-text."""
+    rng = np.random.default_rng(HELD_OUT_SEED)
+    side = editor.default_size[0]
+    gaps: dict[str, list[float]] = {m: [] for m in methods}
+    mask_ious, mask_ious_big, background, success = [], [], [], []
+    seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
+    for i in range(n):
+        scene = random_scene(rng, n_objects=1 + i % 2)
+        rendered = render(scene, side)
+        inversions = {}
+        for method in methods:
+            start = time.perf_counter()
+            inv = editor.invert(rendered.image, rendered.caption, method=method, num_inference_steps=steps,
+                                progress=False)
+            seconds[method] += time.perf_counter() - start
+            rec = editor.reconstruct(inv, progress=False)
+            gaps[method].append(rec.vae_psnr - rec.psnr)
+            inversions[method] = inv
+        inv = inversions["null-text" if "null-text" in methods else methods[0]]
+        for k, truth in enumerate(rendered.objects):
+            kind = "colour" if (i + k) % 2 == 0 else "shape"
+            colour, shape = swap_of(truth.colour, truth.shape, rng, kind, {scene.background} |
+                                    {o.colour for o in rendered.objects})
+            target = rendered.caption.replace(f"{truth.colour} {truth.shape}", f"{colour} {shape}", 1)
+            res = editor.edit(inv, target, blend_words=([truth.shape], [shape]), progress=False)
+            edited = to_uint8(res.images[1])
+            latent = res.info["blend_mask"][0:1].float()
+            up = F.interpolate(latent, size=edited.shape[:2], mode="nearest")[0, 0].numpy() > 0.5
+            iou = mask_iou(up, truth.mask)
+            mask_ious.append(iou)
+            if truth.size == "big":
+                mask_ious_big.append(iou)
+            ring = cv2.dilate(truth.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            bg_psnr = masked_psnr(edited, rendered.image, ~ring)
+            background.append(bg_psnr)
+            found = object_mask(edited, colour, shape if kind == "shape" else None)
+            hit = found is not None and mask_iou(found, truth.mask) >= 0.5
+            success.append(hit and bg_psnr >= 30.0)
+    return {
+        "recon_gap_db": {m: statistics.mean(v) for m, v in gaps.items()},
+        "invert_seconds": {m: s / n for m, s in seconds.items()},
+        "blend_mask_iou": statistics.mean(mask_ious),
+        "blend_mask_iou_big_objects": statistics.mean(mask_ious_big) if mask_ious_big else float("nan"),
+        "background_psnr": statistics.mean(background),
+        "edit_success": float(np.mean(success)),
+        "edits": len(success),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="diffusers folder (default: the shipped toy model)")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--prompts", type=int, default=40, help="single-object prompts for prompt following")
+    parser.add_argument("--layouts", type=int, default=16, help="generated scenes for layout preservation")
+    parser.add_argument("--scenes", type=int, default=6, help="held-out rendered scenes for the real-image path")
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = args.model or str(default_model_dir())
+    editor = Editor(load_pipeline(model, device="cpu"), num_inference_steps=args.steps)
+    start = time.perf_counter()
+    following, _, _ = prompt_following(editor.pipe, count=args.prompts, num_inference_steps=args.steps)
+    layout = layout_preservation(editor, args.layouts, args.steps, np.random.default_rng(7))
+    real = real_image_path(editor, args.scenes, args.steps, METHODS)
+    results = {"model": "shipped toy model" if args.model is None else args.model, "steps": args.steps,
+               "prompt_following": following, **layout, **real,
+               "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
+               "seconds": round(time.perf_counter() - start, 1), "device": f"cpu ({os.cpu_count()} cores)"}
+    rows = [("prompt following", following, ">= 0.90"),
+            ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
+            ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
+            ("local-blend mask IoU", real["blend_mask_iou"], ">= 0.60"),
+            ("  big objects only", real["blend_mask_iou_big_objects"], ""),
+            ("background PSNR (dB)", real["background_psnr"], ">= 30"),
+            *((f"recon gap {m} (dB)", g, "< 1 (null-text)") for m, g in real["recon_gap_db"].items()),
+            ("edit success", real["edit_success"], ">= 0.80")]
+    print(f"{'figure':<36}{'value':>10}  goal")
+    for name, value, goal in rows:
+        print(f"{name:<36}{value:>10.3f}  {goal}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
