@@ -1168,17 +1168,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.model is None:
         args.model = "toy"
     session = open_session(args)
+    session.editor.num_inference_steps = args.steps
     from p2p_real.toyworld.demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(session.editor, progress=session.progress)
-    parameters = {"command": "demo", "model": session.model, "device": session.device, "dtype": session.dtype}
+    parameters = {"command": "demo", "model": session.model, "device": session.device, "dtype": session.dtype,
+                  "steps": args.steps}
     written = [
         save_png(grid, result.grid, png_text(parameters)),
         save_png(photo, result.photo, png_text(parameters, prompt=result.info["caption"])),
     ]
     runtime = {**session.runtime, "demo_s": round(time.perf_counter() - start, 2)}
-    argv = ["demo", "--model", session.model, "--device", session.device, "--dtype", session.dtype]
+    argv = ["demo", "--model", session.model, "--device", session.device, "--dtype", session.dtype,
+            "--steps", str(args.steps)]
     outputs = {"grid": grid.name, "photo": photo.name, **result.info}
     written.append(write_json(json_path, sidecar("demo", argv, parameters, outputs, runtime=runtime)))
     report_written(written, args.quiet)
@@ -1757,6 +1760,7 @@ def env_arguments(p: argparse.ArgumentParser) -> None:
 def demo_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("output")
     group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
+    group.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (default: 50)")
     add_model_options(p)
     p.set_defaults(model=None)
     add_run_options(p)

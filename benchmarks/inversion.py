@@ -91,7 +91,8 @@ def reference_null_text(pipe, scheduler, trajectory, cond, uncond, guidance: flo
 def run_reference(editor: Editor, photo: np.ndarray, prompt: str, steps: int, guidance: float, device: str):
     """Seconds and latent error of the reference-style loop on a float32 copy of the model."""
     pipe = editor.pipe
-    if pipe.unet.dtype != torch.float32:  # the original runs in float32: time it on a float32 UNet
+    dtype = pipe.unet.dtype  # read before the cast: editor.dtype follows the UNet
+    if dtype != torch.float32:  # the original runs in float32: time it on a float32 UNet
         pipe.unet.to(torch.float32)
         pipe.text_encoder.to(torch.float32)
     try:
@@ -110,8 +111,8 @@ def run_reference(editor: Editor, photo: np.ndarray, prompt: str, steps: int, gu
         seconds = time.perf_counter() - start
         return seconds, latent_error(reached, z0)
     finally:
-        pipe.unet.to(editor.dtype)
-        pipe.text_encoder.to(editor.dtype)
+        pipe.unet.to(dtype)
+        pipe.text_encoder.to(dtype)
 
 
 def main() -> None:
@@ -129,6 +130,7 @@ def main() -> None:
     torch.manual_seed(0)
     editor = Editor(benchmark_pipeline(model, device), num_inference_steps=args.steps,
                     guidance_scale=args.guidance)
+    dtype = editor.dtype
     rows: dict[str, dict[str, dict[str, float]]] = {}
     print(f"{'photo':<10}{'method':<17}{'seconds':>9}{'latent err':>12}{'PSNR':>8}{'SSIM':>8}{'VAE PSNR':>10}")
     for name in args.photos:
@@ -142,6 +144,8 @@ def main() -> None:
             sync(device)
             seconds = time.perf_counter() - start
             rec = editor.reconstruct(inv, progress=False)
+            if editor.dtype != dtype:
+                raise RuntimeError(f"the model's dtype changed during the benchmark: {dtype} -> {editor.dtype}")
             rows[name][method] = {
                 "seconds": seconds, "latent_error": rec.latent_error, "psnr": rec.psnr, "ssim": rec.ssim,
                 "vae_ceiling_psnr": rec.vae_psnr, "vae_ceiling_ssim": rec.vae_ssim,
@@ -164,7 +168,7 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
     entry = {"device": gpu, "model": model, "steps": args.steps, "guidance": args.guidance,
-             "dtype": str(editor.dtype).replace("torch.", ""), "photos": rows,
+             "dtype": str(dtype).replace("torch.", ""), "photos": rows,
              "invert_edit_seconds": invert_edit_seconds}
     if not args.no_reference:
         ours = [rows[p]["null-text"]["seconds"] for p in rows]

@@ -13,9 +13,10 @@ from p2p_real.toyworld import model as toy_model
 from p2p_real.toyworld.model import PRESETS, build_pipeline, get_config, parameter_counts, save_pipeline
 
 
-def test_shipped_config_keeps_maps_at_latent_over_4_with_cross_attention():
-    config = PRESETS["toy"]
-    assert (config.image_size, config.latent_size, config.map_size) == (128, 64, 16)
+@pytest.mark.parametrize(("preset", "sizes"), [("mini", (64, 32, 8)), ("toy", (128, 64, 16))])
+def test_configs_keep_maps_at_latent_over_4_with_cross_attention(preset, sizes):
+    config = PRESETS[preset]
+    assert (config.image_size, config.latent_size, config.map_size) == sizes
     unet = toy_model.build_unet(config)
     names = [n for n in unet.attn_processors if ".attn2." in n]
     assert any(n.startswith("down_blocks.2.") for n in names)  # latent/4 level
@@ -23,11 +24,12 @@ def test_shipped_config_keeps_maps_at_latent_over_4_with_cross_attention():
     assert not any(n.startswith("down_blocks.0.") for n in names)
 
 
-def test_shipped_config_fits_the_size_budget():
-    pipe = build_pipeline("toy")
+@pytest.mark.parametrize("preset", ["mini", "toy"])
+def test_configs_fit_the_size_budget(preset):
+    pipe = build_pipeline(preset)
     counts = parameter_counts(pipe)
     assert sum(counts.values()) * 2 < 30e6  # float16 storage
-    assert pipe.vae_scale_factor == 2 and pipe.unet.config.sample_size == 64
+    assert pipe.vae_scale_factor == 2 and pipe.unet.config.sample_size == PRESETS[preset].latent_size
     assert pipe.scheduler.config.beta_schedule == "scaled_linear"
     assert pipe.scheduler.config.clip_sample is False and pipe.scheduler.config.set_alpha_to_one is False
 

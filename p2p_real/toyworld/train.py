@@ -97,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from DIR/train/state.pt")
     parser.add_argument(
-        "--preset", default="toy", help="model size: toy (shipped, 128px), mini (64px, for CPU) or test (tiny)"
+        "--preset", default="mini",
+        help="model size: mini (the shipped one, 64px, an hour on 2 CPU cores), toy (128px, for a GPU) or test (tiny)"
     )
     parser.add_argument("--vae-fraction", type=float, default=0.2, help="share of the budget for the VAE")
     parser.add_argument("--vae-batch", type=int)
