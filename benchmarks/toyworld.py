@@ -24,7 +24,6 @@ import statistics
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from p2p_real import Editor, load_pipeline
 from p2p_real.toyworld.captions import scene_caption
 from p2p_real.toyworld.model import default_model_dir
-from p2p_real.toyworld.quality import prompt_following
+from p2p_real.toyworld.quality import background_psnr, prompt_following
 from p2p_real.toyworld.scenes import random_scene, render
 from p2p_real.toyworld.vision import find_object, mask_iou, segment_objects
 from p2p_real.toyworld.world import COLOURS, SHAPES
@@ -58,12 +57,6 @@ def to_uint8(image) -> np.ndarray:
 def object_mask(image: np.ndarray, colour: str, shape: str | None = None) -> np.ndarray | None:
     obj = find_object(segment_objects(image), colour, shape)
     return None if obj is None else obj.mask
-
-
-def masked_psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    diff = (a.astype(np.float64) - b.astype(np.float64))[where]
-    mse = float(np.mean(diff**2)) if diff.size else 0.0
-    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Generator) -> dict[str, float]:
@@ -131,8 +124,7 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
             attention_ious.append(mask_iou(word > 0.3 * word.max(), truth.mask))
             if truth.size == "big":
                 mask_ious_big.append(iou)
-            ring = cv2.dilate(truth.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-            bg_psnr = masked_psnr(edited, rendered.image, ~ring)
+            bg_psnr = background_psnr(edited, rendered.image, truth.mask)
             background.append(bg_psnr)
             found = object_mask(edited, colour, shape if kind == "shape" else None)
             hit = found is not None and mask_iou(found, truth.mask) >= 0.5

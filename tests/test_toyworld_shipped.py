@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from p2p_real import Editor, load_pipeline
+from p2p_real.toyworld import quality
 from p2p_real.toyworld.model import MODEL_DIR, default_model_dir
 from p2p_real.toyworld.scenes import Scene, SceneObject, render
 from p2p_real.toyworld.vision import mask_iou
+from tests.test_cli import SCRIPT
 
-BIN = Path(sys.executable).parent
-SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
 STEPS = 20
 # Two held-out one-object scenes (seeds outside the training streams): the object, its background, and
 # the swap each test applies to it.
@@ -62,9 +59,7 @@ def swap(rendered, colour: str, shape: str) -> str:
 
 
 def background_psnr(image, rendered) -> float:
-    ring = cv2.dilate(rendered.objects[0].mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    diff = np.asarray(image, dtype=np.float64)[~ring] - rendered.image[~ring].astype(np.float64)
-    return float(10 * np.log10(255.0**2 / max(np.mean(diff**2), 1e-10)))
+    return quality.background_psnr(image, rendered.image, rendered.objects[0].mask)
 
 
 def test_shipped_model_is_small_half_precision_safetensors():

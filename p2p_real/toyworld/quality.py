@@ -19,6 +19,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
+def background_psnr(image: np.ndarray, photo: np.ndarray, object_mask: np.ndarray, margin: int = 2) -> float:
+    """PSNR (dB) of an edit against the photo outside the object's mask dilated by `margin` pixels."""
+    import cv2
+
+    size = 2 * margin + 1
+    ring = cv2.dilate(object_mask.astype(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
+    diff = np.asarray(image, dtype=np.float64)[~ring] - np.asarray(photo, dtype=np.float64)[~ring]
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    return 99.0 if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+
+
 def images_to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (B, H, W, 3) array or tensor -> float (B, 3, H, W) in [-1, 1] on the device."""
     tensor = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
