@@ -515,7 +515,7 @@ def resolve_model(model: str | None) -> str:
     if text == "toy":
         if not (toy_model_dir() / "model_index.json").is_file():
             raise CliError(f"the toy-world model is not installed in {toy_model_dir()} "
-                           "(train it with python -m p2p_real.toyworld.train)")
+                           "(train it with python -m training.toyworld)")
         return str(toy_model_dir())
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
@@ -536,7 +536,10 @@ def open_session(args: argparse.Namespace, device: str | None = None) -> Session
         pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype)
     except p2p_real.ModelLoadError as exc:
         raise CliError(f"{exc} (--model DIR or --model FILE)") from exc
-    editor = p2p_real.Editor(pipe)
+    toy = model == str(toy_model_dir())
+    if toy:
+        from p2p_real.toyworld.model import ATTENTION_RES
+    editor = p2p_real.Editor(pipe, attention_res=ATTENTION_RES if toy else 0.25)
     runtime = {
         "device": str(editor.device),
         "dtype": str(editor.dtype).removeprefix("torch."),

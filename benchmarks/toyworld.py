@@ -5,14 +5,19 @@
 
 Figures (written to results/toyworld.json):
 - prompt_following: share of "a <colour> <shape>" samples showing that object;
+  prompt_following_attributes: per attribute (colour, shape, size, background) of full one-object captions
+  ("a big red circle on a blue background"); prompt_following_two_objects: two-object captions with every
+  part found (two_object_parts has each part);
 - layout_iou_p2p / layout_iou_baseline: colour and shape swaps of generated scenes, P2P against the
   target prompt alone from the same seed: IoU of the object's mask in the source and in the edit;
 - blend_mask_iou: the local-blend mask (latent, upsampled) against the true object mask of rendered,
-  inverted scenes, with background_psnr the PSNR of the edit outside the (slightly dilated) object;
+  inverted scenes, with the toy model's latent/2 maps (blend_mask_iou_latent4: the default latent/4 maps);
   attention_mask_iou_unpooled: the same threshold on the source word's map without the 3x3 max-pool;
+  background_psnr: PSNR of the edits outside the objects involved;
 - recon_gap_db: VAE-ceiling PSNR minus reconstruction PSNR of held-out rendered scenes, per method;
-- edit_success: colour/shape swaps of inverted scenes with local blend where the target object is found
-  where the source object was (IoU >= 0.5) and the background is kept (PSNR >= 30 dB).
+- edit_success (and edit_success_per_kind): the five kinds of p2p_real.toyworld.edits on null-text
+  inversions of held-out scenes, checked by vision as `check_edit` says (object found with the asked
+  colour/shape where the source object was, background kept >= 30 dB, and so on); failed_edits lists why.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from p2p_real import Editor, load_pipeline
 from p2p_real.toyworld.captions import scene_caption
-from p2p_real.toyworld.model import default_model_dir
-from p2p_real.toyworld.quality import background_psnr, prompt_following
+from p2p_real.toyworld.edits import KINDS, check_edit, make_edit
+from p2p_real.toyworld.model import ATTENTION_RES, default_model_dir
+from p2p_real.toyworld.quality import attribute_following, prompt_following
 from p2p_real.toyworld.scenes import random_scene, render
 from p2p_real.toyworld.vision import find_object, mask_iou, segment_objects
 from p2p_real.toyworld.world import COLOURS, SHAPES
@@ -87,58 +93,76 @@ def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Gener
 
 
 def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]) -> dict[str, object]:
-    """Held-out rendered scenes: reconstruction per method, then swaps with local blend on null-text."""
+    """Held-out rendered scenes: reconstruction per method, then the five edit kinds on null-text inversions.
+
+    n scenes of one big object get every kind; n // 3 scenes of two objects (the first one small) get the
+    three swaps. The blend mask is compared with the true object on the colour, shape and size edits.
+    """
     rng = np.random.default_rng(HELD_OUT_SEED)
     side = editor.default_size[0]
     gaps: dict[str, list[float]] = {m: [] for m in methods}
-    mask_ious, mask_ious_big, attention_ious, background, success = [], [], [], [], []
     seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
-    for i in range(n):
-        scene = random_scene(rng, n_objects=1 + i % 2)
+    mask_ious, mask_ious_coarse, attention_ious, background = [], [], [], []
+    success: dict[str, list[bool]] = {kind: [] for kind in KINDS}
+    failures: list[str] = []
+    scenes = [random_scene(rng, n_objects=1, sizes=["big"]) for _ in range(n)]
+    scenes += [random_scene(rng, n_objects=2, sizes=["small", "big"]) for _ in range(max(n // 3, 1))]
+    for i, scene in enumerate(scenes):
         rendered = render(scene, side)
-        inversions = {}
-        for method in methods:
+        inv = None
+        for method in methods if i < 4 else ("null-text",):
             start = time.perf_counter()
-            inv = editor.invert(rendered.image, rendered.caption, method=method, num_inference_steps=steps,
-                                progress=False)
+            current = editor.invert(rendered.image, rendered.caption, method=method, num_inference_steps=steps,
+                                    progress=False)
             seconds[method] += time.perf_counter() - start
-            rec = editor.reconstruct(inv, progress=False)
-            gaps[method].append(rec.vae_psnr - rec.psnr)
-            inversions[method] = inv
-        inv = inversions["null-text" if "null-text" in methods else methods[0]]
-        for k, truth in enumerate(rendered.objects):
-            kind = "colour" if (i + k) % 2 == 0 else "shape"
-            colour, shape = swap_of(truth.colour, truth.shape, rng, kind, {scene.background} |
-                                    {o.colour for o in rendered.objects})
-            target = rendered.caption.replace(f"{truth.colour} {truth.shape}", f"{colour} {shape}", 1)
-            res = editor.edit(inv, target, blend_words=([truth.shape], [shape]), progress=False)
+            if i < 4:
+                rec = editor.reconstruct(current, progress=False)
+                gaps[method].append(rec.vae_psnr - rec.psnr)
+            if method == "null-text":
+                inv = current
+        kinds = KINDS if len(scene.objects) == 1 else ("colour", "shape", "background")
+        truth = rendered.objects[0].mask
+        for kind in kinds:
+            edit = make_edit(kind, rendered, rng)
+            res = editor.edit(inv, edit.target, progress=False, **edit.options)
             edited = to_uint8(res.images[1])
-            latent = res.info["blend_mask"][0:1].float()
-            up = F.interpolate(latent, size=edited.shape[:2], mode="nearest")[0, 0].numpy() > 0.5
-            iou = mask_iou(up, truth.mask)
-            mask_ious.append(iou)
-            # the source word's map alone, thresholded as local blend does but without the 3x3 max-pool:
-            # how much of the gap to the truth is the pooling's one-cell margin
-            word = torch.from_numpy(res.attention.word(truth.shape, row=0))[None, None]
+            check = check_edit(edit, rendered, edited)
+            success[kind].append(check.success)
+            if not check.success:
+                failures.append(f"{rendered.caption} -> {edit.label}: {check.detail}")
+            if kind == "background":
+                continue
+            background.append(check.background_db)
+            if kind == "add":
+                continue
+            mask_ious.append(mask_iou(latent_mask(res, edited.shape[:2]), truth))
+            word = torch.from_numpy(res.attention.word(rendered.objects[0].shape, row=0))[None, None]
             word = F.interpolate(word, size=edited.shape[:2], mode="nearest")[0, 0].numpy()
-            attention_ious.append(mask_iou(word > 0.3 * word.max(), truth.mask))
-            if truth.size == "big":
-                mask_ious_big.append(iou)
-            bg_psnr = background_psnr(edited, rendered.image, truth.mask)
-            background.append(bg_psnr)
-            found = object_mask(edited, colour, shape if kind == "shape" else None)
-            hit = found is not None and mask_iou(found, truth.mask) >= 0.5
-            success.append(hit and bg_psnr >= 30.0)
+            attention_ious.append(mask_iou(word > 0.3 * word.max(), truth))
+            if kind == "colour":  # the same edit with the default latent/4 maps, for comparison
+                coarse = Editor(editor.pipe, num_inference_steps=steps, attention_res=0.25)
+                res = coarse.edit(inv, edit.target, progress=False, **edit.options)
+                mask_ious_coarse.append(mask_iou(latent_mask(res, edited.shape[:2]), truth))
+    every = [hit for hits in success.values() for hit in hits]
     return {
         "recon_gap_db": {m: statistics.mean(v) for m, v in gaps.items()},
-        "invert_seconds": {m: s / n for m, s in seconds.items()},
+        "invert_seconds": {m: s / (len(scenes) if m == "null-text" else min(4, len(scenes)))
+                           for m, s in seconds.items()},
         "blend_mask_iou": statistics.mean(mask_ious),
-        "blend_mask_iou_big_objects": statistics.mean(mask_ious_big) if mask_ious_big else float("nan"),
+        "blend_mask_iou_latent4": statistics.mean(mask_ious_coarse),
         "attention_mask_iou_unpooled": statistics.mean(attention_ious),
         "background_psnr": statistics.mean(background),
-        "edit_success": float(np.mean(success)),
-        "edits": len(success),
+        "edit_success": float(np.mean(every)),
+        "edit_success_per_kind": {kind: float(np.mean(hits)) for kind, hits in success.items()},
+        "edits": len(every),
+        "failed_edits": failures,
     }
+
+
+def latent_mask(res, size: tuple[int, int]) -> np.ndarray:
+    """The edit's final local-blend mask (latent resolution) upsampled to the image, as a boolean array."""
+    latent = res.info["blend_mask"][0:1].float()
+    return F.interpolate(latent, size=size, mode="nearest")[0, 0].numpy() > 0.5
 
 
 def main() -> None:
@@ -147,29 +171,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--prompts", type=int, default=40, help="single-object prompts for prompt following")
     parser.add_argument("--layouts", type=int, default=16, help="generated scenes for layout preservation")
-    parser.add_argument("--scenes", type=int, default=6, help="held-out rendered scenes for the real-image path")
+    parser.add_argument("--scenes", type=int, default=6, help="one-object held-out scenes (x5 edits; +1/3 with two)")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.manual_seed(0)
     model = args.model or str(default_model_dir())
-    editor = Editor(load_pipeline(model, device="cpu"), num_inference_steps=args.steps)
+    editor = Editor(load_pipeline(model, device="cpu"), num_inference_steps=args.steps, attention_res=ATTENTION_RES)
     start = time.perf_counter()
     following, _, _ = prompt_following(editor.pipe, count=args.prompts, num_inference_steps=args.steps)
+    attributes, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=1,
+                                           num_inference_steps=args.steps)
+    two, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=2, num_inference_steps=args.steps)
     layout = layout_preservation(editor, args.layouts, args.steps, np.random.default_rng(7))
     real = real_image_path(editor, args.scenes, args.steps, METHODS)
     results = {"model": "shipped toy model" if args.model is None else args.model, "steps": args.steps,
-               "prompt_following": following, **layout, **real,
+               "prompt_following": following,
+               "prompt_following_attributes": {k: attributes[k] for k in ("colour", "shape", "size", "background",
+                                                                          "all")},
+               "prompt_following_two_objects": two["all"], "two_object_parts": two, **layout, **real,
                "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
                "seconds": round(time.perf_counter() - start, 1), "device": f"cpu ({os.cpu_count()} cores)"}
     rows = [("prompt following", following, ">= 0.90"),
+            *((f"  {k}, full captions", attributes[k], ">= 0.90") for k in ("colour", "shape", "size", "background")),
+            ("  every attribute at once", attributes["all"], ""),
+            ("two-object captions, all parts", two["all"], ">= 0.70"),
             ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
             ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
-            ("local-blend mask IoU", real["blend_mask_iou"], ">= 0.60"),
-            ("  big objects only", real["blend_mask_iou_big_objects"], ""),
+            (f"local-blend mask IoU (latent*{ATTENTION_RES:g} maps)", real["blend_mask_iou"], ">= 0.60"),
+            ("  with latent/4 maps (colour swaps)", real["blend_mask_iou_latent4"], ""),
             ("  word map, no 3x3 max-pool", real["attention_mask_iou_unpooled"], ""),
             ("background PSNR (dB)", real["background_psnr"], ">= 30"),
             *((f"recon gap {m} (dB)", g, "< 1 (null-text)") for m, g in real["recon_gap_db"].items()),
-            ("edit success", real["edit_success"], ">= 0.80")]
+            ("edit success", real["edit_success"], ">= 0.80"),
+            *((f"  {kind}", v, ">= 0.80") for kind, v in real["edit_success_per_kind"].items())]
     print(f"{'figure':<36}{'value':>10}  goal")
     for name, value, goal in rows:
         print(f"{name:<36}{value:>10.3f}  {goal}")

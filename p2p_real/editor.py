@@ -92,7 +92,12 @@ class Editor:
     The pipeline is used as it is and left exactly as it was after every call.
     """
 
-    def __init__(self, pipe: Any, num_inference_steps: int = 50, guidance_scale: float = 7.5) -> None:
+    def __init__(
+        self, pipe: Any, num_inference_steps: int = 50, guidance_scale: float = 7.5, attention_res: float = 0.25
+    ) -> None:
+        """`attention_res` is the side of the stored attention maps (heat maps, local blend) as a fraction of
+        the latent's side: 1/4 (16x16 at 512 px, as the original code) unless a small model wants finer maps;
+        the nearest UNet level with cross-attention is used."""
         parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
         missing = [p for p in parts if getattr(pipe, p, None) is None]
         if missing:
@@ -100,6 +105,9 @@ class Editor:
         self.pipe = pipe
         self.num_inference_steps = _positive_int(num_inference_steps, "num_inference_steps")
         self.guidance_scale = _guidance(guidance_scale)
+        self.attention_res = _fraction(attention_res, "attention_res")
+        if self.attention_res == 0:
+            raise ValueError("attention_res must be a fraction of the latent side in (0, 1], got 0")
         self.scheduler = ddim_scheduler(pipe.scheduler.config)
 
     @property
@@ -242,7 +250,8 @@ class Editor:
         latent_hw = tuple(start.shape[-2:])
         controller = P2PController(
             len(prompts), guidance > 1, latent_hw, self.pipe.unet, cross_edit,
-            self_replace_steps, self_replace_max_res, steps, device=self.device, dtype=self.dtype,
+            self_replace_steps, self_replace_max_res, steps, store_res=self.attention_res, device=self.device,
+            dtype=self.dtype,
         )
         self.scheduler.set_timesteps(steps, device=self.device)
         cond = self.embed(prompts)

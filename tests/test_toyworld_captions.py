@@ -41,9 +41,9 @@ def test_full_and_short_caption_forms():
     "text",
     [
         "a red circle",
-        "a big turquoise pentagon on a purple background",
+        "a big blue triangle on a purple background",
         "a small red star and a big white square",
-        "a pink triangle and a black circle on a gray background",
+        "a purple triangle and a white circle on a green background",
     ],
 )
 def test_parse_round_trip(text):
@@ -64,10 +64,9 @@ def test_parse_rejects_other_sentences(text):
 
 def test_multi_token_words_split_as_intended():
     tokenizer = build_tokenizer()
-    assert tokenizer.tokenize("turquoise") == ["turq", "uoise</w>"]
     assert tokenizer.tokenize("purple") == ["pur", "ple</w>"]
-    assert tokenizer.tokenize("pentagon") == ["penta", "gon</w>"]
-    assert len(SPLIT_WORDS) >= 3
+    assert tokenizer.tokenize("triangle") == ["tri", "angle</w>"]
+    assert len(SPLIT_WORDS) >= 2
 
 
 def test_every_vocabulary_word_tokenizes_to_its_pieces():
@@ -81,16 +80,17 @@ def test_every_vocabulary_word_tokenizes_to_its_pieces():
 
 def test_token_groups_line_up_with_the_tokenizer():
     tokenizer = build_tokenizer()
-    caption = parse_caption("a big turquoise pentagon and a small red star on a purple background")
+    caption = parse_caption("a big purple triangle and a small red star on a green background")
     ids = tokenizer(caption.text, padding="max_length", max_length=77).input_ids
     tokens = tokenizer.convert_ids_to_tokens(ids)
     groups = token_groups(caption)
     assert len(groups) == 77
     named = {g: [t for t, gg in zip(tokens, groups) if gg == g] for g in (0, 1, BACKGROUND)}
-    assert named[0] == ["big</w>", "turq", "uoise</w>", "penta", "gon</w>"]
+    assert named[0] == ["big</w>", "pur", "ple</w>", "tri", "angle</w>"]
     assert named[1] == ["small</w>", "red</w>", "star</w>"]
-    assert named[BACKGROUND] == ["pur", "ple</w>", "background</w>"]
-    assert groups[0] == NO_GROUP and tokens[len(caption.text.split()) + 4] == tokenizer.eos_token
+    assert named[BACKGROUND] == ["green</w>", "background</w>"]
+    end = len(caption.text.split()) + 3  # BOS, then two words of two tokens
+    assert groups[0] == NO_GROUP and tokens[end] == tokenizer.eos_token != tokens[end - 1]
 
 
 def test_bad_caption_parts_raise():

@@ -123,9 +123,11 @@ def test_bad_attributes_raise_value_error(make):
 
 def test_fixed_attributes_are_respected():
     rng = np.random.default_rng(9)
-    scene = random_scene(rng, n_objects=2, colours=["pink", "black"], shapes=["star", "pentagon"], sizes=["big", "big"])
+    scene = random_scene(
+        rng, n_objects=2, colours=["purple", "white"], shapes=["star", "triangle"], sizes=["big", "big"]
+    )
     assert [(o.colour, o.shape, o.size) for o in scene.objects] == [
-        ("pink", "star", "big"),
-        ("black", "pentagon", "big"),
+        ("purple", "star", "big"),
+        ("white", "triangle", "big"),
     ]
-    assert scene.background not in ("pink", "black")
+    assert scene.background not in ("purple", "white")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from p2p_real.loading import load_pipeline
-from p2p_real.toyworld.data import BACKGROUND_TARGET, NO_TARGET, make_batch
-from p2p_real.toyworld.train import attention_loss, cosine_lr, main, parse_args
+from training.data import BACKGROUND_TARGET, NO_TARGET, make_batch
+from training.toyworld import attention_loss, cosine_lr, main, parse_args
 
 
 def _rows(path):
@@ -21,12 +21,12 @@ def _rows(path):
 def test_train_runs_end_to_end_and_resumes(tmp_path):
     args = ["--out", str(tmp_path), "--preset", "test", "--device", "cpu", "--minutes", "5", "--samples", "0"]
     assert main([*args, "--vae-steps", "2", "--unet-steps", "2"]) == 0
-    state = torch.load(tmp_path / "train" / "state.pt", weights_only=False)
+    state = torch.load(tmp_path / "train" / "state.pt", weights_only=True)
     assert (state["stage"], state["step"]) == ("done", 2)
     assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (tmp_path / "train" / "info.json").is_file()
     assert main([*args, "--vae-steps", "2", "--unet-steps", "3", "--resume"]) == 0
-    state = torch.load(tmp_path / "train" / "state.pt", weights_only=False)
+    state = torch.load(tmp_path / "train" / "state.pt", weights_only=True)
     assert state["step"] == 3
     rows = _rows(tmp_path)
     assert rows[0]["stage"] == "vae" and rows[-1]["stage"] == "unet"
@@ -74,3 +74,50 @@ def test_cosine_lr_warms_up_and_decays():
     assert cosine_lr(1.0, 0, 0.0, warmup=10) == pytest.approx(0.1)
     assert cosine_lr(1.0, 100, 0.0, warmup=10) == pytest.approx(1.0)
     assert cosine_lr(1.0, 100, 1.0, warmup=10) == pytest.approx(0.05)
+
+
+def test_folding_the_latent_scale_keeps_the_images_and_standardises_the_latents():
+    """docs/toyworld.md: the trainer centres and scales the latents per channel inside the VAE."""
+    from p2p_real.toyworld.model import build_vae, get_config
+    from p2p_real.toyworld.quality import images_to_tensor, rendered_images
+    from training.toyworld import fold_latent_scale
+
+    torch.manual_seed(0)
+    vae = build_vae(get_config("test")).eval()
+    x = images_to_tensor(rendered_images(6, 32))
+    with torch.no_grad():
+        before = vae.encode(x).latent_dist
+        images = vae.decode(before.mean).sample
+        mean, std = before.mean.mean(dim=(0, 2, 3)), before.mean.std(dim=(0, 2, 3))
+        fold_latent_scale(vae, mean, std)
+        after = vae.encode(x).latent_dist
+        torch.testing.assert_close(vae.decode(after.mean).sample, images, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after.mean.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(after.mean.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(after.std, before.std / std[None, :, None, None], atol=1e-6, rtol=1e-4)
+
+
+def test_resuming_refuses_torch_without_a_safe_loader(tmp_path, monkeypatch):
+    from training import toyworld
+
+    path = tmp_path / "state.pt"
+    torch.save({"step": 1}, path)
+    assert toyworld.load_state(path, torch.device("cpu")) == {"step": 1}
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    with pytest.raises(RuntimeError, match="torch >= 2.6"):
+        toyworld.load_state(path, torch.device("cpu"))
+
+
+def test_min_snr_weights_and_pooled_targets():
+    from training.toyworld import pool_targets, snr_weight
+
+    alphas = torch.tensor([0.999, 0.5, 0.01])
+    weights = snr_weight(alphas, 5.0)
+    assert weights[0] == pytest.approx(5.0 / 999.0, rel=1e-3) and weights[1:].tolist() == [1.0, 1.0]
+    assert snr_weight(alphas, 0).tolist() == [1.0, 1.0, 1.0]
+    targets = torch.rand(2, 3, 16)
+    targets = targets / targets.sum(-1, keepdim=True)
+    pooled = pool_targets(targets, 4, 2)
+    assert pooled.shape == (2, 3, 4)
+    torch.testing.assert_close(pooled.sum(-1), torch.ones(2, 3))
+    assert pooled[0, 0, 0] == pytest.approx(float(targets[0, 0].reshape(4, 4)[:2, :2].sum()))

@@ -53,7 +53,7 @@ def test_find_object_and_iou_helpers():
                 SceneObject("red", "circle", "big", (0.3, 0.3)),
                 SceneObject("green", "star", "small", (0.75, 0.7)),
             ),
-            background="gray",
+            background="white",
         )
     )
     found = segment_objects(rendered.image)

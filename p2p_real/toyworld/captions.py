@@ -14,20 +14,20 @@ from p2p_real.toyworld.tokenizer import END, build_clip_tokenizer
 from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, check_attributes
 
 # Words that the tokenizer splits into two tokens ("|" marks the split), so multi-token words get exercised.
-SPLIT_WORDS: dict[str, str] = {"turquoise": "turq|uoise", "purple": "pur|ple", "pentagon": "penta|gon"}
+SPLIT_WORDS: dict[str, str] = {"purple": "pur|ple", "triangle": "tri|angle"}
 GRAMMAR_WORDS: tuple[str, ...] = ("a", "and", "on", "background")
 BACKGROUND = -1  # token group of the background's words
 NO_GROUP = -2  # token group of grammar words, BOS, EOS and padding
 
 
 def vocabulary() -> list[str]:
-    """Every word of the grammar, in build_clip_tokenizer's notation ("turq|uoise")."""
+    """Every word of the grammar, in build_clip_tokenizer's notation ("pur|ple")."""
     words = [*GRAMMAR_WORDS, *SIZES, *COLOURS, *SHAPES]
     return [SPLIT_WORDS.get(word, word) for word in words]
 
 
 def word_pieces(word: str) -> list[str]:
-    """The tokens a vocabulary word is meant to become ("turquoise" -> ["turq", "uoise</w>"])."""
+    """The tokens a vocabulary word is meant to become ("purple" -> ["pur", "ple</w>"])."""
     pieces = SPLIT_WORDS.get(word, word).split("|")
     return [*pieces[:-1], pieces[-1] + END]
 

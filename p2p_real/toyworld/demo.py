@@ -1,5 +1,6 @@
-"""The offline demo: a held-out toy-world scene inverted with null-text inversion, then a swap, a
-refinement and a reweight, each with local blend, shown as one labelled grid."""
+"""The offline demo: a toy-world scene inverted with null-text inversion, then the five edit kinds
+(colour, shape, background, an added object, a size reweight), each with local blend, as one labelled grid
+with each edit's mask, timing and check, and the caption's word heat maps."""
 
 from __future__ import annotations
 
@@ -12,38 +13,22 @@ from PIL import Image
 
 from masks.visualize import labelled_grid, mask_overlay, word_heatmaps
 from p2p_real.editor import Editor
+from p2p_real.toyworld.edits import KINDS, ToyEdit, check_edit, make_edit
 from p2p_real.toyworld.scenes import RenderedScene, Scene, SceneObject, render
 
-# A scene the training data never shows exactly (its seed is outside the training streams).
+# A scene like the training scenes (one big object on a plain background), with a seed outside the
+# training streams, and room on the right for the added object.
 DEMO_SCENE = Scene(
-    objects=(SceneObject(colour="red", shape="circle", size="big", center=(0.38, 0.45), radius_u=0.6),),
+    objects=(SceneObject(colour="red", shape="circle", size="big", center=(0.36, 0.42), radius_u=0.5),),
     background="yellow",
-    texture="gradient",
-    texture_strength=0.25,
-    gradient_angle=30.0,
     seed=987_654_321,
 )
-
-
-@dataclass
-class DemoEdit:
-    """One edit of the demo: a target caption and the P2P options that make it."""
-
-    label: str
-    target: str
-    options: dict[str, Any]
-
-
-def demo_edits(caption: str) -> list[DemoEdit]:
-    """The swap, the refinement and the reweight applied to the demo caption."""
-    return [
-        DemoEdit("swap circle -> star", caption.replace("circle", "star"),
-                 {"blend_words": (["circle"], ["star"])}),
-        DemoEdit("refine: add a small blue square",
-                 caption.replace(" on a", " and a small blue square on a"),
-                 {"blend_words": ([], ["square"])}),
-        DemoEdit("reweight 'big' x3", caption, {"equalizer": {"big": 3.0}, "blend_words": (["circle"], ["circle"])}),
-    ]
+# The new word each demo edit asks for.
+DEMO_CHOICES: dict[str, str | None] = {"colour": "blue", "shape": "star", "background": "white", "add": "blue",
+                                       "size": None}
+def demo_edits(rendered: RenderedScene) -> list[ToyEdit]:
+    """The five edits of the demo scene."""
+    return [make_edit(kind, rendered, prefer=DEMO_CHOICES[kind]) for kind in KINDS]
 
 
 @dataclass
@@ -57,9 +42,9 @@ class DemoResult:
 
 
 def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True) -> DemoResult:
-    """Invert the rendered scene (null-text), make the three edits, and lay them out as a grid."""
+    """Invert the rendered scene (null-text), make the five edits, check them and lay them out as a grid."""
     size = editor.default_size[0]
-    rendered: RenderedScene = render(scene, size)
+    rendered = render(scene, size)
     caption = rendered.caption
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -71,16 +56,20 @@ def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True) -
     masks_row: list[Any] = [None, None]
     images, edits_info = [], []
     attention = None
-    for edit in demo_edits(caption):
+    for edit in demo_edits(rendered):
         start = time.perf_counter()
         res = editor.edit(inv, edit.target, progress=progress, **edit.options)
-        timings[edit.label] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        timings[edit.kind] = seconds
         image, mask = res.images[1], res.masks[0]
+        check = check_edit(edit, rendered, image)
         images.append(image)
-        top.append((image, f"{edit.label}: {edit.target}"))
+        mark = "ok" if check.success else "missed"
+        top.append((image, f"{edit.label} ({seconds:.1f} s, {mark})"))
         masks_row.append((mask_overlay(image, np.asarray(mask)), "local-blend mask"))
         attention = attention or res.attention
-        edits_info.append({"label": edit.label, "target": edit.target,
+        edits_info.append({"kind": edit.kind, "label": edit.label, "target": edit.target,
+                           "success": check.success, "check": check.detail,
                            **{k: repr(v) for k, v in edit.options.items()}})
     heat = word_heatmaps(photo, attention.per_word(0)) if attention is not None else []
     grid = labelled_grid([top, masks_row, heat], cell_height=max(128, size * 2))

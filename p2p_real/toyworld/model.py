@@ -13,6 +13,10 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from p2p_real.toyworld.captions import build_tokenizer
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
+# Side of the stored attention maps for the toy models, as a fraction of the latent side (Editor's
+# attention_res): latent/2, 16x16 at 64 px, rather than the default latent/4, whose 8x8 cells are an
+# eighth of the image (docs/toyworld.md).
+ATTENTION_RES = 0.5
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,6 @@ def default_model_dir() -> Path:
     if not (MODEL_DIR / "model_index.json").is_file():
         raise FileNotFoundError(
             f"the toy world model is not in {MODEL_DIR} yet: train it with "
-            "`python -m p2p_real.toyworld.train --out DIR` and copy DIR's pipeline files there"
+            "`python -m training.toyworld --out DIR` and copy DIR's pipeline files there"
         )
     return MODEL_DIR

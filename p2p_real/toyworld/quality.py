@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
 
+from p2p_real.toyworld.captions import Caption, caption_of
 from p2p_real.toyworld.scenes import random_scene, render
-from p2p_real.toyworld.vision import find_object, segment_objects
+from p2p_real.toyworld.vision import background_colour, find_object, segment_objects
 from p2p_real.toyworld.world import COLOURS, SHAPES
 
 
@@ -74,7 +75,69 @@ def single_object_prompts(count: int, seed: int = 0) -> list[tuple[str, str, str
     return prompts
 
 
+def full_captions(count: int, n_objects: int, seed: int = 0) -> list[Caption]:
+    """Captions naming every attribute ("a big red circle on a blue background"), shapes cycled, the rest random."""
+    rng = np.random.default_rng([seed, n_objects])
+    captions = []
+    for i in range(count):
+        shapes = [SHAPES[(i + k) % len(SHAPES)] for k in range(n_objects)]
+        scene = random_scene(rng, n_objects=n_objects, shapes=shapes)
+        captions.append(caption_of(scene))
+    return captions
+
+
+ATTRIBUTES = ("colour", "shape", "size", "background")
+
+
+def caption_hits(image: np.ndarray, caption: Caption) -> dict[str, bool]:
+    """Which parts of a caption an image shows, by the project's vision.
+
+    Per object: "colour" (an object of that colour), "shape" and "size" (of that object, or of the largest
+    object when no object has the colour), "object" (colour and shape together); "background" when the
+    caption names one; "all" when everything named is there.
+    """
+    found = segment_objects(image)
+    hits: dict[str, bool] = {}
+    for k, phrase in enumerate(caption.objects):
+        of_colour = find_object(found, phrase.colour)
+        target = of_colour or (found[0] if found else None)
+        suffix = "" if len(caption.objects) == 1 else str(k)
+        hits["colour" + suffix] = of_colour is not None
+        hits["shape" + suffix] = target is not None and target.shape == phrase.shape
+        if phrase.size:
+            hits["size" + suffix] = target is not None and target.size == phrase.size
+        hits["object" + suffix] = find_object(found, phrase.colour, phrase.shape) is not None
+    if caption.background:
+        hits["background"] = background_colour(image) == caption.background
+    hits["all"] = all(hits.values())
+    return hits
+
+
 @torch.no_grad()
+def sample_captions(
+    pipe: StableDiffusionPipeline,
+    prompts: list[str],
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    seed: int = 0,
+    batch: int = 8,
+) -> list[np.ndarray]:
+    """One uint8 sample per prompt, from noise drawn in order from one seeded generator."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    config = pipe.unet.config
+    images: list[np.ndarray] = []
+    for start in range(0, len(prompts), batch):
+        chunk = prompts[start : start + batch]
+        shape = (len(chunk), config.in_channels, config.sample_size, config.sample_size)
+        latents = torch.randn(shape, generator=generator).to(pipe.device, pipe.unet.dtype)
+        out = pipe(
+            chunk, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latents=latents,
+            output_type="np",
+        ).images
+        images += [(np.clip(image, 0, 1) * 255).round().astype(np.uint8) for image in out]
+    return images
+
+
 def prompt_following(
     pipe: StableDiffusionPipeline,
     count: int = 16,
@@ -83,32 +146,35 @@ def prompt_following(
     seed: int = 0,
     batch: int = 8,
 ) -> tuple[float, list[np.ndarray], list[str]]:
-    """Share of single-object prompts whose sample shows an object of the asked colour and shape.
+    """Share of single-object prompts ("a red circle") whose sample shows an object of that colour and shape.
 
     Returns the share, the images (uint8) and the prompts.
     """
     prompts = single_object_prompts(count, seed)
-    generator = torch.Generator("cpu").manual_seed(seed)
-    images: list[np.ndarray] = []
-    hits = 0
-    for start in range(0, count, batch):
-        chunk = prompts[start : start + batch]
-        latents = torch.randn(
-            (len(chunk), pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size),
-            generator=generator,
-        ).to(pipe.device, pipe.unet.dtype)
-        out = pipe(
-            [p for p, _, _ in chunk],
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            latents=latents,
-            output_type="np",
-        ).images
-        for (_, colour, shape), image in zip(chunk, out):
-            pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-            images.append(pixels)
-            hits += find_object(segment_objects(pixels), colour, shape) is not None
+    images = sample_captions(pipe, [p for p, _, _ in prompts], num_inference_steps, guidance_scale, seed, batch)
+    hits = sum(find_object(segment_objects(image), colour, shape) is not None
+               for (_, colour, shape), image in zip(prompts, images))
     return hits / max(count, 1), images, [p for p, _, _ in prompts]
+
+
+def attribute_following(
+    pipe: StableDiffusionPipeline,
+    count: int = 32,
+    n_objects: int = 1,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    seed: int = 0,
+    batch: int = 8,
+) -> tuple[dict[str, float], list[np.ndarray], list[str]]:
+    """Share of full captions of n_objects objects whose samples show each named part (see `caption_hits`)."""
+    captions = full_captions(count, n_objects, seed)
+    texts = [c.text for c in captions]
+    images = sample_captions(pipe, texts, num_inference_steps, guidance_scale, seed, batch)
+    totals: dict[str, int] = {}
+    for caption, image in zip(captions, images):
+        for key, hit in caption_hits(image, caption).items():
+            totals[key] = totals.get(key, 0) + int(hit)
+    return {key: value / max(count, 1) for key, value in totals.items()}, images, texts
 
 
 def image_grid(images: list[np.ndarray], columns: int = 8) -> np.ndarray:

@@ -16,7 +16,7 @@ TEXTURES: tuple[str, ...] = ("plain", "gradient", "mottled")
 # Circumradius as a fraction of the image side, per size class (before the shape's own factor).
 SIZE_RANGES: dict[str, tuple[float, float]] = {"small": (0.10, 0.13), "big": (0.19, 0.235)}
 # Scale per shape so that a triangle and a circle of one size class look about as large.
-SHAPE_SCALE: dict[str, float] = {"circle": 1.0, "square": 1.08, "triangle": 1.22, "star": 1.2, "pentagon": 1.05}
+SHAPE_SCALE: dict[str, float] = {"circle": 1.0, "square": 1.08, "triangle": 1.22, "star": 1.2}
 STAR_INNER = 0.45  # inner/outer radius of the five-pointed star
 SUPERSAMPLE = 4  # shapes are rasterised at 4x and averaged down, for anti-aliased edges
 
@@ -114,7 +114,7 @@ def _fit_center(center: tuple[float, float], radius: float) -> tuple[float, floa
 
 
 def shape_polygon(shape: str, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
-    """Vertices (N, 2) of a shape in pixel units; the triangle, pentagon and star point up."""
+    """Vertices (N, 2) of a shape in pixel units; the triangle and the star point up."""
     check_attributes(shape=shape)
     if shape == "circle":
         count, offset, radii = 96, 0.0, [radius]
@@ -122,8 +122,6 @@ def shape_polygon(shape: str, center: tuple[float, float], radius: float, angle:
         count, offset, radii = 4, 45.0, [radius]
     elif shape == "triangle":
         count, offset, radii = 3, -90.0, [radius]
-    elif shape == "pentagon":
-        count, offset, radii = 5, -90.0, [radius]
     else:  # star: ten vertices alternating outer and inner radius
         count, offset, radii = 10, -90.0, [radius, radius * STAR_INNER]
     points = []
@@ -318,13 +316,10 @@ def random_scene(
             break
     else:
         raise ValueError(f"could not place objects of sizes {sizes} without overlap")
-    texture = TEXTURES[rng.choice(3, p=[0.4, 0.3, 0.3])]
     return Scene(
         objects=tuple(placed),
         background=background,
-        texture=texture,
-        texture_strength=0.0 if texture == "plain" else float(rng.uniform(0.04, 0.12)),
-        gradient_angle=float(rng.uniform(0.0, 360.0)),
+        texture="plain",
         bg_tint=tuple(float(v) for v in rng.uniform(-6.0, 6.0, size=3)),
         noise_std=float(rng.uniform(0.8, 2.0)),
         seed=int(rng.integers(2**31)),

@@ -15,7 +15,7 @@ COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
 # Circumradius (fraction of the image side, shape factor removed) between the small and big ranges.
 SIZE_THRESHOLD = (SIZE_RANGES["small"][1] + SIZE_RANGES["big"][0]) / 2
 # Rotational symmetry of each polygon (degrees) and how far the renderer turns it, for template matching.
-_SYMMETRY = {"square": 90.0, "triangle": 120.0, "pentagon": 72.0, "star": 72.0}
+_SYMMETRY = {"square": 90.0, "triangle": 120.0, "star": 72.0}
 _ANGLE_STEP = 4.0
 
 

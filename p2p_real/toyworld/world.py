@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 # Colour names as captions spell them, and their RGB. Every colour can be an object or the background.
+# The world is kept small on purpose (six colours, four shapes): a model trained on two CPU cores learns it.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),
-    "orange": (245, 140, 25),
     "yellow": (245, 215, 45),
     "green": (55, 165, 65),
-    "turquoise": (40, 195, 195),
     "blue": (40, 80, 215),
     "purple": (150, 50, 170),
-    "pink": (245, 140, 195),
     "white": (240, 240, 236),
-    "gray": (125, 125, 125),
-    "black": (30, 30, 32),
 }
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "pentagon")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SIZES: tuple[str, ...] = ("small", "big")
 
 

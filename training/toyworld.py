@@ -1,9 +1,10 @@
 """Train the toy world model from scratch: the VAE first, then the UNet and text encoder on the diffusion loss.
 
-    python -m p2p_real.toyworld.train --out DIR [--device auto] [--minutes M] [--seed 0] [--resume]
+    python -m training.toyworld --out DIR [--device auto] [--minutes M] [--seed 0] [--resume] [--init-vae DIR]
 
 DIR receives the diffusers pipeline (save_pretrained, float16 safetensors) and DIR/train/ the run's
-state.pt (for --resume), log.csv, info.json and samples.png.
+state.pt (for --resume; tensors only, loaded with weights_only=True), log.csv, info.json and samples.png.
+What makes it learn on two CPU cores is in docs/toyworld.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from tqdm import tqdm
 
 from p2p_real.loading import resolve_device
-from p2p_real.toyworld.data import batch_loader
 from p2p_real.toyworld.model import ToyConfig, build_pipeline, get_config, parameter_counts, save_pipeline
 from p2p_real.toyworld.quality import (
     image_grid,
@@ -34,8 +34,8 @@ from p2p_real.toyworld.quality import (
     rendered_images,
     vae_reconstruction_psnr,
 )
+from training.data import batch_loader
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # data workers are forked after the tokenizer is built
 STAGE_VAE, STAGE_UNET, STAGE_DONE = "vae", "unet", "done"
 LOG_FIELDS = ("stage", "step", "seconds", "images", "loss", "detail", "lr")
 
@@ -55,11 +55,13 @@ class TrainSettings:
     vae_lr: float = 1e-3
     vae_crop: int | None = None
     kl_weight: float = 1e-5
+    init_vae: Path | None = None
     vae_target_db: float = 36.0
     unet_batch: int | None = None
     unet_lr: float | None = None
     caption_dropout: float = 0.1
-    attn_weight: float = 0.03
+    attn_weight: float = 0.05
+    min_snr: float = 5.0
     attn_max_t: int = 800
     ema_decay: float = 0.999
     workers: int | None = None
@@ -68,29 +70,30 @@ class TrainSettings:
     unet_steps: int | None = None
     compile: bool = False
     samples: int | None = None
+    export_only: bool = False
 
     def fill_defaults(self, device: torch.device) -> None:
         """Bigger batches, a higher learning rate and data workers on CUDA; small and in-process on CPU."""
         cuda = device.type == "cuda"
         if self.vae_batch is None:
-            self.vae_batch = 64 if cuda else 8
+            self.vae_batch = 64 if cuda else 16
         if self.vae_crop is None and not cuda and self.preset != "test":
             self.vae_crop = 32
         if self.unet_batch is None:
-            self.unet_batch = 256 if cuda else 8
+            self.unet_batch = 256 if cuda else 64  # 64 runs 2.5x more images per second than 8 on 2 cores
         if self.unet_lr is None:
-            self.unet_lr = 5e-4 if cuda else 3e-4
+            self.unet_lr = 5e-4
         if self.workers is None:
             self.workers = max(min(12, (os.cpu_count() or 1) - 2), 0) if cuda else 0
         if self.checkpoint_minutes is None:
             self.checkpoint_minutes = 2.0 if cuda else 5.0
         if self.samples is None:
-            self.samples = 64 if cuda else 8
+            self.samples = 64 if cuda else 16
 
 
 def parse_args(argv: list[str] | None = None) -> TrainSettings:
     """Command line -> TrainSettings."""
-    parser = argparse.ArgumentParser(prog="python -m p2p_real.toyworld.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.toyworld", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (pipeline + train/ state)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--minutes", type=float, default=60.0, help="total time budget, both stages and export")
@@ -105,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-crop", type=int, help="train the VAE on random crops of this side")
     parser.add_argument("--kl-weight", type=float, default=1e-5)
+    parser.add_argument("--init-vae", type=Path, help="start the VAE from this pipeline folder's vae/ (fine-tune)")
     parser.add_argument(
         "--vae-target-db",
         type=float,
@@ -114,7 +118,10 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--unet-batch", type=int)
     parser.add_argument("--unet-lr", type=float)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
-    parser.add_argument("--attn-weight", type=float, default=0.03, help="weight of the attention-to-mask loss")
+    parser.add_argument("--attn-weight", type=float, default=0.05, help="weight of the attention-to-mask loss")
+    parser.add_argument(
+        "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
+    )
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--workers", type=int, help="data loader processes (default: 0 on CPU, up to 12 on CUDA)")
     parser.add_argument("--checkpoint-minutes", type=float)
@@ -122,8 +129,10 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--unet-steps", type=int, help="stop the UNet stage after this many steps")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
     parser.add_argument("--samples", type=int, help="prompts sampled at the end to check prompt following")
+    parser.add_argument("--export-only", action="store_true", help="write DIR's pipeline from state.pt, no training")
     args = parser.parse_args(argv)
     settings = TrainSettings(**{k: v for k, v in vars(args).items()})
+    settings.resume = settings.resume or settings.export_only
     if settings.minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {settings.minutes}")
     if not 0 < settings.vae_fraction <= 0.6:
@@ -133,12 +142,16 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
 
 
 class AttentionProbe:
-    """Attention processor that also keeps, for layers with `pixels` queries, head-averaged cross-attention."""
+    """Attention processor that also keeps head-averaged cross-attention of the layers with side x side queries."""
 
-    def __init__(self, pixels: int) -> None:
-        self.pixels = pixels
-        self.maps: list[torch.Tensor] = []
+    def __init__(self, sides: tuple[int, ...]) -> None:
+        self.sides = {side * side: side for side in sides}
+        self.maps: dict[int, list[torch.Tensor]] = {side: [] for side in sides}
         self.fallback = AttnProcessor2_0()
+
+    def clear(self) -> None:
+        for maps in self.maps.values():
+            maps.clear()
 
     def __call__(
         self,
@@ -150,7 +163,7 @@ class AttentionProbe:
         *args: object,
         **kwargs: object,
     ) -> torch.Tensor:
-        if encoder_hidden_states is None or hidden_states.ndim != 3 or hidden_states.shape[1] != self.pixels:
+        if encoder_hidden_states is None or hidden_states.ndim != 3 or hidden_states.shape[1] not in self.sides:
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         batch = hidden_states.shape[0]
         query = attn.to_q(hidden_states)
@@ -162,7 +175,7 @@ class AttentionProbe:
         value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
         scores = (query.float() @ key.float().transpose(-1, -2)) * attn.scale
         probs = scores.softmax(dim=-1)
-        self.maps.append(probs.mean(dim=1))  # (B, pixels, tokens)
+        self.maps[self.sides[hidden_states.shape[1]]].append(probs.mean(dim=1))  # (B, pixels, tokens)
         out = (probs.to(value.dtype) @ value).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
@@ -184,6 +197,58 @@ def attention_loss(maps: torch.Tensor, token_target: torch.Tensor, targets: torc
     kl = (wanted * (wanted.clamp_min(1e-8).log() - spatial.clamp_min(1e-8).log())).sum(-1)
     count = valid.sum()
     return (kl * valid).sum() / count.clamp_min(1)
+
+
+def load_state(path: Path, device: torch.device) -> dict:
+    """A checkpoint of this script, loaded without running code from the file (weights_only=True).
+
+    torch < 2.6 can run code even with weights_only=True (CVE-2025-32434), so resuming needs torch >= 2.6.
+    """
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    if (major, minor) < (2, 6):
+        raise RuntimeError(f"resuming from {path} needs torch >= 2.6 (found {torch.__version__}): older versions "
+                           "can run code from a checkpoint file even with weights_only=True")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+@torch.no_grad()
+def fold_latent_scale(vae: torch.nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Make the VAE's latents (z - mean) / std per channel by rewriting its 1x1 quant convolutions.
+
+    The encoder's posterior mean and log-variance and the decoder's first convolution absorb the affine
+    map exactly, so images decode as before while the latents the UNet sees are centred and of unit scale
+    per channel (plain SD pipelines know only a single scaling_factor, no shift).
+    """
+    channels = len(mean)
+    enc, dec = vae.quant_conv, vae.post_quant_conv
+    mean, std = mean.to(enc.weight.device, torch.float64), std.to(enc.weight.device, torch.float64)
+    w, b = enc.weight.double(), enc.bias.double()
+    w[:channels] /= std[:, None, None, None]
+    b[:channels] = (b[:channels] - mean) / std
+    b[channels:] -= 2 * std.log()
+    enc.weight.copy_(w)
+    enc.bias.copy_(b)
+    w, b = dec.weight.double(), dec.bias.double()
+    dec.bias.copy_(b + w[:, :, 0, 0] @ mean)
+    dec.weight.copy_(w * std[None, :, None, None])
+
+
+def snr_weight(alphas_cumprod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights for the epsilon loss, min(SNR, gamma) / SNR (all ones when gamma <= 0)."""
+    if gamma <= 0:
+        return torch.ones_like(alphas_cumprod)
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    return snr.clamp(max=gamma) / snr
+
+
+def pool_targets(targets: torch.Tensor, side: int, new_side: int) -> torch.Tensor:
+    """Attention targets (B, K, side * side), each a distribution over pixels, summed onto a coarser grid."""
+    if new_side == side:
+        return targets
+    batch, count = targets.shape[:2]
+    grid = targets.reshape(batch * count, 1, side, side)
+    factor = side // new_side
+    return (F.avg_pool2d(grid, factor) * factor * factor).reshape(batch, count, new_side * new_side)
 
 
 def progress_bar(seconds: float, stage: str) -> tqdm:
@@ -239,8 +304,27 @@ class Run:
         self.last_save = time.monotonic()
         if settings.resume and self.state_path.is_file():
             self.load()
-        elif not settings.resume:
-            (self.train_dir / "log.csv").unlink(missing_ok=True)
+        else:
+            if settings.export_only:
+                raise FileNotFoundError(f"--export-only needs a run to export: {self.state_path} does not exist")
+            if not settings.resume:
+                (self.train_dir / "log.csv").unlink(missing_ok=True)
+            if settings.init_vae is not None:
+                self.init_vae(Path(settings.init_vae))
+
+    def init_vae(self, folder: Path) -> None:
+        """Start the VAE from a trained pipeline's (fine-tuning it), its latent normalisation included."""
+        from diffusers import AutoencoderKL
+
+        path = folder / "vae" if (folder / "vae").is_dir() else folder
+        trained = AutoencoderKL.from_pretrained(path, torch_dtype=torch.float32)
+        if trained.config.latent_channels != self.vae.config.latent_channels:
+            raise ValueError(f"{path} has {trained.config.latent_channels} latent channels, the preset wants "
+                             f"{self.vae.config.latent_channels}")
+        self.vae.load_state_dict(trained.state_dict())
+        fold_latent_scale(self.vae, torch.zeros(self.config.latent_channels),
+                          torch.full((self.config.latent_channels,), 1.0 / trained.config.scaling_factor))
+        print(f"VAE initialised from {path}", flush=True)
 
     # ---- budget -----------------------------------------------------------------------------------------
     def stage_budget(self, stage: str) -> float:
@@ -281,8 +365,8 @@ class Run:
         self.last_save = time.monotonic()
 
     def load(self) -> None:
-        """Restore a run from DIR/train/state.pt."""
-        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        """Restore a run from DIR/train/state.pt: tensors, numbers and strings only, never arbitrary objects."""
+        state = load_state(self.state_path, self.device)
         if state["preset"] != self.settings.preset:
             raise ValueError(f"{self.state_path} is a {state['preset']!r} run; pass --preset {state['preset']}")
         self.stage, self.step, self.elapsed = state["stage"], state["step"], state["elapsed"]
@@ -397,20 +481,25 @@ class Run:
 
     @torch.no_grad()
     def finish_vae(self) -> None:
-        """Latent scaling factor (1 / std of posterior samples) and the VAE's reconstruction PSNR."""
-        images = rendered_images(64, self.config.image_size, seed=self.settings.seed + 777)
+        """Centre and scale the latents per channel (folded into the VAE; scaling factor 1) and measure the VAE."""
+        images = rendered_images(256, self.config.image_size, seed=self.settings.seed + 777)
         latents = []
-        for start in range(0, len(images), 16):
-            x = images_to_tensor(images[start : start + 16], self.device)
-            latents.append(self.vae.encode(x).latent_dist.sample())
-        std = torch.cat(latents).float().std().item()
-        self.scaling_factor = 1.0 / max(std, 1e-6)
+        for start in range(0, len(images), 32):
+            x = images_to_tensor(images[start : start + 32], self.device)
+            latents.append(self.vae.encode(x).latent_dist.mean.float())
+        latents = torch.cat(latents)
+        mean, std = latents.mean(dim=(0, 2, 3)), latents.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        fold_latent_scale(self.vae, mean.cpu(), std.cpu())
+        self.scaling_factor = 1.0
+        self.info["latent_mean_before"] = [round(v, 4) for v in mean.tolist()]
+        self.info["latent_std_before"] = [round(v, 4) for v in std.tolist()]
         self.info["vae_psnr_db"] = round(vae_reconstruction_psnr(self.vae, images), 2)
         self.info["scaling_factor"] = self.scaling_factor
         self.info["vae_steps"] = self.step
         self.info["vae_seconds"] = round(self.elapsed[STAGE_VAE], 1)
         print(
-            f"VAE: {self.step} steps, PSNR {self.info['vae_psnr_db']} dB, scaling factor {self.scaling_factor:.4f}",
+            f"VAE: {self.step} steps, PSNR {self.info['vae_psnr_db']} dB, latents per channel had mean "
+            f"{self.info['latent_mean_before']} and std {self.info['latent_std_before']} (now 0 and 1)",
             flush=True,
         )
         self.stage, self.step = STAGE_UNET, 0
@@ -418,10 +507,12 @@ class Run:
 
     # ---- stage 2: UNet + text encoder -------------------------------------------------------------------
     def train_unet(self) -> None:
-        """Epsilon-prediction diffusion loss plus the attention-to-mask loss at latent/4; EMA of the weights."""
+        """Epsilon-prediction diffusion loss (Min-SNR weighted) plus the attention-to-mask loss at latent/2 and
+        latent/4; EMA of the weights."""
         s = self.settings
         budget = self.stage_budget(STAGE_UNET)
-        map_size = self.config.map_size
+        map_size = 2 * self.config.map_size
+        sides = (map_size, map_size // 2)
         loader = batch_loader(
             self.step,
             s.workers,
@@ -433,7 +524,7 @@ class Run:
             map_size=map_size,
             caption_dropout=s.caption_dropout,
         )
-        probe = AttentionProbe(map_size * map_size)
+        probe = AttentionProbe(sides)
         if s.attn_weight > 0:
             self.unet.set_attn_processor(probe)
         forward = torch.compile(self.unet) if s.compile else self.unet
@@ -460,18 +551,23 @@ class Run:
             t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
             a = alphas[t].view(-1, 1, 1, 1)
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-            probe.maps.clear()
+            probe.clear()
             with self.autocast():
                 context = self.text_encoder(ids).last_hidden_state
                 pred = forward(noisy, t, context).sample
-            mse = F.mse_loss(pred.float(), noise)
-            loss = mse
+            per_image = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3))
+            mse = per_image.mean()
+            loss = (per_image * snr_weight(a.flatten(), s.min_snr)).mean()
             attn = torch.zeros((), device=self.device)
-            if s.attn_weight > 0 and probe.maps:
-                maps = torch.stack(probe.maps).mean(0).float()
+            if s.attn_weight > 0:
                 token_target = batch["token_target"].to(self.device)
                 token_target = torch.where((t < s.attn_max_t)[:, None], token_target, -1)
-                attn = attention_loss(maps, token_target, batch["targets"].to(self.device))
+                targets = batch["targets"].to(self.device)
+                for side in sides:
+                    if probe.maps[side]:
+                        maps = torch.stack(probe.maps[side]).mean(0).float()
+                        attn = attn + attention_loss(maps, token_target, pool_targets(targets, map_size, side))
+                attn = attn / len(sides)
                 loss = loss + s.attn_weight * attn
             self.unet_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -560,6 +656,8 @@ def train(settings: TrainSettings) -> Path:
         f"{parameter_counts(run.pipe)}",
         flush=True,
     )
+    if settings.export_only:
+        return run.export()
     if run.stage == STAGE_DONE and settings.resume and run.can_train_more():
         run.stage = STAGE_UNET
     if run.stage == STAGE_VAE:
@@ -571,6 +669,7 @@ def train(settings: TrainSettings) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # data workers are forked after the tokenizer is built
     train(parse_args(argv))
     return 0
 

@@ -1,0 +1,165 @@
+"""The five edit kinds of the toy world, as P2P edits of a rendered scene, and their check by vision.
+
+One definition serves the demo, the benchmark and the tests on the shipped model:
+- "colour": swap the first object's colour word ("red" -> "blue"), local blend on the two colour words;
+- "shape": swap its shape word ("circle" -> "star"), local blend on the two shape words;
+- "background": swap the background's colour word, local blend on the two background words;
+- "add": refine, adding "and a small <colour> <shape>" to a one-object caption, blend on the new shape;
+- "size": reweight the first object's size word (attention on "big" x `SIZE_WEIGHT`), blend on its shape.
+`check_edit` says whether the edited image shows what the edit asked for, where it asked for it, and
+that the rest of the photo is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from p2p_real.toyworld.captions import Caption, ObjectPhrase, caption_of
+from p2p_real.toyworld.quality import background_psnr
+from p2p_real.toyworld.scenes import RenderedScene
+from p2p_real.toyworld.vision import DetectedObject, background_colour, find_object, mask_iou, segment_objects
+from p2p_real.toyworld.world import COLOURS, SHAPES
+
+KINDS: tuple[str, ...] = ("colour", "shape", "background", "add", "size")
+SIZE_WEIGHT = 3.0  # attention on the size word, times this, for the "size" edit
+BACKGROUND_DB = 30.0  # PSNR outside the edited object that counts as "background kept"
+
+# P2P settings per kind: a colour or shape swap may not keep the source's self-attention as long as a
+# background swap, or the old colour and outline come back.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "colour": {"self_replace_steps": 0.4},
+    "shape": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4},
+    "background": {},
+    "add": {},
+    "size": {"self_replace_steps": 0.2},
+}
+
+
+@dataclass(frozen=True)
+class ToyEdit:
+    """One edit of a rendered scene: the caption change, the Editor.edit options and what to look for."""
+
+    kind: str
+    label: str
+    source: str
+    target: str
+    options: dict[str, Any] = field(default_factory=dict)
+    colour: str = ""  # the edited (or added) object's colour and shape after the edit
+    shape: str = ""
+    background: str = ""  # the background colour after the edit
+
+
+def _pick(options: list[str], rng: np.random.Generator | None, prefer: str | None) -> str:
+    if prefer is not None and prefer in options:
+        return prefer
+    if rng is None:
+        return options[0]
+    return options[int(rng.integers(len(options)))]
+
+
+def make_edit(
+    kind: str, rendered: RenderedScene, rng: np.random.Generator | None = None, prefer: str | None = None
+) -> ToyEdit:
+    """The edit of one kind for a scene (its first object), with a new word drawn from `rng` or `prefer`."""
+    if kind not in KINDS:
+        raise ValueError(f"edit kind {kind!r} is not one of {KINDS}")
+    scene = rendered.scene
+    caption = caption_of(scene)
+    first = caption.objects[0]
+    used = {o.colour for o in scene.objects} | {scene.background}
+    options = dict(OPTIONS[kind])
+    if kind == "colour":
+        colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
+        target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
+        return ToyEdit(kind, f"colour: {first.colour} -> {colour}", caption.text, target.text,
+                       {**options, "blend_words": ([first.colour], [colour])}, colour, first.shape, scene.background)
+    if kind == "shape":
+        shape = _pick([s for s in SHAPES if s != first.shape], rng, prefer)
+        target = _replace_object(caption, ObjectPhrase(first.colour, shape, first.size))
+        return ToyEdit(kind, f"shape: {first.shape} -> {shape}", caption.text, target.text,
+                       {**options, "blend_words": ([first.shape], [shape])}, first.colour, shape, scene.background)
+    if kind == "background":
+        background = _pick([c for c in COLOURS if c not in used], rng, prefer)
+        target = Caption(caption.objects, background)
+        return ToyEdit(kind, f"background: {scene.background} -> {background}", caption.text, target.text,
+                       {**options, "blend_words": ([scene.background], [background])}, first.colour, first.shape,
+                       background)
+    if kind == "add":
+        if len(caption.objects) != 1:
+            raise ValueError("the 'add' edit needs a scene of one object")
+        colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
+        shape = _pick([s for s in SHAPES if s != first.shape], rng, None)
+        target = Caption((*caption.objects, ObjectPhrase(colour, shape, "small")), scene.background)
+        return ToyEdit(kind, f"add a small {colour} {shape}", caption.text, target.text,
+                       {**options, "edit": "refine", "blend_words": ([], [shape])}, colour, shape, scene.background)
+    # size
+    if first.size != "big":
+        raise ValueError("the 'size' edit reweights the word 'big': the first object must be big")
+    return ToyEdit(kind, f"size: 'big' x{SIZE_WEIGHT:g}", caption.text, caption.text,
+                   {**options, "equalizer": {"big": SIZE_WEIGHT}, "blend_words": ([first.shape], [first.shape])},
+                   first.colour, first.shape, scene.background)
+
+
+def _replace_object(caption: Caption, phrase: ObjectPhrase) -> Caption:
+    return Caption((phrase, *caption.objects[1:]), caption.background)
+
+
+@dataclass
+class EditCheck:
+    """What vision found in an edited image."""
+
+    success: bool
+    found: bool  # the asked object (or background) is there
+    in_place: bool  # ... where the edited object was (or, for "add", away from it)
+    background_db: float  # PSNR of the edit against the photo outside the objects involved
+    detail: str = ""
+
+
+def _centre(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
+def _near(obj: DetectedObject, truth: np.ndarray) -> bool:
+    """The detected object's centre lies within half the true object's equivalent radius of its centre."""
+    radius = math.sqrt(truth.sum() / math.pi)
+    return math.dist(_centre(obj.mask), _centre(truth)) <= max(0.5 * radius, 2.0)
+
+
+def check_edit(edit: ToyEdit, rendered: RenderedScene, image: np.ndarray | Any) -> EditCheck:
+    """Whether an edited image (uint8 RGB, the photo's size) shows the edit: see the module docstring."""
+    image = np.asarray(image, dtype=np.uint8)
+    truth = rendered.objects[0].mask
+    found = segment_objects(image)
+    obj = find_object(found, edit.colour, edit.shape)
+    if edit.kind == "background":
+        kept = obj is not None and mask_iou(obj.mask, truth) >= 0.5
+        right = background_colour(image) == edit.background
+        return EditCheck(kept and right, right, kept, float("nan"),
+                         f"background {background_colour(image)}, object kept {kept}")
+    if edit.kind == "add":
+        first = rendered.objects[0]
+        original = find_object(found, first.colour, first.shape)
+        kept = original is not None and mask_iou(original.mask, truth) >= 0.5
+        apart = obj is not None and mask_iou(obj.mask, truth) < 0.2
+        changed = truth | (obj.mask if obj is not None else False)
+        db = background_psnr(image, rendered.image, changed)
+        return EditCheck(kept and apart and db >= BACKGROUND_DB, obj is not None, apart and kept, db,
+                         f"new object {'found' if obj is not None else 'missing'}, original kept {kept}")
+    if obj is None:
+        return EditCheck(False, False, False, background_psnr(image, rendered.image, truth),
+                         f"no {edit.colour} {edit.shape}; found {[(o.colour, o.shape) for o in found]}")
+    changed = truth | obj.mask
+    db = background_psnr(image, rendered.image, changed)
+    if edit.kind == "colour":
+        in_place = mask_iou(obj.mask, truth) >= 0.5
+    elif edit.kind == "shape":
+        in_place = _near(obj, truth)
+    else:  # size: larger, same place
+        in_place = _near(obj, truth) and obj.area >= 1.15 * truth.sum()
+    return EditCheck(in_place and db >= BACKGROUND_DB, True, in_place, db,
+                     f"area {obj.area} vs {int(truth.sum())}, iou {mask_iou(obj.mask, truth):.2f}")

@@ -1,0 +1,1 @@
+"""Scripts that make the shipped toy model. Not installed with the package: run them from a clone."""
