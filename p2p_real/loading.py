@@ -11,6 +11,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
@@ -92,24 +93,52 @@ def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {_reason(exc)}") from exc
 
 
+def _no_answer(seconds: float, what: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"the Hugging Face hub ({hub_endpoint()}) did not answer within {seconds:g} s while loading {what}; "
+        "check the network (or raise HF_HUB_ETAG_TIMEOUT), or point the model at a local diffusers folder "
+        "or a .safetensors file"
+    )
+
+
 def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    seconds = hub_timeout()
     try:
-        return StableDiffusionPipeline.from_single_file(
-            str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
-        )
+        with bounded_hub_requests(seconds):  # the model's configuration may come from the hub
+            return StableDiffusionPipeline.from_single_file(
+                str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
+            )
     except Exception as exc:  # from_single_file raises many kinds; all mean the same to the user
+        if is_timeout(exc):
+            raise _no_answer(seconds, f"the configuration of {str(path)!r}") from exc
         raise ModelLoadError(
             f"could not load the checkpoint {str(path)!r}: {_reason(exc)} Without network access a single-file "
             "checkpoint needs its model configuration cached; a diffusers folder always loads offline"
         ) from exc
 
 
+def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: bool) -> StableDiffusionPipeline:
+    return StableDiffusionPipeline.from_pretrained(
+        model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False,
+        **kwargs,
+    )
+
+
 def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+    """Load from the hub (or its cache); every request waits at most hub_timeout() seconds for an answer."""
+    seconds = hub_timeout()
     try:
-        return StableDiffusionPipeline.from_pretrained(
-            model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
-        )
-    except (OSError, ValueError) as exc:
+        with bounded_hub_requests(seconds):
+            return _pretrained(model_id, dtype)
+    except Exception as exc:  # the HTTP client's timeouts are not OSErrors
+        if is_timeout(exc):
+            try:  # a model in the local cache still loads when the hub does not answer
+                return _pretrained(model_id, dtype, local_files_only=True)
+            except (OSError, ValueError):
+                pass
+            raise _no_answer(seconds, repr(model_id)) from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise ModelLoadError(
             f"model {model_id!r} is neither a local path nor available from the Hugging Face hub "
             f"(offline, or not cached): {_reason(exc)} Point the model at a local diffusers folder or a "
