@@ -15,6 +15,9 @@ from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_tim
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
+SAFE_PICKLE_TORCH = (2, 6)  # torch.load(weights_only=True) runs no code from the file from here on (CVE-2025-32434)
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _DTYPES = {
     "float32": torch.float32,
@@ -42,6 +45,22 @@ class ModelLoadError(ValueError):
     """The model could not be found or loaded; the message says what to point `model` at instead."""
 
 
+def torch_loads_pickles_safely(version: str | None = None) -> bool:
+    """Whether torch.load(weights_only=True) of this torch (or of `version`) is a safe guard against code in
+    pickled weights. Before torch 2.6 it is not (CVE-2025-32434): a crafted .ckpt/.bin file runs code."""
+    text = str(torch.__version__ if version is None else version)
+    match = re.match(r"(\d+)\.(\d+)", text)
+    return match is not None and (int(match[1]), int(match[2])) >= SAFE_PICKLE_TORCH
+
+
+def _pickle_refusal(what: str) -> str:
+    return (
+        f"{what}: pickled weights (.ckpt/.bin/.pt/.pth) are refused on torch {torch.__version__} because "
+        f"torch.load before {'.'.join(map(str, SAFE_PICKLE_TORCH))} can run code from the file (CVE-2025-32434); "
+        "use .safetensors weights or upgrade torch"
+    )
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; anything else must be a device torch knows and has."""
     if str(device) == "auto":
@@ -54,8 +73,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device {device!r} is not a torch device (try 'auto', 'cpu' or 'cuda')") from exc
+    if dev.type not in _DEVICE_TYPES:
+        raise ValueError(
+            f"device {device!r} cannot run a model (its tensors hold no data or it is not a compute device); "
+            f"use 'auto' or one of {', '.join(_DEVICE_TYPES)}"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} was asked for but MPS is not available here")
+    if dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ValueError(f"device {device!r} was asked for but XPU is not available here")
     return dev
 
 
@@ -79,6 +107,11 @@ def _looks_local(model: str) -> bool:
     return model.startswith((".", "~")) or model.lower().endswith(CHECKPOINT_SUFFIXES) or not _HUB_ID.match(model)
 
 
+def _weights_kwargs() -> dict[str, bool]:
+    """from_pretrained keywords that keep pickled weights out where torch cannot load them safely."""
+    return {} if torch_loads_pickles_safely() else {"use_safetensors": True}
+
+
 def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
     if not (path / "model_index.json").is_file():
         raise ModelLoadError(
@@ -87,9 +120,13 @@ def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         )
     try:
         return StableDiffusionPipeline.from_pretrained(
-            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True
+            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True,
+            **_weights_kwargs(),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        pickled = sorted(p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickled and not torch_loads_pickles_safely():
+            raise ModelLoadError(_pickle_refusal(f"diffusers folder {str(path)!r} ({pickled[0].name})")) from exc
         raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {_reason(exc)}") from exc
 
 
@@ -102,6 +139,8 @@ def _no_answer(seconds: float, what: str) -> ModelLoadError:
 
 
 def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    if path.suffix.lower() in PICKLE_SUFFIXES and not torch_loads_pickles_safely():
+        raise ModelLoadError(_pickle_refusal(f"checkpoint {str(path)!r}"))
     seconds = hub_timeout()
     try:
         with bounded_hub_requests(seconds):  # the model's configuration may come from the hub
@@ -119,7 +158,7 @@ def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
 
 def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: bool) -> StableDiffusionPipeline:
     return StableDiffusionPipeline.from_pretrained(
-        model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False,
+        model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, **_weights_kwargs(),
         **kwargs,
     )
 
