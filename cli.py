@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, NoReturn
 
 PROG = "p2p-real"
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # == p2p_real.DEFAULT_MODEL (a test checks)
+MAX_SIZE = 2048  # == inversion.image.MAX_WORKING_SIDE (a test checks): --size per side
 MODEL_ENV = "P2P_REAL_MODEL"
 DEFAULT_OUT = "p2p-out"
 METHODS = ("null-text", "ddim", "negative-prompt", "direct")
@@ -139,13 +140,15 @@ def window_entry(text: str) -> WindowEntry:
 
 
 def size_value(text: str) -> tuple[int, int]:
-    """WIDTHxHEIGHT, both positive multiples of 8."""
+    """WIDTHxHEIGHT, both positive multiples of 8, at most MAX_SIZE."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 512x384, got {text!r}")
     width, height = int(match[1]), int(match[2])
     if width < 8 or height < 8 or width % 8 or height % 8:
         raise argparse.ArgumentTypeError(f"width and height must be positive multiples of 8, got {text}")
+    if max(width, height) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"width and height must be at most {MAX_SIZE} pixels, got {text}")
     return (width, height)
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from inversion.artifact import Inversion
 from inversion.ddim import ddim_scheduler
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
-from inversion.image import Source, load_image
+from inversion.image import MAX_WORKING_SIDE, Source, load_image
 from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.vae import decode_latents, vae_scale_factor
@@ -136,8 +136,10 @@ class Editor:
         width = w0 if width is None else width
         factor = vae_scale_factor(self.pipe.vae)
         for name, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8 or v % factor:
-                raise ValueError(f"{name} must be a positive multiple of 8 (and of {factor}), got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8 or v % factor or v > MAX_WORKING_SIDE:
+                raise ValueError(
+                    f"{name} must be a positive multiple of 8 (and of {factor}) up to {MAX_WORKING_SIDE}, got {v!r}"
+                )
         return height // factor, width // factor
 
     def _start_latent(
