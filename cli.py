@@ -323,13 +323,12 @@ def _existing_file(path: str | os.PathLike, what: str) -> Path:
 def check_images(photo: Path | None, mask: Path | None = None) -> None:
     """Read the photo (and mask) before loading the model, so that a bad file fails at once."""
     if mask is not None:
-        from PIL import Image, UnidentifiedImageError
+        from masks.paste import MaskError, read_mask_file  # PIL's warnings become its errors
 
         try:
-            with Image.open(mask) as img:
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            read_mask_file(mask)
+        except MaskError as exc:
+            reason = " ".join(str(exc).split(": ", 1)[-1].split())
             raise CliError(f"mask {str(mask)!r} is not a readable image ({reason})") from exc
     if photo is not None:
         from inversion.image import read_rgb
