@@ -23,6 +23,7 @@ from masks.local_blend import apply_blend, blend_mask, combine_user_mask
 from masks.paste import FEATHER, MaskSource, paste_back, user_mask
 from p2p_real.alignment import PromptError, Tokens, tokenize, word_indices
 from p2p_real.controllers import Equalizer, P2PController, build_cross_edit
+from p2p_real.finite import check_finite
 from p2p_real.processor import attention_control
 from p2p_real.results import OUTPUT_TYPES, AttentionMaps, EditResult, Reconstruction, mask_images, to_output
 from p2p_real.sampling import sample
@@ -290,8 +291,8 @@ class Editor:
         return self.embed([""])
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) in [0, 1] from latents."""
-        return decode_latents(self.pipe.vae, latents)
+        """Images (N, 3, H, W) in [0, 1] from latents; NonFiniteError if the VAE gives NaN or infinity."""
+        return check_finite(decode_latents(self.pipe.vae, latents), "the decoded images")
 
     def generate(
         self,

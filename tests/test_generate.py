@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from p2p_real import Editor, PromptError
+from p2p_real import Editor, NonFiniteError, PromptError
 
 STEPS = 8
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
@@ -162,3 +162,32 @@ def test_bad_arguments_raise_errors_naming_them(editor, tiny_pipe, kwargs, error
 def test_editor_rejects_what_is_not_a_pipeline():
     with pytest.raises(ValueError, match="not a Stable Diffusion pipeline"):
         Editor(object())
+
+
+@pytest.mark.parametrize("factor", [10.5, -11.0, 1e30, 1e39, 1e308, [2.0, 1e30]])
+def test_a_reweight_factor_out_of_range_is_an_error_naming_the_word(editor, factor):
+    prompts = ["a fluffy cat on the wall", "a fluffy dog on the wall", "a fluffy bird on the wall"]
+    with pytest.raises(PromptError, match=r"equalizer\['fluffy'\] must be in \[-10, 10\]"):
+        editor.generate(prompts, equalizer={"fluffy": factor}, generator=0, progress=False)
+
+
+def test_the_largest_allowed_reweight_factor_still_gives_a_finite_image(editor):
+    res = editor.generate(["a fluffy cat", "a fluffy dog"], equalizer={"fluffy": -10.0}, generator=0,
+                          output_type="np", progress=False)
+    assert np.isfinite(res.images).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"guidance_scale": 1e30}, {"latents": torch.full((1, 4, 32, 32), 3e38)}],
+    ids=["huge guidance", "huge start latent"],
+)
+def test_nan_or_infinite_latents_are_an_error_naming_the_likely_cause_not_an_image(editor, kwargs):
+    with pytest.raises(NonFiniteError, match=r"the sampled latents contain .* likely causes: a huge guidance_scale"):
+        editor.generate([SRC, TGT], progress=False, **{"generator": 0, **kwargs})
+
+
+def test_a_vae_that_decodes_to_nan_is_an_error_not_a_black_image(editor):
+    with pytest.raises(NonFiniteError, match="the decoded images contain"):
+        editor.decode(torch.full((1, 4, 8, 8), 3e38))
+
