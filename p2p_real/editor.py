@@ -56,6 +56,8 @@ def _prompt_list(prompts: str | Sequence[str]) -> list[str]:
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise PromptError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+    if empty := [i for i, p in enumerate(prompts) if not p.strip()]:
+        raise PromptError(f"prompts must not be empty or blank: {prompts!r} has an empty one at position {empty[0]}")
     return prompts
 
 

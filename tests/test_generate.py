@@ -191,3 +191,8 @@ def test_a_vae_that_decodes_to_nan_is_an_error_not_a_black_image(editor):
     with pytest.raises(NonFiniteError, match="the decoded images contain"):
         editor.decode(torch.full((1, 4, 8, 8), 3e38))
 
+
+@pytest.mark.parametrize("prompts", [[SRC, ""], [SRC, "   "], ["", TGT]])
+def test_an_empty_prompt_is_an_error(editor, prompts):
+    with pytest.raises(PromptError, match="must not be empty"):
+        editor.generate(prompts, generator=0, progress=False)
