@@ -74,17 +74,30 @@ def offline_env(endpoint: str, home: Path) -> dict[str, str]:
     return env
 
 
-def test_load_pipeline_from_a_silent_hub_fails_clearly_within_twice_the_timeout(silent, tmp_path):
+def sd_checkpoint(path: Path) -> str:
+    """A single-file checkpoint whose keys say "Stable Diffusion 1.x": its configuration comes from the hub."""
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+               "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768)},
+              path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["hub id", "single-file checkpoint"])
+def test_load_pipeline_from_a_silent_hub_fails_clearly_within_twice_the_timeout(silent, tmp_path, kind):
+    model = "p2p-real-tests/silent-model" if kind == "hub id" else sd_checkpoint(tmp_path / "sd.safetensors")
     code = (
-        "import time, p2p_real\n"
+        "import sys, time, p2p_real\n"
         "start = time.monotonic()\n"
         "try:\n"
-        "    p2p_real.load_pipeline('p2p-real-tests/silent-model', device='cpu')\n"
+        "    p2p_real.load_pipeline(sys.argv[1], device='cpu')\n"
         "except p2p_real.ModelLoadError as exc:\n"
         "    print(f'{time.monotonic() - start:.2f}'); print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=offline_env(silent.url, tmp_path), capture_output=True,
-                            text=True, timeout=2 * TIMEOUT + STARTUP + 60)
+    result = subprocess.run([sys.executable, "-c", code, model], env=offline_env(silent.url, tmp_path),
+                            capture_output=True, text=True, timeout=2 * TIMEOUT + STARTUP + 60)
     assert result.returncode == 0, result.stderr
     seconds, message = result.stdout.strip().splitlines()
     assert "did not answer within 2 s" in message and silent.url in message
