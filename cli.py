@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, NoReturn
 
 PROG = "p2p-real"
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # == p2p_real.DEFAULT_MODEL (a test checks)
+MAX_SIZE = 2048  # == inversion.image.MAX_WORKING_SIDE (a test checks): --size per side
 MODEL_ENV = "P2P_REAL_MODEL"
 DEFAULT_OUT = "p2p-out"
 METHODS = ("null-text", "ddim", "negative-prompt", "direct")
@@ -139,13 +140,15 @@ def window_entry(text: str) -> WindowEntry:
 
 
 def size_value(text: str) -> tuple[int, int]:
-    """WIDTHxHEIGHT, both positive multiples of 8."""
+    """WIDTHxHEIGHT, both positive multiples of 8, at most MAX_SIZE."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 512x384, got {text!r}")
     width, height = int(match[1]), int(match[2])
     if width < 8 or height < 8 or width % 8 or height % 8:
         raise argparse.ArgumentTypeError(f"width and height must be positive multiples of 8, got {text}")
+    if max(width, height) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"width and height must be at most {MAX_SIZE} pixels, got {text}")
     return (width, height)
 
 
@@ -320,13 +323,12 @@ def _existing_file(path: str | os.PathLike, what: str) -> Path:
 def check_images(photo: Path | None, mask: Path | None = None) -> None:
     """Read the photo (and mask) before loading the model, so that a bad file fails at once."""
     if mask is not None:
-        from PIL import Image, UnidentifiedImageError
+        from masks.paste import MaskError, read_mask_file  # PIL's warnings become its errors
 
         try:
-            with Image.open(mask) as img:
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            read_mask_file(mask)
+        except MaskError as exc:
+            reason = " ".join(str(exc).split(": ", 1)[-1].split())
             raise CliError(f"mask {str(mask)!r} is not a readable image ({reason})") from exc
     if photo is not None:
         from inversion.image import read_rgb

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from inversion.fingerprint import scheduler_differences
-from inversion.image import pixel_sha256, working_image
+from inversion.image import DEFAULT_MAX_PIXELS, over_pixel_limit, pixel_sha256, quiet_pil, working_image
 
 FORMAT = "p2p-real-inversion"
 FORMAT_VERSION = 1
@@ -59,21 +59,31 @@ def _checksum(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str
     return digest.hexdigest()
 
 
+def _file_name(source: str) -> str:
+    """The file name of the photo, without the folders of the machine it was on (artifacts get shared)."""
+    return Path(source.replace("\\", "/")).name
+
+
 def _png_bytes(rgb: np.ndarray) -> torch.Tensor:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG", compress_level=4)
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
 
 
-def _png_pixels(data: torch.Tensor, path: str) -> np.ndarray:
+def _png_pixels(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The stored photo, under the same decompression-bomb limit as a photo file (checked before decoding)."""
     try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+        with quiet_pil(), Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+            if problem := over_pixel_limit(f"{path}: the stored photo", *img.size, max_pixels):
+                raise ArtifactError(problem)
             img.load()
             if img.mode != "RGB":
                 raise ArtifactError(f"{path}: the stored photo is {img.mode}, not RGB")
             return np.asarray(img, dtype=np.uint8).copy()
     except ArtifactError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ArtifactError(f"{path}: the stored photo is refused as a possible decompression bomb ({exc})") from exc
     except Exception as exc:  # PIL raises many kinds for broken data
         raise ArtifactError(f"{path}: the stored photo cannot be decoded ({exc})") from exc
 
@@ -102,7 +112,7 @@ class Inversion:
     uncond_embeddings: torch.Tensor | None = None
     pivots: torch.Tensor | None = None
     vae_scale_factor: int = 8
-    source: str | None = None
+    source: str | None = None  # where the photo came from; saved as its file name only
 
     def __post_init__(self) -> None:
         for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
@@ -264,7 +274,7 @@ class Inversion:
             "image_sha256": self.image_sha256,
             "model_id": self.model_id,
             "scheduler_id": self.scheduler_id,
-            "source": "" if self.source is None else self.source,
+            "source": "" if self.source is None else _file_name(self.source),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -293,8 +303,12 @@ class Inversion:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Inversion:
-        """Read and validate a file written by `save`; any problem raises ArtifactError naming it."""
+    def load(cls, path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Inversion:
+        """Read and validate a file written by `save`; any problem raises ArtifactError naming it.
+
+        The stored photo is held to `max_pixels`, as load_image holds a photo file. The checksum detects
+        corruption (a damaged or truncated file), not deliberate changes: anyone can recompute it.
+        """
         source = Path(os.fspath(path)).expanduser()
         name = str(source)
         if not source.is_file():
@@ -319,10 +333,12 @@ class Inversion:
             raise ArtifactError(f"{name}: metadata lacks {', '.join(missing)}")
         if _checksum(metadata, tensors) != metadata["checksum"]:
             raise ArtifactError(f"{name}: checksum mismatch: the file was modified or is corrupt")
-        return cls._from_parts(metadata, tensors, name)
+        return cls._from_parts(metadata, tensors, name, max_pixels)
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], name: str) -> Inversion:
+    def _from_parts(
+        cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], name: str, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Inversion:
         for key in ("latent_T", "z0", "original_png"):
             if key not in tensors:
                 raise ArtifactError(f"{name}: tensor {key!r} is missing")
@@ -339,7 +355,7 @@ class Inversion:
             raise ArtifactError(f"{name}: malformed metadata ({exc})") from exc
         if len(fields["size"]) != 2 or len(fields["box"]) != 4:
             raise ArtifactError(f"{name}: malformed metadata: size {fields['size']}, box {fields['box']}")
-        original = _png_pixels(tensors["original_png"], name)
+        original = _png_pixels(tensors["original_png"], name, max_pixels)
         if (original.shape[1], original.shape[0]) != original_size:
             raise ArtifactError(f"{name}: the stored photo is not {original_size[0]}x{original_size[1]}")
         if pixel_sha256(original) != meta["image_sha256"]:

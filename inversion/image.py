@@ -7,6 +7,8 @@ import math
 import os
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger files are refused as possible decompression bombs
 DEFAULT_MODEL_PIXELS = 64 * 64
+MAX_WORKING_SIDE = 2048  # pixels per side of the working image (4x SDXL's pixels); beyond it memory runs out
 
 Source = str | os.PathLike | Image.Image | np.ndarray
 Box = tuple[int, int, int, int]
@@ -124,6 +127,25 @@ def pil_to_rgb(img: Image.Image, name: str = "image") -> np.ndarray:
         raise ImageError(f"{name}: colour mode {mode} cannot be converted to RGB ({exc})") from exc
 
 
+@contextmanager
+def quiet_pil() -> Iterator[None]:
+    """Decode with PIL without its warnings reaching the user: what PIL warns about (decompression bombs,
+    odd metadata) is checked by the caller and becomes an error, or does not matter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def over_pixel_limit(name: str, width: int, height: int, max_pixels: int) -> str | None:
+    """The message for an image of width x height over `max_pixels` (a possible decompression bomb), or None."""
+    if width * height <= max_pixels:
+        return None
+    return (
+        f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
+        "(possible decompression bomb; raise max_pixels if the photo is genuine)"
+    )
+
+
 def _open_file(path: Path, max_pixels: int) -> np.ndarray:
     """Read an image file to (H, W, 3) uint8, EXIF orientation applied; every failure is an ImageError."""
     name = str(path)
@@ -134,22 +156,16 @@ def _open_file(path: Path, max_pixels: int) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            # Our max_pixels check replaces PIL's warning; PIL's hard error (2x its limit) is caught.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w == 0 or h == 0:
-                    raise ImageError(f"{name}: zero size {w}x{h}")
-                if w * h > max_pixels:
-                    raise ImageError(
-                        f"{name}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of "
-                        f"{max_pixels / 1e6:.0f} MP "
-                        "(possible decompression bomb; raise max_pixels if the photo is genuine)"
-                    )
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return pil_to_rgb(img, name)
+        # our max_pixels check replaces PIL's warning; PIL's hard error (2x its limit) is caught
+        with quiet_pil(), Image.open(path) as img:
+            w, h = img.size
+            if w == 0 or h == 0:
+                raise ImageError(f"{name}: zero size {w}x{h}")
+            if problem := over_pixel_limit(name, w, h, max_pixels):
+                raise ImageError(problem)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return pil_to_rgb(img, name)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -173,15 +189,16 @@ def read_rgb(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.n
             raise ImageError(
                 f"image: {source.width}x{source.height} exceeds the limit of {max_pixels} pixels"
             )
-        try:
-            source.load()
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-            raise ImageError(f"image: truncated or unreadable image data ({exc})") from exc
-        try:
-            img = ImageOps.exif_transpose(source)
-        except Exception as exc:  # a broken EXIF block in an in-memory image
-            raise ImageError(f"image: could not apply the EXIF orientation ({exc})") from exc
-        return pil_to_rgb(img, "image"), None
+        with quiet_pil():
+            try:
+                source.load()
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+                raise ImageError(f"image: truncated or unreadable image data ({exc})") from exc
+            try:
+                img = ImageOps.exif_transpose(source)
+            except Exception as exc:  # a broken EXIF block in an in-memory image
+                raise ImageError(f"image: could not apply the EXIF orientation ({exc})") from exc
+            return pil_to_rgb(img, "image"), None
     if isinstance(source, np.ndarray):
         if source.size > 4 * max_pixels:
             raise ImageError(f"array: shape {source.shape} exceeds the limit of {max_pixels} pixels")
@@ -215,10 +232,11 @@ def crop_box(width: int, height: int, w: int, h: int) -> Box:
 
 def working_image(original: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
     """The working image (h, w, 3) uint8: `box` of the original resized to size (w, h) with Lanczos."""
-    region = Image.fromarray(original).crop(box)
-    if region.size != tuple(size):
-        region = region.resize(tuple(size), Image.Resampling.LANCZOS)
-    return np.asarray(region, dtype=np.uint8).copy()
+    with quiet_pil():  # PIL's crop warns of bombs too; the pixel limit was checked when the photo was read
+        region = Image.fromarray(original).crop(box)
+        if region.size != tuple(size):
+            region = region.resize(tuple(size), Image.Resampling.LANCZOS)
+        return np.asarray(region, dtype=np.uint8).copy()
 
 
 def _check_size(size: object, multiple: int) -> tuple[int, int]:
@@ -228,6 +246,11 @@ def _check_size(size: object, multiple: int) -> tuple[int, int]:
     )
     if not ok:
         raise ValueError(f"size must be (width, height), positive multiples of {multiple}, got {size!r}")
+    if max(size) > MAX_WORKING_SIDE:
+        raise ValueError(
+            f"size {size[0]}x{size[1]} is too large: the working image may be at most {MAX_WORKING_SIDE} pixels "
+            "per side (the edit is pasted back onto the photo at its own resolution anyway)"
+        )
     return int(size[0]), int(size[1])
 
 

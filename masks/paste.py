@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ MaskSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 FEATHER = 0.01  # Gaussian sigma, as a fraction of the box's shorter side
 DILATE = 0.02  # dilation radius, as a fraction of the box's shorter side
 MAX_MASK_SIDE = 1024  # the mask is dilated and blurred at most at this resolution, then upsampled
+MAX_MASK_PIXELS = 100_000_000  # as inversion.image.DEFAULT_MAX_PIXELS: larger mask files are refused
 MASK_FLOOR = 1.0 / 512  # within this of 0 or 1 a mask value cannot change a uint8 pixel: snap it to 0 or 1
 
 
@@ -184,22 +186,43 @@ def paste_back(
     return out_images[0], out_masks[0]
 
 
+def read_mask_file(path: str | os.PathLike, max_pixels: int = MAX_MASK_PIXELS) -> Image.Image:
+    """A mask image file, decoded and EXIF-oriented; PIL's warnings become this function's errors.
+
+    Like a photo, a mask over `max_pixels` is refused as a possible decompression bomb, before decoding.
+    """
+    path = Path(os.fspath(path)).expanduser()
+    name = str(path)
+    if not path.is_file():
+        raise MaskError(f"{name}: mask file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the pixel limit below replaces PIL's DecompressionBombWarning
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise MaskError(
+                        f"{name}: {width}x{height} mask exceeds the limit of {max_pixels / 1e6:.0f} MP "
+                        "(possible decompression bomb)"
+                    )
+                img.load()
+                return ImageOps.exif_transpose(img)
+    except MaskError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise MaskError(f"{name}: not an image") from exc
+    except Image.DecompressionBombError as exc:
+        raise MaskError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MaskError(f"{name}: unreadable mask image ({exc})") from exc
+
+
 def _mask_values(source: MaskSource) -> np.ndarray:
     """A user mask as (H, W) float32 in [0, 1]: luminance, with transparent parts counting as 0 (keep)."""
     name = "mask"
     if isinstance(source, (str, os.PathLike)):
-        path = Path(os.fspath(source)).expanduser()
-        name = str(path)
-        if not path.is_file():
-            raise MaskError(f"{name}: mask file not found")
-        try:
-            with Image.open(path) as img:
-                img.load()
-                source = ImageOps.exif_transpose(img)
-        except UnidentifiedImageError as exc:
-            raise MaskError(f"{name}: not an image") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise MaskError(f"{name}: unreadable mask image ({exc})") from exc
+        name = str(Path(os.fspath(source)).expanduser())
+        source = read_mask_file(source)
     if isinstance(source, Image.Image):
         img = source
         if img.mode in ("RGBA", "LA", "PA", "P", "La", "RGBa"):

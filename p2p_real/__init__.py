@@ -2,6 +2,7 @@
 
 from p2p_real.alignment import PromptError
 from p2p_real.editor import Editor
+from p2p_real.finite import NonFiniteError
 from p2p_real.loading import DEFAULT_MODEL, ModelLoadError, load_pipeline
 from p2p_real.results import AttentionMaps, EditResult
 
@@ -11,6 +12,7 @@ __all__ = [
     "EditResult",
     "Editor",
     "ModelLoadError",
+    "NonFiniteError",
     "PromptError",
     "load_pipeline",
 ]

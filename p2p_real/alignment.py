@@ -102,12 +102,11 @@ def target_word_indices(
 
 
 def _pad_partners(src: Tokens, tgt: Tokens, mapper: torch.Tensor, partner: torch.Tensor) -> None:
-    """Padding after the end token of the target maps to padding of the source, position by position."""
-    for j in range(len(tgt), tgt.max_length):
-        i = len(src) + (j - len(tgt))
-        if i < src.max_length:
-            mapper[i, j] = 1.0
-            partner[j] = 1.0
+    """Padding after the target's end token takes the source column at the same position (j -> j), as the
+    reference code does (seq_aligner.get_mapper, get_replacement_mapper_): not shifted by the length difference."""
+    for j in range(len(tgt), min(tgt.max_length, src.max_length)):
+        mapper[j, j] = 1.0
+        partner[j] = 1.0
 
 
 def replacement_map(src: Tokens, tgt: Tokens) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ from p2p_real.store import AttentionStore
 from p2p_real.windows import CrossWindow, Window, cross_alphas, step_range
 
 Equalizer = Mapping[str, float | Sequence[float]]
+MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
 
 
 @dataclass
@@ -49,6 +50,11 @@ def _equalizer_values(word: str, value: float | Sequence[float], n_targets: int)
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise PromptError(f"equalizer[{word!r}] must be a finite number, got {v!r}")
+        if abs(v) > MAX_REWEIGHT:
+            raise PromptError(
+                f"equalizer[{word!r}] must be in [-{MAX_REWEIGHT:g}, {MAX_REWEIGHT:g}] (the paper uses [-2, 2]; "
+                f"larger factors swamp the other words and overflow), got {v!r}"
+            )
         out.append(float(v))
     return out
 

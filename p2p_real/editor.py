@@ -15,7 +15,7 @@ from PIL import Image
 from inversion.artifact import Inversion
 from inversion.ddim import ddim_scheduler
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
-from inversion.image import Source, load_image
+from inversion.image import MAX_WORKING_SIDE, Source, load_image
 from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.vae import decode_latents, vae_scale_factor
@@ -23,6 +23,7 @@ from masks.local_blend import apply_blend, blend_mask, combine_user_mask
 from masks.paste import FEATHER, MaskSource, paste_back, user_mask
 from p2p_real.alignment import PromptError, Tokens, tokenize, word_indices
 from p2p_real.controllers import Equalizer, P2PController, build_cross_edit
+from p2p_real.finite import check_finite
 from p2p_real.processor import attention_control
 from p2p_real.results import OUTPUT_TYPES, AttentionMaps, EditResult, Reconstruction, mask_images, to_output
 from p2p_real.sampling import sample
@@ -55,6 +56,8 @@ def _prompt_list(prompts: str | Sequence[str]) -> list[str]:
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise PromptError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+    if empty := [i for i, p in enumerate(prompts) if not p.strip()]:
+        raise PromptError(f"prompts must not be empty or blank: {prompts!r} has an empty one at position {empty[0]}")
     return prompts
 
 
@@ -144,8 +147,10 @@ class Editor:
         width = w0 if width is None else width
         factor = vae_scale_factor(self.pipe.vae)
         for name, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8 or v % factor:
-                raise ValueError(f"{name} must be a positive multiple of 8 (and of {factor}), got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8 or v % factor or v > MAX_WORKING_SIDE:
+                raise ValueError(
+                    f"{name} must be a positive multiple of 8 (and of {factor}) up to {MAX_WORKING_SIDE}, got {v!r}"
+                )
         return height // factor, width // factor
 
     def _start_latent(
@@ -297,8 +302,8 @@ class Editor:
         return self.embed([""])
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) in [0, 1] from latents."""
-        return decode_latents(self.pipe.vae, latents)
+        """Images (N, 3, H, W) in [0, 1] from latents; NonFiniteError if the VAE gives NaN or infinity."""
+        return check_finite(decode_latents(self.pipe.vae, latents), "the decoded images")
 
     def generate(
         self,

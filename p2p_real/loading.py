@@ -11,9 +11,13 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
+SAFE_PICKLE_TORCH = (2, 6)  # torch.load(weights_only=True) runs no code from the file from here on (CVE-2025-32434)
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _DTYPES = {
     "float32": torch.float32,
@@ -41,6 +45,22 @@ class ModelLoadError(ValueError):
     """The model could not be found or loaded; the message says what to point `model` at instead."""
 
 
+def torch_loads_pickles_safely(version: str | None = None) -> bool:
+    """Whether torch.load(weights_only=True) of this torch (or of `version`) is a safe guard against code in
+    pickled weights. Before torch 2.6 it is not (CVE-2025-32434): a crafted .ckpt/.bin file runs code."""
+    text = str(torch.__version__ if version is None else version)
+    match = re.match(r"(\d+)\.(\d+)", text)
+    return match is not None and (int(match[1]), int(match[2])) >= SAFE_PICKLE_TORCH
+
+
+def _pickle_refusal(what: str) -> str:
+    return (
+        f"{what}: pickled weights (.ckpt/.bin/.pt/.pth) are refused on torch {torch.__version__} because "
+        f"torch.load before {'.'.join(map(str, SAFE_PICKLE_TORCH))} can run code from the file (CVE-2025-32434); "
+        "use .safetensors weights or upgrade torch"
+    )
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; anything else must be a device torch knows and has."""
     if str(device) == "auto":
@@ -53,8 +73,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device {device!r} is not a torch device (try 'auto', 'cpu' or 'cuda')") from exc
+    if dev.type not in _DEVICE_TYPES:
+        raise ValueError(
+            f"device {device!r} cannot run a model (its tensors hold no data or it is not a compute device); "
+            f"use 'auto' or one of {', '.join(_DEVICE_TYPES)}"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} was asked for but MPS is not available here")
+    if dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ValueError(f"device {device!r} was asked for but XPU is not available here")
     return dev
 
 
@@ -78,6 +107,11 @@ def _looks_local(model: str) -> bool:
     return model.startswith((".", "~")) or model.lower().endswith(CHECKPOINT_SUFFIXES) or not _HUB_ID.match(model)
 
 
+def _weights_kwargs() -> dict[str, bool]:
+    """from_pretrained keywords that keep pickled weights out where torch cannot load them safely."""
+    return {} if torch_loads_pickles_safely() else {"use_safetensors": True}
+
+
 def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
     if not (path / "model_index.json").is_file():
         raise ModelLoadError(
@@ -86,30 +120,64 @@ def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         )
     try:
         return StableDiffusionPipeline.from_pretrained(
-            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True
+            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True,
+            **_weights_kwargs(),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        pickled = sorted(p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickled and not torch_loads_pickles_safely():
+            raise ModelLoadError(_pickle_refusal(f"diffusers folder {str(path)!r} ({pickled[0].name})")) from exc
         raise ModelLoadError(f"could not load the diffusers folder {str(path)!r}: {_reason(exc)}") from exc
 
 
+def _no_answer(seconds: float, what: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"the Hugging Face hub ({hub_endpoint()}) did not answer within {seconds:g} s while loading {what}; "
+        "check the network (or raise HF_HUB_ETAG_TIMEOUT), or point the model at a local diffusers folder "
+        "or a .safetensors file"
+    )
+
+
 def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    if path.suffix.lower() in PICKLE_SUFFIXES and not torch_loads_pickles_safely():
+        raise ModelLoadError(_pickle_refusal(f"checkpoint {str(path)!r}"))
+    seconds = hub_timeout()
     try:
-        return StableDiffusionPipeline.from_single_file(
-            str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
-        )
+        with bounded_hub_requests(seconds):  # the model's configuration may come from the hub
+            return StableDiffusionPipeline.from_single_file(
+                str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
+            )
     except Exception as exc:  # from_single_file raises many kinds; all mean the same to the user
+        if is_timeout(exc):
+            raise _no_answer(seconds, f"the configuration of {str(path)!r}") from exc
         raise ModelLoadError(
             f"could not load the checkpoint {str(path)!r}: {_reason(exc)} Without network access a single-file "
             "checkpoint needs its model configuration cached; a diffusers folder always loads offline"
         ) from exc
 
 
+def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: bool) -> StableDiffusionPipeline:
+    return StableDiffusionPipeline.from_pretrained(
+        model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, **_weights_kwargs(),
+        **kwargs,
+    )
+
+
 def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+    """Load from the hub (or its cache); every request waits at most hub_timeout() seconds for an answer."""
+    seconds = hub_timeout()
     try:
-        return StableDiffusionPipeline.from_pretrained(
-            model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
-        )
-    except (OSError, ValueError) as exc:
+        with bounded_hub_requests(seconds):
+            return _pretrained(model_id, dtype)
+    except Exception as exc:  # the HTTP client's timeouts are not OSErrors
+        if is_timeout(exc):
+            try:  # a model in the local cache still loads when the hub does not answer
+                return _pretrained(model_id, dtype, local_files_only=True)
+            except (OSError, ValueError):
+                pass
+            raise _no_answer(seconds, repr(model_id)) from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise ModelLoadError(
             f"model {model_id!r} is neither a local path nor available from the Hugging Face hub "
             f"(offline, or not cached): {_reason(exc)} Point the model at a local diffusers folder or a "

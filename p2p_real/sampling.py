@@ -9,6 +9,7 @@ from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
 from inversion.ddim import ddim_step, guidance_embeddings, predict_noise
+from p2p_real.finite import check_finite
 
 StepCallback = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -31,7 +32,8 @@ def sample(
 
     `uncond` is one unconditional embedding for every step, or one per step (null-text inversion).
     `begin_step(i)` runs before step i's model call; `callback(i, latents)` after its update and returns
-    the latents to continue from (local blend, direct inversion's pivots).
+    the latents to continue from (local blend, direct inversion's pivots). NaN or infinite latents at the end
+    raise NonFiniteError.
     """
     per_step = isinstance(uncond, Sequence)
     timesteps = scheduler.timesteps
@@ -48,4 +50,4 @@ def sample(
         latents = ddim_step(scheduler, noise, t, latents)
         if callback is not None:
             latents = callback(i, latents)
-    return latents
+    return check_finite(latents, "the sampled latents", f"guidance_scale={guidance_scale:g}")

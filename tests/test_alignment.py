@@ -115,3 +115,37 @@ def test_auto_picks_replace_for_equal_word_counts_and_refine_otherwise(tok):
     assert choose_edit(a, c, "auto") == "refine"
     with pytest.raises(PromptError, match="edit must be one of"):
         choose_edit(a, b, "swap")
+
+
+def expected_map(columns: dict[int, int], n: int = 77) -> torch.Tensor:
+    """A 0/1 mapper with mapper[i, j] = 1 for each target column j -> source token i."""
+    mapper = torch.zeros(n, n)
+    for j, i in columns.items():
+        mapper[i, j] = 1.0
+    return mapper
+
+
+def test_refine_padding_takes_the_source_column_at_the_same_position(tok):
+    # as the reference's seq_aligner.get_mapper: after the target's end token, column j takes source column j
+    src, tgt = tokenize(tok, "a castle on a field"), tokenize(tok, "a gothic castle on a field")
+    assert (len(src), len(tgt)) == (7, 8)
+    mapper, partner = refinement_map(src, tgt)
+    body = {0: 0, 1: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6}  # BOS a [gothic] castle on a field EOS
+    assert torch.equal(mapper, expected_map({**body, **{j: j for j in range(8, 77)}}))
+    assert torch.equal(partner, (torch.arange(77) != 2).float())  # only "gothic" keeps its own map
+
+
+def test_refine_padding_after_a_deletion_is_not_shifted_either(tok):
+    src, tgt = tokenize(tok, "a big red car on the street"), tokenize(tok, "a car on the street")
+    assert (len(src), len(tgt)) == (9, 7)
+    mapper, partner = refinement_map(src, tgt)
+    body = {0: 0, 1: 1, 2: 4, 3: 5, 4: 6, 5: 7, 6: 8}
+    assert torch.equal(mapper, expected_map({**body, **{j: j for j in range(7, 77)}}))
+    assert partner.all()
+
+
+def test_replace_padding_takes_the_source_column_at_the_same_position(tok):
+    src, tgt = tokenize(tok, "a cat on the wall"), tokenize(tok, "a tigercat on the wall")
+    mapper, _ = replacement_map(src, tgt)
+    for j in range(len(tgt), 77):
+        assert mapper[j, j] == 1 and mapper[:, j].sum() == 1, j

@@ -232,3 +232,57 @@ def test_metadata_is_plain_json_and_tensors_hold_the_photo_losslessly(saved, inv
         "z0",
         "uncond_embeddings",
     }
+
+
+def test_the_stored_photo_is_held_to_the_photo_loaders_pixel_limit(saved):
+    with pytest.raises(ArtifactError, match=r"the stored photo: 76x50 = 3,800 pixels exceeds the limit of 3,799"):
+        Inversion.load(saved, max_pixels=3799)
+    assert Inversion.load(saved, max_pixels=3800).original.shape[:2] == (50, 76)
+
+
+def test_a_small_artifact_that_decodes_to_a_huge_photo_is_refused_before_decoding(tmp_path, inversions, monkeypatch):
+    import inversion.artifact as artifact
+
+    bomb = torch.frombuffer(bytearray(png_header_only(10_001, 10_000)), dtype=torch.uint8)  # 100.01 MP, 57 bytes
+    monkeypatch.setattr(artifact, "_png_bytes", lambda rgb: bomb)
+    path = inversions["ddim"].save(tmp_path / "bomb.inv.safetensors")
+    assert path.stat().st_size < 20_000
+    with pytest.raises(ArtifactError, match=r"10001x10000 = 100,010,000 pixels exceeds the limit of 100,000,000"):
+        Inversion.load(path)
+
+
+def test_loading_an_artifact_lets_no_pil_warning_through(saved, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 76x50 = 3800 pixels: PIL warns of a bomb
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Inversion.load(saved).original.shape[:2] == (50, 76)
+
+
+def test_a_saved_artifact_names_the_photo_without_the_folders_of_this_machine(tmp_path, tiny_pipe):
+    from PIL import Image
+
+    folder = tmp_path / "home" / "someone" / "private photos"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.ascontiguousarray(skimage.data.chelsea()[::6, ::6])).save(folder / "cat.png")
+    scheduler = ddim_scheduler(tiny_pipe.scheduler.config)
+    inv = invert(tiny_pipe, scheduler, folder / "cat.png", PROMPT, method="ddim", num_inference_steps=2,
+                 progress=False, size=(24, 16))
+    metadata, _ = read(inv.save(tmp_path / "cat.inv.safetensors"))
+    assert metadata["source"] == "cat.png"
+    assert not [key for key, value in metadata.items() if str(tmp_path) in value or "someone" in value]
+    assert Inversion.load(tmp_path / "cat.inv.safetensors").source == "cat.png"
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels but holds no image data."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

@@ -1,4 +1,5 @@
-"""Bad inputs to `p2p-real`: each gives ONE line on stderr, a non-zero exit status and no file.
+"""Bad inputs to `p2p-real` and to the API: each gives ONE line on stderr (or one ValueError), a non-zero exit
+status and no file.
 
 One table. Cases that fail while parsing or checking files never import torch, so they all run through the
 real console script; of those that need the model, a few run through the script too (in parallel) and the rest
@@ -12,8 +13,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -111,6 +114,14 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
      "main", ()),
     ("generate word not in prompt", ["generate", "a cat", "a dog", "--blend", "cow:dog", *FAST[-2:]],
      "'cow' is not in prompt", "main", ()),
+    # Limits and numbers that used to end in an OOM kill, a NaN image or an internal error.
+    ("size too large", [*EDIT, "--size", "4096x4096"], "at most 2048 pixels", "script", ()),
+    ("generate size too large", ["generate", "a cat", "--size", "8x65536"], "at most 2048 pixels", "script", ()),
+    ("reweight huge", [*EDIT, "--reweight", "dog=1e30", *FAST], "--reweight['dog'] must be in [-10, 10]", "main", ()),
+    ("reweight beyond float32", [*EDIT, "--reweight", "dog=1e39", *FAST], "must be in [-10, 10]", "main", ()),
+    ("guidance that overflows", [*EDIT, "--guidance", "1e30", "-q", *FAST], "NaN or infinite values", "main", ()),
+    ("device meta", [*EDIT, "--device", "meta", "--model", "{model}"], "device 'meta' cannot run a model", "main",
+     ()),
 ]
 
 DEFAULT_MODEL_CASE = next(i for i, case in enumerate(CASES) if case[0] == "default model offline")
@@ -233,3 +244,168 @@ def test_debug_shows_the_traceback(inputs, capsys, monkeypatch):
         cli.main(["edit", "nope.png", "-p", "a", "-t", "b", "--debug"])
     code = cli.main(["edit", "nope.png", "-p", "a", "-t", "b"])
     assert code == 1 and capsys.readouterr().err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same promise through the Python API: a ValueError (or subclass) naming the bad input, nothing written, the
+# pipeline left as it was.
+
+
+@dataclasses.dataclass
+class Api:
+    """What the API cases call: an editor on the tiny model, an inversion, and the shared input files."""
+
+    editor: Any
+    inv: Any
+    files: dict[str, str]
+    folder: Path
+
+    def generate(self, prompts: list[str] | None = None, **kwargs: Any) -> Any:
+        prompts = ["a cat on a wall", "a dog on a wall"] if prompts is None else prompts
+        return self.editor.generate(prompts, **{"num_inference_steps": 2, "generator": 0, "progress": False, **kwargs})
+
+    def edit(self, targets: Any = "a dog on a wall", inv: Any = None, **kwargs: Any) -> Any:
+        return self.editor.edit(self.inv if inv is None else inv, targets, progress=False, **kwargs)
+
+    def invert(self, image: Any = None, prompt: str = "a cat on a wall", **kwargs: Any) -> Any:
+        image = self.files["photo"] if image is None else image
+        return self.editor.invert(image, prompt, **{"method": "ddim", "num_inference_steps": 2, "progress": False,
+                                                    **kwargs})
+
+    def other_model(self) -> Any:
+        return dataclasses.replace(self.inv, model_id="0" * 64)
+
+
+def _load(model: str, **kwargs: Any) -> Any:
+    import p2p_real
+
+    return p2p_real.load_pipeline(model, **{"device": "cpu", **kwargs})
+
+
+def _inversion(path: str, **kwargs: Any) -> Any:
+    from inversion import Inversion
+
+    return Inversion.load(path, **kwargs)
+
+
+def _editor(pipe: Any, **kwargs: Any) -> Any:
+    import p2p_real
+
+    return p2p_real.Editor(pipe, **kwargs)
+
+
+# (name, call, expected part of the message)
+API_CASES: list[tuple[str, Callable[[Api], Any], str]] = [
+    ("load_pipeline: empty model", lambda a: _load("  "), "model is empty"),
+    ("load_pipeline: missing path", lambda a: _load("./no/such/model"), "does not exist"),
+    ("load_pipeline: folder without pipeline", lambda a: _load(a.files["inputs"]), "model_index.json"),
+    ("load_pipeline: photo as model", lambda a: _load(a.files["photo"]), "not a checkpoint"),
+    ("load_pipeline: broken safetensors", lambda a: _load(a.files["broken_inv"]), "broken.inv.safetensors"),
+    ("load_pipeline: device meta", lambda a: _load(a.files["model"], device="meta"), "cannot run a model"),
+    ("load_pipeline: unknown device", lambda a: _load(a.files["model"], device="tpu0"), "not a torch device"),
+    ("load_pipeline: half precision on CPU", lambda a: _load(a.files["model"], dtype="float16"), "needs a CUDA"),
+    ("load_pipeline: unknown dtype", lambda a: _load(a.files["model"], dtype="int8"), "dtype 'int8'"),
+    ("Editor: not a pipeline", lambda a: _editor(object()), "not a Stable Diffusion pipeline"),
+    ("Editor: zero steps", lambda a: _editor(a.editor.pipe, num_inference_steps=0), "num_inference_steps"),
+    ("Editor: NaN guidance", lambda a: _editor(a.editor.pipe, guidance_scale=float("nan")), "guidance_scale"),
+    ("generate: no prompts", lambda a: a.generate([]), "non-empty list"),
+    ("generate: empty target", lambda a: a.generate(["a cat on a wall", ""]), "must not be empty"),
+    ("generate: blank source", lambda a: a.generate([" ", "a dog on a wall"]), "must not be empty"),
+    ("generate: prompt not a string", lambda a: a.generate(["a cat", 7]), "non-empty list of strings"),
+    ("generate: prompt too long", lambda a: a.generate(["a cat", "a dog " * 50]), "tokens"),
+    ("generate: huge reweight", lambda a: a.generate(equalizer={"dog": 1e30}), "must be in [-10, 10]"),
+    ("generate: reweight beyond float32", lambda a: a.generate(equalizer={"dog": 1e39}), "must be in [-10, 10]"),
+    ("generate: infinite reweight", lambda a: a.generate(equalizer={"dog": float("inf")}), "finite number"),
+    ("generate: reweight list too long", lambda a: a.generate(equalizer={"dog": [1.0, 2.0]}), "2 values for 1"),
+    ("generate: reweight word in no target", lambda a: a.generate(equalizer={"cow": 2.0}), "'cow'"),
+    ("generate: reweight without equalizer", lambda a: a.generate(edit="reweight"), "needs an equalizer"),
+    ("generate: unknown edit", lambda a: a.generate(edit="swap"), "edit must be one of"),
+    ("generate: replace with other word counts", lambda a: a.generate(["a cat", "a big dog"], edit="replace"),
+     "same number of words"),
+    ("generate: height too large", lambda a: a.generate(height=4096), "up to 2048"),
+    ("generate: width not a multiple of 8", lambda a: a.generate(width=12), "multiple of 8"),
+    ("generate: guidance that overflows", lambda a: a.generate(guidance_scale=1e30), "NaN or infinite values"),
+    ("generate: start latent that overflows", lambda a: a.generate(latents=__import__("torch").full(
+        (1, 4, 32, 32), 3e38)), "NaN or infinite values"),
+    ("generate: NaN start latent", lambda a: a.generate(latents=__import__("torch").full((1, 4, 32, 32), float(
+        "nan"))), "NaN"),
+    ("generate: blend word not in prompt", lambda a: a.generate(blend_words=(["cow"], ["dog"])), "'cow'"),
+    ("generate: subtract without blend", lambda a: a.generate(subtract_words=(["wall"], ["wall"])),
+     "subtract_words needs blend_words"),
+    ("generate: window word in no target", lambda a: a.generate(cross_replace_steps={"lion": 0.3}), "'lion'"),
+    ("generate: window above 1", lambda a: a.generate(cross_replace_steps=1.5), "cross_replace_steps"),
+    ("generate: self-injection limit zero", lambda a: a.generate(self_replace_max_res=0), "self_replace_max_res"),
+    ("generate: blend threshold above 1", lambda a: a.generate(blend_words=(["cat"], ["dog"]), blend_threshold=2),
+     "blend_threshold"),
+    ("generate: unknown output type", lambda a: a.generate(output_type="jpeg"), "output_type"),
+    ("generate: generator not a generator", lambda a: a.generate(generator="seed"), "generator"),
+    ("invert: unknown method", lambda a: a.invert(method="magic"), "method must be one of"),
+    ("invert: missing photo", lambda a: a.invert("/nonexistent/photo.png"), "file not found"),
+    ("invert: corrupt photo", lambda a: a.invert(a.files["corrupt"]), "not an image"),
+    ("invert: empty photo file", lambda a: a.invert(a.files["empty"]), "empty file"),
+    ("invert: NaN array", lambda a: a.invert(__import__("numpy").full((16, 16, 3), float("nan"))), "NaN"),
+    ("invert: size too large", lambda a: a.invert(size=(4096, 4096)), "at most 2048 pixels per side"),
+    ("invert: size not a multiple of 8", lambda a: a.invert(size=(30, 40)), "multiples of 8"),
+    ("invert: prompt too long", lambda a: a.invert(prompt="a cat " * 50), "tokens"),
+    ("invert: zero steps", lambda a: a.invert(num_inference_steps=0), "num_inference_steps"),
+    ("invert: negative guidance", lambda a: a.invert(guidance_scale=-1), "guidance_scale"),
+    ("edit: not an inversion", lambda a: a.edit(inv="photo.jpg"), "expected an Inversion"),
+    ("edit: empty target", lambda a: a.edit([""]), "must not be empty"),
+    ("edit: no targets", lambda a: a.edit([]), "non-empty list"),
+    ("edit: huge reweight", lambda a: a.edit(equalizer={"dog": -1e9}), "must be in [-10, 10]"),
+    ("edit: blend word not in prompt", lambda a: a.edit(blend_words=(["dog"], ["dog"])), "'dog' is not in prompt"),
+    ("edit: missing mask", lambda a: a.edit(mask="/nonexistent/mask.png"), "mask file not found"),
+    ("edit: corrupt mask", lambda a: a.edit(mask=a.files["corrupt"]), "not an image"),
+    ("edit: unknown mask mode", lambda a: a.edit(mask=a.files["mask"], mask_mode="union"), "mask_mode"),
+    ("edit: intersect without blend", lambda a: a.edit(mask=a.files["mask"], mask_mode="intersect"),
+     "needs blend_words"),
+    ("edit: inversion of another model", lambda a: a.edit(inv=a.other_model()), "not compatible"),
+    ("reconstruct: not an inversion", lambda a: a.editor.reconstruct("photo.inv.safetensors"),
+     "expected an Inversion"),
+    ("reconstruct: inversion of another model", lambda a: a.editor.reconstruct(a.other_model(), progress=False),
+     "model fingerprint"),
+    ("Inversion.load: missing file", lambda a: _inversion(str(a.folder / "none.inv.safetensors")), "file not found"),
+    ("Inversion.load: a folder", lambda a: _inversion(a.files["inputs"]), "not a file"),
+    ("Inversion.load: not safetensors", lambda a: _inversion(a.files["broken_inv"]), "not a safetensors file"),
+    ("Inversion.load: a photo", lambda a: _inversion(a.files["photo"]), "not a safetensors file"),
+    ("Inversion.load: photo over the pixel limit", lambda a: _inversion(a.files["inv"], max_pixels=100),
+     "exceeds the limit of 100"),
+    ("Inversion.save: into a folder that is missing",
+     lambda a: a.inv.save(a.folder / "missing" / "x.inv.safetensors"), "does not exist"),
+    ("Inversion.save: onto a folder", lambda a: a.inv.save(a.folder), "is a folder"),
+]
+
+
+@pytest.fixture(scope="module")
+def api(inputs, tiny_pipe) -> Api:
+    import p2p_real
+    from inversion import Inversion
+
+    root, files = inputs
+    folder = root / "api"
+    folder.mkdir()
+    return Api(p2p_real.Editor(tiny_pipe), Inversion.load(files["inv"]), files, folder)
+
+
+def test_there_are_at_least_100_bad_inputs_across_cli_batch_and_api():
+    batch = sum(argv[:1] == ["batch"] for _, argv, *_ in CASES)
+    assert len(CASES) + len(API_CASES) >= 100 and batch >= 9 and len(API_CASES) >= 50
+    assert len({name for name, *_ in CASES}) == len(CASES)
+    assert len({name for name, *_ in API_CASES}) == len(API_CASES)
+
+
+@pytest.mark.parametrize(("name", "call", "expected"), API_CASES, ids=[case[0] for case in API_CASES])
+def test_bad_api_inputs_raise_a_value_error_naming_them_and_write_nothing(api, tiny_pipe, name, call, expected):
+    root = api.folder.parent
+    before, processors = snapshot(root), dict(tiny_pipe.unet.attn_processors)
+    with pytest.raises(ValueError) as err:
+        call(api)
+    assert expected in str(err.value), f"{name}: {err.value}"
+    assert snapshot(root) == before  # not a single file written, not even a temporary one
+    assert all(tiny_pipe.unet.attn_processors[k] is v for k, v in processors.items())
+
+
+def test_the_cli_size_limit_is_the_librarys():
+    from inversion.image import MAX_WORKING_SIDE
+
+    assert cli.MAX_SIZE == MAX_WORKING_SIDE

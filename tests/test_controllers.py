@@ -184,3 +184,25 @@ def test_without_guidance_the_conditional_rows_are_the_whole_batch(parts):
     ctl.begin_step(0)
     out = ctl.attend(q, k, v, None, True)
     torch.testing.assert_close(out[1], (maps_of(q[0], k[0]) @ edit.mapper[0]) @ v[1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_store_averages_all_layers_of_the_working_resolution_and_sums_steps(parts):
+    ctl, _ = make_controller(parts, ["a photo of a cat", "a photo of a dog"], cross=0.0)  # each row its own maps
+    per_step = []
+    for step in range(2):
+        ctl.begin_step(step)
+        layers = [qkv(2, 64, 77, seed=10 * step + s) for s in range(3)]  # three different layers at 8x8
+        for q, k, v in layers:
+            ctl.attend(q, k, v, None, is_cross=True)
+        ctl.attend(*qkv(2, 16 * 16, 77, seed=99), None, is_cross=True)  # 16x16: not the store's resolution
+        ctl.end_step()
+        per_step.append(torch.stack([maps_of(q, k)[2:].mean(1) for q, k, _ in layers]).mean(0))
+    torch.testing.assert_close(ctl.store.total, per_step[0] + per_step[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ctl.store.mean(), (per_step[0] + per_step[1]) / 2, atol=1e-5, rtol=1e-5)
+
+
+def test_a_per_target_equalizer_list_gives_each_target_its_own_factor(parts):
+    prompts = ["a fluffy cat", "a fluffy dog", "a fluffy bird", "a very fluffy dog"]
+    _, edit = make_controller(parts, prompts, cross=1.0, equalizer={"fluffy": [2.0, 3.0, -1.5]})
+    assert edit.scale[0, 2] == 2.0 and edit.scale[1, 2] == 3.0 and edit.scale[2, 3] == -1.5
+    assert (edit.scale != 1).sum() == 3

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from p2p_real import Editor, PromptError
+from masks.local_blend import threshold_mask
+from p2p_real import Editor, NonFiniteError, PromptError
 
 STEPS = 8
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
@@ -162,3 +163,93 @@ def test_bad_arguments_raise_errors_naming_them(editor, tiny_pipe, kwargs, error
 def test_editor_rejects_what_is_not_a_pipeline():
     with pytest.raises(ValueError, match="not a Stable Diffusion pipeline"):
         Editor(object())
+
+
+@pytest.mark.parametrize("factor", [10.5, -11.0, 1e30, 1e39, 1e308, [2.0, 1e30]])
+def test_a_reweight_factor_out_of_range_is_an_error_naming_the_word(editor, factor):
+    prompts = ["a fluffy cat on the wall", "a fluffy dog on the wall", "a fluffy bird on the wall"]
+    with pytest.raises(PromptError, match=r"equalizer\['fluffy'\] must be in \[-10, 10\]"):
+        editor.generate(prompts, equalizer={"fluffy": factor}, generator=0, progress=False)
+
+
+def test_the_largest_allowed_reweight_factor_still_gives_a_finite_image(editor):
+    res = editor.generate(["a fluffy cat", "a fluffy dog"], equalizer={"fluffy": -10.0}, generator=0,
+                          output_type="np", progress=False)
+    assert np.isfinite(res.images).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"guidance_scale": 1e30}, {"latents": torch.full((1, 4, 32, 32), 3e38)}],
+    ids=["huge guidance", "huge start latent"],
+)
+def test_nan_or_infinite_latents_are_an_error_naming_the_likely_cause_not_an_image(editor, kwargs):
+    with pytest.raises(NonFiniteError, match=r"the sampled latents contain .* likely causes: a huge guidance_scale"):
+        editor.generate([SRC, TGT], progress=False, **{"generator": 0, **kwargs})
+
+
+def test_a_vae_that_decodes_to_nan_is_an_error_not_a_black_image(editor):
+    with pytest.raises(NonFiniteError, match="the decoded images contain"):
+        editor.decode(torch.full((1, 4, 8, 8), 3e38))
+
+
+@pytest.mark.parametrize("prompts", [[SRC, ""], [SRC, "   "], ["", TGT]])
+def test_an_empty_prompt_is_an_error(editor, prompts):
+    with pytest.raises(PromptError, match="must not be empty"):
+        editor.generate(prompts, generator=0, progress=False)
+
+
+def _generate(editor, prompts, **kwargs):
+    return editor.generate(prompts, latents=z_T(0), output_type="np", progress=False, **kwargs)
+
+
+def test_without_an_edit_the_target_row_is_the_target_prompt_alone(editor):
+    # the baseline the two tests below measure against: rows of one batch do not leak into each other
+    alone = _generate(editor, [TGT])
+    off = _generate(editor, [SRC, TGT], cross_replace_steps=0.0, self_replace_steps=0.0)
+    np.testing.assert_allclose(off.images[1], alone.images[0], atol=1e-5)
+
+
+def test_a_cross_attention_edit_gives_the_target_row_the_source_maps_and_changes_its_image(editor):
+    alone = _generate(editor, [TGT])
+    res = _generate(editor, [SRC, TGT], cross_replace_steps=1.0, self_replace_steps=0.0)
+    assert np.abs(res.images[1] - alone.images[0]).mean() > 1e-3  # measured 1e-2; the rows' own noise is 1e-7
+    maps, own = res.attention.maps, alone.attention.maps[0]
+    # a word swap maps every token to itself: inside the window the target row uses the source row's maps
+    torch.testing.assert_close(maps[1], maps[0], rtol=0, atol=1e-6)
+    assert (maps[1] - own).abs().max() > 1e-2  # which are not the maps the target prompt makes alone
+
+
+def test_a_refine_edit_gives_aligned_target_tokens_the_source_maps(editor):
+    src, tgt = "a castle on a field", "a gothic castle on a field"
+    res = _generate(editor, [src, tgt], cross_replace_steps=1.0, self_replace_steps=0.0)
+    maps = res.attention.maps
+    partners = {1: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6, **{j: j for j in range(8, 77)}}  # "gothic" (2) is new
+    for j, i in partners.items():
+        torch.testing.assert_close(maps[1][..., j], maps[0][..., i], rtol=0, atol=1e-6, msg=f"token {j}")
+    assert (maps[1][..., 2] - maps[0][..., 2]).abs().max() > 1e-3  # the new word keeps its own map
+
+
+def test_a_self_attention_edit_changes_the_target_row(editor):
+    alone = _generate(editor, [TGT])
+    res = _generate(editor, [SRC, TGT], cross_replace_steps=0.0, self_replace_steps=1.0, self_replace_max_res=1.0)
+    assert np.abs(res.images[1] - alone.images[0]).mean() > 1e-4  # measured 9e-4; the rows' own noise is 1e-7
+
+
+def test_the_blend_mask_unites_source_and_target_words_minus_the_subtract_words(editor):
+    # blend_start=1: the mask is made once after the last step, so both calls share every attention map;
+    # without cross-attention injection the source and target words attend to different regions
+    kwargs = {"blend_words": (["cat"], ["dog"]), "blend_start": 1.0, "blend_threshold": 0.5, "cross_replace_steps": 0}
+    plain = editor.generate([SRC, TGT], latents=z_T(0), progress=False, **kwargs)
+    sub = editor.generate([SRC, TGT], latents=z_T(0), progress=False, subtract_words=(["wall"], ["wall"]), **kwargs)
+    maps = plain.attention.maps  # (rows, 8, 8, tokens); "cat"/"dog" are token 5, "wall" token 8
+
+    def region(row: int, token: int, pool: bool) -> torch.Tensor:
+        return threshold_mask(maps[row, :, :, token][None, None], (32, 32), 0.5, pool=pool)[0]
+
+    union = region(0, 5, True) | region(1, 5, True)
+    assert not torch.equal(union, region(0, 5, True)) and not torch.equal(union, region(1, 5, True))
+    assert torch.equal(plain.info["blend_mask"][0].bool(), union)
+    walls = region(0, 8, False) | region(1, 8, False)
+    assert (union & walls).any()
+    assert torch.equal(sub.info["blend_mask"][0].bool(), union & ~walls)

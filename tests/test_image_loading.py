@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -11,7 +12,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from inversion.image import ImageError, load_image, pixel_sha256
+from inversion.image import MAX_WORKING_SIDE, ImageError, load_image, pixel_sha256
 
 
 def small(image: np.ndarray, step: int = 4) -> np.ndarray:
@@ -190,3 +191,24 @@ def test_each_bad_array_raises_an_image_error(kind):
     array, reason = BAD_ARRAYS[kind]
     with pytest.raises(ImageError, match=reason):
         load_image(array)
+
+
+def test_the_working_size_has_an_upper_bound(chelsea):
+    assert load_image(chelsea, size=(MAX_WORKING_SIDE, 8)).size == (MAX_WORKING_SIDE, 8)
+    for size in ((MAX_WORKING_SIDE + 8, 8), (8, 65536), (100_000, 100_000)):
+        with pytest.raises(ValueError, match=f"at most {MAX_WORKING_SIDE} pixels per side"):
+            load_image(chelsea, size=size)
+
+
+def test_no_pil_warning_reaches_the_caller_when_a_photo_is_loaded(tmp_path, chelsea, monkeypatch):
+    path = tmp_path / "photo.png"
+    Image.fromarray(chelsea).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 113x76 = 8588 pixels: PIL warns of a bomb
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opened = Image.open(path)  # not loaded yet: load_image decodes it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image(path).original.shape == chelsea.shape
+        assert load_image(opened).original.shape == chelsea.shape
+    opened.close()

@@ -163,3 +163,18 @@ def test_bad_user_mask_files_raise_naming_them(tmp_path):
         user_mask(tmp_path / "absent.png", (4, 4))
     with pytest.raises(MaskError, match="'replace' or 'intersect'"):
         combine_with_user_mask(torch.ones(1, 1, 4, 4), np.ones((4, 4)), "union")
+
+
+def test_a_mask_file_is_read_without_pil_warnings_and_held_to_a_pixel_limit(tmp_path, monkeypatch):
+    import warnings
+
+    from masks.paste import read_mask_file
+
+    path = tmp_path / "mask.png"
+    Image.new("L", (100, 60), 255).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # 6000 pixels: PIL warns of a bomb
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_mask_file(path).size == (100, 60)
+    with pytest.raises(MaskError, match="mask exceeds the limit"):
+        read_mask_file(path, max_pixels=5999)
