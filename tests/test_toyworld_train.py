@@ -104,7 +104,7 @@ def test_resuming_refuses_torch_without_a_safe_loader(tmp_path, monkeypatch):
     torch.save({"step": 1}, path)
     assert toyworld.load_state(path, torch.device("cpu")) == {"step": 1}
     monkeypatch.setattr(torch, "__version__", "2.5.1")
-    with pytest.raises(RuntimeError, match="torch >= 2.6"):
+    with pytest.raises(RuntimeError, match=r"torch >= 2\.6"):
         toyworld.load_state(path, torch.device("cpu"))
 
 
