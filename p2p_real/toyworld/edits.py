@@ -118,6 +118,10 @@ class EditCheck:
     background_db: float  # PSNR of the edit against the photo outside the objects involved
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        self.success, self.found, self.in_place = bool(self.success), bool(self.found), bool(self.in_place)
+        self.background_db = float(self.background_db)
+
 
 def _centre(mask: np.ndarray) -> tuple[float, float]:
     ys, xs = np.nonzero(mask)
