@@ -681,31 +681,18 @@ def invert_photo(session: Session, source: InversionSource, prompt: str) -> Any:
     )
 
 
+CLI_NAMES = {"edit": "--edit", "cross_replace_steps": "--cross-replace", "self_replace_steps": "--self-replace",
+             "self_replace_max_res": "--self-replace-max-res", "blend_words": "--blend", "subtract_words": "--subtract",
+             "blend_threshold": "--blend-threshold", "blend_start": "--blend-start", "equalizer": "--reweight",
+             "mask_mode": "--mask-mode"}
+
+
 def check_words(editor: Any, prompts: list[str], options: EditOptions, steps: int) -> None:
     """Check prompts and every word of --blend/--subtract/--reweight/--cross-replace before the slow part."""
-    from p2p_real.alignment import PromptError, tokenize, word_indices
-    from p2p_real.controllers import build_cross_edit
+    from p2p_real.spec import EditSpec
 
-    tokenizer = editor.pipe.tokenizer
-    tokens = [tokenize(tokenizer, p) for p in prompts]
-    n_targets = len(prompts) - 1
-    if n_targets:
-        try:
-            build_cross_edit(
-                tokenizer, tokens[0], tokens[1:], options.edit, options.cross_window(), steps, options.equalizer()
-            )
-        except PromptError as exc:
-            message = str(exc).replace("equalizer", "--reweight").replace("cross_replace_steps", "--cross-replace")
-            raise CliError(message.replace("edit=", "--edit ")) from exc
-    elif options.reweight or options.blend:
-        raise CliError("--reweight and --blend need at least one target prompt")
-    for option, pairs in (("--blend", options.blend), ("--subtract", options.subtract)):
-        for row, words in enumerate(options.rows(pairs, n_targets) or []):
-            for word in words:
-                try:
-                    word_indices(tokenizer, tokens[row], word)
-                except PromptError as exc:
-                    raise CliError(f"{option}: {exc}") from exc
+    given = {k: v for k, v in options.api_kwargs(len(prompts) - 1).items() if v is not None}
+    editor.check(prompts, EditSpec(**given, names=CLI_NAMES), steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1461,7 +1448,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             try:
                 steps = job.job.source.resolved()[1]
                 check_words(session.editor, [job.job.source.prompt, *job.job.targets], job.job.options, steps)
-            except CliError as exc:
+            except ValueError as exc:
                 raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
         run_batch(session, mine, out, rank, args.debug)
     elapsed = time.perf_counter() - start
