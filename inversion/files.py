@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+INVERSION_SUFFIX = ".inv.safetensors"  # the file ending of saved inversions
+
 
 def _new_file_mode() -> int:
     """The permissions a plain open() would give a new file under the current umask."""

@@ -222,7 +222,7 @@ class Editor:
             mask = torch.ones(controller.n_rows - 1, 1, *latent_hw, device=self.device)
         return combine_user_mask(mask, blend.user_mask, blend.mode if blend.add is not None else "replace")
 
-    def _model_parameters(self) -> dict[str, Any]:
+    def model_parameters(self) -> dict[str, Any]:
         """The model and where it ran, for a result's parameters."""
         name = getattr(self.pipe, "name_or_path", None)
         return {"model": str(name) if name else None, "device": str(self.device),
@@ -296,7 +296,7 @@ class Editor:
         parameters = {
             "command": "generate", "prompts": prompts, "spec": spec.to_dict(), "steps": steps, "guidance": guidance,
             "size": list(size), "seed": generator if isinstance(generator, int) and latents is None else None,
-            **self._model_parameters(),
+            **self.model_parameters(),
         }
         return EditResult(images, prompts, masks, attention, final, {"size": size, "blend_mask": mask},
                           spec=spec, parameters=parameters)
@@ -343,11 +343,6 @@ class Editor:
         """
         settings = InversionSettings(prompt, method, num_inference_steps, guidance_scale, size, square).resolved(
             self.num_inference_steps, self.guidance_scale)
-        if cache is not None:
-            found, _ = cache.find(image, settings, self.pipe, name)
-            if found is not None:
-                return found
-        self._cancelled = False
 
         def step(s: InversionStep) -> None:
             if callback_on_step_end is not None:
@@ -356,14 +351,15 @@ class Editor:
             if self._cancelled:
                 raise Cancelled(f"inversion cancelled at step {s.index + 1} ({s.stage})")
 
-        inv = invert(
-            self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,
-            settings.guidance_scale, num_inner_steps, epsilon, progress, settings.size, settings.square,
-            callback=step,
-        )
-        if cache is not None:
-            cache.save(inv, image, settings, self.pipe, name)
-        return inv
+        def run() -> Inversion:
+            self._cancelled = False
+            return invert(
+                self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,
+                settings.guidance_scale, num_inner_steps, epsilon, progress, settings.size, settings.square,
+                callback=step,
+            )
+
+        return run() if cache is None else cache.get(image, settings, self.pipe, run, name)[0]
 
     def _replay(self, inv: Inversion) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor], list | None]:
         """Start latent, unconditional embedding(s) and source pivots of an inversion, on the device."""
@@ -409,7 +405,7 @@ class Editor:
             vae_psnr=psnr(decoded[1], photo[0]),
             vae_ssim=ssim(decoded[1], photo[0]),
             method=inv.method,
-            parameters={"command": "reconstruct", **inversion_parameters(inv), **self._model_parameters()},
+            parameters={"command": "reconstruct", **inversion_parameters(inv), **self.model_parameters()},
         )
 
     @staticmethod
@@ -480,7 +476,7 @@ class Editor:
         )
         mask_file, mask_sha256 = input_file(mask)
         parameters = {"command": "edit", **inversion_parameters(inv), "targets": targets, "spec": spec.to_dict(),
-                      "mask": mask_file, "mask_sha256": mask_sha256, **self._model_parameters()}
+                      "mask": mask_file, "mask_sha256": mask_sha256, **self.model_parameters()}
         info = {"size": photo_size, "method": inv.method, "blend_mask": latent_mask}
         if output_type == "latent":
             return EditResult(final, prompts, None, attention, final, info, spec=spec, inversion=inv,
