@@ -1,0 +1,52 @@
+"""p2p-real reconstruct: sample a photo back from its inversion; report, side-by-side grid and sidecar."""
+
+from __future__ import annotations
+
+import argparse
+
+from p2p_real.commands import options
+from p2p_real.commands.session import (
+    check_images,
+    check_outputs,
+    is_artifact,
+    open_session,
+    out_folder,
+    read_inputs,
+    report_written,
+    reproduction,
+    seed_everything,
+)
+
+NAME = "reconstruct"
+HELP = "reconstruct a photo (or saved inversion): report and side-by-side image"
+EPILOG = ""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="PHOTO|INVERSION", help="a photo (inverted first) or a saved inversion")
+    options.add_inversion_options(p)
+    options.add_output_options(p)
+    options.add_model_options(p)
+    options.add_run_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = read_inputs(args, need_prompt=not is_artifact(args.input))
+    out = out_folder(args.out)
+    name = args.name or inputs.name
+    from p2p_real.outputs import reconstruction_paths
+
+    check_outputs(reconstruction_paths(out, name), args.overwrite, inputs.files)
+    check_images(inputs.photo)
+    session = open_session(args)
+    from p2p_real.workflow import prepare_inversion
+
+    seed_everything(args.seed)
+    inv, _ = prepare_inversion(session.editor, inputs.photo, options.settings_from_args(args),
+                               inversion=inputs.inversion, progress=session.progress, log=session.log)
+    rec = session.editor.reconstruct(inv, progress=session.progress)
+    print(rec.report())
+    argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *session.run_options()]
+    written = rec.save(out, name, {**reproduction(argv), "runtime": session.runtime})
+    report_written(written, args.quiet)
+    return 0
