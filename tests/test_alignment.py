@@ -12,7 +12,7 @@ from p2p_real.alignment import (
     tokenize,
     word_indices,
 )
-from tests.tiny_models import tiny_components
+from p2p_real.testing import tiny_components
 
 
 @pytest.fixture(scope="module")

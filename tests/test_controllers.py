@@ -6,7 +6,7 @@ import torch
 from p2p_real.alignment import PromptError, tokenize
 from p2p_real.controllers import P2PController, build_cross_edit, edit_maps
 from p2p_real.spec import EditSpec
-from tests.tiny_models import tiny_components
+from p2p_real.testing import tiny_components
 
 STEPS = 10
 HEADS, DIM = 2, 8
