@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from p2p_real.commands import options
+from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
-from p2p_real.commands.session import (
-    check_images,
-    check_outputs,
-    is_artifact,
-    open_session,
-    out_folder,
-    read_inputs,
-    report_written,
-    reproduction,
-    seed_everything,
-)
 
 NAME = "attention"
 HELP = "per-word cross-attention heat maps of a photo or a prompt"
@@ -38,26 +27,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     targets = list(args.target or [])
     from_photo = args.input is not None or args.inversion is not None
-    if from_photo and args.method is None and args.inversion is None and not is_artifact(args.input or ""):
+    if from_photo and args.method is None and args.inversion is None and not session.is_artifact(args.input or ""):
         args.method = METHOD
-    inputs = read_inputs(args) if from_photo else None
+    inputs = session.read_inputs(args) if from_photo else None
     if inputs is None and not (args.prompt or "").strip():
         raise CliError("give a PHOTO (or a saved inversion) and/or --prompt: there is nothing to look at")
     from p2p_real.outputs import attention_paths, slug
 
     name = args.name or (inputs.name if inputs else slug(args.prompt))
-    out = out_folder(args.out)
-    check_outputs(attention_paths(out, name), args.overwrite, inputs.files if inputs else [])
-    check_images(inputs.photo if inputs else None)
-    session = open_session(args)
+    out = session.out_folder(args.out)
+    session.check_outputs(attention_paths(out, name), args.overwrite, inputs.files if inputs else [])
+    session.check_images(inputs.photo if inputs else None)
+    loaded = session.open_session(args)
     from p2p_real.outputs import save_attention
     from p2p_real.workflow import prepare_inversion
 
-    seed_everything(args.seed)
+    session.seed_everything(args.seed)
     if inputs is not None:
-        inv, _ = prepare_inversion(session.editor, inputs.photo, options.settings_from_args(args), targets,
-                                   inversion=inputs.inversion, progress=session.progress, log=session.log)
-        result = session.editor.edit(inv, targets or [inv.prompt], progress=session.progress)
+        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args), targets,
+                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log)
+        result = loaded.editor.edit(inv, targets or [inv.prompt], progress=loaded.progress)
         prompts = [inv.prompt, *targets]
         from masks.visualize import to_rgb
 
@@ -66,17 +55,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         prompts = [args.prompt, *targets]
         width, height = args.size or (None, None)
-        result = session.editor.generate(prompts, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                         generator=args.seed, height=height, width=width, progress=session.progress)
+        result = loaded.editor.generate(prompts, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                                         generator=args.seed, height=height, width=width, progress=loaded.progress)
         images = result.images
         argv = ["attention", "--prompt", args.prompt, "--steps", str(result.parameters["steps"]),
                 "--guidance", repr(result.parameters["guidance"])]
         argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
     if result.attention is None:
         raise CliError("the model produced no cross-attention maps")
-    argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *session.run_options()]
+    argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *loaded.run_options()]
     parameters = {**result.parameters, "command": "attention", "targets": targets}
     written = save_attention(result.attention, images, prompts, out, name, parameters,
-                             {**reproduction(argv), "runtime": session.runtime})
-    report_written(written, args.quiet)
+                             {**session.reproduction(argv), "runtime": loaded.runtime})
+    session.report_written(written, args.quiet)
     return 0

@@ -7,9 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from p2p_real.commands import options
+from p2p_real.commands import options, session
 from p2p_real.commands.options import DEFAULT_OUT, PROG
-from p2p_real.commands.session import check_images, check_outputs, existing_file, open_session, resolve_model
 
 NAME = "batch"
 HELP = "run a recipe of photos x edits (resumable; splits under accelerate launch)"
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from p2p_real import batch
     from p2p_real.recipe import load_recipe, plan_jobs
 
-    recipe_path = existing_file(args.recipe, "recipe")
+    recipe_path = session.existing_file(args.recipe, "recipe")
     recipe = load_recipe(recipe_path)
     out = Path(args.out).expanduser() if args.out else recipe_path.parent / str(recipe.get("out", DEFAULT_OUT))
     for option, fallback in (("model", None), ("device", "auto"), ("dtype", "auto")):
@@ -53,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and "model" in recipe and args.model == recipe["model"]:
         local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
         args.model = str(local) if local.exists() else args.model
-    jobs = plan_jobs(recipe, recipe_path, out, resolve_model(args.model), args.device, args.dtype)
+    jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
     for job in jobs:
-        check_outputs(job.paths().all(), True, [job.photo, job.mask])
+        session.check_outputs(job.paths().all(), True, [job.photo, job.mask])
         if batch.finished(job, args.overwrite):
             job.status = "skipped"
     if args.dry_run:
@@ -67,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     mine = [job for job in pending if owner[job.photo_name] == rank]
     start = time.perf_counter()
     for photo, mask in dict.fromkeys((job.photo, job.mask) for job in pending):
-        check_images(photo, mask)
+        session.check_images(photo, mask)
     if pending:
-        session = open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
-        batch.check_jobs(session.editor, pending, recipe_path.name)  # every process checks all: all stop together
-        batch.run_jobs(session.editor, mine, out, rank, progress=session.progress, raise_errors=args.debug,
-                       extra={"runtime": session.runtime}, log=session.log)
+        loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
+        batch.check_jobs(loaded.editor, pending, recipe_path.name)  # every process checks all: all stop together
+        batch.run_jobs(loaded.editor, mine, out, rank, progress=loaded.progress, raise_errors=args.debug,
+                       extra={"runtime": loaded.runtime}, log=loaded.log)
         for job in mine:
             if job.status.startswith("failed"):
                 print(f"{PROG}: error: {job.photo_name}/{job.edit_name}: {job.status.removeprefix('failed: ')}",

@@ -6,8 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from p2p_real.commands import options
-from p2p_real.commands.session import check_outputs, open_session, report_written, reproduction
+from p2p_real.commands import options, session
 
 NAME = "demo"
 HELP = "offline demo on the shipped toy-world model: invert a scene, swap, refine, reweight"
@@ -26,24 +25,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     grid, photo, sidecar = out / "demo.png", out / "demo.photo.png", out / "demo.json"
-    check_outputs([grid, photo, sidecar], args.overwrite, [])
+    session.check_outputs([grid, photo, sidecar], args.overwrite, [])
     if args.model is None:
         args.model = "toy"
-    session = open_session(args)
-    session.editor.num_inference_steps = args.steps
+    loaded = session.open_session(args)
+    loaded.editor.num_inference_steps = args.steps
     from p2p_real.outputs import png_text, save_png, write_sidecar
     from p2p_real.toyworld.demo import run_demo
 
     start = time.perf_counter()
-    result = run_demo(session.editor, progress=session.progress)
-    parameters = {"command": "demo", **session.editor.model_parameters(), "steps": args.steps}
+    result = run_demo(loaded.editor, progress=loaded.progress)
+    parameters = {"command": "demo", **loaded.editor.model_parameters(), "steps": args.steps}
     written = [
         save_png(grid, result.grid, png_text(parameters)),
         save_png(photo, result.photo, png_text(parameters, prompt=result.info["caption"])),
     ]
-    runtime = {**session.runtime, "demo_s": round(time.perf_counter() - start, 2)}
-    argv = ["demo", *session.run_options(), "--steps", str(args.steps)]
+    runtime = {**loaded.runtime, "demo_s": round(time.perf_counter() - start, 2)}
+    argv = ["demo", *loaded.run_options(), "--steps", str(args.steps)]
     outputs = {"grid": grid.name, "photo": photo.name, **result.info}
-    written.append(write_sidecar(sidecar, parameters, outputs, {**reproduction(argv), "runtime": runtime}))
-    report_written(written, args.quiet)
+    written.append(write_sidecar(sidecar, parameters, outputs, {**session.reproduction(argv), "runtime": runtime}))
+    session.report_written(written, args.quiet)
     return 0

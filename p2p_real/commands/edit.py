@@ -5,19 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from p2p_real.commands import options
+from p2p_real.commands import options, session
 from p2p_real.commands.options import PROG, CliError
-from p2p_real.commands.session import (
-    check_images,
-    check_outputs,
-    existing_file,
-    open_session,
-    out_folder,
-    read_inputs,
-    report_written,
-    reproduction,
-    seed_everything,
-)
 from p2p_real.spec import EditSpec
 
 NAME = "edit"
@@ -52,48 +41,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check everything that can be checked without the model, then invert or reuse, edit and save."""
-    inputs = read_inputs(args)
+    inputs = session.read_inputs(args)
     targets = list(args.target)
     if not all(t.strip() for t in targets):
         raise CliError("--target must not be empty")
     spec = options.spec_from_args(args, len(targets))
     settings = options.settings_from_args(args)
-    mask = None if args.mask is None else existing_file(args.mask, "mask")
-    out = out_folder(args.out)
+    mask = None if args.mask is None else session.existing_file(args.mask, "mask")
+    out = session.out_folder(args.out)
     name = args.name or inputs.name
     from inversion.files import INVERSION_SUFFIX
     from p2p_real.outputs import edit_paths
 
     paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None)
     saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
-    check_outputs(paths.all(), args.overwrite, [*inputs.files, mask])
-    check_outputs([saved] if saved else [], True, [*inputs.files, mask])
-    check_images(inputs.photo, mask)
-    session = open_session(args)
+    session.check_outputs(paths.all(), args.overwrite, [*inputs.files, mask])
+    session.check_outputs([saved] if saved else [], True, [*inputs.files, mask])
+    session.check_images(inputs.photo, mask)
+    loaded = session.open_session(args)
     from inversion.cache import CachedMismatchError, InversionCache
     from p2p_real.workflow import prepare_inversion
 
     start = time.perf_counter()
     cache = None if saved is None else InversionCache(out, keyed=False, replace=args.overwrite)
     try:
-        inv, origin = prepare_inversion(session.editor, inputs.photo, settings, targets, spec,
+        inv, origin = prepare_inversion(loaded.editor, inputs.photo, settings, targets, spec,
                                         inversion=inputs.inversion, cache=cache, name=name,
-                                        progress=session.progress, log=session.log)
+                                        progress=loaded.progress, log=loaded.log)
     except CachedMismatchError as exc:
         raise CliError(f"{exc}; pass --overwrite to replace it, or choose another --out or --name") from exc
     timing = {"invert_s": round(time.perf_counter() - start, 3)}
-    seed_everything(args.seed)
-    session.log(f"editing {len(targets)} target(s)")
+    session.seed_everything(args.seed)
+    loaded.log(f"editing {len(targets)} target(s)")
     start = time.perf_counter()
-    result = session.editor.edit(inv, targets, spec=spec, mask=mask, progress=session.progress)
+    result = loaded.editor.edit(inv, targets, spec=spec, mask=mask, progress=loaded.progress)
     timing["edit_s"] = round(time.perf_counter() - start, 3)
     argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
             "--spec", options.spec_json(spec), *(["--mask", str(mask)] if mask else []),
-            "--seed", str(args.seed), *session.run_options()]
-    written = result.save(out, name, {**reproduction(argv), "runtime": {**session.runtime, **timing}})
+            "--seed", str(args.seed), *loaded.run_options()]
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}})
     if origin == "fresh" and saved is not None:
         written.insert(0, saved)
     if origin == "reused" and not args.quiet:
         print(f"reused {saved}")
-    report_written(written, args.quiet)
+    session.report_written(written, args.quiet)
     return 0

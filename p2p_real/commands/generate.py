@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from p2p_real.commands import options
+from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
-from p2p_real.commands.session import check_outputs, open_session, out_folder, report_written, reproduction
 from p2p_real.spec import EditSpec
 
 NAME = "generate"
@@ -39,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from p2p_real.outputs import edit_paths, slug
 
     name = args.name or slug(prompts[0])
-    out = out_folder(args.out)
-    check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [])
-    session = open_session(args)
+    out = session.out_folder(args.out)
+    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [])
+    loaded = session.open_session(args)
     width, height = args.size or (None, None)
-    result = session.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                     generator=args.seed, height=height, width=width, progress=session.progress)
+    result = loaded.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                                     generator=args.seed, height=height, width=width, progress=loaded.progress)
     argv = ["generate", *prompts, "--spec", options.spec_json(spec), "--steps", str(result.parameters["steps"]),
             "--guidance", repr(result.parameters["guidance"])]
     argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
-    argv += ["--seed", str(args.seed), *session.run_options()]
-    written = result.save(out, name, {**reproduction(argv), "runtime": session.runtime})
-    report_written(written, args.quiet)
+    argv += ["--seed", str(args.seed), *loaded.run_options()]
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    session.report_written(written, args.quiet)
     return 0

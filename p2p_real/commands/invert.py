@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from p2p_real.commands import options
+from p2p_real.commands import options, session
 from p2p_real.commands.options import DEFAULT_OUT, CliError
-from p2p_real.commands.session import (
-    check_images,
-    check_outputs,
-    open_session,
-    read_inputs,
-    report_written,
-    seed_everything,
-)
 
 NAME = "invert"
 HELP = "invert a photo and save the inversion; print the reconstruction report"
@@ -32,23 +24,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    inputs = read_inputs(args)
+    inputs = session.read_inputs(args)
     if inputs.inversion is not None:
         raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")
     from inversion.files import INVERSION_SUFFIX
 
     output = Path(args.output).expanduser() if args.output else Path(DEFAULT_OUT) / f"{inputs.name}{INVERSION_SUFFIX}"
-    check_outputs([output], args.overwrite, inputs.files)
-    check_images(inputs.photo)
-    session = open_session(args)
+    session.check_outputs([output], args.overwrite, inputs.files)
+    session.check_images(inputs.photo)
+    loaded = session.open_session(args)
     from p2p_real.workflow import prepare_inversion
 
-    seed_everything(args.seed)
-    inv, _ = prepare_inversion(session.editor, inputs.photo, options.settings_from_args(args),
-                               progress=session.progress, log=session.log)
+    session.seed_everything(args.seed)
+    inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
+                               progress=loaded.progress, log=loaded.log)
     output.parent.mkdir(parents=True, exist_ok=True)
     inv.save(output)
-    report_written([output], args.quiet)
+    session.report_written([output], args.quiet)
     if not args.no_report:
-        print(session.editor.reconstruct(inv, progress=session.progress).report())
+        print(loaded.editor.reconstruct(inv, progress=loaded.progress).report())
     return 0

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from p2p_real.commands import options
-from p2p_real.commands.session import (
-    check_images,
-    check_outputs,
-    is_artifact,
-    open_session,
-    out_folder,
-    read_inputs,
-    report_written,
-    reproduction,
-    seed_everything,
-)
+from p2p_real.commands import options, session
 
 NAME = "reconstruct"
 HELP = "reconstruct a photo (or saved inversion): report and side-by-side image"
@@ -31,22 +20,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    inputs = read_inputs(args, need_prompt=not is_artifact(args.input))
-    out = out_folder(args.out)
+    inputs = session.read_inputs(args, need_prompt=not session.is_artifact(args.input))
+    out = session.out_folder(args.out)
     name = args.name or inputs.name
     from p2p_real.outputs import reconstruction_paths
 
-    check_outputs(reconstruction_paths(out, name), args.overwrite, inputs.files)
-    check_images(inputs.photo)
-    session = open_session(args)
+    session.check_outputs(reconstruction_paths(out, name), args.overwrite, inputs.files)
+    session.check_images(inputs.photo)
+    loaded = session.open_session(args)
     from p2p_real.workflow import prepare_inversion
 
-    seed_everything(args.seed)
-    inv, _ = prepare_inversion(session.editor, inputs.photo, options.settings_from_args(args),
-                               inversion=inputs.inversion, progress=session.progress, log=session.log)
-    rec = session.editor.reconstruct(inv, progress=session.progress)
+    session.seed_everything(args.seed)
+    inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
+                               inversion=inputs.inversion, progress=loaded.progress, log=loaded.log)
+    rec = loaded.editor.reconstruct(inv, progress=loaded.progress)
     print(rec.report())
-    argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *session.run_options()]
-    written = rec.save(out, name, {**reproduction(argv), "runtime": session.runtime})
-    report_written(written, args.quiet)
+    argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *loaded.run_options()]
+    written = rec.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    session.report_written(written, args.quiet)
     return 0
