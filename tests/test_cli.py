@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import cli
@@ -168,6 +169,43 @@ def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
 
     a, b = Inversion.load(first / "photo.inv.safetensors"), Inversion.load(again / "photo.inv.safetensors")
     assert a.latent_T.equal(b.latent_T) and a.z0.equal(b.z0)
+
+
+def test_the_python_api_writes_what_the_edit_command_writes(runs, ws, tmp_path):
+    """What `p2p-real edit` does (the runs fixture: check the words, invert or reuse, edit, save) in a few
+    public calls: the same files, byte for byte; the sidecars differ only by what the command adds."""
+    ok(runs["edit"])
+    import p2p_real
+    from inversion import InversionCache
+
+    targets = ["a dog on a wall", "a cat on a red wall"]
+    editor = p2p_real.Editor(p2p_real.load_pipeline(ws["model"]))
+    spec = p2p_real.EditSpec(blend_words=[["cat"], ["dog"], ["cat"]], equalizer={"red": 2.0})
+    editor.check(["a cat on a wall", *targets], spec, num_inference_steps=3)
+    inv = editor.invert(ws["root"] / "photo.png", "a cat on a wall", method="ddim", num_inference_steps=3,
+                        cache=InversionCache(tmp_path, keyed=False))
+    editor.edit(inv, targets, spec=spec).save(tmp_path, "photo")
+
+    command = ws["root"] / "out/edit"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in command.iterdir())
+    for path in command.glob("*.png"):
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
+    # safetensors orders a file's metadata differently in each process: compare the inversions' content
+    (cli_meta, cli_tensors), (api_meta, api_tensors) = (read_safetensors(folder / "photo.inv.safetensors")
+                                                        for folder in (command, tmp_path))
+    assert cli_meta == api_meta and cli_tensors.keys() == api_tensors.keys()
+    assert all(torch.equal(cli_tensors[k], api_tensors[k]) for k in cli_tensors)
+    cli_sidecar = json.loads((command / "photo.json").read_text())
+    for key in ("argv", "reproduce", "runtime"):  # the command line's own additions
+        del cli_sidecar[key]
+    assert cli_sidecar == json.loads((tmp_path / "photo.json").read_text())
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        return dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
 
 
 def test_invert_saves_the_artifact_and_prints_the_reconstruction_report(runs, ws):
