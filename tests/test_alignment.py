@@ -1,4 +1,4 @@
-"""Prompt alignment (SPEC 2): word lookup, replacement mapper, refinement alignment, edit choice."""
+"""Prompt alignment (docs/design.md §2): word lookup, replacement mapper, refinement alignment, edit choice."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""The Inversion artifact: exact round trip, atomic save, an ArtifactError for every bad file or mismatch."""
+"""The Inversion artifact (docs/design.md §4): exact round trip, atomic save, an ArtifactError for every bad
+file or mismatch."""
 
 from __future__ import annotations
 

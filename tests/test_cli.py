@@ -1,5 +1,6 @@
-"""The `p2p-real` command, run as users run it: the installed console script in a subprocess, offline,
-against the tiny model saved to a folder. Independent commands run concurrently to keep the suite fast."""
+"""The `p2p-real` command (docs/design.md §9), run as users run it: the installed console script in a
+subprocess, offline, against the tiny model saved to a folder. Independent commands run concurrently to keep
+the suite fast."""
 
 from __future__ import annotations
 

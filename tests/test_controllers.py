@@ -1,4 +1,4 @@
-"""Attention control (SPEC 2), checked against the maps computed explicitly from the spec's formulas."""
+"""Attention control (docs/design.md §2), checked against the maps computed explicitly from its formulas."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Editor.generate end to end on the tiny pipeline (ARCHITECTURE 3, SPEC 1-3)."""
+"""Editor.generate end to end on the tiny pipeline (docs/design.md §1-3; the API in README.md)."""
 
 import numpy as np
 import pytest

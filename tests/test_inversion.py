@@ -1,4 +1,4 @@
-"""Inversion (SPEC section 4): DDIM pivot, null-text, negative-prompt, direct inversion, metrics, invert()."""
+"""Inversion (docs/design.md §4): DDIM pivot, null-text, negative-prompt, direct inversion, metrics, invert()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""load_pipeline: local diffusers folders, checkpoints, hub ids, devices and dtypes, clear errors."""
+"""load_pipeline (docs/design.md §5): local diffusers folders, checkpoints, hub ids, devices and dtypes, errors."""
 
 import pytest
 import torch
