@@ -34,6 +34,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (raised, not printed with the usage)."""
 
     def error(self, message: str) -> NoReturn:
+        """Raise the usage error instead of printing it and exiting."""
         raise UsageError(self.prog, message)
 
 

@@ -112,15 +112,16 @@ class Inversion:
     path: Path | None = None  # the file it was loaded from or last saved to (not stored in the file)
 
     def __post_init__(self) -> None:
+        label = "inversion" if self.path is None else str(self.path)  # what errors call it
         for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
             tensor = getattr(self, name)
             if tensor is not None:
                 if not torch.is_tensor(tensor) or not tensor.is_floating_point():
-                    raise ArtifactError(f"inversion: {name} must be a floating-point tensor")
+                    raise ArtifactError(f"{label}: {name} must be a floating-point tensor")
                 setattr(self, name, tensor.detach().float().contiguous())  # one layout, in memory and loaded
         self.size = (int(self.size[0]), int(self.size[1]))
         self.box = tuple(int(v) for v in self.box)  # type: ignore[assignment]
-        self.validate()
+        self.validate(label)
 
     def __repr__(self) -> str:
         height, width = self.original.shape[:2]
@@ -350,12 +351,11 @@ class Inversion:
             raise ArtifactError(f"{name}: metadata lacks {', '.join(missing)}")
         if _checksum(metadata, tensors) != metadata["checksum"]:
             raise ArtifactError(f"{name}: checksum mismatch: the file was modified or is corrupt")
-        inv = cls._from_parts(metadata, tensors, name)
-        inv.path = source
-        return inv
+        return cls._from_parts(metadata, tensors, source)
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], name: str) -> Inversion:
+    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], source: Path) -> Inversion:
+        name = str(source)
         for key in ("latent_T", "z0", "original_png"):
             if key not in tensors:
                 raise ArtifactError(f"{name}: tensor {key!r} is missing")
@@ -377,20 +377,18 @@ class Inversion:
             raise ArtifactError(f"{name}: the stored photo is not {original_size[0]}x{original_size[1]}")
         if pixel_sha256(original) != meta["image_sha256"]:
             raise ArtifactError(f"{name}: the stored photo does not match its sha256")
-        try:
-            return cls(
-                latent_T=tensors["latent_T"],
-                z0=tensors["z0"],
-                prompt=meta["prompt"],
-                method=meta["method"],
-                original=original,
-                image_sha256=meta["image_sha256"],
-                model_id=meta["model_id"],
-                scheduler_id=meta["scheduler_id"],
-                uncond_embeddings=tensors.get("uncond_embeddings"),
-                pivots=tensors.get("pivots"),
-                source=meta["source"] or None,
-                **fields,
-            )
-        except ArtifactError as exc:
-            raise ArtifactError(str(exc).replace("inversion:", f"{name}:", 1)) from exc
+        return cls(
+            latent_T=tensors["latent_T"],
+            z0=tensors["z0"],
+            prompt=meta["prompt"],
+            method=meta["method"],
+            original=original,
+            image_sha256=meta["image_sha256"],
+            model_id=meta["model_id"],
+            scheduler_id=meta["scheduler_id"],
+            uncond_embeddings=tensors.get("uncond_embeddings"),
+            pivots=tensors.get("pivots"),
+            source=meta["source"] or None,
+            path=source,
+            **fields,
+        )

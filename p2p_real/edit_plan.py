@@ -50,6 +50,7 @@ class BlendPlan:
 
     @property
     def active(self) -> bool:
+        """Whether any mask applies: blend words or a user mask."""
         return self.add is not None or self.user_mask is not None
 
 

@@ -70,14 +70,17 @@ class Editor:
 
     @property
     def device(self) -> torch.device:
+        """The UNet's device (where the editor computes)."""
         return self.pipe.unet.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The UNet's dtype."""
         return self.pipe.unet.dtype
 
     @property
     def latent_channels(self) -> int:
+        """Channels of the UNet's latents (4 for Stable Diffusion)."""
         return self.pipe.unet.config.in_channels
 
     @property
@@ -184,6 +187,7 @@ class Editor:
         self._cancelled = False
 
         def after_step(i: int, latents: torch.Tensor) -> torch.Tensor:
+            """End the controller's step, keep the source on its pivot, blend, call back, check for cancel."""
             controller.end_step()
             if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
                 latents[:1] = source_pivots[i]
@@ -345,6 +349,7 @@ class Editor:
             self.num_inference_steps, self.guidance_scale)
 
         def step(s: InversionStep) -> None:
+            """Call the user's callback with one inversion step; stop if cancelled."""
             if callback_on_step_end is not None:
                 callback_on_step_end(self, s.index, s.timestep, {"latents": s.latents, "stage": s.stage,
                                                                  "loss": s.loss})
@@ -352,6 +357,7 @@ class Editor:
                 raise Cancelled(f"inversion cancelled at step {s.index + 1} ({s.stage})")
 
         def run() -> Inversion:
+            """Invert the photo with the resolved settings."""
             self._cancelled = False
             return invert(
                 self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,

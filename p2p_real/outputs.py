@@ -76,6 +76,7 @@ class EditPaths:
     sidecar: Path
 
     def all(self) -> list[Path]:
+        """Every path, the sidecar last."""
         return [*self.images, *self.masks, self.grid, self.sidecar]
 
 
@@ -161,6 +162,7 @@ def save_attention(attention: AttentionMaps, images: Sequence[Any], prompts: Seq
     written = [save_png(grid_path, labelled_grid(rows, grid_height(images, ATTENTION_HEIGHT)), png_text(parameters))]
 
     def save_npz(tmp: Path) -> None:
+        """Write the maps as a compressed .npz."""
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 

@@ -45,6 +45,7 @@ def prepare_inversion(
     editor.check([resolved.prompt, *targets], spec, resolved.num_inference_steps)
 
     def invert() -> Inversion:
+        """Invert the photo with the resolved settings (logged)."""
         if log is not None:
             log(f"inverting {photo_name(photo)} ({resolved.method}, {resolved.num_inference_steps} steps)")
         return editor.invert(photo, resolved.prompt, resolved.method, resolved.num_inference_steps,

@@ -14,6 +14,7 @@ METHOD = "negative-prompt"  # attention maps of a photo need a faithful replay, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The photo or inversion (or just --prompt), targets, inversion, output, model and run options."""
     p.add_argument("input", nargs="?", metavar="PHOTO|INVERSION",
                    help="a photo or saved inversion; without one, generate from --prompt and --seed")
     p.add_argument("-t", "--target", action="append", help="also show the maps of a target prompt (repeatable)")
@@ -25,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Invert or generate, then write each prompt's per-word heat maps, the maps and the sidecar."""
     targets = list(args.target or [])
     from_photo = args.input is not None or args.inversion is not None
     if from_photo and args.method is None and args.inversion is None and not session.is_artifact(args.input or ""):

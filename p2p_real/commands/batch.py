@@ -30,6 +30,7 @@ the processes (each output is written by one process).
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The recipe, --out, --dry-run, model and run options."""
     p.add_argument("recipe", metavar="RECIPE", help="JSON or YAML recipe: photos x edits")
     p.add_argument("--out", metavar="DIR",
                    help=f"output folder (default: the recipe's 'out', else {DEFAULT_OUT}, next to the recipe)")
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
     from p2p_real import batch
     from p2p_real.recipe import load_recipe, plan_jobs
 

@@ -14,6 +14,7 @@ EPILOG = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """--out, --steps, model and run options."""
     group = p.add_argument_group("output")
     group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
     group.add_argument("--steps", type=options.positive_int, default=50, help="DDIM steps (default: 50)")
@@ -23,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the toy-world demo and write its grid, photo and sidecar."""
     out = Path(args.out).expanduser()
     grid, photo, sidecar = out / "demo.png", out / "demo.photo.png", out / "demo.json"
     session.check_outputs([grid, photo, sidecar], args.overwrite, [])

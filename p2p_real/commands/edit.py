@@ -28,6 +28,7 @@ outputs (in --out, NAME = the photo's stem or --name):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The photo or inversion, targets, inversion, edit, mask, output, model and run options."""
     p.add_argument("input", nargs="?", metavar="PHOTO", help="the photo, or a saved inversion (.safetensors)")
     p.add_argument("-t", "--target", action="append", required=True, help="target prompt (repeatable)")
     p.add_argument("--inversion", metavar="FILE", help="reuse a saved inversion of the photo")

@@ -12,6 +12,7 @@ EPILOG = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """--json and --debug."""
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(quiet=True)

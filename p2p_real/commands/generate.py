@@ -14,6 +14,7 @@ EPILOG = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The prompts, edit options, sampling, output, model and run options."""
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="the source prompt, then target prompts")
     options.add_edit_options(p, EditSpec.synthetic())
     group = p.add_argument_group("sampling")
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Generate the source and its edits from one seed and write them with their sidecar."""
     prompts = list(args.prompts)
     if not all(p.strip() for p in prompts):
         raise CliError("prompts must not be empty")

@@ -14,6 +14,7 @@ EPILOG = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The photo, inversion options, --output, model and run options."""
     p.add_argument("input", metavar="PHOTO", help="the photo to invert")
     options.add_inversion_options(p)
     p.add_argument("-o", "--output", metavar="FILE",
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Invert the photo, save the inversion and print the reconstruction report."""
     inputs = session.read_inputs(args)
     if inputs.inversion is not None:
         raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")

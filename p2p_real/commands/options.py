@@ -41,6 +41,7 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     """An argparse type from a parser that raises ValueError: its message becomes argparse's."""
 
     def convert(text: str) -> T:
+        """Parse `text`; a ValueError becomes argparse's error."""
         try:
             return parse(text)
         except ValueError as exc:
@@ -62,6 +63,7 @@ size_value = arg_type(notation.parse_size)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model, --device, --dtype."""
     group = p.add_argument_group("model")
     group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
                        help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or '{TOY_MODEL}' for the "
@@ -71,6 +73,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
+    """--overwrite (optional), --quiet, --debug."""
     group = p.add_argument_group("run")
     if overwrite:
         group.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -79,12 +82,14 @@ def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--out and --name."""
     group = p.add_argument_group("output")
     group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     group.add_argument("--name", help="file name stem of the outputs (default: the photo's stem)")
 
 
 def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFAULT_METHOD) -> None:
+    """--prompt, --method, --steps, --guidance, --size, --square, --seed."""
     group = p.add_argument_group("inversion")
     group.add_argument("-p", "--prompt", help="caption of the photo (the source prompt)")
     group.add_argument("--method", choices=METHOD_NAMES, default=None,
@@ -129,6 +134,7 @@ def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
 
 
 def add_mask_options(p: argparse.ArgumentParser) -> None:
+    """--mask and --mask-mode."""
     group = p.add_argument_group("user mask")
     group.add_argument("--mask", metavar="FILE", help="mask image of the photo (white = edit)")
     group.add_argument("--mask-mode", choices=MASK_MODES,

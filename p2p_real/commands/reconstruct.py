@@ -12,6 +12,7 @@ EPILOG = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The input, inversion, output, model and run options."""
     p.add_argument("input", metavar="PHOTO|INVERSION", help="a photo (inverted first) or a saved inversion")
     options.add_inversion_options(p)
     options.add_output_options(p)
@@ -20,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Invert (or load), reconstruct, print the report and write the images and sidecar."""
     inputs = session.read_inputs(args, need_prompt=not session.is_artifact(args.input))
     out = session.out_folder(args.out)
     name = args.name or inputs.name

@@ -131,9 +131,11 @@ class Session:
 
     @property
     def progress(self) -> bool:
+        """Show progress bars (not with --quiet)."""
         return not self.quiet
 
     def log(self, message: str) -> None:
+        """A status line (see info)."""
         info(message, self.quiet)
 
     def run_options(self) -> list[str]:
@@ -197,6 +199,7 @@ class Inputs:
 
     @property
     def files(self) -> list[Path | None]:
+        """The input files (None where not given), never to be written over."""
         return [self.photo, self.inversion]
 
     def argv(self, inv: Any, args: argparse.Namespace) -> list[str]:
