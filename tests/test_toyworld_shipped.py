@@ -18,7 +18,7 @@ from p2p_real.toyworld import quality
 from p2p_real.toyworld.model import MODEL_DIR, default_model_dir
 from p2p_real.toyworld.scenes import Scene, SceneObject, render
 from p2p_real.toyworld.vision import mask_iou
-from tests.test_cli import SCRIPT
+from tests.helpers import SCRIPT
 
 STEPS = 20
 # Two held-out one-object scenes (seeds outside the training streams): the object, its background, and
