@@ -29,8 +29,9 @@ from benchmarks.models import benchmark_pipeline
 from inversion.ddim import ddim_step, guided_noise
 from inversion.ddim_inversion import ddim_invert
 from inversion.image import load_image
-from inversion.invert import prompt_embeddings
+from inversion.methods import METHOD_NAMES
 from inversion.metrics import latent_error
+from inversion.prompts import encode_prompts
 from inversion.vae import encode_image
 from p2p_real import Editor
 from p2p_real.loading import resolve_device
@@ -40,7 +41,6 @@ PHOTOS = {
     "chelsea": ("a photo of a cat", skimage.data.chelsea),
     "coffee": ("a photo of a cup of coffee on a table", skimage.data.coffee),
 }
-METHODS = ("ddim", "null-text", "negative-prompt", "direct")
 RESULTS = Path(__file__).parent / "results" / "inversion.json"
 
 
@@ -104,7 +104,7 @@ def run_reference(editor: Editor, photo: np.ndarray, prompt: str, steps: int, gu
         sync(device)
         start = time.perf_counter()
         z0 = encode_image(pipe.vae, loaded.pixels.to(device))
-        cond, uncond = prompt_embeddings(pipe, prompt)
+        cond, uncond = encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""])
         trajectory = ddim_invert(pipe.unet, scheduler, z0, cond.float(), progress=False)
         _, reached = reference_null_text(pipe, scheduler, trajectory, cond.float(), uncond.float(), guidance)
         sync(device)
@@ -137,7 +137,7 @@ def main() -> None:
         prompt, load = PHOTOS[name]
         photo = load()
         rows[name] = {}
-        for method in METHODS:
+        for method in METHOD_NAMES:
             sync(device)
             start = time.perf_counter()
             inv = editor.invert(photo, prompt, method=method, progress=False)

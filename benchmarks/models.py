@@ -6,8 +6,8 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from p2p_real.testing import TEST_WORDS, tiny_pipeline
 from p2p_real.toyworld.tokenizer import build_clip_tokenizer
-from tests.tiny_models import TEST_WORDS, tiny_pipeline
 
 
 def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffusionPipeline:

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,24 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
-from inversion.fingerprint import scheduler_differences
-from inversion.image import DEFAULT_MAX_PIXELS, over_pixel_limit, pixel_sha256, quiet_pil, working_image
+from inversion import validation
+from inversion.files import atomic_write_bytes
+from inversion.fingerprint import pipeline_fingerprint, scheduler_differences, scheduler_fingerprint
+from inversion.image import (
+    DEFAULT_MAX_PIXELS,
+    Source,
+    load_for_model,
+    over_pixel_limit,
+    pixel_sha256,
+    quiet_pil,
+    read_rgb,
+    working_image,
+)
+from inversion.methods import METHOD_NAMES, METHODS
+from inversion.settings import InversionSettings
 
 FORMAT = "p2p-real-inversion"
 FORMAT_VERSION = 1
-METHODS = ("ddim", "null-text", "negative-prompt", "direct")
 _META_KEYS = (
     "format",
     "format_version",
@@ -45,6 +56,10 @@ _META_KEYS = (
 
 class ArtifactError(ValueError):
     """An inversion is unusable: unreadable, tampered with, inconsistent or made for another model."""
+
+
+class MismatchError(ArtifactError):
+    """A saved inversion is readable but was made from another photo, with other settings or another model."""
 
 
 def _checksum(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
@@ -113,17 +128,19 @@ class Inversion:
     pivots: torch.Tensor | None = None
     vae_scale_factor: int = 8
     source: str | None = None  # where the photo came from; saved as its file name only
+    path: Path | None = None  # the file it was loaded from or last saved to (not stored in the file)
 
     def __post_init__(self) -> None:
+        label = "inversion" if self.path is None else str(self.path)  # what errors call it
         for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
             tensor = getattr(self, name)
             if tensor is not None:
                 if not torch.is_tensor(tensor) or not tensor.is_floating_point():
-                    raise ArtifactError(f"inversion: {name} must be a floating-point tensor")
+                    raise ArtifactError(f"{label}: {name} must be a floating-point tensor")
                 setattr(self, name, tensor.detach().float().contiguous())  # one layout, in memory and loaded
         self.size = (int(self.size[0]), int(self.size[1]))
         self.box = tuple(int(v) for v in self.box)  # type: ignore[assignment]
-        self.validate()
+        self.validate(label)
 
     def __repr__(self) -> str:
         height, width = self.original.shape[:2]
@@ -139,7 +156,7 @@ class Inversion:
     @property
     def uses_prompt_as_uncond(self) -> bool:
         """Negative-prompt inversion: the source prompt's embedding is the unconditional one at every step."""
-        return self.method == "negative-prompt"
+        return METHODS[self.method].uncond == "prompt"
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -152,7 +169,7 @@ class Inversion:
         `cond` is the source prompt's embedding and `empty` the empty prompt's, both (1, 77, D); results
         take their dtype and device.
         """
-        if self.uncond_embeddings is not None:
+        if self.uncond_embeddings is not None:  # the method's uncond is "per-step"
             return [e[None].to(cond) for e in self.uncond_embeddings]
         return cond if self.uses_prompt_as_uncond else empty
 
@@ -166,13 +183,11 @@ class Inversion:
         """Check that the fields agree (shapes, steps, method, box); raise ArtifactError if not."""
         if self.method not in METHODS:
             raise ArtifactError(
-                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHODS)})"
+                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHOD_NAMES)})"
             )
-        steps = self.num_inference_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ArtifactError(f"{path}: num_inference_steps must be a positive integer, got {steps!r}")
-        if not math.isfinite(self.guidance_scale):
-            raise ArtifactError(f"{path}: guidance_scale is not finite")
+        method = METHODS[self.method]
+        steps = validation.whole_number(self.num_inference_steps, f"{path}: num_inference_steps", error=ArtifactError)
+        validation.number(self.guidance_scale, f"{path}: guidance_scale", error=ArtifactError)
         latent = self.latent_T
         if latent.ndim != 4 or latent.shape[0] != 1:
             raise ArtifactError(f"{path}: latent_T must be (1, C, h, w), got {tuple(latent.shape)}")
@@ -185,7 +200,7 @@ class Inversion:
         if self.size != (w * f, h * f):
             raise ArtifactError(f"{path}: size {self.size} does not match latents {w}x{h} at VAE factor {f}")
         emb = self.uncond_embeddings
-        if (emb is not None) != (self.method == "null-text"):
+        if (emb is not None) != (method.uncond == "per-step"):
             raise ArtifactError(
                 f"{path}: per-step unconditional embeddings belong to null-text inversion only"
             )
@@ -195,7 +210,7 @@ class Inversion:
                 f"({steps}, tokens, dim) for {steps} steps"
             )
         piv = self.pivots
-        if (piv is not None) != (self.method == "direct"):
+        if (piv is not None) != method.follows_pivot:
             raise ArtifactError(f"{path}: per-step pivots belong to direct inversion only")
         if piv is not None and tuple(piv.shape) != (steps, *latent.shape[1:]):
             raise ArtifactError(
@@ -222,7 +237,7 @@ class Inversion:
         guidance_scale: float | None = None,
     ) -> None:
         """Raise ArtifactError naming what differs if this inversion was made with another model, scheduler,
-        step count or (for null-text, whose embeddings depend on it) guidance scale."""
+        step count or (for null-text, whose per-step embeddings depend on it) guidance scale."""
         problems = []
         if model_id != self.model_id:
             problems.append(
@@ -237,7 +252,7 @@ class Inversion:
             )
         if (
             guidance_scale is not None
-            and self.method == "null-text"
+            and METHODS[self.method].uncond == "per-step"
             and not math.isclose(guidance_scale, self.guidance_scale, rel_tol=1e-6)
         ):
             problems.append(
@@ -245,6 +260,43 @@ class Inversion:
             )
         if problems:
             raise ArtifactError("inversion is not compatible: " + "; ".join(problems))
+
+    def check_matches(self, settings: InversionSettings, image: Source | None = None, pipe: Any = None) -> None:
+        """Raise MismatchError naming the first thing that differs from what is asked for, each setting
+        spelt as `settings.names` spells it.
+
+        With `pipe`: the model and scheduler (fingerprints). Each setting that is not None: prompt, method,
+        steps, guidance, size. With `image` (a path, PIL image or array): the photo's pixels, and, when
+        `settings.square` is not None and `pipe` is given, the working area a fresh inversion would use.
+        """
+        label = self.path.name if self.path is not None else "the inversion"
+        if pipe is not None:
+            try:
+                self.check_compatible(pipeline_fingerprint(pipe), scheduler_fingerprint(pipe.scheduler),
+                                      self.num_inference_steps)
+            except ArtifactError as exc:
+                raise MismatchError(f"{label} was made with another model or scheduler: {exc}") from exc
+        stored = {"prompt": self.prompt, "method": self.method, "num_inference_steps": self.num_inference_steps,
+                  "guidance_scale": self.guidance_scale}
+        for setting, value in stored.items():
+            asked = getattr(settings, setting)
+            if asked is not None and asked != value:
+                raise MismatchError(f"{label} was inverted with {settings.name(setting)} {value!r}, not {asked!r}")
+        if settings.size is not None and tuple(settings.size) != self.size:
+            raise MismatchError(f"{label} was inverted at {self.size[0]}x{self.size[1]}, not at "
+                                f"{settings.name('size')} {settings.size[0]}x{settings.size[1]}")
+        if image is None:
+            return
+        if settings.square is not None and pipe is not None:
+            loaded = load_for_model(pipe, image, settings.size, settings.square)
+            sha256, area = loaded.sha256, (loaded.size, loaded.box)
+        else:
+            sha256, area = pixel_sha256(read_rgb(image)[0]), None
+        if sha256 != self.image_sha256:
+            photo = Path(os.fspath(image)).name if isinstance(image, (str, os.PathLike)) else "the photo given"
+            raise MismatchError(f"{label} was made from another photo than {photo}")
+        if area is not None and area != (self.size, self.box):
+            raise MismatchError(f"{label} covers another part or size of the photo")
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         tensors = {
@@ -278,7 +330,7 @@ class Inversion:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one self-contained safetensors file atomically (temp file, then rename); return its path."""
+        """Write one self-contained safetensors file atomically (see inversion.files); return its path."""
         target = Path(os.fspath(path)).expanduser()
         if target.is_dir():
             raise ArtifactError(f"{target}: is a folder, not a file name")
@@ -287,19 +339,8 @@ class Inversion:
         tensors = self._tensors()
         metadata = self._metadata()
         metadata["checksum"] = _checksum(metadata, tensors)
-        data = save_safetensors(tensors, metadata=metadata)
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644  # mkstemp's own is 0o600
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            os.chmod(tmp, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata))
+        self.path = target
         return target
 
     @classmethod
@@ -333,12 +374,12 @@ class Inversion:
             raise ArtifactError(f"{name}: metadata lacks {', '.join(missing)}")
         if _checksum(metadata, tensors) != metadata["checksum"]:
             raise ArtifactError(f"{name}: checksum mismatch: the file was modified or is corrupt")
-        return cls._from_parts(metadata, tensors, name, max_pixels)
+        return cls._from_parts(metadata, tensors, source, max_pixels)
 
     @classmethod
-    def _from_parts(
-        cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], name: str, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> Inversion:
+    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], source: Path,
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Inversion:
+        name = str(source)
         for key in ("latent_T", "z0", "original_png"):
             if key not in tensors:
                 raise ArtifactError(f"{name}: tensor {key!r} is missing")
@@ -360,20 +401,18 @@ class Inversion:
             raise ArtifactError(f"{name}: the stored photo is not {original_size[0]}x{original_size[1]}")
         if pixel_sha256(original) != meta["image_sha256"]:
             raise ArtifactError(f"{name}: the stored photo does not match its sha256")
-        try:
-            return cls(
-                latent_T=tensors["latent_T"],
-                z0=tensors["z0"],
-                prompt=meta["prompt"],
-                method=meta["method"],
-                original=original,
-                image_sha256=meta["image_sha256"],
-                model_id=meta["model_id"],
-                scheduler_id=meta["scheduler_id"],
-                uncond_embeddings=tensors.get("uncond_embeddings"),
-                pivots=tensors.get("pivots"),
-                source=meta["source"] or None,
-                **fields,
-            )
-        except ArtifactError as exc:
-            raise ArtifactError(str(exc).replace("inversion:", f"{name}:", 1)) from exc
+        return cls(
+            latent_T=tensors["latent_T"],
+            z0=tensors["z0"],
+            prompt=meta["prompt"],
+            method=meta["method"],
+            original=original,
+            image_sha256=meta["image_sha256"],
+            model_id=meta["model_id"],
+            scheduler_id=meta["scheduler_id"],
+            uncond_embeddings=tensors.get("uncond_embeddings"),
+            pivots=tensors.get("pivots"),
+            source=meta["source"] or None,
+            path=source,
+            **fields,
+        )

@@ -59,10 +59,12 @@ def ddim_invert(
     latents = z0.float()
     calls = unet_calls if unet_calls is not None else UNetCalls(unet, scheduler, latents, cond, graphs=False)
     trajectory = [latents]
-    for k, t in enumerate(tqdm(timesteps.flip(0), desc="DDIM inversion", disable=not progress, leave=False)):
+    walk = timesteps.flip(0)
+    numbers = walk.tolist()  # the timesteps as ints, read from the device once
+    for k, t in enumerate(tqdm(walk, desc="DDIM inversion", disable=not progress, leave=False)):
         out = calls(latents, t, cond)
         latents = ddim_inverse_step(scheduler, out, t, latents)
         trajectory.append(latents)
         if callback is not None:
-            callback(InversionStep(k, int(t), latents))
+            callback(InversionStep(k, numbers[k], latents))
     return trajectory

@@ -11,14 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from inversion import validation
+from inversion.vae import vae_scale_factor
+from inversion.validation import MAX_WORKING_SIDE
+
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger files are refused as possible decompression bombs
 DEFAULT_MODEL_PIXELS = 64 * 64
-MAX_WORKING_SIDE = 2048  # pixels per side of the working image (4x SDXL's pixels); beyond it memory runs out
 
 Source = str | os.PathLike | Image.Image | np.ndarray
 Box = tuple[int, int, int, int]
@@ -239,21 +243,6 @@ def working_image(original: np.ndarray, box: Box, size: tuple[int, int]) -> np.n
         return np.asarray(region, dtype=np.uint8).copy()
 
 
-def _check_size(size: object, multiple: int) -> tuple[int, int]:
-    ok = isinstance(size, (tuple, list)) and len(size) == 2
-    ok = ok and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % multiple == 0 for v in size
-    )
-    if not ok:
-        raise ValueError(f"size must be (width, height), positive multiples of {multiple}, got {size!r}")
-    if max(size) > MAX_WORKING_SIDE:
-        raise ValueError(
-            f"size {size[0]}x{size[1]} is too large: the working image may be at most {MAX_WORKING_SIDE} pixels "
-            "per side (the edit is pasted back onto the photo at its own resolution anyway)"
-        )
-    return int(size[0]), int(size[1])
-
-
 def load_image(
     source: Source,
     size: tuple[int, int] | None = None,
@@ -269,15 +258,9 @@ def load_image(
     always covers a centred box of the photo with exactly its aspect ratio (a few pixels may be cropped),
     so an edit pasted back into `box` is not distorted.
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
-    if (
-        isinstance(model_pixels, bool)
-        or not isinstance(model_pixels, int)
-        or model_pixels < multiple * multiple
-    ):
-        raise ValueError(f"model_pixels must be an integer >= {multiple * multiple}, got {model_pixels!r}")
-    forced = None if size is None else _check_size(size, multiple)
+    validation.whole_number(multiple, "multiple")
+    validation.whole_number(model_pixels, "model_pixels", minimum=multiple * multiple)
+    forced = None if size is None else validation.size(size, "size", multiple, MAX_WORKING_SIDE)
     original, path = read_rgb(source, max_pixels)
     height, width = original.shape[:2]
     if forced is not None:
@@ -290,3 +273,17 @@ def load_image(
     box = crop_box(width, height, w, h)
     pixels = torch.from_numpy(working_image(original, box, (w, h))).permute(2, 0, 1)[None].float() / 255.0
     return LoadedImage(original=original, pixels=pixels, box=box, sha256=pixel_sha256(original), source=path)
+
+
+def model_side(pipe: Any) -> int:
+    """The side in pixels of the square images the pipeline's model was trained at (sample_size x VAE factor)."""
+    return pipe.unet.config.sample_size * vae_scale_factor(pipe.vae)
+
+
+def load_for_model(pipe: Any, source: Source, size: tuple[int, int] | None = None, square: bool = False
+                   ) -> LoadedImage:
+    """`load_image` at the working size of the pipeline's model: about model_side(pipe)^2 pixels, sides
+    multiples of lcm(8, VAE factor), unless `size` or `square` say otherwise."""
+    side = model_side(pipe)
+    multiple = math.lcm(8, vae_scale_factor(pipe.vae))
+    return load_image(source, size=size, square=square, model_pixels=side * side, multiple=multiple)

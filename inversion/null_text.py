@@ -10,12 +10,15 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
+from inversion import validation
 from inversion.ddim import ddim_step
 from inversion.ddim_inversion import InversionStep, StepCallback
 from inversion.graphed_unet import UNetCalls
 
 LR = 1e-2  # Adam learning rate at step 0; it decays by 1% per step index
 LR_FLOOR = 0.1  # the decay stops at 10% of LR (only reached beyond 90 steps)
+INNER_STEPS = 10  # Adam steps per denoising step at most
+EPSILON = 1e-5  # early-stop loss threshold at step index 0
 EPSILON_SLACK = 2e-5  # the early-stop threshold grows by this much per step index, as in the reference
 
 
@@ -45,8 +48,8 @@ def null_text_optimize(
     cond: torch.Tensor,
     uncond: torch.Tensor,
     guidance_scale: float = 7.5,
-    num_inner_steps: int = 10,
-    epsilon: float = 1e-5,
+    num_inner_steps: int = INNER_STEPS,
+    epsilon: float = EPSILON,
     *,
     learning_rate: float = LR,
     progress: bool = True,
@@ -68,14 +71,14 @@ def null_text_optimize(
         raise ValueError(
             f"trajectory has {len(trajectory)} latents, expected {n_steps + 1} for {n_steps} steps"
         )
-    if isinstance(num_inner_steps, bool) or not isinstance(num_inner_steps, int) or num_inner_steps < 0:
-        raise ValueError(f"num_inner_steps must be an integer >= 0, got {num_inner_steps!r}")
+    validation.whole_number(num_inner_steps, "num_inner_steps", minimum=0)
     device = trajectory[-1].device
     cond = cond.detach().to(device).clone()
     phi = uncond.detach().to(device=device, dtype=torch.float32).clone()
     latents = trajectory[-1].detach().float().clone()
     calls = unet_calls if unet_calls is not None else UNetCalls(unet, scheduler, latents, phi, graphs=False)
     embeddings: list[torch.Tensor] = []
+    numbers = timesteps.tolist()  # the timesteps as ints, read from the device once
     bar = tqdm(timesteps, desc="null-text inversion", disable=not progress, leave=False)
     with frozen(unet), torch.enable_grad():
         for i, t in enumerate(bar):
@@ -112,5 +115,5 @@ def null_text_optimize(
             embeddings.append(phi.clone())
             bar.set_postfix(loss=f"{loss_value:.2e}")
             if callback is not None:
-                callback(InversionStep(i, int(t), latents, "null-text", loss_value))
+                callback(InversionStep(i, numbers[i], latents, "null-text", loss_value))
     return embeddings

@@ -204,3 +204,15 @@ def word_heatmaps(
     """One (overlay, word) cell per word: each word's map over the image."""
     base = to_rgb(image)
     return [(heatmap_overlay(base, values, alpha), word) for word, values in per_word]
+
+
+def edit_grid(leading: Sequence[Cell], edited: Sequence[Cell], masks: Sequence[ImageLike], cell_height: int
+              ) -> Image.Image:
+    """The picture of an edit: the leading cells (the photo and its reconstruction, or the source image), the
+    edited images, and a second row with each edited image's mask over it ("mask k"), when there are masks."""
+    rows: list[list[Cell | None]] = [[*leading, *edited]]
+    if masks:
+        overlays = [(mask_overlay(image, mask), f"mask {k}") for k, ((image, _), mask) in
+                    enumerate(zip(edited, masks), start=1)]
+        rows.append([None] * len(leading) + overlays)
+    return labelled_grid(rows, cell_height)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-EDIT_KINDS = ("auto", "replace", "refine", "reweight")
+from inversion import validation
+from inversion.prompts import check_prompt
+from inversion.validation import PromptError
+from p2p_real.spec import EDIT_KINDS
+
 _END_OF_WORD = "</w>"
-
-
-class PromptError(ValueError):
-    """A prompt, word or edit that cannot be used; the message names it."""
+__all__ = ["PromptError", "Tokens", "align", "choose_edit", "token_map", "tokenize", "word_indices"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,8 @@ class Tokens:
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, prompt: str) -> Tokens:
     """Tokenize a prompt and find the tokens of each whitespace-separated word."""
-    if not isinstance(prompt, str):
-        raise PromptError(f"prompt must be a string, got {type(prompt).__name__}: {prompt!r}")
+    ids = check_prompt(tokenizer, prompt)
     max_length = int(tokenizer.model_max_length)
-    ids = tokenizer(prompt, truncation=False, add_special_tokens=True).input_ids
-    if len(ids) > max_length:
-        raise PromptError(
-            f"prompt {prompt!r} has {len(ids)} tokens with start/end markers; the model reads at most {max_length}"
-        )
     words = tuple(prompt.split())
     spans, pos = [], 1
     for word in words:
@@ -60,17 +55,19 @@ def _word_starts(tokens: Tokens) -> set[int]:
     return starts
 
 
-def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str) -> list[int]:
+def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str, name: str = "") -> list[int]:
     """Token positions of every occurrence of `word` (one or more words) in the prompt.
 
     Case and surrounding punctuation don't matter, a word split into several tokens gives all of them,
-    and a word never matches inside a longer one ("cat" is not found in "tigercat").
+    and a word never matches inside a longer one ("cat" is not found in "tigercat"). Errors start with
+    `name` (the setting the word came from, as the caller spells it) when it is given.
     """
+    prefix = f"{name}: " if name else ""
     if not isinstance(word, str) or not word.strip():
-        raise PromptError(f"word must be a non-empty string, got {word!r}")
+        raise PromptError(f"{prefix}word must be a non-empty string, got {word!r}")
     query = tokenizer(word.strip(), add_special_tokens=False).input_ids
     if not query:
-        raise PromptError(f"word {word!r} has no tokens")
+        raise PromptError(f"{prefix}word {word!r} has no tokens")
     body = tokens.ids[: len(tokens) - 1]
     starts = _word_starts(tokens)
     found: list[int] = []
@@ -80,7 +77,7 @@ def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str) 
             if end == len(body) or end in starts:
                 found.extend(range(i, end))
     if not found:
-        raise PromptError(f"word {word!r} is not in prompt {tokens.prompt!r}")
+        raise PromptError(f"{prefix}word {word!r} is not in prompt {tokens.prompt!r}")
     return found
 
 
@@ -175,10 +172,9 @@ def refinement_map(src: Tokens, tgt: Tokens) -> tuple[torch.Tensor, torch.Tensor
     return mapper, partner
 
 
-def choose_edit(src: Tokens, tgt: Tokens, edit: str) -> str:
+def choose_edit(src: Tokens, tgt: Tokens, edit: str, name: str = "edit") -> str:
     """The edit kind used for one target: "auto" is replace for equal word counts, refine otherwise."""
-    if edit not in EDIT_KINDS:
-        raise PromptError(f"edit must be one of {', '.join(EDIT_KINDS)}, got {edit!r}")
+    validation.choice(edit, EDIT_KINDS, name, error=PromptError)
     if edit == "auto":
         return "replace" if len(src.words) == len(tgt.words) else "refine"
     return edit

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
+from inversion import validation
 from p2p_real.alignment import PromptError, Tokens, choose_edit, target_word_indices, token_map
+from p2p_real.defaults import DEFAULT_ATTENTION_RES
+from p2p_real.spec import EditSpec, Equalizer, Window, reweight_factor
 from p2p_real.store import AttentionStore
-from p2p_real.windows import CrossWindow, Window, cross_alphas, step_range
-
-Equalizer = Mapping[str, float | Sequence[float]]
-MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
+from p2p_real.windows import cross_alphas, step_range
 
 
 @dataclass
@@ -42,31 +42,25 @@ class CrossEdit:
     alpha: torch.Tensor  # (steps, targets, tokens)
 
 
-def _equalizer_values(word: str, value: float | Sequence[float], n_targets: int) -> list[float]:
-    values = [value] * n_targets if isinstance(value, (int, float)) else list(value)
+def _equalizer_values(word: str, value: float | Sequence[float], n_targets: int, name: str) -> list[float]:
+    values = list(value) if isinstance(value, Sequence) else [value] * n_targets
     if len(values) != n_targets:
-        raise PromptError(f"equalizer[{word!r}] gives {len(values)} values for {n_targets} target prompts")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise PromptError(f"equalizer[{word!r}] must be a finite number, got {v!r}")
-        if abs(v) > MAX_REWEIGHT:
-            raise PromptError(
-                f"equalizer[{word!r}] must be in [-{MAX_REWEIGHT:g}, {MAX_REWEIGHT:g}] (the paper uses [-2, 2]; "
-                f"larger factors swamp the other words and overflow), got {v!r}"
-            )
-        out.append(float(v))
-    return out
+        raise PromptError(f"{name}[{word!r}] gives {len(values)} values for {n_targets} target prompts "
+                          "(give one, or one per target)")
+    return [reweight_factor(v, f"{name}[{word!r}]") for v in values]
 
 
 def reweight_factors(
-    tokenizer: PreTrainedTokenizerBase, targets: Sequence[Tokens], equalizer: Equalizer | None
+    tokenizer: PreTrainedTokenizerBase,
+    targets: Sequence[Tokens],
+    equalizer: Equalizer | None,
+    name: str = "equalizer",
 ) -> torch.Tensor:
     """c[target, token]: the equalizer's factor on the tokens of its words in each target, 1 elsewhere."""
     scale = torch.ones(len(targets), targets[0].max_length)
     for word, value in (equalizer or {}).items():
-        values = _equalizer_values(word, value, len(targets))
-        for j, idx in target_word_indices(tokenizer, targets, word, "equalizer"):
+        values = _equalizer_values(word, value, len(targets), name)
+        for j, idx in target_word_indices(tokenizer, targets, word, name):
             scale[j, idx] = values[j]
     return scale
 
@@ -75,20 +69,16 @@ def build_cross_edit(
     tokenizer: PreTrainedTokenizerBase,
     source: Tokens,
     targets: Sequence[Tokens],
-    edit: str,
-    cross_replace_steps: CrossWindow,
+    spec: EditSpec,
     num_steps: int,
-    equalizer: Equalizer | None = None,
 ) -> CrossEdit:
     """Everything the cross-attention edit of each target row needs, for `num_steps` steps."""
-    kinds = [choose_edit(source, t, edit) for t in targets]
-    if edit == "reweight" and not equalizer:
-        raise PromptError("edit='reweight' needs an equalizer, e.g. {'fluffy': 2.0}")
+    kinds = [choose_edit(source, t, spec.edit, spec.name("edit")) for t in targets]
     maps = [token_map(source, t, kind) for t, kind in zip(targets, kinds)]
     mapper = torch.stack([m for m, _ in maps])
     partner = torch.stack([p for _, p in maps])
-    scale = reweight_factors(tokenizer, targets, equalizer)
-    alpha = cross_alphas(cross_replace_steps, num_steps, tokenizer, targets)
+    scale = reweight_factors(tokenizer, targets, spec.equalizer, spec.name("equalizer"))
+    alpha = cross_alphas(spec.cross_replace_steps, num_steps, tokenizer, targets, spec.name("cross_replace_steps"))
     return CrossEdit(kinds, mapper, partner, scale, alpha)
 
 
@@ -119,9 +109,8 @@ def level_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
 
 
 def _max_res_level(fraction: float, name: str) -> int:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"{name} must be a fraction of the latent side in (0, 1], got {fraction!r}")
-    return math.ceil(math.log2(1 / fraction) - 1e-9)
+    """The first UNet level whose side is at most `fraction` of the latent's (level k has side latent / 2^k)."""
+    return math.ceil(math.log2(1 / validation.side_fraction(fraction, name)) - 1e-9)
 
 
 class P2PController:
@@ -138,10 +127,10 @@ class P2PController:
         latent_size: tuple[int, int],
         unet: torch.nn.Module,
         cross_edit: CrossEdit | None,
-        self_replace_steps: Window = 0.4,
-        self_replace_max_res: float = 0.25,
-        num_steps: int = 50,
-        store_res: float = 0.25,
+        self_replace_steps: Window,
+        self_replace_max_res: float,
+        num_steps: int,
+        store_res: float = DEFAULT_ATTENTION_RES,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:

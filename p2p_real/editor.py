@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,81 +11,45 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from inversion import validation
 from inversion.artifact import Inversion
+from inversion.cache import InversionCache
 from inversion.ddim import ddim_scheduler
+from inversion.ddim_inversion import InversionStep
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
-from inversion.image import MAX_WORKING_SIDE, Source, load_image
+from inversion.image import Source, load_image, model_side
 from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
+from inversion.null_text import EPSILON, INNER_STEPS
+from inversion.prompts import encode_prompts
+from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from inversion.vae import decode_latents, vae_scale_factor
 from masks.local_blend import apply_blend, blend_mask, combine_user_mask
 from masks.paste import FEATHER, MaskSource, paste_back, user_mask
-from p2p_real.alignment import PromptError, Tokens, tokenize, word_indices
-from p2p_real.controllers import Equalizer, P2PController, build_cross_edit
+from p2p_real.controllers import P2PController
+from p2p_real.defaults import DEFAULT_ATTENTION_RES
+from p2p_real.edit_plan import EditPlan, plan_edit, prompt_list
 from p2p_real.finite import check_finite
 from p2p_real.processor import attention_control
-from p2p_real.results import OUTPUT_TYPES, AttentionMaps, EditResult, Reconstruction, mask_images, to_output
+from p2p_real.results import (
+    OUTPUT_TYPES,
+    AttentionMaps,
+    EditResult,
+    Reconstruction,
+    input_file,
+    inversion_parameters,
+    mask_images,
+    to_output,
+)
 from p2p_real.sampling import sample
-from p2p_real.windows import CrossWindow, Window
+from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, settings_in
 
-Words = Sequence[str | Sequence[str]]
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+# diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
+StepCallback = Callable[["Editor", int, int, dict[str, Any]], "dict[str, Any] | None"]
 
 
-def _guidance(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"guidance_scale must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _prompt_list(prompts: str | Sequence[str]) -> list[str]:
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    prompts = list(prompts)
-    if not prompts or not all(isinstance(p, str) for p in prompts):
-        raise PromptError(f"prompts must be a non-empty list of strings, got {prompts!r}")
-    if empty := [i for i, p in enumerate(prompts) if not p.strip()]:
-        raise PromptError(f"prompts must not be empty or blank: {prompts!r} has an empty one at position {empty[0]}")
-    return prompts
-
-
-def _row_words(words: Words, n_rows: int, name: str) -> list[list[str]]:
-    """One list of words per row; a (source, target) pair is shared by every target row."""
-    if isinstance(words, str) or not isinstance(words, Sequence):
-        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), got {words!r}")
-    entries = list(words)
-    if len(entries) == 2 and n_rows > 2:
-        entries = [entries[0]] + [entries[1]] * (n_rows - 1)
-    if len(entries) != n_rows:
-        raise PromptError(f"{name} needs one entry per prompt ({n_rows}) or a (source, target) pair, got {words!r}")
-    return [[e] if isinstance(e, str) else list(e) for e in entries]
-
-
-@dataclass
-class BlendSpec:
-    """Local-blend settings resolved against the prompts."""
-
-    add: torch.Tensor | None  # (rows, tokens) token weights of the blend words
-    subtract: torch.Tensor | None
-    threshold: float
-    start_step: int
-    user_mask: torch.Tensor | None  # (1, 1, h, w) at latent size
-    mode: str
-
-    @property
-    def active(self) -> bool:
-        return self.add is not None or self.user_mask is not None
+class Cancelled(Exception):
+    """A call stopped by Editor.cancel() (from a step callback or another thread); it returns nothing."""
 
 
 class Editor:
@@ -95,207 +58,52 @@ class Editor:
     The pipeline is used as it is and left exactly as it was after every call.
     """
 
-    def __init__(
-        self, pipe: Any, num_inference_steps: int = 50, guidance_scale: float = 7.5, attention_res: float = 0.25
-    ) -> None:
+    def __init__(self, pipe: Any, num_inference_steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE, attention_res: float = DEFAULT_ATTENTION_RES) -> None:
         """`attention_res` is the side of the stored attention maps (heat maps, local blend) as a fraction of
-        the latent's side: 1/4 (16x16 at 512 px, as the original code) unless a small model wants finer maps;
-        the nearest UNet level with cross-attention is used."""
+        the latent's side: 1/4 (16x16 at 512 px, as the original code) unless a small model wants finer maps
+        (the toy-world model: p2p_real.toyworld.model.ATTENTION_RES); the nearest UNet level with
+        cross-attention is used."""
         parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
         missing = [p for p in parts if getattr(pipe, p, None) is None]
         if missing:
             raise ValueError(f"pipe is not a Stable Diffusion pipeline: it has no {', '.join(missing)}")
         self.pipe = pipe
-        self.num_inference_steps = _positive_int(num_inference_steps, "num_inference_steps")
-        self.guidance_scale = _guidance(guidance_scale)
-        self.attention_res = _fraction(attention_res, "attention_res")
-        if self.attention_res == 0:
-            raise ValueError("attention_res must be a fraction of the latent side in (0, 1], got 0")
+        self.num_inference_steps = validation.whole_number(num_inference_steps, "num_inference_steps")
+        self.guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
+        self.attention_res = validation.side_fraction(attention_res, "attention_res")
         self.scheduler = ddim_scheduler(pipe.scheduler.config)
+        self._cancelled = False
 
     @property
     def device(self) -> torch.device:
+        """The UNet's device (where the editor computes)."""
         return self.pipe.unet.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The UNet's dtype."""
         return self.pipe.unet.dtype
 
     @property
     def latent_channels(self) -> int:
+        """Channels of the UNet's latents (4 for Stable Diffusion)."""
         return self.pipe.unet.config.in_channels
 
     @property
     def default_size(self) -> tuple[int, int]:
         """(width, height) the model was trained at."""
-        side = self.pipe.unet.config.sample_size * vae_scale_factor(self.pipe.vae)
+        side = model_side(self.pipe)
         return side, side
 
-    @torch.no_grad()
+    def cancel(self) -> None:
+        """Stop the invert / edit / generate call in progress after its current step: it raises Cancelled.
+        Call it from a step callback or from another thread."""
+        self._cancelled = True
+
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them."""
-        if hasattr(self.pipe, "encode_prompt"):
-            return self.pipe.encode_prompt(list(prompts), self.device, 1, False)[0].to(self.dtype)
-        tok = self.pipe.tokenizer
-        ids = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids
-        return self.pipe.text_encoder(ids.to(self.device))[0].to(self.dtype)
-
-    def _size(self, height: int | None, width: int | None) -> tuple[int, int]:
-        w0, h0 = self.default_size
-        height = h0 if height is None else height
-        width = w0 if width is None else width
-        factor = vae_scale_factor(self.pipe.vae)
-        for name, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 8 or v % factor or v > MAX_WORKING_SIDE:
-                raise ValueError(
-                    f"{name} must be a positive multiple of 8 (and of {factor}) up to {MAX_WORKING_SIDE}, got {v!r}"
-                )
-        return height // factor, width // factor
-
-    def _start_latent(
-        self,
-        latents: torch.Tensor | None,
-        generator: torch.Generator | int | None,
-        latent_hw: tuple[int, int],
-    ) -> torch.Tensor:
-        shape = (1, self.latent_channels, *latent_hw)
-        if latents is not None:
-            if not torch.is_tensor(latents) or tuple(latents.shape) != shape:
-                got = tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__
-                raise ValueError(f"latents must be a tensor of shape {shape} (one shared z_T), got {got}")
-            if not torch.isfinite(latents).all():
-                raise ValueError("latents contain NaN or infinite values")
-            return latents.to(self.device, self.dtype)
-        if isinstance(generator, int) and not isinstance(generator, bool):
-            generator = torch.Generator().manual_seed(generator)
-        elif generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
-        z = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
-        return z * self.scheduler.init_noise_sigma
-
-    def _blend_spec(
-        self,
-        tokens: list[Tokens],
-        blend_words: Words | None,
-        subtract_words: Words | None,
-        threshold: float,
-        blend_start: float,
-        steps: int,
-        mask: torch.Tensor | None,
-        mask_mode: str,
-    ) -> BlendSpec:
-        n_tokens = tokens[0].max_length
-
-        def weights(words: Words | None, name: str) -> torch.Tensor | None:
-            if words is None:
-                return None
-            w = torch.zeros(len(tokens), n_tokens)
-            for row, row_words in enumerate(_row_words(words, len(tokens), name)):
-                for word in row_words:
-                    w[row, word_indices(self.pipe.tokenizer, tokens[row], word)] = 1.0
-            return w.to(self.device)
-
-        if mask_mode not in ("replace", "intersect"):
-            raise ValueError(f"mask_mode must be 'replace' or 'intersect', got {mask_mode!r}")
-        if mask is not None and mask_mode == "intersect" and blend_words is None:
-            raise ValueError("mask_mode='intersect' needs blend_words: there is no attention mask to intersect")
-        if subtract_words is not None and blend_words is None:
-            raise ValueError("subtract_words needs blend_words")
-        return BlendSpec(
-            add=weights(blend_words, "blend_words"),
-            subtract=weights(subtract_words, "subtract_words"),
-            threshold=_fraction(threshold, "blend_threshold"),
-            start_step=int(steps * _fraction(blend_start, "blend_start")),
-            user_mask=None if mask is None else mask.to(self.device, torch.float32),
-            mode=mask_mode,
-        )
-
-    def run(
-        self,
-        prompts: list[str],
-        start: torch.Tensor,
-        uncond: torch.Tensor | Sequence[torch.Tensor],
-        *,
-        source_pivots: Sequence[torch.Tensor] | None = None,
-        edit: str = "auto",
-        cross_replace_steps: CrossWindow = 0.8,
-        self_replace_steps: Window = 0.4,
-        self_replace_max_res: float = 0.25,
-        blend_words: Words | None = None,
-        subtract_words: Words | None = None,
-        blend_threshold: float = 0.3,
-        blend_start: float = 0.2,
-        equalizer: Equalizer | None = None,
-        mask: torch.Tensor | None = None,
-        mask_mode: str = "replace",
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
-        progress: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, AttentionMaps | None]:
-        """The edit loop: rows [source, targets] from one start latent (1, C, h, w) under P2P control.
-
-        Returns the final latents, the last local-blend mask (targets, 1, h, w) and the attention maps.
-        """
-        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
-        steps = _positive_int(steps, "num_inference_steps")
-        guidance = _guidance(self.guidance_scale if guidance_scale is None else guidance_scale)
-        tokenizer = self.pipe.tokenizer
-        tokens = [tokenize(tokenizer, p) for p in prompts]
-        cross_edit = None
-        if len(prompts) > 1:
-            cross_edit = build_cross_edit(
-                tokenizer, tokens[0], tokens[1:], edit, cross_replace_steps, steps, equalizer
-            )
-        elif equalizer:
-            raise PromptError("an equalizer needs at least one target prompt")
-        blend = self._blend_spec(
-            tokens, blend_words, subtract_words, blend_threshold, blend_start, steps, mask, mask_mode
-        )
-        latent_hw = tuple(start.shape[-2:])
-        controller = P2PController(
-            len(prompts), guidance > 1, latent_hw, self.pipe.unet, cross_edit,
-            self_replace_steps, self_replace_max_res, steps, store_res=self.attention_res, device=self.device,
-            dtype=self.dtype,
-        )
-        self.scheduler.set_timesteps(steps, device=self.device)
-        cond = self.embed(prompts)
-        latents = start.to(self.device, self.dtype).expand(len(prompts), -1, -1, -1).clone()
-        last_mask: list[torch.Tensor] = []
-
-        def after_step(i: int, latents: torch.Tensor) -> torch.Tensor:
-            controller.end_step()
-            if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
-                latents[:1] = source_pivots[i]
-            if blend.active and len(prompts) > 1 and i >= blend.start_step:
-                step_mask = self._mask_now(controller, blend, latent_hw)
-                last_mask[:] = [step_mask]
-                latents = apply_blend(latents, step_mask)
-            return latents
-
-        with attention_control(self.pipe.unet, controller):
-            latents = sample(
-                self.pipe.unet, self.scheduler, latents, cond, uncond, guidance,
-                begin_step=controller.begin_step, callback=after_step, progress=progress, desc="editing",
-            )
-        if blend.active and len(prompts) > 1 and not last_mask:  # blend started after the last step
-            last_mask.append(self._mask_now(controller, blend, latent_hw))
-        attention = None
-        mean = controller.store.mean()
-        if mean is not None:
-            h, w = controller.store_size
-            attention = AttentionMaps(mean.reshape(len(prompts), h, w, -1).cpu(), tokens)
-        return latents, (last_mask[0] if last_mask else None), attention
-
-    def _mask_now(self, controller: P2PController, blend: BlendSpec, latent_hw: tuple[int, int]) -> torch.Tensor:
-        n_targets = controller.n_rows - 1
-        if blend.add is not None and controller.store.total is not None:
-            mask = blend_mask(
-                controller.store.total, controller.store_size, latent_hw, blend.add, blend.subtract, blend.threshold
-            )
-        else:
-            mask = torch.ones(n_targets, 1, *latent_hw, device=self.device)
-        return combine_user_mask(mask, blend.user_mask, blend.mode if blend.add is not None else "replace")
+        """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them, in the UNet's dtype."""
+        return encode_prompts(self.pipe, prompts).to(self.dtype)
 
     def uncond_embedding(self) -> torch.Tensor:
         """The embedding of the empty prompt (1, tokens, dim)."""
@@ -305,16 +113,143 @@ class Editor:
         """Images (N, 3, H, W) in [0, 1] from latents; NonFiniteError if the VAE gives NaN or infinity."""
         return check_finite(decode_latents(self.pipe.vae, latents), "the decoded images")
 
+    def check(self, prompts: str | Sequence[str], spec: EditSpec | None = None,
+              num_inference_steps: int | None = None) -> None:
+        """Check prompts and every word of the settings before any slow work (inverting takes minutes).
+
+        Args:
+            prompts: the source prompt (a photo's caption), then the target prompts.
+            spec: the edit settings (default: EditSpec()).
+            num_inference_steps: the steps the edit will run (per-word windows are checked against them).
+
+        Raises:
+            PromptError (a ValueError) naming the prompt or word and the setting it came from, as the spec
+            spells it: a prompt too long for the text encoder, a word in no prompt, prompts that a replace
+            edit cannot line up, a per-target list of the wrong length.
+        """
+        plan_edit(self.pipe.tokenizer, prompt_list(prompts), spec or EditSpec(), self._steps(num_inference_steps))
+
+    def _steps(self, num_inference_steps: int | None) -> int:
+        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
+        return validation.whole_number(steps, "num_inference_steps")
+
+    def _size(self, height: int | None, width: int | None) -> tuple[int, int]:
+        """(h, w) of the latent for an image of height x width (default: the model's size)."""
+        w0, h0 = self.default_size
+        factor = vae_scale_factor(self.pipe.vae)
+        multiple, most = math.lcm(8, factor), validation.MAX_WORKING_SIDE
+        height = validation.multiple_of(h0 if height is None else height, multiple, "height", most)
+        width = validation.multiple_of(w0 if width is None else width, multiple, "width", most)
+        return height // factor, width // factor
+
+    def _start_latent(self, latents: torch.Tensor | None, generator: torch.Generator | int | None,
+                      latent_hw: tuple[int, int]) -> torch.Tensor:
+        shape = (1, self.latent_channels, *latent_hw)
+        if latents is not None:
+            if not torch.is_tensor(latents) or tuple(latents.shape) != shape:
+                got = tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__
+                raise ValueError(f"latents must be a tensor of shape {shape} (one shared z_T), got {got}")
+            if not torch.isfinite(latents).all():
+                raise ValueError("latents contain NaN or infinite values")
+            return latents.to(self.device, self.dtype)
+        if isinstance(generator, int) and not isinstance(generator, bool):
+            generator = torch.Generator().manual_seed(validation.seed(generator, "generator"))
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
+        z = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
+        return z * self.scheduler.init_noise_sigma
+
+    def _run(
+        self,
+        prompts: list[str],
+        start: torch.Tensor,
+        uncond: torch.Tensor | Sequence[torch.Tensor],
+        spec: EditSpec,
+        *,
+        source_pivots: Sequence[torch.Tensor] | None = None,
+        mask: torch.Tensor | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        progress: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, AttentionMaps | None]:
+        """The denoising loop: rows [source, targets] from one start latent (1, C, h, w) under P2P control.
+
+        Returns the final latents, the last local-blend mask (targets, 1, h, w) and the attention maps.
+        """
+        steps = self._steps(num_inference_steps)
+        guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
+                                     "guidance_scale", minimum=0)
+        plan: EditPlan = plan_edit(self.pipe.tokenizer, prompts, spec, steps, mask, self.device)
+        blend = plan.blend
+        latent_hw = tuple(start.shape[-2:])
+        controller = P2PController(
+            len(prompts), guidance > 1, latent_hw, self.pipe.unet, plan.cross_edit,
+            spec.self_replace_steps, spec.self_replace_max_res, steps, store_res=self.attention_res,
+            device=self.device, dtype=self.dtype,
+        )
+        self.scheduler.set_timesteps(steps, device=self.device)
+        cond = self.embed(prompts)
+        latents = start.to(self.device, self.dtype).expand(len(prompts), -1, -1, -1).clone()
+        last_mask: list[torch.Tensor] = []
+        self._cancelled = False
+
+        def after_step(i: int, latents: torch.Tensor) -> torch.Tensor:
+            """End the controller's step, keep the source on its pivot, blend, call back, check for cancel."""
+            controller.end_step()
+            if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
+                latents[:1] = source_pivots[i]
+            if blend.active and len(prompts) > 1 and i >= blend.start_step:
+                step_mask = self._mask_now(controller, plan, latent_hw)
+                last_mask[:] = [step_mask]
+                latents = apply_blend(latents, step_mask)
+            if callback_on_step_end is not None:
+                out = callback_on_step_end(self, i, int(self.scheduler.timesteps[i]), {"latents": latents})
+                latents = (out or {}).get("latents", latents)
+            if self._cancelled:
+                raise Cancelled(f"cancelled after step {i + 1} of {steps}")
+            return latents
+
+        with attention_control(self.pipe.unet, controller):
+            latents = sample(
+                self.pipe.unet, self.scheduler, latents, cond, uncond, guidance,
+                begin_step=controller.begin_step, callback=after_step, progress=progress, desc="editing",
+            )
+        if blend.active and len(prompts) > 1 and not last_mask:  # blend started after the last step
+            last_mask.append(self._mask_now(controller, plan, latent_hw))
+        attention = None
+        mean = controller.store.mean()
+        if mean is not None:
+            h, w = controller.store_size
+            attention = AttentionMaps(mean.reshape(len(prompts), h, w, -1).cpu(), plan.tokens)
+        return latents, (last_mask[0] if last_mask else None), attention
+
+    def _mask_now(self, controller: P2PController, plan: EditPlan, latent_hw: tuple[int, int]) -> torch.Tensor:
+        blend = plan.blend
+        if blend.add is not None and controller.store.total is not None:
+            mask = blend_mask(
+                controller.store.total, controller.store_size, latent_hw, blend.add, blend.subtract, blend.threshold
+            )
+        else:
+            mask = torch.ones(controller.n_rows - 1, 1, *latent_hw, device=self.device)
+        return combine_user_mask(mask, blend.user_mask, blend.mode if blend.add is not None else "replace")
+
+    def model_parameters(self) -> dict[str, Any]:
+        """The model and where it ran, for a result's parameters."""
+        name = getattr(self.pipe, "name_or_path", None)
+        return {"model": str(name) if name else None, "device": str(self.device),
+                "dtype": str(self.dtype).removeprefix("torch.")}
+
     def generate(
         self,
         prompts: str | Sequence[str],
-        edit: str = "auto",
-        cross_replace_steps: CrossWindow = 0.8,
-        self_replace_steps: Window = 0.4,
+        edit: str | None = None,
+        cross_replace_steps: CrossWindow | None = None,
+        self_replace_steps: Window | None = None,
         blend_words: Words | None = None,
-        blend_threshold: float = 0.3,
-        blend_start: float = 0.2,
-        equalizer: Equalizer | Mapping[str, Sequence[float]] | None = None,
+        blend_threshold: float | None = None,
+        blend_start: float | None = None,
+        equalizer: Equalizer | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         generator: torch.Generator | int | None = None,
@@ -324,60 +259,121 @@ class Editor:
         progress: bool = True,
         output_type: str = "pil",
         subtract_words: Words | None = None,
-        self_replace_max_res: float = 0.25,
+        self_replace_max_res: float | None = None,
+        *,
+        spec: EditSpec | None = None,
+        callback_on_step_end: StepCallback | None = None,
     ) -> EditResult:
         """Synthetic Prompt-to-Prompt: the source prompt and its edits, all from one starting latent.
 
         Row 0 is exactly what the pipeline makes of the source prompt alone from the same latent.
+
+        Args:
+            prompts: the source prompt, then one or more target prompts.
+            edit, cross_replace_steps, self_replace_steps, blend_words, blend_threshold, blend_start,
+                equalizer, subtract_words, self_replace_max_res: the edit settings (see EditSpec). Those
+                given override `spec`; the others come from `spec`, else EditSpec.synthetic() (cross 0.8,
+                self 0.4 at latent/4, blend threshold 0.3 from 0.2 of the steps).
+            num_inference_steps: DDIM steps (default: the editor's, 50).
+            guidance_scale: classifier-free guidance scale (default: the editor's, 7.5).
+            generator: a torch.Generator or an int seed for the shared starting noise.
+            latents: the shared starting latent z_T (1, C, h, w) instead of drawing one.
+            height, width: image size, multiples of 8 up to 2048 (default: the model's own).
+            progress: show a progress bar.
+            output_type: "pil" (list of images), "np" ((N, H, W, 3) floats in [0, 1]) or "latent".
+            spec: all edit settings at once; keyword arguments given above override it.
+            callback_on_step_end: called after every step as diffusers calls it,
+                `callback(editor, step, timestep, {"latents": latents})`; a returned {"latents": ...}
+                replaces the latents; `editor.cancel()` stops the call (it raises Cancelled).
+
+        Returns:
+            EditResult: images (row 0 the source), masks when blending, per-word attention maps.
         """
-        prompts = _prompt_list(prompts)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        spec = (spec or EditSpec.synthetic()).updated(**settings_in(locals()))
+        prompts = prompt_list(prompts)
+        validation.choice(output_type, OUTPUT_TYPES, "output_type")
+        steps = self._steps(num_inference_steps)
+        guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
+                                     "guidance_scale", minimum=0)
         latent_hw = self._size(height, width)
         start = self._start_latent(latents, generator, latent_hw)
-        final, mask, attention = self.run(
-            prompts, start, self.uncond_embedding(),
-            edit=edit, cross_replace_steps=cross_replace_steps, self_replace_steps=self_replace_steps,
-            self_replace_max_res=self_replace_max_res, blend_words=blend_words, subtract_words=subtract_words,
-            blend_threshold=blend_threshold, blend_start=blend_start, equalizer=equalizer,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, progress=progress,
+        final, mask, attention = self._run(
+            prompts, start, self.uncond_embedding(), spec, num_inference_steps=steps, guidance_scale=guidance,
+            progress=progress, callback_on_step_end=callback_on_step_end,
         )
         factor = vae_scale_factor(self.pipe.vae)
         size = (latent_hw[1] * factor, latent_hw[0] * factor)
         images = final if output_type == "latent" else to_output(self.decode(final), output_type)
         masks = mask_images(mask, size) if mask is not None else None
-        return EditResult(images, prompts, masks, attention, final, {"size": size, "blend_mask": mask})
-
-    @staticmethod
-    def _feather(feather: float | None, attention: AttentionMaps | None) -> float:
-        """The paste-back feather: as given, else a third of a working-resolution map cell."""
-        if feather is not None:
-            return feather
-        if attention is None:
-            return FEATHER
-        return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))
+        parameters = {
+            "command": "generate", "prompts": prompts, "spec": spec.to_dict(), "steps": steps, "guidance": guidance,
+            "size": list(size), "seed": generator if isinstance(generator, int) and latents is None else None,
+            **self.model_parameters(),
+        }
+        return EditResult(images, prompts, masks, attention, final, {"size": size, "blend_mask": mask},
+                          spec=spec, parameters=parameters)
 
     def invert(
         self,
         image: Source,
         prompt: str,
-        method: str = "null-text",
+        method: str | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         progress: bool = True,
         size: tuple[int, int] | None = None,
         square: bool = False,
-        num_inner_steps: int = 10,
-        epsilon: float = 1e-5,
+        num_inner_steps: int = INNER_STEPS,
+        epsilon: float = EPSILON,
+        *,
+        cache: InversionCache | None = None,
+        name: str | None = None,
+        callback_on_step_end: StepCallback | None = None,
     ) -> Inversion:
-        """Invert a photo (path, PIL image or array) described by `prompt`: "ddim", "null-text",
-        "negative-prompt" or "direct". Save the result with `.save(path)`; edit it many times."""
-        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
-        guidance = self.guidance_scale if guidance_scale is None else guidance_scale
-        return invert(
-            self.pipe, self.scheduler, image, prompt, method, steps, guidance, num_inner_steps, epsilon,
-            progress, size, square,
-        )
+        """Invert a photo so that it can be edited many times. Save the result with `.save(path)`.
+
+        Args:
+            image: the photo: a file path, a PIL image or an (H, W, 3) array.
+            prompt: its caption (the source prompt of every edit).
+            method: "null-text" (default), "ddim", "negative-prompt" or "direct" (inversion.methods).
+            num_inference_steps: DDIM steps (default: the editor's, 50); edits replay the same steps.
+            guidance_scale: guidance the edits will use (default: the editor's, 7.5).
+            progress: show progress bars.
+            size: working (width, height), multiples of 8 (default: the photo's aspect ratio at about the
+                model's pixel count).
+            square: centre-crop a square working image.
+            num_inner_steps, epsilon: null-text's Adam steps per step and early-stop loss.
+            cache: reuse an inversion saved there that fits the photo, these settings and the model;
+                otherwise invert and save the result there.
+            name: the file name stem in the cache (default: the photo file's stem).
+            callback_on_step_end: called after every inversion step as
+                `callback(editor, step, timestep, {"latents": ..., "stage": "ddim" | "null-text", "loss": ...})`
+                (its return value is not used); `editor.cancel()` stops inverting (it raises Cancelled).
+
+        Returns:
+            Inversion: start latent, per-step data and the original photo.
+        """
+        settings = InversionSettings(prompt, method, num_inference_steps, guidance_scale, size, square).resolved(
+            self.num_inference_steps, self.guidance_scale)
+
+        def step(s: InversionStep) -> None:
+            """Call the user's callback with one inversion step; stop if cancelled."""
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, s.index, s.timestep, {"latents": s.latents, "stage": s.stage,
+                                                                 "loss": s.loss})
+            if self._cancelled:
+                raise Cancelled(f"inversion cancelled at step {s.index + 1} ({s.stage})")
+
+        def run() -> Inversion:
+            """Invert the photo with the resolved settings."""
+            self._cancelled = False
+            return invert(
+                self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,
+                settings.guidance_scale, num_inner_steps, epsilon, progress, settings.size, settings.square,
+                callback=step,
+            )
+
+        return run() if cache is None else cache.get(image, settings, self.pipe, run, name)[0]
 
     def _replay(self, inv: Inversion) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor], list | None]:
         """Start latent, unconditional embedding(s) and source pivots of an inversion, on the device."""
@@ -390,12 +386,17 @@ class Editor:
         uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
         return start, uncond, inv.source_pivots(start)
 
-    def _working_photo(self, inv: Inversion) -> torch.Tensor:
-        """The photo as the model saw it: (1, 3, h, w) in [0, 1] at the working size."""
-        return load_image(inv.original, size=inv.size, multiple=1).pixels
-
     def reconstruct(self, inv: Inversion, progress: bool = True) -> Reconstruction:
-        """Sample the photo back from its inversion; report PSNR/SSIM against the photo and the VAE ceiling."""
+        """Sample the photo back from its inversion and measure how close it comes.
+
+        Args:
+            inv: an inversion made with this pipeline's model (Editor.invert or Inversion.load).
+            progress: show a progress bar.
+
+        Returns:
+            Reconstruction: the image, PSNR/SSIM against the photo at the working size, and the VAE's
+            own reconstruction (the ceiling any inversion can reach); `.report()` prints them.
+        """
         start, uncond, pivots = self._replay(inv)
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
         cond = self.embed([inv.prompt])
@@ -404,7 +405,7 @@ class Editor:
             callback=None if pivots is None else (lambda i, z: pivots[i]), progress=progress,
             desc="reconstructing",
         )
-        photo = self._working_photo(inv)
+        photo = load_image(inv.original, size=inv.size, multiple=1).pixels  # the photo as the model saw it
         decoded = self.decode(torch.cat([latents, inv.z0.to(self.device, self.dtype)]))
         image, vae_image = to_output(decoded, "pil")
         (photo_pil,) = to_output(photo, "pil")
@@ -418,63 +419,91 @@ class Editor:
             vae_psnr=psnr(decoded[1], photo[0]),
             vae_ssim=ssim(decoded[1], photo[0]),
             method=inv.method,
+            parameters={"command": "reconstruct", **inversion_parameters(inv), **self.model_parameters()},
         )
+
+    @staticmethod
+    def _feather(feather: float | None, attention: AttentionMaps | None) -> float:
+        """The paste-back feather: as given, else a third of a working-resolution map cell."""
+        if feather is not None:
+            return feather
+        if attention is None:
+            return FEATHER
+        return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))
 
     def edit(
         self,
         inv: Inversion,
         targets: str | Sequence[str],
-        edit: str = "auto",
-        cross_replace_steps: CrossWindow = 0.8,
-        self_replace_steps: Window = 0.6,
+        edit: str | None = None,
+        cross_replace_steps: CrossWindow | None = None,
+        self_replace_steps: Window | None = None,
         blend_words: Words | None = None,
-        blend_threshold: float = 0.3,
-        blend_start: float = 0.2,
-        equalizer: Equalizer | Mapping[str, Sequence[float]] | None = None,
+        blend_threshold: float | None = None,
+        blend_start: float | None = None,
+        equalizer: Equalizer | None = None,
         mask: MaskSource | None = None,
-        mask_mode: str = "replace",
+        mask_mode: str | None = None,
         subtract_words: Words | None = None,
-        self_replace_max_res: float = 0.5,
+        self_replace_max_res: float | None = None,
         feather: float | None = None,
         progress: bool = True,
         output_type: str = "pil",
+        *,
+        spec: EditSpec | None = None,
+        callback_on_step_end: StepCallback | None = None,
     ) -> EditResult:
         """Edit an inverted photo: row 0 is its reconstruction, then one row per target prompt.
 
         The edits are pasted back onto the original photo at its own resolution through the local-blend
         (or user) mask, feathered (by default with a Gaussian a third of an attention-map cell wide, so the
-        map's blocks do not show), so pixels away from the edited region are exactly the photo's. A user
-        mask covers the whole photo (white = edit) and replaces or intersects the attention mask.
+        map's blocks do not show), so pixels away from the edited region are exactly the photo's.
+
+        Args:
+            inv: the photo's inversion (Editor.invert or Inversion.load), made with this pipeline's model.
+            targets: one target prompt or a list; each usually changes a few words of the caption.
+            edit, cross_replace_steps, self_replace_steps, blend_words, blend_threshold, blend_start,
+                equalizer, mask_mode, subtract_words, self_replace_max_res, feather: the edit settings (see
+                EditSpec). Those given override `spec`; the others come from `spec`, else EditSpec() (the
+                defaults for photos: cross 0.8, self 0.6 at latent/2, blend threshold 0.3 from 0.2).
+            mask: a user mask covering the whole photo (path, PIL image, array or tensor; white = edit);
+                it replaces the attention mask, or intersects it with mask_mode="intersect".
+            progress: show a progress bar.
+            output_type: "pil", "np" or "latent" (the final latents, not pasted back).
+            spec: all edit settings at once; keyword arguments given above override it.
+            callback_on_step_end: as in `generate`.
+
+        Returns:
+            EditResult: images at the photo's resolution, masks, attention maps, and `.save(folder, name)`.
         """
-        targets = _prompt_list(targets)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        spec = (spec or EditSpec()).updated(**settings_in(locals()))
+        targets = prompt_list(targets, "targets")
+        validation.choice(output_type, OUTPUT_TYPES, "output_type")
         start, uncond, pivots = self._replay(inv)
         photo_size = (inv.original.shape[1], inv.original.shape[0])
         user = None if mask is None else user_mask(mask, inv.latent_size, inv.box, photo_size)
         prompts = [inv.prompt, *targets]
-        final, latent_mask, attention = self.run(
-            prompts, start, uncond, source_pivots=pivots,
-            edit=edit, cross_replace_steps=cross_replace_steps, self_replace_steps=self_replace_steps,
-            self_replace_max_res=self_replace_max_res, blend_words=blend_words, subtract_words=subtract_words,
-            blend_threshold=blend_threshold, blend_start=blend_start, equalizer=equalizer, mask=user,
-            mask_mode=mask_mode, num_inference_steps=inv.num_inference_steps, guidance_scale=inv.guidance_scale,
-            progress=progress,
+        final, latent_mask, attention = self._run(
+            prompts, start, uncond, spec, source_pivots=pivots, mask=user,
+            num_inference_steps=inv.num_inference_steps, guidance_scale=inv.guidance_scale, progress=progress,
+            callback_on_step_end=callback_on_step_end,
         )
+        mask_file, mask_sha256 = input_file(mask)
+        parameters = {"command": "edit", **inversion_parameters(inv), "targets": targets, "spec": spec.to_dict(),
+                      "mask": mask_file, "mask_sha256": mask_sha256, **self.model_parameters()}
+        info = {"size": photo_size, "method": inv.method, "blend_mask": latent_mask}
         if output_type == "latent":
-            return EditResult(final, prompts, None, attention, final, {"size": photo_size, "blend_mask": latent_mask})
+            return EditResult(final, prompts, None, attention, final, info, spec=spec, inversion=inv,
+                              parameters=parameters)
         decoded = self.decode(final)
-        blend = latent_mask
         if latent_mask is None:  # no blend: the whole working box is the edit
             latent_mask = torch.ones(len(targets), 1, *inv.latent_size)
         full = torch.ones(1, 1, *inv.latent_size)
         pasted, soft = paste_back(
             inv.original, decoded.cpu(), torch.cat([full, latent_mask.float().cpu()]), inv.box,
-            feather=self._feather(feather, attention), device=self.device,
+            feather=self._feather(spec.feather, attention), device=self.device,
         )
         images = torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0
         masks = [Image.fromarray((m * 255).round().astype(np.uint8)) for m in soft[1:]]
-        return EditResult(
-            to_output(images, output_type), prompts, masks, attention, final,
-            {"size": photo_size, "method": inv.method, "blend_mask": blend},
-        )
+        return EditResult(to_output(images, output_type), prompts, masks, attention, final, info, spec=spec,
+                          inversion=inv, parameters=parameters)

@@ -11,23 +11,14 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
 SAFE_PICKLE_TORCH = (2, 6)  # torch.load(weights_only=True) runs no code from the file from here on (CVE-2025-32434)
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
 
 
 # diffusers renamed torch_dtype to dtype; pass whichever name this version reads without a warning.
@@ -93,8 +84,8 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         return torch.float16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         resolved = dtype
-    elif isinstance(dtype, str) and dtype.lower() in _DTYPES:
-        resolved = _DTYPES[dtype.lower()]
+    elif isinstance(dtype, str) and dtype.lower() in DTYPES:
+        resolved = getattr(torch, DTYPES[dtype.lower()])
     else:
         raise ValueError(f"dtype {dtype!r} is not one of auto, float32, float16, bfloat16")
     if resolved in (torch.float16, torch.bfloat16) and device.type != "cuda":
@@ -185,21 +176,49 @@ def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
         ) from exc
 
 
+def model_path(model: str | os.PathLike) -> Path:
+    """Where a model given by name or path is looked for: "toy" is the toy-world model shipped inside the
+    package; anything else is a path (that may not exist: then it may be a hub id)."""
+    text = os.fspath(model)
+    if text == TOY_MODEL:
+        if not (TOY_MODEL_DIR / "model_index.json").is_file():
+            raise ModelLoadError(f"the toy-world model is not installed in {TOY_MODEL_DIR} "
+                                 "(train it with python -m training.toyworld)")
+        return TOY_MODEL_DIR
+    return Path(text).expanduser()
+
+
 def load_pipeline(
     model: str | os.PathLike = DEFAULT_MODEL,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
 ) -> StableDiffusionPipeline:
-    """Load a Stable Diffusion pipeline (hub id, diffusers folder or checkpoint file) with a DDIM scheduler.
+    """Load a Stable Diffusion pipeline with a DDIM scheduler, ready for Editor.
 
-    In half precision the VAE stays in float32 so decoding never overflows into black images.
+    In half precision the VAE stays in float32 so decoding never overflows into black images. A local
+    path is never looked up on the network; without network access a hub id must be in the cache.
+
+    Args:
+        model: a Hugging Face hub id ("stable-diffusion-v1-5/stable-diffusion-v1-5", the default), a local
+            diffusers folder (saved with save_pretrained), a single .safetensors/.ckpt checkpoint file, or
+            "toy" for the small toy-world model shipped with the package.
+        device: "auto" (cuda, then mps, then cpu), or any torch device ("cpu", "cuda", "cuda:1", "mps").
+        dtype: "auto" (float16 on CUDA, else float32), "float32", "float16", "bfloat16" (and their short
+            forms fp32, fp16, half, bf16) or a torch dtype; half precision needs CUDA.
+
+    Returns:
+        StableDiffusionPipeline: on `device`, progress bars off, safety checker off.
+
+    Raises:
+        ModelLoadError: the model could not be found or loaded; the message says what to give instead.
+        ValueError: an unknown or unavailable device or dtype.
     """
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     text = os.fspath(model)
     if not text.strip():
         raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
-    path = Path(text).expanduser()
+    path = model_path(text)
     if path.is_dir():
         pipe = _from_folder(path, torch_dtype)
     elif path.is_file():

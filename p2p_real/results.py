@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from inversion.artifact import Inversion
+from inversion.files import file_sha256
 from p2p_real.alignment import Tokens
+from p2p_real.spec import EditSpec
 
 OUTPUT_TYPES = ("pil", "np", "latent")
 
@@ -53,6 +58,17 @@ class EditResult:
     attention: AttentionMaps | None = None
     latents: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)  # "size"; "blend_mask": the last latent mask or None
+    spec: EditSpec | None = None  # the settings of the edit
+    inversion: Inversion | None = None  # the photo's inversion (edits of photos)
+    parameters: dict[str, Any] = field(default_factory=dict)  # what determines the pixels, as JSON values
+
+    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None) -> list[Path]:
+        """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
+        local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
+        atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written."""
+        from p2p_real.outputs import save_edit
+
+        return save_edit(self, folder, name, extra)
 
 
 @dataclass
@@ -68,6 +84,19 @@ class Reconstruction:
     vae_psnr: float
     vae_ssim: float
     method: str
+    parameters: dict[str, Any] = field(default_factory=dict)  # the inversion and the model, as JSON values
+
+    def metrics(self) -> dict[str, float]:
+        """PSNR, SSIM, latent error and the VAE's own PSNR and SSIM, rounded to 6 decimals."""
+        names = ("psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim")
+        return {name: round(float(getattr(self, name)), 6) for name in names}
+
+    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None) -> list[Path]:
+        """Write NAME.recon.png, NAME.recon.grid.png (photo | VAE only | reconstruction) and the sidecar
+        NAME.recon.json with the metrics; returns the paths written."""
+        from p2p_real.outputs import save_reconstruction
+
+        return save_reconstruction(self, folder, name, extra)
 
     def report(self) -> str:
         """A few lines for people: the reconstruction against the VAE's ceiling."""
@@ -92,3 +121,30 @@ def mask_images(masks: torch.Tensor, size: tuple[int, int]) -> list[Image.Image]
     """Masks (k, 1, h, w) in [0, 1] -> grayscale PIL images of `size` (width, height), nearest upsampling."""
     up = torch.nn.functional.interpolate(masks.float(), size=(size[1], size[0]), mode="nearest")
     return [Image.fromarray((m[0].cpu().numpy() * 255).round().astype(np.uint8)) for m in up]
+
+
+def inversion_parameters(inv: Inversion) -> dict[str, Any]:
+    """What an inversion contributes to a result's parameters: the photo, the settings and the model it was
+    made with, and the file it came from (names only, never folders)."""
+    return {
+        "photo": None if inv.source is None else Path(inv.source).name,
+        "image_sha256": inv.image_sha256,
+        "inversion": None if inv.path is None else inv.path.name,
+        "prompt": inv.prompt,
+        "method": inv.method,
+        "steps": inv.num_inference_steps,
+        "guidance": inv.guidance_scale,
+        "size": list(inv.size),
+        "box": list(inv.box),
+        "model_fingerprint": inv.model_id,
+    }
+
+
+def input_file(source: Any) -> tuple[str | None, str | None]:
+    """(file name, sha256 of its bytes) of an input given as a path; ("<type>", None) for one in memory."""
+    if source is None:
+        return None, None
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(os.fspath(source)).expanduser()
+        return path.name, file_sha256(path) if path.is_file() else None
+    return f"<{type(source).__name__}>", None

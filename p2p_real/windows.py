@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from inversion import validation
 from p2p_real.alignment import Tokens, target_word_indices
-
-Window = float | tuple[float, float]
-CrossWindow = Window | Mapping[str, Window]
-DEFAULT_KEY = "default_"
+from p2p_real.spec import DEFAULT_KEY, CrossWindow, Window
 
 
 def step_range(window: Window, num_steps: int, name: str) -> range:
     """Steps [int(T * start), int(T * end)) of a fraction `end` or a (start, end) pair of fractions."""
-    if isinstance(window, bool):
-        raise ValueError(f"{name} must be a fraction or a (start, end) pair, got {window!r}")
-    if isinstance(window, (int, float)):
-        start, end = 0.0, float(window)
-    elif isinstance(window, Sequence) and len(window) == 2:
-        start, end = (float(v) for v in window)
-    else:
-        raise ValueError(f"{name} must be a fraction or a (start, end) pair, got {window!r}")
-    if not (math.isfinite(start) and math.isfinite(end) and 0.0 <= start <= end <= 1.0):
-        raise ValueError(f"{name} must satisfy 0 <= start <= end <= 1, got {window!r}")
+    checked = validation.window(window, name)
+    start, end = checked if isinstance(checked, tuple) else (0.0, checked)
     return range(int(num_steps * start), int(num_steps * end))
 
 
 def cross_alphas(
-    window: CrossWindow, num_steps: int, tokenizer: PreTrainedTokenizerBase, targets: Sequence[Tokens]
+    window: CrossWindow,
+    num_steps: int,
+    tokenizer: PreTrainedTokenizerBase,
+    targets: Sequence[Tokens],
+    name: str = "cross_replace_steps",
 ) -> torch.Tensor:
     """alpha[step, target, token] = 1 where the target's cross-attention is injected at that step.
 
@@ -42,11 +35,11 @@ def cross_alphas(
     default = per_word.pop(DEFAULT_KEY, 1.0)
     n_tokens = targets[0].max_length if targets else 0
     alpha = torch.zeros(num_steps, len(targets), n_tokens)
-    steps = step_range(default, num_steps, "cross_replace_steps")
+    steps = step_range(default, num_steps, name)
     alpha[steps.start : steps.stop] = 1.0
     for word, word_window in per_word.items():
-        steps = step_range(word_window, num_steps, f"cross_replace_steps[{word!r}]")
-        for j, idx in target_word_indices(tokenizer, targets, word, "cross_replace_steps"):
+        steps = step_range(word_window, num_steps, f"{name}[{word!r}]")
+        for j, idx in target_word_indices(tokenizer, targets, word, name):
             alpha[:, j, idx] = 0.0
             alpha[steps.start : steps.stop, j, idx] = 1.0
     return alpha

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from p2p_real.loading import load_pipeline
-from tests.tiny_models import tiny_pipeline
+from p2p_real.testing import tiny_pipeline
 
 # The tiny models are far too small to gain from threads; on a busy 2-core machine two threads spin
 # against each other and run many times slower.

@@ -1,4 +1,4 @@
-"""Prompt alignment (SPEC 2): word lookup, replacement mapper, refinement alignment, edit choice."""
+"""Prompt alignment (docs/design.md §2): word lookup, replacement mapper, refinement alignment, edit choice."""
 
 import pytest
 import torch
@@ -12,7 +12,7 @@ from p2p_real.alignment import (
     tokenize,
     word_indices,
 )
-from tests.tiny_models import tiny_components
+from p2p_real.testing import tiny_components
 
 
 @pytest.fixture(scope="module")

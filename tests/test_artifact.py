@@ -1,4 +1,5 @@
-"""The Inversion artifact: exact round trip, atomic save, an ArtifactError for every bad file or mismatch."""
+"""The Inversion artifact (docs/design.md §4): exact round trip, atomic save, an ArtifactError for every bad
+file or mismatch."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from inversion.ddim import ddim_scheduler
 from inversion.fingerprint import model_fingerprint, pipeline_fingerprint, scheduler_fingerprint
 from inversion.image import load_image
 from inversion.invert import invert
-from tests.tiny_models import tiny_pipeline
+from p2p_real.testing import tiny_pipeline
 
 PROMPT = "a photo of a cat"
 STEPS = 3

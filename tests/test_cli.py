@@ -1,10 +1,10 @@
-"""The `p2p-real` command, run as users run it: the installed console script in a subprocess, offline,
-against the tiny model saved to a folder. Independent commands run concurrently to keep the suite fast."""
+"""The `p2p-real` command (docs/design.md §9), run as users run it: the installed console script in a
+subprocess, offline, against the tiny model saved to a folder. Independent commands run concurrently to keep
+the suite fast."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -16,40 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+import torch
+from PIL import Image
 
 import cli
-
-BIN = Path(sys.executable).parent
-SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
-TIMEOUT = 300
-
-
-def cli_env(home: Path) -> dict[str, str]:
-    """Offline, with an empty Hugging Face cache, one thread per process (several run at once)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ACCELERATE_"))}
-    return {**env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def run_cli(args: list[str], cwd: Path, home: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*(prefix or SCRIPT), *args], cwd=cwd, env=cli_env(home), capture_output=True, text=True, timeout=TIMEOUT
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result
-
-
-def draw_photo(path: Path, size=(56, 40), sun=(230, 180, 60)) -> Path:
-    """A small non-square 'photo' (56x40 is not a multiple of the working size)."""
-    img = Image.new("RGB", size, (90, 140, 200))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, size[1] * 2 // 3, size[0], size[1]], fill=(120, 100, 80))
-    draw.ellipse([size[0] // 3, size[1] // 5, size[0] * 2 // 3, size[1] * 3 // 4], fill=sun)
-    img.save(path)
-    return path
+from p2p_real.defaults import DEFAULT_MODEL
+from tests.helpers import BIN, SCRIPT, TIMEOUT, cli_env, draw_mask, draw_photo, ok, png_parameters, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +30,7 @@ def ws(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("cli")
     draw_photo(root / "photo.png")
     draw_photo(root / "photo2.png", sun=(200, 60, 60))
-    mask = Image.new("L", (56, 40), 0)
-    ImageDraw.Draw(mask).rectangle([16, 6, 40, 32], fill=255)
-    mask.save(root / "mask.png")
+    draw_mask(root / "mask.png")
     (root / "home").mkdir()
     return {"root": root, "model": str(tiny_model_dir), "home": root / "home"}
 
@@ -108,20 +78,16 @@ def runs(ws):
     return results
 
 
-def png_parameters(path: Path) -> dict:
-    with Image.open(path) as img:
-        return json.loads(img.text["parameters"])
-
-
 # --- help, version, defaults -------------------------------------------------------------------------------------
 
 
 def test_help_answers_without_importing_torch():
+    heavy = ("torch", "diffusers", "transformers", "numpy", "PIL", "p2p_real.editor", "inversion.artifact")
     code = (
         "import sys, cli\n"
-        "for argv in (['--help'], *([c.name, '--help'] for c in cli.COMMANDS)):\n"
+        "for argv in (['--help'], *([c, '--help'] for c in cli.COMMANDS)):\n"
         "    try:\n        cli.main(argv)\n    except SystemExit as e:\n        assert e.code == 0, argv\n"
-        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'p2p_real', 'numpy') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -136,40 +102,49 @@ def test_help_answers_without_importing_torch():
 def test_version_and_default_model_match_the_library():
     import p2p_real
 
-    assert cli.DEFAULT_MODEL == p2p_real.DEFAULT_MODEL
+    edit_help = subprocess.run([*SCRIPT, "edit", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert p2p_real.DEFAULT_MODEL in "".join(edit_help.split())  # the library's constant (argparse wraps it)
     result = subprocess.run([*SCRIPT, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"p2p-real {p2p_real.__version__}"
+
+
+def test_the_toy_model_opens_with_its_own_attention_resolution():
+    """`--model toy` (and the demo) edit with the toy model's finer attention maps; other models keep the default."""
+    import argparse
+
+    from p2p_real.commands import session
+    from p2p_real.defaults import DEFAULT_ATTENTION_RES
+    from p2p_real.toyworld.model import ATTENTION_RES
+
+    args = argparse.Namespace(model="toy", device="cpu", dtype="auto", debug=True, quiet=True)
+    assert session.open_session(args).editor.attention_res == ATTENTION_RES != DEFAULT_ATTENTION_RES
+    assert session.toy_editor_options("/models/sd15") == {}
 
 
 # --- option syntax -----------------------------------------------------------------------------------------------
 
 
 def test_blend_syntax_gives_source_and_target_words_per_row():
-    assert cli.blend_pair("cat:dog") == ("cat", ("dog",))
-    assert cli.blend_pair("cat") == ("cat", ("cat",))
-    assert cli.blend_pair("red car:blue truck") == ("red car", ("blue truck",))
-    options = cli.EditOptions(blend=[cli.blend_pair("cat:dog,lion"), cli.blend_pair("hat:")])
-    assert options.rows(options.blend, 2) == [["cat", "hat"], ["dog"], ["lion"]]
+    from p2p_real.notation import pair_rows, parse_pair
+
+    assert parse_pair("cat:dog") == ("cat", ("dog",))
+    assert parse_pair("cat") == ("cat", ("cat",))
+    assert parse_pair("red car:blue truck") == ("red car", ("blue truck",))
+    rows = pair_rows([parse_pair("cat:dog,lion"), parse_pair("hat:")], 2, "--blend")
+    assert rows == [["cat", "hat"], ["dog"], ["lion"]]
 
 
-def test_windows_and_reweights_map_to_the_api():
-    options = cli.EditOptions(
-        cross_replace=[cli.window_entry("0.1:0.7"), cli.window_entry("dog=0.4")],
-        reweight=[cli.reweight_entry("fluffy=2"), cli.reweight_entry("big=1.5,0.5")],
-    )
-    kwargs = options.api_kwargs(2)
-    assert kwargs["cross_replace_steps"] == {"default_": (0.1, 0.7), "dog": 0.4}
-    assert kwargs["equalizer"] == {"fluffy": 2.0, "big": [1.5, 0.5]}
-    assert kwargs["blend_words"] is None
-    parsed = cli.build_parser().parse_args(["generate", "a", *options.argv()])
-    assert cli.edit_options(parsed, 2) == options  # argv() spells the options back exactly
+def test_windows_and_reweights_map_to_the_spec():
+    from p2p_real.commands.options import spec_from_args, spec_json
 
-
-def test_plan_keeps_a_photos_edits_together_and_balances_processes():
-    jobs = [cli.BatchJob("", photo, f"e{i}", None, {}) for photo, n in (("a", 3), ("b", 2), ("c", 2)) for i in range(n)]
-    owner = cli.plan(jobs, 2)
-    assert owner == {"a": 0, "b": 1, "c": 1}
-    assert cli.plan(jobs, 1) == {"a": 0, "b": 0, "c": 0}
+    argv = ["generate", "a", "b", "c", "--cross-replace", "0.1:0.7", "--cross-replace", "dog=0.4",
+            "--reweight", "fluffy=2", "--reweight", "big=1.5,0.5"]
+    spec = spec_from_args(cli.build_parser().parse_args(argv), 2, synthetic=True)
+    assert spec.cross_replace_steps == {"default_": (0.1, 0.7), "dog": 0.4}
+    assert spec.equalizer == {"fluffy": 2.0, "big": (1.5, 0.5)}
+    assert spec.blend_words is None and spec.self_replace_steps == 0.4  # the defaults of generated images
+    parsed = cli.build_parser().parse_args(["generate", "a", "b", "c", "--spec", spec_json(spec)])
+    assert spec_from_args(parsed, 2, synthetic=True) == spec  # --spec JSON gives the settings back exactly
 
 
 # --- the commands ------------------------------------------------------------------------------------------------
@@ -186,7 +161,8 @@ def test_edit_writes_edits_at_photo_resolution_masks_grid_and_parameters(runs, w
     assert Image.open(out / "photo.1.mask.png").size == (56, 40)
     sidecar = json.loads((out / "photo.json").read_text())
     assert sidecar["parameters"]["targets"] == ["a dog on a wall", "a cat on a red wall"]
-    assert sidecar["parameters"]["blend"] == ["cat:dog,cat"] and sidecar["parameters"]["reweight"] == {"red": [2.0]}
+    assert sidecar["parameters"]["spec"]["blend_words"] == [["cat"], ["dog"], ["cat"]]
+    assert sidecar["parameters"]["spec"]["equalizer"] == {"red": 2.0}
     assert sidecar["parameters"]["photo"] == "photo.png" and "/" not in json.dumps(sidecar["parameters"]["photo"])
     assert png_parameters(out / "photo.1.png") == sidecar["parameters"]
     with Image.open(out / "photo.2.png") as img:
@@ -207,6 +183,43 @@ def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
 
     a, b = Inversion.load(first / "photo.inv.safetensors"), Inversion.load(again / "photo.inv.safetensors")
     assert a.latent_T.equal(b.latent_T) and a.z0.equal(b.z0)
+
+
+def test_the_python_api_writes_what_the_edit_command_writes(runs, ws, tmp_path):
+    """What `p2p-real edit` does (the runs fixture: check the words, invert or reuse, edit, save) in a few
+    public calls: the same files, byte for byte; the sidecars differ only by what the command adds."""
+    ok(runs["edit"])
+    import p2p_real
+    from inversion import InversionCache
+
+    targets = ["a dog on a wall", "a cat on a red wall"]
+    editor = p2p_real.Editor(p2p_real.load_pipeline(ws["model"]))
+    spec = p2p_real.EditSpec(blend_words=[["cat"], ["dog"], ["cat"]], equalizer={"red": 2.0})
+    editor.check(["a cat on a wall", *targets], spec, num_inference_steps=3)
+    inv = editor.invert(ws["root"] / "photo.png", "a cat on a wall", method="ddim", num_inference_steps=3,
+                        cache=InversionCache(tmp_path, keyed=False))
+    editor.edit(inv, targets, spec=spec).save(tmp_path, "photo")
+
+    command = ws["root"] / "out/edit"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in command.iterdir())
+    for path in command.glob("*.png"):
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
+    # safetensors orders a file's metadata differently in each process: compare the inversions' content
+    (cli_meta, cli_tensors), (api_meta, api_tensors) = (read_safetensors(folder / "photo.inv.safetensors")
+                                                        for folder in (command, tmp_path))
+    assert cli_meta == api_meta and cli_tensors.keys() == api_tensors.keys()
+    assert all(torch.equal(cli_tensors[k], api_tensors[k]) for k in cli_tensors)
+    cli_sidecar = json.loads((command / "photo.json").read_text())
+    for key in ("argv", "reproduce", "runtime"):  # the command line's own additions
+        del cli_sidecar[key]
+    assert cli_sidecar == json.loads((tmp_path / "photo.json").read_text())
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        return dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
 
 
 def test_invert_saves_the_artifact_and_prints_the_reconstruction_report(runs, ws):
@@ -266,15 +279,17 @@ def test_env_reports_versions_device_and_cache(runs, ws):
     report = json.loads(ok(runs["env"]).stdout)
     assert report["device (auto)"] == "cpu" and report["dtype (auto)"] == "float32"
     assert report["model cache"].startswith(str(ws["home"]))
-    assert report["default model"] == cli.DEFAULT_MODEL and report["default model cached"] == "no"
+    assert report["default model"] == DEFAULT_MODEL and report["default model cached"] == "no"
     assert report["offline"] == "yes" and report["torch"] != "not installed"
 
 
-def test_env_picks_the_device_and_dtype_load_pipeline_picks():
+def test_env_picks_the_device_and_dtype_load_pipeline_picks(runs):
     from p2p_real.loading import resolve_device, resolve_dtype
 
+    report = json.loads(ok(runs["env"]).stdout)
     device = resolve_device("auto")
-    assert cli.auto_device() == (device.type, str(resolve_dtype("auto", device)).removeprefix("torch."))
+    dtype = str(resolve_dtype("auto", device)).removeprefix("torch.")
+    assert (report["device (auto)"], report["dtype (auto)"]) == (device.type, dtype)
 
 
 def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys):
@@ -293,7 +308,7 @@ def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys)
     assert (edit[:, :8] == photo[:, :8]).all()  # outside the mask the pixels are the photo's own
     sidecar = json.loads((out / "photo.json").read_text())
     assert sidecar["parameters"]["inversion"] == "photo.inv.safetensors"
-    assert sidecar["parameters"]["mask_mode"] == "intersect"
+    assert sidecar["parameters"]["spec"]["mask_mode"] == "intersect"
     assert cli.main(argv) == 1  # the outputs exist now
     assert "--overwrite" in capsys.readouterr().err
     assert cli.main([*argv, "--overwrite"]) == 0

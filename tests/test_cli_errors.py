@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +19,8 @@ import pytest
 from PIL import Image
 
 import cli
+from tests.helpers import run_cli
 
-BIN = Path(sys.executable).parent
-SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
 EDIT = ["edit", "{photo}", "-p", "a cat on a wall", "-t", "a dog on a wall"]
 FAST = ["--steps", "2", "--method", "ddim", "--model", "{model}"]
 
@@ -79,7 +75,8 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("batch bad YAML", ["batch", "{recipe_yaml_error}"], "not valid YAML", "script", ()),
     ("batch without photos", ["batch", "{recipe_no_photos}"], "'photos' must be a non-empty list", "script", ()),
     ("batch unknown key", ["batch", "{recipe_typo}"], "edits[0]: unknown key 'taget'", "script", ()),
-    ("batch bad number", ["batch", "{recipe_bad_steps}"], "photos[0]: edits[0]: argument --steps", "script", ()),
+    ("batch bad number", ["batch", "{recipe_bad_steps}"], "photos[0]: steps: 'many' is not a whole number", "script",
+     ()),
     ("batch missing photo", ["batch", "{recipe_ghost}"], "photos[0]: photo", "script", ()),
     ("batch changed edit", ["batch", "{recipe_ok}"], "e.json holds another edit", "script", ()),
     # These need the model.
@@ -200,9 +197,7 @@ def prepare(root: Path, index: int, create: tuple[str, ...]) -> Path:
 
 
 def run_script(argv: list[str], cwd: Path, home: Path) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "P2P_REAL_"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(home), OMP_NUM_THREADS="1")
-    result = subprocess.run([*SCRIPT, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    result = run_cli(argv, cwd, home)
     return result.returncode, result.stderr
 
 
@@ -406,6 +401,11 @@ def test_bad_api_inputs_raise_a_value_error_naming_them_and_write_nothing(api, t
 
 
 def test_the_cli_size_limit_is_the_librarys():
-    from inversion.image import MAX_WORKING_SIDE
+    import argparse
 
-    assert cli.MAX_SIZE == MAX_WORKING_SIDE
+    from inversion.image import MAX_WORKING_SIDE
+    from p2p_real.commands.options import size_value
+
+    assert size_value(f"{MAX_WORKING_SIDE}x8") == (MAX_WORKING_SIDE, 8)
+    with pytest.raises(argparse.ArgumentTypeError, match=f"at most {MAX_WORKING_SIDE} pixels"):
+        size_value(f"8x{MAX_WORKING_SIDE + 8}")

@@ -1,11 +1,12 @@
-"""Attention control (SPEC 2), checked against the maps computed explicitly from the spec's formulas."""
+"""Attention control (docs/design.md §2), checked against the maps computed explicitly from its formulas."""
 
 import pytest
 import torch
 
 from p2p_real.alignment import PromptError, tokenize
 from p2p_real.controllers import P2PController, build_cross_edit, edit_maps
-from tests.tiny_models import tiny_components
+from p2p_real.spec import EditSpec
+from p2p_real.testing import tiny_components
 
 STEPS = 10
 HEADS, DIM = 2, 8
@@ -20,7 +21,9 @@ def make_controller(parts, prompts, edit="auto", cross=0.8, self_steps=0.4, self
                     guidance=True):
     tok = parts["tokenizer"]
     tokens = [tokenize(tok, p) for p in prompts]
-    cross_edit = build_cross_edit(tok, tokens[0], tokens[1:], edit, cross, STEPS, equalizer)
+    spec = EditSpec(edit=edit, cross_replace_steps=cross, self_replace_steps=self_steps,
+                    self_replace_max_res=self_max_res, equalizer=equalizer)
+    cross_edit = build_cross_edit(tok, tokens[0], tokens[1:], spec, STEPS)
     ctl = P2PController(len(prompts), guidance, (32, 32), parts["unet"], cross_edit, self_steps, self_max_res, STEPS)
     return ctl, cross_edit
 

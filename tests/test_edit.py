@@ -1,4 +1,4 @@
-"""Editing real photos with Editor.invert / reconstruct / edit (SPEC 3-4, ARCHITECTURE 3)."""
+"""Editing real photos with Editor.invert / reconstruct / edit (docs/design.md §3-4; the API in README.md)."""
 
 import numpy as np
 import pytest

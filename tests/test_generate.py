@@ -1,11 +1,11 @@
-"""Editor.generate end to end on the tiny pipeline (ARCHITECTURE 3, SPEC 1-3)."""
+"""Editor.generate end to end on the tiny pipeline (docs/design.md §1-3; the API in README.md)."""
 
 import numpy as np
 import pytest
 import torch
 
 from masks.local_blend import threshold_mask
-from p2p_real import Editor, NonFiniteError, PromptError
+from p2p_real import Editor, EditSpec, NonFiniteError, PromptError
 
 STEPS = 8
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
@@ -94,8 +94,8 @@ def test_local_blend_keeps_latents_outside_the_mask_equal_to_the_source(editor):
 def test_user_mask_confines_the_edit(editor):
     user = torch.zeros(1, 1, 32, 32)
     user[..., 8:20, 4:16] = 1
-    final, mask, _ = editor.run([SRC, TGT], z_T(5), editor.uncond_embedding(), mask=user, progress=False,
-                                blend_start=0.0)
+    spec = EditSpec.synthetic(blend_start=0.0)
+    final, mask, _ = editor._run([SRC, TGT], z_T(5), editor.uncond_embedding(), spec, mask=user, progress=False)
     inside = user.bool().expand_as(final[:1])[0]
     assert torch.equal(final[1][~inside], final[0][~inside])
     assert not torch.allclose(final[1][inside], final[0][inside])

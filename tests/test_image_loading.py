@@ -1,4 +1,5 @@
-"""Photo loading: orientation, colour modes, working size and box, and a clear error for each bad input."""
+"""Photo loading (docs/design.md §4): orientation, colour modes, working size and box, and a clear error for
+each bad input."""
 
 from __future__ import annotations
 

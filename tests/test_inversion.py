@@ -1,4 +1,4 @@
-"""Inversion (SPEC section 4): DDIM pivot, null-text, negative-prompt, direct inversion, metrics, invert()."""
+"""Inversion (docs/design.md §4): DDIM pivot, null-text, negative-prompt, direct inversion, metrics, invert()."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from inversion.artifact import Inversion
 from inversion.ddim import ddim_inverse_step, ddim_scheduler, ddim_step, guided_noise
 from inversion.ddim_inversion import ddim_invert
 from inversion.image import load_image
-from inversion.invert import PromptTooLongError, invert, prompt_embeddings
+from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.null_text import null_text_optimize
+from inversion.prompts import encode_prompts
 from inversion.vae import encode_image
+from inversion.validation import PromptTooLongError
 
 STEPS = 10
 GUIDANCE = 7.5
@@ -38,7 +40,7 @@ class Setup:
         self.scheduler.set_timesteps(steps)
         photo = load_image(skimage.data.coffee(), size=(32, 32))
         self.z0 = encode_image(pipe.vae, photo.pixels)
-        self.cond, self.uncond = prompt_embeddings(pipe, PROMPT)
+        self.cond, self.uncond = encode_prompts(pipe, [PROMPT]), encode_prompts(pipe, [""])
         self.trajectory = ddim_invert(pipe.unet, self.scheduler, self.z0, self.cond, progress=False)
 
     @torch.no_grad()

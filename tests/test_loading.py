@@ -1,4 +1,4 @@
-"""load_pipeline: local diffusers folders, checkpoints, hub ids, devices and dtypes, clear errors."""
+"""load_pipeline (docs/design.md §5): local diffusers folders, checkpoints, hub ids, devices and dtypes, errors."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from diffusers import DDIMScheduler, StableDiffusionPipeline
 
 from p2p_real import loading
 from p2p_real.loading import ModelLoadError, load_pipeline, resolve_device, resolve_dtype, torch_loads_pickles_safely
-from tests.tiny_models import tiny_pipeline
+from p2p_real.testing import tiny_pipeline
 
 
 def test_a_saved_diffusers_folder_loads_with_a_ddim_scheduler(tiny_model_dir):

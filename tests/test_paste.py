@@ -1,4 +1,4 @@
-"""Paste-back at the photo's resolution (SPEC section 3) and user-supplied masks."""
+"""Paste-back at the photo's resolution and user-supplied masks (docs/design.md §3)."""
 
 from __future__ import annotations
 

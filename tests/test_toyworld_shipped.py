@@ -23,7 +23,7 @@ from p2p_real.toyworld.edits import check_edit
 from p2p_real.toyworld.model import ATTENTION_RES, MODEL_DIR, default_model_dir
 from p2p_real.toyworld.scenes import Scene, SceneObject, random_scene, render
 from p2p_real.toyworld.vision import mask_iou
-from tests.test_cli import SCRIPT
+from tests.helpers import SCRIPT
 
 STEPS = 20
 # Two held-out one-object scenes (seeds outside the training streams) and the shape each is swapped to.

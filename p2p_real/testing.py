@@ -1,4 +1,9 @@
-"""Tiny randomly initialised Stable Diffusion pipelines, built offline in seconds for tests and benchmarks."""
+"""Tiny randomly initialised Stable Diffusion pipelines, built offline in seconds: for this project's tests
+and benchmarks, and for the tests of applications built on p2p_real (no download, no GPU).
+
+    pipe = tiny_pipeline()          # 64 px images, 32x32 latents, a 32-dim text encoder, random weights
+    editor = Editor(pipe, num_inference_steps=4)
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""Saved inversions found again by photo and settings, so that editing a photo again skips inverting it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inversion.artifact import ArtifactError, Inversion, MismatchError
+from inversion.files import INVERSION_SUFFIX, file_sha256
+from inversion.fingerprint import pipeline_fingerprint
+from inversion.image import Source, pixel_sha256, read_rgb
+from inversion.settings import InversionSettings
+
+
+class CachedMismatchError(MismatchError):
+    """A cache with replace=False holds an inversion of this photo's name that does not fit."""
+
+
+def photo_name(image: Source) -> str:
+    """A file-name stem for a photo: the file's stem, or "photo" for an in-memory image."""
+    if isinstance(image, (str, os.PathLike)):
+        return Path(os.fspath(image)).stem or "photo"
+    return "photo"
+
+
+class InversionCache:
+    """Inversions saved in one folder and found again by photo and settings.
+
+    `keyed=True` names each file after the photo and a hash of its content, the settings and the model
+    (NAME.<key>.inv.safetensors), so inversions of one photo with other settings sit side by side;
+    `keyed=False` keeps one file per photo name (NAME.inv.safetensors, what `p2p-real edit` writes).
+    Whatever the file name, a saved inversion is only used after `Inversion.check_matches` accepts it for
+    the photo, the settings and the model. One that does not fit is replaced (`replace=True`) or refused
+    with a CachedMismatchError (`replace=False`).
+    """
+
+    def __init__(self, folder: str | os.PathLike, keyed: bool = True, replace: bool = True) -> None:
+        self.folder = Path(os.fspath(folder)).expanduser()
+        self.keyed = keyed
+        self.replace = replace
+
+    def __repr__(self) -> str:
+        return f"InversionCache({str(self.folder)!r}, keyed={self.keyed}, replace={self.replace})"
+
+    def path(self, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None) -> Path:
+        """Where the inversion of `image` with `settings` (resolved) on `pipe`'s model is kept."""
+        name = name or photo_name(image)
+        if not self.keyed:
+            return self.folder / f"{name}{INVERSION_SUFFIX}"
+        if isinstance(image, (str, os.PathLike)):
+            content = file_sha256(Path(os.fspath(image)).expanduser())
+        else:
+            content = pixel_sha256(read_rgb(image)[0])
+        model = [pipeline_fingerprint(pipe), str(pipe.unet.dtype)]
+        key = json.dumps([content, settings.resolved().to_dict(), model], sort_keys=True)
+        return self.folder / f"{name}.{hashlib.sha256(key.encode()).hexdigest()[:12]}{INVERSION_SUFFIX}"
+
+    def find(self, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None
+             ) -> tuple[Inversion | None, str]:
+        """(the saved inversion, "") if one fits the photo, settings and model; else (None, why not), why
+        being "" when nothing is saved. With replace=False a saved one that does not fit raises CachedMismatchError."""
+        path = self.path(image, settings, pipe, name)
+        if not path.exists():
+            return None, ""
+        try:
+            inv = Inversion.load(path)
+            inv.check_matches(settings.resolved(), image, pipe)
+        except ArtifactError as exc:
+            if not self.replace:
+                raise CachedMismatchError(f"{path} exists but does not fit ({exc})") from exc
+            return None, str(exc)
+        return inv, ""
+
+    def save(self, inv: Inversion, image: Source, settings: InversionSettings, pipe: Any,
+             name: str | None = None) -> Path:
+        """Save `inv` where `find` looks for it (the folder is created)."""
+        path = self.path(image, settings, pipe, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return inv.save(path)
+
+    def get(self, image: Source, settings: InversionSettings, pipe: Any, invert: Callable[[], Inversion],
+            name: str | None = None, log: Callable[[str], None] | None = None, save: bool = True
+            ) -> tuple[Inversion, str]:
+        """(the saved inversion, "reused") if one fits, else (invert(), "fresh") after saving it here.
+        `log` hears why a saved one did not fit before it is replaced. `save=False` leaves saving a fresh
+        inversion to the caller (`save`), e.g. once the edit it is for has succeeded."""
+        found, why = self.find(image, settings, pipe, name)
+        if found is not None:
+            return found, "reused"
+        if why and log is not None:
+            log(f"saved inversion unusable ({why}), inverting again")
+        inv = invert()
+        if save:
+            self.save(inv, image, settings, pipe, name)
+        return inv, "fresh"

@@ -1,0 +1,95 @@
+"""Inversion methods: what each one adds to the DDIM pivot trajectory, one function per method.
+
+Every method has the same signature, `method(pivot: Pivot) -> MethodData`, and is chosen by name from
+METHODS (k-diffusion's samplers are the model: a new method is a new function and one entry here). The
+entry also says how sampling replays the method: which unconditional embedding the source row uses and
+whether the source row is set onto the pivot after each step.
+
+Importing this module loads no torch (the command line lists the names); a method imports what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_METHOD = "null-text"
+
+
+@dataclass
+class Pivot:
+    """What every method gets: the DDIM pivot of the photo and the settings of the run."""
+
+    unet: Any
+    scheduler: Any
+    trajectory: Sequence[torch.Tensor]  # [z*_0, ..., z*_T], float32
+    cond: torch.Tensor  # the caption's embedding (1, tokens, dim)
+    uncond: torch.Tensor  # the embedding of "" (1, tokens, dim)
+    guidance_scale: float
+    num_inner_steps: int
+    epsilon: float
+    learning_rate: float
+    progress: bool
+    callback: Callable[[Any], None] | None
+    unet_calls: Any
+
+
+@dataclass
+class MethodData:
+    """What a method stores in the Inversion besides the pivot's end point."""
+
+    uncond_embeddings: torch.Tensor | None = None  # (T, tokens, dim): one unconditional embedding per step
+    pivots: torch.Tensor | None = None  # (T, C, h, w): the source row's latent after each sampling step
+
+
+def ddim(pivot: Pivot) -> MethodData:
+    """Plain DDIM inversion: the pivot's end point only; sampling uses the empty prompt's embedding."""
+    return MethodData()
+
+
+def null_text(pivot: Pivot) -> MethodData:
+    """Null-text inversion: one optimised unconditional embedding per step (see inversion.null_text)."""
+    import torch
+
+    from inversion.null_text import null_text_optimize
+
+    phis = null_text_optimize(
+        pivot.unet, pivot.scheduler, pivot.trajectory, pivot.cond, pivot.uncond, pivot.guidance_scale,
+        pivot.num_inner_steps, pivot.epsilon, learning_rate=pivot.learning_rate, progress=pivot.progress,
+        callback=pivot.callback, unet_calls=pivot.unet_calls,
+    )
+    return MethodData(uncond_embeddings=torch.cat(phis).cpu())
+
+
+def negative_prompt(pivot: Pivot) -> MethodData:
+    """Negative-prompt inversion: nothing to optimise; sampling uses the caption as the unconditional prompt."""
+    return MethodData()
+
+
+def direct(pivot: Pivot) -> MethodData:
+    """Direct (PnP) inversion: z*_{T-1}, ..., z*_0, where the source row is set after each sampling step."""
+    import torch
+
+    return MethodData(pivots=torch.cat(list(pivot.trajectory[-2::-1])).cpu())
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method and how sampling replays it."""
+
+    run: Callable[[Pivot], MethodData]
+    uncond: str  # the source row's unconditional embedding: "empty" (""), "prompt" (the caption), "per-step"
+    follows_pivot: bool = False  # the source row is set onto the stored pivots after every step
+
+
+METHODS: dict[str, Method] = {
+    "ddim": Method(ddim, "empty"),
+    "null-text": Method(null_text, "per-step"),
+    "negative-prompt": Method(negative_prompt, "prompt"),
+    "direct": Method(direct, "empty", follows_pivot=True),
+}
+METHOD_NAMES = tuple(METHODS)

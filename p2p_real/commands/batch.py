@@ -1,0 +1,92 @@
+"""p2p-real batch: run a recipe of photos x edits; resumable, split across processes under accelerate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from p2p_real.commands import options, session
+from p2p_real.commands.options import DEFAULT_OUT, PROG
+
+NAME = "batch"
+HELP = "run a recipe of photos x edits (resumable; splits under accelerate launch)"
+EPILOG = f"""\
+recipe (JSON, or YAML with pip install 'p2p-real[batch]'); paths are relative to the recipe:
+  {{"model": "...", "out": "results", "defaults": {{"method": "null-text", "steps": 50}},
+   "photos": [{{"photo": "cat.jpg", "prompt": "a cat sitting on a wall",
+               "edits": [{{"target": "a dog sitting on a wall", "blend": "cat:dog"}},
+                         {{"target": "a fluffy cat sitting on a wall", "reweight": {{"fluffy": 2}}}}]}}],
+   "edits": [{{"target": "{{prompt}} at night"}}]}}
+  photo keys: photo, prompt, name, method, steps, guidance, size, square, edits (and any edit key as a default)
+  edit keys: target(s), name, edit, cross_replace, self_replace, self_replace_max_res, blend, subtract,
+             blend_threshold, blend_start, mask, mask_mode, reweight, seed ('edits' at the top level apply to
+             every photo; {{prompt}} stands for the photo's prompt)
+outputs: OUT/PHOTO/EDIT.* as for `{PROG} edit`, inversions cached in OUT/inversions/.
+Run it again to resume: finished edits are skipped. Under `accelerate launch` the photos are split across
+the processes (each output is written by one process).
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The recipe, --out, --dry-run, model and run options."""
+    p.add_argument("recipe", metavar="RECIPE", help="JSON or YAML recipe: photos x edits")
+    p.add_argument("--out", metavar="DIR",
+                   help=f"output folder (default: the recipe's 'out', else {DEFAULT_OUT}, next to the recipe)")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs and what is finished, load nothing")
+    options.add_model_options(p)
+    p.set_defaults(device=None, dtype=None)
+    options.add_run_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
+    from p2p_real import batch
+    from p2p_real.recipe import load_recipe, plan_jobs
+
+    recipe_path = session.existing_file(args.recipe, "recipe")
+    recipe = load_recipe(recipe_path)
+    out = Path(args.out).expanduser() if args.out else recipe_path.parent / str(recipe.get("out", DEFAULT_OUT))
+    for option, fallback in (("model", None), ("device", "auto"), ("dtype", "auto")):
+        if getattr(args, option) is None:
+            setattr(args, option, recipe.get(option, fallback))
+    if args.model is not None and "model" in recipe and args.model == recipe["model"]:
+        local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
+        args.model = str(local) if local.exists() else args.model
+    jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
+    for job in jobs:
+        session.check_outputs(job.paths().all(), True, [job.photo, job.mask])
+        if batch.finished(job, args.overwrite):
+            job.status = "skipped"
+    if args.dry_run:
+        print("\n".join(batch.summary(jobs, 0.0)))
+        return 0
+    state, rank, n_processes = batch.distributed()
+    owner = batch.plan(jobs, n_processes)
+    pending = [job for job in jobs if job.status == "to do"]
+    mine = [job for job in pending if owner[job.photo_name] == rank]
+    start = time.perf_counter()
+    for photo, mask in dict.fromkeys((job.photo, job.mask) for job in pending):
+        session.check_images(photo, mask)
+    if pending:
+        loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
+        batch.check_jobs(loaded.editor, pending, recipe_path.name)  # every process checks all: all stop together
+        batch.run_jobs(loaded.editor, mine, out, rank, progress=loaded.progress, raise_errors=args.debug,
+                       extra={"runtime": loaded.runtime}, log=loaded.log)
+        for job in mine:
+            if job.status.startswith("failed"):
+                print(f"{PROG}: error: {job.photo_name}/{job.edit_name}: {job.status.removeprefix('failed: ')}",
+                      file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    if state is not None and n_processes > 1:
+        batch.gather(state, jobs, mine)
+        shown = jobs if state.is_main_process else []
+    elif n_processes > 1:  # launched without accelerate: each process reports its own work
+        ids = {id(job) for job in mine}
+        shown = [j for j in jobs if id(j) in ids or (rank == 0 and j.status == "skipped")]
+    else:
+        shown = jobs
+    if shown:
+        print("\n".join(batch.summary(shown, elapsed)))
+    return 1 if any(j.status.startswith("failed") for j in jobs) else 0

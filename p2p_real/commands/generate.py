@@ -1,0 +1,55 @@
+"""p2p-real generate: synthetic Prompt-to-Prompt, a source prompt and its edits from one seed."""
+
+from __future__ import annotations
+
+import argparse
+
+from p2p_real.commands import options, session
+from p2p_real.commands.options import CliError
+from p2p_real.spec import EditSpec
+
+NAME = "generate"
+HELP = "synthetic Prompt-to-Prompt: a source prompt and its edits from one seed"
+EPILOG = ""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The prompts, edit options, sampling, output, model and run options."""
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help="the source prompt, then target prompts")
+    options.add_edit_options(p, EditSpec.synthetic())
+    group = p.add_argument_group("sampling")
+    group.add_argument("--steps", type=options.positive_int, default=None,
+                       help=f"DDIM steps (default: {options.DEFAULT_STEPS})")
+    group.add_argument("--guidance", type=options.guidance_value, default=None,
+                       help=f"classifier-free guidance scale (default: {options.DEFAULT_GUIDANCE})")
+    group.add_argument("--seed", type=options.seed_value, default=0,
+                       help="seed of the shared starting noise (default: 0)")
+    group.add_argument("--size", type=options.size_value, default=None, metavar="WxH",
+                       help="image size (default: the model's)")
+    options.add_output_options(p)
+    options.add_model_options(p)
+    options.add_run_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the source and its edits from one seed and write them with their sidecar."""
+    prompts = list(args.prompts)
+    if not all(p.strip() for p in prompts):
+        raise CliError("prompts must not be empty")
+    spec = options.spec_from_args(args, len(prompts) - 1, synthetic=True)
+    from p2p_real.outputs import edit_paths, slug
+
+    name = args.name or slug(prompts[0])
+    out = session.out_folder(args.out)
+    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [])
+    loaded = session.open_session(args)
+    width, height = args.size or (None, None)
+    result = loaded.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                                     generator=args.seed, height=height, width=width, progress=loaded.progress)
+    argv = ["generate", *prompts, "--spec", options.spec_json(spec), "--steps", str(result.parameters["steps"]),
+            "--guidance", repr(result.parameters["guidance"])]
+    argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
+    argv += ["--seed", str(args.seed), *loaded.run_options()]
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    session.report_written(written, args.quiet)
+    return 0

@@ -1,0 +1,48 @@
+"""p2p-real invert: invert a photo, save the inversion, print the reconstruction report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from p2p_real.commands import options, session
+from p2p_real.commands.options import DEFAULT_OUT, CliError
+
+NAME = "invert"
+HELP = "invert a photo and save the inversion; print the reconstruction report"
+EPILOG = ""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The photo, inversion options, --output, model and run options."""
+    p.add_argument("input", metavar="PHOTO", help="the photo to invert")
+    options.add_inversion_options(p)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help=f"inversion file (default: {DEFAULT_OUT}/PHOTO.inv.safetensors)")
+    p.add_argument("--no-report", action="store_true", help="skip the reconstruction report")
+    options.add_model_options(p)
+    options.add_run_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Invert the photo, save the inversion and print the reconstruction report."""
+    inputs = session.read_inputs(args)
+    if inputs.inversion is not None:
+        raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")
+    from inversion.files import INVERSION_SUFFIX
+
+    output = Path(args.output).expanduser() if args.output else Path(DEFAULT_OUT) / f"{inputs.name}{INVERSION_SUFFIX}"
+    session.check_outputs([output], args.overwrite, inputs.files)
+    session.check_images(inputs.photo)
+    loaded = session.open_session(args)
+    from p2p_real.workflow import prepare_inversion
+
+    session.seed_everything(args.seed)
+    inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
+                               progress=loaded.progress, log=loaded.log)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    inv.save(output)
+    session.report_written([output], args.quiet)
+    if not args.no_report:
+        print(loaded.editor.reconstruct(inv, progress=loaded.progress).report())
+    return 0

@@ -1,0 +1,193 @@
+"""Options the `p2p-real` commands share, and how they become settings objects.
+
+Loads no torch: argument types parse text with p2p_real.notation and check ranges with
+inversion.validation, so `p2p-real --help` and usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from inversion import validation
+from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
+from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
+from p2p_real import notation
+from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL
+from p2p_real.spec import EDIT_KINDS, MASK_MODES, EditSpec
+
+PROG = "p2p-real"
+MODEL_ENV = "P2P_REAL_MODEL"
+DEFAULT_OUT = "p2p-out"
+# how the command line spells the settings, for messages
+SPEC_NAMES = {"edit": "--edit", "cross_replace_steps": "--cross-replace", "self_replace_steps": "--self-replace",
+              "self_replace_max_res": "--self-replace-max-res", "blend_words": "--blend",
+              "subtract_words": "--subtract", "blend_threshold": "--blend-threshold", "blend_start": "--blend-start",
+              "equalizer": "--reweight", "mask_mode": "--mask-mode"}
+SETTINGS_NAMES = {"prompt": "--prompt", "method": "--method", "num_inference_steps": "--steps",
+                  "guidance_scale": "--guidance", "size": "--size", "square": "--square"}
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 1."""
+
+
+def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError: its message becomes argparse's."""
+
+    def convert(text: str) -> T:
+        """Parse `text`; a ValueError becomes argparse's error."""
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__.removeprefix("parse_")
+    return convert
+
+
+positive_int = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), ""))
+seed_value = arg_type(lambda text: validation.seed(notation.parse_whole(text), ""))
+guidance_value = arg_type(lambda text: validation.number(notation.parse_number(text), "", minimum=0))
+fraction = arg_type(notation.parse_fraction)
+window = arg_type(notation.parse_window)
+window_entry = arg_type(notation.parse_window_entry)
+blend_pair = arg_type(notation.parse_pair)
+reweight_entry = arg_type(notation.parse_reweight)
+size_value = arg_type(notation.parse_size)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model, --device, --dtype."""
+    group = p.add_argument_group("model")
+    group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
+                       help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or '{TOY_MODEL}' for the "
+                            f"shipped toy-world model (default: ${MODEL_ENV}, else {DEFAULT_MODEL}; demo: toy)")
+    group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES), help="auto: float16 on CUDA, else float32")
+
+
+def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
+    """--overwrite (optional), --quiet, --debug."""
+    group = p.add_argument_group("run")
+    if overwrite:
+        group.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+    group.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--out and --name."""
+    group = p.add_argument_group("output")
+    group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
+    group.add_argument("--name", help="file name stem of the outputs (default: the photo's stem)")
+
+
+def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFAULT_METHOD) -> None:
+    """--prompt, --method, --steps, --guidance, --size, --square, --seed."""
+    group = p.add_argument_group("inversion")
+    group.add_argument("-p", "--prompt", help="caption of the photo (the source prompt)")
+    group.add_argument("--method", choices=METHOD_NAMES, default=None,
+                       help=f"inversion method (default: {default_method})")
+    group.add_argument("--steps", type=positive_int, default=None, help=f"DDIM steps (default: {DEFAULT_STEPS})")
+    group.add_argument("--guidance", type=guidance_value, default=None,
+                       help=f"classifier-free guidance scale (default: {DEFAULT_GUIDANCE})")
+    group.add_argument("--size", type=size_value, default=None, metavar="WxH",
+                       help="working size (default: the photo's aspect ratio at the model's pixel count)")
+    group.add_argument("--square", action="store_true", help="centre-crop a square working image")
+    group.add_argument("--seed", type=seed_value, default=0, help="random seed (default: 0)")
+
+
+def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
+    """The EditSpec options; each left out keeps the value of --spec, else `defaults`."""
+    group = p.add_argument_group("Prompt-to-Prompt")
+    group.add_argument("--spec", metavar="JSON|FILE",
+                       help="all edit settings as JSON, or a JSON file of them (a result's NAME.json gives its "
+                            "edit's); the options below change single settings")
+    group.add_argument("--edit", choices=EDIT_KINDS,
+                       help=f"replace (word swap), refine (add words), reweight, or auto (default {defaults.edit})")
+    group.add_argument("--cross-replace", type=window_entry, action="append", metavar="F|A:B|WORD=F",
+                       help="cross-attention injection: fraction of the steps, a START:END range, or a word's own "
+                            f"window (repeatable; default {defaults.cross_replace_steps})")
+    group.add_argument("--self-replace", type=window, metavar="F|A:B",
+                       help=f"self-attention injection window (default {defaults.self_replace_steps})")
+    group.add_argument("--self-replace-max-res", type=fraction, metavar="F",
+                       help="inject self-attention only in layers up to this fraction of the latent side "
+                            f"(default {defaults.self_replace_max_res})")
+    group.add_argument("--blend", type=blend_pair, action="append", metavar="SRC:TGT",
+                       help="local blend: edit only where SRC (source prompt) and TGT (target prompt) attend; "
+                            "TGT may list one word per target (cat:dog,lion); SRC alone uses the same word in "
+                            "both; quote phrases ('red car:blue truck'); repeatable")
+    group.add_argument("--subtract", type=blend_pair, action="append", metavar="SRC:TGT",
+                       help="remove these words' regions from the local-blend mask (repeatable)")
+    group.add_argument("--blend-threshold", type=fraction, metavar="F",
+                       help=f"local-blend mask threshold (default {defaults.blend_threshold})")
+    group.add_argument("--blend-start", type=fraction, metavar="F",
+                       help=f"start local blend after this fraction of the steps (default {defaults.blend_start})")
+    group.add_argument("--reweight", type=reweight_entry, action="append", metavar="WORD=F",
+                       help="scale a target word's attention, e.g. fluffy=2 (or fluffy=2,0.5 per target; repeatable)")
+
+
+def add_mask_options(p: argparse.ArgumentParser) -> None:
+    """--mask and --mask-mode."""
+    group = p.add_argument_group("user mask")
+    group.add_argument("--mask", metavar="FILE", help="mask image of the photo (white = edit)")
+    group.add_argument("--mask-mode", choices=MASK_MODES,
+                       help="replace the attention mask (default), or intersect with it (needs --blend)")
+
+
+def load_spec(text: str, synthetic: bool) -> EditSpec:
+    """--spec: JSON text, or a file holding a spec, {"spec": ...} or a result's sidecar."""
+    if text.lstrip().startswith("{"):
+        source, raw = "--spec", text
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise CliError(f"--spec {text!r}: no such file (give JSON text or a JSON file)")
+        source, raw = str(path), path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+        data = data["parameters"]
+    if isinstance(data, dict) and isinstance(data.get("spec"), dict):
+        data = data["spec"]
+    return EditSpec.from_dict(data, names=SPEC_NAMES, synthetic=synthetic)
+
+
+def spec_from_args(args: argparse.Namespace, n_targets: int, synthetic: bool = False) -> EditSpec:
+    """The EditSpec of the command line: --spec (or the defaults) with the single options applied."""
+    if args.spec:
+        base = load_spec(args.spec, synthetic)
+    else:
+        base = (EditSpec.synthetic() if synthetic else EditSpec()).replace(names=SPEC_NAMES)
+    given: dict[str, Any] = {
+        "edit": args.edit,
+        "cross_replace_steps": notation.cross_window(args.cross_replace) if args.cross_replace else None,
+        "self_replace_steps": args.self_replace,
+        "self_replace_max_res": args.self_replace_max_res,
+        "blend_words": notation.pair_rows(args.blend or [], n_targets, "--blend"),
+        "subtract_words": notation.pair_rows(args.subtract or [], n_targets, "--subtract"),
+        "blend_threshold": args.blend_threshold,
+        "blend_start": args.blend_start,
+        "equalizer": notation.equalizer(args.reweight or []),
+        "mask_mode": getattr(args, "mask_mode", None),
+    }
+    return base.updated(**given)
+
+
+def settings_from_args(args: argparse.Namespace) -> InversionSettings:
+    """The inversion settings of the command line (None where not given)."""
+    return InversionSettings(args.prompt, args.method, args.steps, args.guidance, args.size,
+                             True if args.square else None, names=SETTINGS_NAMES)
+
+
+def spec_json(spec: EditSpec) -> str:
+    """The spec as compact JSON, for --spec in a reproduction command."""
+    return json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))

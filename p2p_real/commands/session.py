@@ -1,0 +1,241 @@
+"""What the commands do around the library: read and check inputs and outputs, load the model once,
+talk to the user (status lines, the files written) and describe the run for the sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from p2p_real.commands.options import MODEL_ENV, PROG, CliError
+from p2p_real.defaults import DEFAULT_MODEL, TOY_MODEL
+
+
+def existing_file(path: str | os.PathLike, what: str) -> Path:
+    """The absolute path of an existing file, or a CliError naming it."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CliError(f"{what} {str(path)!r} not found")
+    if not p.is_file():
+        raise CliError(f"{what} {str(path)!r} is not a file")
+    return p.resolve()
+
+
+def is_artifact(path: str | os.PathLike) -> bool:
+    """Whether a path names a saved inversion (a .safetensors file) rather than a photo."""
+    return str(path).lower().endswith(".safetensors")
+
+
+def check_images(photo: Path | None, mask: Path | None = None) -> None:
+    """Read the photo (and mask) before loading the model, so that a bad file fails at once."""
+    if mask is not None:
+        from masks.paste import MaskError, read_mask_file  # PIL's warnings become its errors
+
+        try:
+            read_mask_file(mask)
+        except MaskError as exc:
+            reason = " ".join(str(exc).split(": ", 1)[-1].split())
+            raise CliError(f"mask {str(mask)!r} is not a readable image ({reason})") from exc
+    if photo is not None:
+        from inversion.image import read_rgb
+
+        read_rgb(photo)
+
+
+def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None]) -> None:
+    """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite."""
+    protected = {p.resolve() for p in inputs if p is not None}
+    for path in paths:
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise CliError(f"cannot write {path}: {parent} is a file, not a folder")
+        if path.resolve() in protected:
+            raise CliError(f"refusing to write {path} over an input file; choose another --out or --name")
+        if path.is_dir():
+            raise CliError(f"cannot write {path}: it is a folder")
+        if path.exists() and not overwrite:
+            raise CliError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
+
+
+def out_folder(text: str) -> Path:
+    """--out as a path; a CliError if it names a file."""
+    out = Path(text).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {text!r} is a file, not a folder")
+    return out
+
+
+def info(message: str, quiet: bool) -> None:
+    """A status line on stderr when it is a terminal, unless --quiet (logs and pipes get only errors)."""
+    if not quiet and sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+
+
+def report_written(paths: Sequence[Path], quiet: bool) -> None:
+    """List the files written, on stdout (unless --quiet)."""
+    if not quiet:
+        for path in paths:
+            print(f"wrote {path}")
+
+
+def reproduction(argv: list[str]) -> dict[str, Any]:
+    """Sidecar keys: the command's arguments and the shell line that makes the same outputs again."""
+    return {"argv": argv, "reproduce": shlex.join([PROG, *argv]) + " --out DIR"}
+
+
+def resolve_model(model: str | None) -> str:
+    """--model, else $P2P_REAL_MODEL, else the documented hub id; local paths become absolute."""
+    text = model if model is not None else os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    if text == TOY_MODEL:
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def setup_libraries(debug: bool, quiet: bool) -> None:
+    """Silence library chatter (warnings, loading bars) unless --debug; hub download bars stay unless --quiet."""
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        warnings.filterwarnings("ignore")
+    if quiet:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    if not debug:
+        diffusers_logging.set_verbosity_error()
+        transformers_logging.set_verbosity_error()
+
+
+@dataclass
+class Session:
+    """A loaded model and how the command talks to the user."""
+
+    editor: Any
+    model: str  # as it goes into argv: a hub id, "toy", or an absolute local path
+    device: str  # as given ("auto", "cpu", ...)
+    dtype: str
+    quiet: bool
+    runtime: dict[str, Any]
+
+    @property
+    def progress(self) -> bool:
+        """Show progress bars (not with --quiet)."""
+        return not self.quiet
+
+    def log(self, message: str) -> None:
+        """A status line (see info)."""
+        info(message, self.quiet)
+
+    def run_options(self) -> list[str]:
+        """--model, --device and --dtype as this run used them, for a reproduction command."""
+        return ["--model", self.model, "--device", self.device, "--dtype", self.dtype]
+
+
+def open_session(args: argparse.Namespace, device: str | None = None) -> Session:
+    """Import the heavy libraries and load the model once."""
+    setup_libraries(args.debug, args.quiet)
+    import torch
+
+    import p2p_real
+
+    model = resolve_model(args.model)
+    device = device or args.device
+    info(f"loading {model} (device {device}, dtype {args.dtype})", args.quiet)
+    start = time.perf_counter()
+    try:
+        pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype)
+    except p2p_real.ModelLoadError as exc:
+        raise CliError(f"{exc} (--model DIR or --model FILE)") from exc
+    editor = p2p_real.Editor(pipe, **toy_editor_options(model))
+    runtime = {
+        "device": str(editor.device),
+        "dtype": str(editor.dtype).removeprefix("torch."),
+        "load_s": round(time.perf_counter() - start, 3),
+        "threads": torch.get_num_threads(),  # float results can depend on it
+    }
+    return Session(editor, model, device, args.dtype, args.quiet, runtime)
+
+
+def toy_editor_options(model: str) -> dict[str, Any]:
+    """Editor options of the shipped toy-world model (finer attention maps, see its ATTENTION_RES); none else."""
+    if model != TOY_MODEL:
+        return {}
+    from p2p_real.toyworld.model import ATTENTION_RES
+
+    return {"attention_res": ATTENTION_RES}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generator (the edit loop itself is deterministic)."""
+    import torch
+
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Inputs:
+    """What a command edits: a photo (inverted on the spot), a saved inversion, or both (the inversion
+    checked against the photo)."""
+
+    photo: Path | None
+    inversion: Path | None
+
+    @property
+    def name(self) -> str:
+        """Default output name: the photo's stem, else the inversion's ('cat.inv.safetensors' -> 'cat')."""
+        if self.photo is not None:
+            return self.photo.stem
+        if self.inversion is not None:
+            from inversion.files import INVERSION_SUFFIX
+
+            name = self.inversion.name
+            for suffix in (INVERSION_SUFFIX, ".safetensors"):
+                if name.lower().endswith(suffix):
+                    return name[: -len(suffix)] or "photo"
+        return "photo"
+
+    @property
+    def files(self) -> list[Path | None]:
+        """The input files (None where not given), never to be written over."""
+        return [self.photo, self.inversion]
+
+    def argv(self, inv: Any, args: argparse.Namespace) -> list[str]:
+        """The input and inversion options spelled out in full, with the inversion's own settings."""
+        argv = [str(self.photo)] if self.photo is not None else []
+        if self.inversion is not None:
+            argv += ["--inversion", str(self.inversion)]
+        argv += ["--prompt", inv.prompt, "--method", inv.method, "--steps", str(inv.num_inference_steps),
+                 "--guidance", repr(inv.guidance_scale)]
+        if args.size is not None:
+            argv += ["--size", f"{args.size[0]}x{args.size[1]}"]
+        return [*argv, "--square"] if args.square else argv
+
+
+def read_inputs(args: argparse.Namespace, need_prompt: bool = True) -> Inputs:
+    """INPUT / --inversion / --prompt: check that the files exist and that a photo comes with its caption."""
+    photo = inversion = None
+    if args.input is not None:
+        if is_artifact(args.input):
+            inversion = existing_file(args.input, "inversion")
+        else:
+            photo = existing_file(args.input, "photo")
+    if getattr(args, "inversion", None) is not None:
+        if inversion is not None:
+            raise CliError("give the inversion once: as INPUT or with --inversion, not both")
+        inversion = existing_file(args.inversion, "inversion")
+    if photo is None and inversion is None:
+        raise CliError("give a PHOTO to invert, or a saved inversion (INPUT.inv.safetensors or --inversion FILE)")
+    if inversion is None and need_prompt and not (args.prompt or "").strip():
+        raise CliError("--prompt is required to invert a photo: describe the photo, e.g. --prompt 'a cat on a wall'")
+    return Inputs(photo, inversion)

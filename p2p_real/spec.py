@@ -1,0 +1,199 @@
+"""EditSpec: every Prompt-to-Prompt setting of one edit, its default set once, checked once, stored as JSON.
+
+The Python API (Editor.edit / Editor.generate keyword arguments), the command line, batch recipes and the
+sidecar of every result build or store this one object. Checks name each setting as the caller spells
+it: `names` maps a field to its spelling ({"equalizer": "--reweight"} on the command line). What can only
+be checked against the prompts (words, per-target counts, token alignment) is Editor.check's job.
+No torch here: the command line builds specs before it loads anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inversion import validation
+from inversion.validation import PromptError
+
+EDIT_KINDS = ("auto", "replace", "refine", "reweight")
+MASK_MODES = ("replace", "intersect")
+DEFAULT_KEY = "default_"  # the key of the window every other word uses, in a per-word window dict
+# Generated images inject self-attention for fewer steps and only in the coarsest layers (the P2P notebook);
+# photos use the null-text notebook's 0.6 and latent/2 (the field defaults below).
+SYNTHETIC = {"self_replace_steps": 0.4, "self_replace_max_res": 0.25}
+
+Window = float | tuple[float, float]
+CrossWindow = Window | Mapping[str, Window]
+Words = Sequence[str | Sequence[str]]
+Equalizer = Mapping[str, float | Sequence[float]]
+MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """The settings of one Prompt-to-Prompt edit. `EditSpec()` has the defaults for real photos,
+    `EditSpec.synthetic()` those for generated images; any field can be given to either.
+
+    Attributes:
+        edit: "auto" (replace for prompts with equal word counts, else refine), "replace", "refine" or
+            "reweight".
+        cross_replace_steps: when target rows take the source's cross-attention: a fraction of the steps,
+            a (start, end) pair of fractions, or {"default_": window, word: window} for per-word windows.
+        self_replace_steps: when target rows take the source's self-attention (fraction or pair).
+        self_replace_max_res: self-attention is injected only in layers at most this fraction of the
+            latent's side (0.5: latent/2, 0.25: latent/4).
+        blend_words: local blend: words per prompt row, or a (source words, target words) pair shared by
+            every target, e.g. (["cat"], ["dog"]); None turns local blend off.
+        subtract_words: words whose regions are removed from the local-blend mask (needs blend_words).
+        blend_threshold: local-blend mask threshold on the normalised attention.
+        blend_start: local blend starts after this fraction of the steps.
+        equalizer: reweight: {word: factor} or {word: [factor per target]}, composing with the edit.
+        mask_mode: a user mask "replace"s the attention mask or "intersect"s it (needs blend_words).
+        feather: paste-back feather (Gaussian sigma as a fraction of the photo box's shorter side); None:
+            a third of an attention-map cell.
+        names: how the caller spells each setting, for messages; not compared, not stored.
+    """
+
+    edit: str = "auto"
+    cross_replace_steps: CrossWindow = 0.8
+    self_replace_steps: Window = 0.6
+    self_replace_max_res: float = 0.5
+    blend_words: Words | None = None
+    subtract_words: Words | None = None
+    blend_threshold: float = 0.3
+    blend_start: float = 0.2
+    equalizer: Equalizer | None = None
+    mask_mode: str = "replace"
+    feather: float | None = None
+    names: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def synthetic(cls, **settings: Any) -> EditSpec:
+        """The defaults for generated images (self-attention injected up to 0.4 of the steps, at latent/4)."""
+        return cls(**{**SYNTHETIC, **settings})
+
+    def __post_init__(self) -> None:
+        n = self.name
+        set_ = object.__setattr__
+        validation.choice(self.edit, EDIT_KINDS, n("edit"), error=PromptError)
+        set_(self, "cross_replace_steps", _cross_window(self.cross_replace_steps, n("cross_replace_steps")))
+        set_(self, "self_replace_steps", validation.window(self.self_replace_steps, n("self_replace_steps")))
+        set_(self, "self_replace_max_res", validation.side_fraction(self.self_replace_max_res,
+                                                                    n("self_replace_max_res")))
+        set_(self, "blend_words", _words(self.blend_words, n("blend_words")))
+        set_(self, "subtract_words", _words(self.subtract_words, n("subtract_words")))
+        set_(self, "blend_threshold", validation.fraction(self.blend_threshold, n("blend_threshold")))
+        set_(self, "blend_start", validation.fraction(self.blend_start, n("blend_start")))
+        set_(self, "equalizer", _equalizer(self.equalizer, n("equalizer")))
+        validation.choice(self.mask_mode, MASK_MODES, n("mask_mode"))
+        if self.feather is not None:
+            set_(self, "feather", validation.number(self.feather, n("feather"), minimum=0))
+        if self.subtract_words is not None and self.blend_words is None:
+            raise ValueError(f"{n('subtract_words')} needs {n('blend_words')}: it removes words from the "
+                             "local-blend mask")
+        if self.mask_mode == "intersect" and self.blend_words is None:
+            raise ValueError(f"{n('mask_mode')} 'intersect' needs {n('blend_words')}: there is no attention "
+                             "mask to intersect with")
+        if self.edit == "reweight" and not self.equalizer:
+            raise PromptError(f"{n('edit')} 'reweight' needs an equalizer: give {n('equalizer')}, "
+                              "e.g. {'fluffy': 2.0}")
+
+    def name(self, setting: str) -> str:
+        """How the caller spells `setting` (the field name unless `names` says otherwise)."""
+        return (self.names or {}).get(setting, setting)
+
+    def replace(self, **changes: Any) -> EditSpec:
+        """A copy with these settings changed (and checked), spelt as this spec spells them."""
+        return dataclasses.replace(self, **changes)
+
+    def updated(self, **changes: Any) -> EditSpec:
+        """A copy with the settings that are not None changed: what keyword arguments add to a spec."""
+        given = {key: value for key, value in changes.items() if value is not None}
+        return self.replace(**given) if given else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON values (windows and word lists as lists)."""
+        return {name: _plain(getattr(self, name)) for name in SETTINGS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], names: Mapping[str, str] | None = None,
+                  synthetic: bool = False) -> EditSpec:
+        """The spec `to_dict` wrote (or any subset of its keys; the others take the defaults, those of
+        generated images with `synthetic=True`)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"edit settings must be a mapping of setting to value, got {data!r}")
+        for key in data:
+            if key not in SETTINGS:
+                raise ValueError(f"unknown edit setting {key!r} (expected one of {', '.join(SETTINGS)})")
+        base = SYNTHETIC if synthetic else {}
+        return cls(**{**base, **data}, names=names)
+
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(EditSpec) if f.name != "names")
+
+
+def settings_in(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The edit settings among a call's arguments (named as EditSpec's fields) that were given (not None)."""
+    return {name: arguments[name] for name in SETTINGS if arguments.get(name) is not None}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists and mappings as dicts, recursively: what JSON stores."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cross_window(value: Any, name: str) -> CrossWindow:
+    """One window, or {word: window} with "default_" for the other words."""
+    if not isinstance(value, Mapping):
+        return validation.window(value, name)
+    windows = {}
+    for word, window in value.items():
+        if not isinstance(word, str) or not word.strip():
+            raise PromptError(f"{name} keys must be words (or {DEFAULT_KEY!r}), got {word!r}")
+        windows[word] = validation.window(window, f"{name}[{word!r}]")
+    return windows
+
+
+def _words(words: Any, name: str) -> tuple[tuple[str, ...], ...] | None:
+    """Words per prompt row, or a (source, target) pair: each entry one word or a list of words."""
+    if words is None:
+        return None
+    ok = isinstance(words, Sequence) and not isinstance(words, str)
+    ok = ok and all(isinstance(e, str) or (isinstance(e, Sequence) and all(isinstance(w, str) for w in e))
+                    for e in words)
+    if not ok:
+        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), got {words!r}")
+    return tuple((e,) if isinstance(e, str) else tuple(e) for e in words)
+
+
+def _equalizer(equalizer: Any, name: str) -> dict[str, float | tuple[float, ...]] | None:
+    """{word: factor} or {word: factors per target}; every factor a finite number in [-10, 10]."""
+    if equalizer is None or (isinstance(equalizer, Mapping) and not equalizer):
+        return None
+    if not isinstance(equalizer, Mapping):
+        raise PromptError(f"{name} must map words to factors, e.g. {{'fluffy': 2.0}}, got {equalizer!r}")
+    out: dict[str, float | tuple[float, ...]] = {}
+    for word, value in equalizer.items():
+        if not isinstance(word, str) or not word.strip():
+            raise PromptError(f"{name} keys must be words, got {word!r}")
+        label = f"{name}[{word!r}]"
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            out[word] = tuple(reweight_factor(v, label) for v in value)
+        else:
+            out[word] = reweight_factor(value, label)
+    return out
+
+
+def reweight_factor(value: Any, name: str) -> float:
+    """One reweight factor: a finite number in [-MAX_REWEIGHT, MAX_REWEIGHT]."""
+    factor = validation.number(value, name, error=PromptError)
+    if abs(factor) > MAX_REWEIGHT:
+        raise PromptError(f"{name} must be in [-{MAX_REWEIGHT:g}, {MAX_REWEIGHT:g}] (the paper uses [-2, 2]; larger "
+                          f"factors swamp the other words and overflow), got {value!r}")
+    return factor

@@ -1,0 +1,59 @@
+"""What the tests of the command line share: the console script, running it offline, test photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+BIN = Path(sys.executable).parent
+# the installed console script, as users run it (else the module, in a checkout without an install)
+SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
+TIMEOUT = 300
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """Offline, with an empty Hugging Face cache, one thread per process (several run at once)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ACCELERATE_", "P2P_REAL_"))}
+    return {**env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(args: list[str], cwd: Path, home: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run `p2p-real ARGS` (or PREFIX ARGS) in `cwd` with cli_env(home); capture its output."""
+    return subprocess.run(
+        [*(prefix or SCRIPT), *args], cwd=cwd, env=cli_env(home), capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """The result, after asserting that the command succeeded (showing its output if not)."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def draw_photo(path: Path, size=(56, 40), sun=(230, 180, 60)) -> Path:
+    """A small non-square 'photo' (56x40 is not a multiple of the working size)."""
+    img = Image.new("RGB", size, (90, 140, 200))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, size[1] * 2 // 3, size[0], size[1]], fill=(120, 100, 80))
+    draw.ellipse([size[0] // 3, size[1] // 5, size[0] * 2 // 3, size[1] * 3 // 4], fill=sun)
+    img.save(path)
+    return path
+
+
+def draw_mask(path: Path, size=(56, 40), box=(16, 6, 40, 32)) -> Path:
+    """A mask of the photo: white (edit) inside `box`, black elsewhere."""
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).rectangle(list(box), fill=255)
+    mask.save(path)
+    return path
+
+
+def png_parameters(path: Path) -> dict:
+    """The parameters a result PNG carries in its text chunk."""
+    with Image.open(path) as img:
+        return json.loads(img.text["parameters"])
