@@ -329,8 +329,9 @@ class Inversion:
             "source": "" if self.source is None else _file_name(self.source),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write one self-contained safetensors file atomically (see inversion.files); return its path."""
+    def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
+        """Write one self-contained safetensors file atomically (see inversion.files); return its path. With
+        `replace=False` an existing file (also one that appears meanwhile) is never replaced: FileExistsError."""
         target = Path(os.fspath(path)).expanduser()
         if target.is_dir():
             raise ArtifactError(f"{target}: is a folder, not a file name")
@@ -339,7 +340,7 @@ class Inversion:
         tensors = self._tensors()
         metadata = self._metadata()
         metadata["checksum"] = _checksum(metadata, tensors)
-        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata))
+        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata), replace=replace)
         self.path = target
         return target
 
