@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     spec = options.spec_from_args(args, len(prompts) - 1, synthetic=True)
     from p2p_real.outputs import edit_paths, slug
 
-    name = args.name or slug(prompts[0])
+    name = session.output_name(args.name, slug(prompts[0]))
     out = session.out_folder(args.out)
-    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [])
+    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [],
+                          name)
+    session.check_writable(out)
     loaded = session.open_session(args)
     width, height = args.size or (None, None)
     result = loaded.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
@@ -50,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
             "--guidance", repr(result.parameters["guidance"])]
     argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
     argv += ["--seed", str(args.seed), *loaded.run_options()]
-    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite)
     session.report_written(written, args.quiet)
     return 0
