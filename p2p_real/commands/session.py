@@ -77,10 +77,10 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise CliError(f"cannot write into {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        what = "the output folder" if existing == folder else f"{existing} (to make {folder} in it)"
-        raise CliError(f"cannot write into {what}: permission denied or a read-only file system; "
-                       "choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        where = "" if existing == folder else f"{existing} cannot be written ("
+        raise CliError(f"cannot write into {folder}: {where}permission denied or a read-only file system"
+                       f"{')' if where else ''}; choose another --out")
 
 
 @contextlib.contextmanager
