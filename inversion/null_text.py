@@ -83,37 +83,49 @@ def null_text_optimize(
     with frozen(unet), torch.enable_grad():
         for i, t in enumerate(bar):
             target = trajectory[n_steps - i - 1].detach().float()
-            with torch.no_grad():
-                out_cond = calls(latents, t, cond)
-            phi = phi.detach().requires_grad_(True)
-            optimizer = torch.optim.Adam([phi], lr=step_learning_rate(i, learning_rate))
-            threshold = epsilon + EPSILON_SLACK * i
-            stepped = None  # the DDIM step with the current phi, when the loop ends on an early stop
-            loss_value = float("nan")
-            for _ in range(num_inner_steps):
-                out_uncond = calls.with_grad(latents, t, phi)
-                guided = out_uncond + guidance_scale * (out_cond - out_uncond)
-                prediction = ddim_step(scheduler, guided, t, latents)
-                loss = F.mse_loss(prediction, target)
-                loss_value = loss.item()
-                bar.set_postfix(loss=f"{loss_value:.2e}", refresh=False)
-                if loss_value < threshold:
-                    stepped = prediction.detach()
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            phi = phi.detach()
-            if stepped is None:
+            with calls.fixed_input(latents, t):
                 with torch.no_grad():
-                    out_uncond = calls(latents, t, phi)
-                    stepped = ddim_step(
-                        scheduler, out_uncond + guidance_scale * (out_cond - out_uncond), t, latents
-                    )
-                    loss_value = F.mse_loss(stepped, target).item()
-            latents = stepped
+                    out_cond = calls(latents, t, cond)
+                step = _Step(calls, scheduler, latents, t, target, out_cond, guidance_scale)
+                phi, latents, loss_value = step.optimize(
+                    phi, step_learning_rate(i, learning_rate), epsilon + EPSILON_SLACK * i, num_inner_steps, bar
+                )
             embeddings.append(phi.clone())
             bar.set_postfix(loss=f"{loss_value:.2e}")
             if callback is not None:
                 callback(InversionStep(i, numbers[i], latents, "null-text", loss_value))
     return embeddings
+
+
+class _Step:
+    """One denoising step of null-text: the Adam steps on phi_t, then the DDIM step with the final phi_t."""
+
+    def __init__(self, calls: UNetCalls, scheduler: DDIMScheduler, latents: torch.Tensor, t: torch.Tensor,
+                 target: torch.Tensor, out_cond: torch.Tensor, guidance_scale: float) -> None:
+        self.calls, self.scheduler, self.latents, self.t = calls, scheduler, latents, t
+        self.target, self.out_cond, self.guidance_scale = target, out_cond, guidance_scale
+
+    def predict(self, out_uncond: torch.Tensor) -> torch.Tensor:
+        """The DDIM step from z_t with CFG of the given unconditional output."""
+        guided = out_uncond + self.guidance_scale * (self.out_cond - out_uncond)
+        return ddim_step(self.scheduler, guided, self.t, self.latents)
+
+    def optimize(self, phi: torch.Tensor, lr: float, threshold: float, inner_steps: int,
+                 bar: tqdm) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(phi_t, z_{t-1}, loss): up to `inner_steps` Adam steps, stopping once the loss is below threshold."""
+        phi = phi.detach().requires_grad_(True)
+        optimizer = torch.optim.Adam([phi], lr=lr)
+        for _ in range(inner_steps):
+            prediction = self.predict(self.calls.with_grad(self.latents, self.t, phi))
+            loss = F.mse_loss(prediction, self.target)
+            loss_value = loss.item()
+            bar.set_postfix(loss=f"{loss_value:.2e}", refresh=False)
+            if loss_value < threshold:  # the last forward pass already made the DDIM step
+                return phi.detach(), prediction.detach(), loss_value
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        phi = phi.detach()
+        with torch.no_grad():
+            stepped = self.predict(self.calls(self.latents, self.t, phi))
+        return phi, stepped, F.mse_loss(stepped, self.target).item()
