@@ -106,3 +106,21 @@ def test_outside_fixed_input_every_pass_is_a_plain_one(pivot):
         a = calls(pivot.trajectory[-2], t, pivot.cond)
         b = pivot.calls(prefix_cache=False)(pivot.trajectory[-2], t, pivot.cond)
     assert torch.equal(a, b)
+
+
+def test_min_improvement_ends_a_step_once_an_adam_step_gains_too_little(pivot):
+    unet = pivot.pipe.unet
+    passes = []
+    handle = unet.register_forward_pre_hook(lambda *a: passes.append(1))
+    try:
+        stalled = pivot.nti(min_improvement=1.0)  # no Adam step gains 100%: one per step
+    finally:
+        handle.remove()
+    # per step: the conditional pass, two differentiated passes (the second one also advances z_t)
+    assert len(passes) == STEPS * 3
+    one_step = pivot.nti(num_inner_steps=1)
+    assert all(torch.equal(a, b) for a, b in zip(stalled, one_step))
+
+
+def test_min_improvement_off_is_the_default(pivot):
+    assert all(torch.equal(a, b) for a, b in zip(pivot.nti(min_improvement=None), pivot.nti()))
