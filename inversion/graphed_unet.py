@@ -1,14 +1,17 @@
-"""UNet passes replayed from CUDA graphs, for the inversion loops that call the UNet hundreds of times.
+"""UNet passes for the inversion loops, which call the UNet hundreds of times: work not repeated.
 
-At batch 1 a Stable Diffusion UNet is bound by kernel launches, not arithmetic: replaying a captured
-graph runs the same kernels with one launch. One graph serves passes without gradients, a second one
-(forward and backward) the null-text pass differentiated with respect to the text embedding.
+- CUDA graphs: at batch 1 a Stable Diffusion UNet is bound by kernel launches, not arithmetic: replaying
+  a captured graph runs the same kernels with one launch. One graph serves passes without gradients, a
+  second one (forward and backward) the null-text pass differentiated with respect to the text embedding.
+- The prefix cache (where no graph runs): within one null-text step only the embedding changes, so
+  what the UNet computes before reading it is computed once per step (`PrefixCache`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from diffusers import DDIMScheduler
@@ -67,24 +70,178 @@ class GraphedUNet:
         return self._with_grad(latents.float(), torch.as_tensor(t, device=self._t.device), phi)
 
 
+def _receives(value: object, tensor: torch.Tensor) -> bool:
+    """Whether `tensor` itself is `value` or one item of a tuple, list or dict `value`."""
+    if value is tensor:
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(item is tensor for item in value)
+    if isinstance(value, dict):
+        return any(item is tensor for item in value.values())
+    return False
+
+
+class _PrefixTrace:
+    """What one traced UNet pass tells about its modules: which ones finish before the embedding is read."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        self.names = {module: name for name, module in unet.named_modules() if name}
+        self.leaves = {module for module in self.names if next(module.children(), None) is None}
+        self.embedding: torch.Tensor | None = None
+        self.reading = False  # a module without children has received the embedding
+        self.before: dict[str, torch.Tensor] = {}  # modules done before that, with their outputs
+        self.receivers: set[str] = set()
+        self.calls: dict[str, int] = {}
+
+    def root_pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        self.embedding = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+
+    def pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        name = self.names[module]
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.embedding is None:
+            return
+        if any(_receives(v, self.embedding) for v in (*args, *kwargs.values())):
+            self.receivers.add(name)
+            self.reading = self.reading or module in self.leaves
+
+    def post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+        name = self.names[module]
+        if not self.reading and name not in self.receivers and isinstance(output, torch.Tensor):
+            self.before[name] = output.detach()
+
+    def cacheable(self) -> dict[str, torch.Tensor]:
+        """The outermost modules that ran once, before the embedding was read, and never received it (none
+        when no module without children received the embedding itself: then what reads it is unknown)."""
+        if not self.reading:
+            return {}
+        kept = {n: out for n, out in self.before.items() if self.calls.get(n) == 1 and n not in self.receivers}
+        return {n: out for n, out in kept.items() if not any(n.startswith(p + ".") for p in kept if p != n)}
+
+
+class PrefixCache:
+    """Outputs of the UNet modules that run before the text embedding is read, for one latent and timestep.
+
+    A UNet reads its text embedding only in its cross-attention layers: everything before the first of
+    them (time embedding, conv_in, the first resnet, the first self-attention) depends on the latents and
+    the timestep alone. Null-text makes about a dozen passes per step with the same latents and timestep
+    and only the embedding changing, so `step()` computes that part once and replays it, bit for bit.
+    The modules are found by tracing the first pass: those that finish before any module without
+    children receives the embedding, never receive it, run once per pass and return a tensor.
+    """
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        self._unet = unet
+        self._modules = dict(unet.named_modules())
+        self._names: list[str] | None = None  # found by the first traced pass
+        self._outputs: dict[str, torch.Tensor] = {}
+        self._installed: list[tuple[torch.nn.Module, object]] = []
+        self._active = False
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """Within the block every pass must have the same latents and timestep; its prefix runs once."""
+        self._outputs = {}
+        if self._names is not None:
+            self._install()
+        self._active = True
+        try:
+            yield
+        finally:
+            self._active = False
+            self._outputs = {}
+            self._uninstall()
+
+    def run(self, call: UNetCall, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """`call(latents, t, emb)`; the first pass ever made inside step() is traced to find the prefix."""
+        if not self._active or self._names is not None:
+            return call(latents, t, emb)
+        trace = _PrefixTrace(self._unet)
+        handles = [self._unet.register_forward_pre_hook(trace.root_pre, with_kwargs=True)]
+        for module in trace.names:
+            handles.append(module.register_forward_pre_hook(trace.pre, with_kwargs=True))
+            handles.append(module.register_forward_hook(trace.post, with_kwargs=True))
+        try:
+            out = call(latents, t, emb)
+        finally:
+            for handle in handles:
+                handle.remove()
+        self._outputs = trace.cacheable()
+        self._names = list(self._outputs)
+        self._install()
+        return out
+
+    @property
+    def module_names(self) -> list[str]:
+        """The modules whose outputs are replayed (empty until the first traced pass)."""
+        return list(self._names or [])
+
+    def _install(self) -> None:
+        """Route the prefix modules' forward through the step's store."""
+        for name in self._names or []:
+            module = self._modules[name]
+            self._installed.append((module, module.__dict__.get("forward")))
+            module.forward = self._replaying(name, module.forward)
+
+    def _uninstall(self) -> None:
+        """Give every prefix module its own forward back."""
+        while self._installed:
+            module, previous = self._installed.pop()
+            _restore_forward(module, previous)
+
+    def _replaying(self, name: str, forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """`forward`, computed on its first call of the step and replayed on the later ones."""
+
+        def replay(*args: object, **kwargs: object) -> torch.Tensor:
+            if name not in self._outputs:
+                self._outputs[name] = forward(*args, **kwargs).detach()
+            return self._outputs[name]
+
+        return replay
+
+
+def _restore_forward(module: torch.nn.Module, previous: object) -> None:
+    """Put back the module's own forward (or an instance-level one, such as an offload hook's)."""
+    if previous is None:
+        del module.forward
+    else:
+        module.forward = previous
+
+
 class UNetCalls:
-    """The two kinds of UNet pass the inversion loops make, from CUDA graphs when possible."""
+    """The two kinds of UNet pass the inversion loops make: from CUDA graphs when possible, else eagerly
+    with the prefix cache inside `fixed_input` blocks (`prefix_cache=False` turns it off)."""
 
     def __init__(self, unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor,
-                 emb: torch.Tensor, graphs: bool = True) -> None:
+                 emb: torch.Tensor, graphs: bool = True, prefix_cache: bool = True) -> None:
         self._eager = eager_unet(unet, scheduler)
         self._graphed: GraphedUNet | None = None
+        self._prefix = PrefixCache(unet) if prefix_cache else None
+        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         if graphs and latents.is_cuda:
             try:
                 self._graphed = GraphedUNet(unet, scheduler, latents, emb)
             except Exception as exc:  # capture is best effort: the eager path computes the same
                 warnings.warn(f"CUDA graph capture failed, running eagerly: {exc}", stacklevel=2)
 
+    @contextmanager
+    def fixed_input(self, latents: torch.Tensor, t: torch.Tensor) -> Iterator[None]:
+        """A block whose passes all take these latents and this timestep (the same tensors)."""
+        if self._prefix is None or self._graphed is not None:
+            yield
+            return
+        self._fixed = (latents, t)
+        try:
+            with self._prefix.step():
+                yield
+        finally:
+            self._fixed = None
+
     def __call__(self, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """A pass without gradients, float32."""
         if self._graphed is not None:
             return self._graphed(latents, t, emb)
-        return self._eager(latents, t, emb)
+        return self._run_eager(latents, t, emb)
 
     def with_grad(self, latents: torch.Tensor, t: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """A pass differentiable with respect to `phi`, float32."""
@@ -94,4 +251,12 @@ class UNetCalls:
             except Exception as exc:
                 warnings.warn(f"CUDA graph capture failed, running eagerly: {exc}", stacklevel=2)
                 self._graphed = None
-        return self._eager(latents, t, phi)
+        return self._run_eager(latents, t, phi)
+
+    def _run_eager(self, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """An eager pass, through the prefix cache inside a fixed_input block."""
+        if self._fixed is None or self._prefix is None:
+            return self._eager(latents, t, emb)
+        if latents is not self._fixed[0] or t is not self._fixed[1]:
+            raise ValueError("inside fixed_input every pass must take the same latents and timestep (the same tensors)")
+        return self._prefix.run(self._eager, latents, t, emb)

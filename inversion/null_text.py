@@ -52,6 +52,7 @@ def null_text_optimize(
     epsilon: float = EPSILON,
     *,
     learning_rate: float = LR,
+    min_improvement: float | None = None,
     progress: bool = True,
     callback: StepCallback | None = None,
     unet_calls: UNetCalls | None = None,
@@ -63,6 +64,8 @@ def null_text_optimize(
     `num_inner_steps` Adam steps minimise MSE(z*_{t-1}, DDIM step of z_t with CFG(phi_t, cond)); the
     loop stops early once the loss is below epsilon + 2e-5 * step index. z_t then advances with the
     final phi_t. Only phi is differentiated; the conditional model output is computed once per step.
+    `min_improvement` (off by default, so the result is the reference algorithm's) also stops a step
+    once an Adam step lowered the loss by less than that fraction of it: the step's last pass serves.
     `unet_calls` (CUDA graphs on a GPU) defaults to plain UNet passes.
     """
     timesteps = scheduler.timesteps
@@ -83,37 +86,57 @@ def null_text_optimize(
     with frozen(unet), torch.enable_grad():
         for i, t in enumerate(bar):
             target = trajectory[n_steps - i - 1].detach().float()
-            with torch.no_grad():
-                out_cond = calls(latents, t, cond)
-            phi = phi.detach().requires_grad_(True)
-            optimizer = torch.optim.Adam([phi], lr=step_learning_rate(i, learning_rate))
-            threshold = epsilon + EPSILON_SLACK * i
-            stepped = None  # the DDIM step with the current phi, when the loop ends on an early stop
-            loss_value = float("nan")
-            for _ in range(num_inner_steps):
-                out_uncond = calls.with_grad(latents, t, phi)
-                guided = out_uncond + guidance_scale * (out_cond - out_uncond)
-                prediction = ddim_step(scheduler, guided, t, latents)
-                loss = F.mse_loss(prediction, target)
-                loss_value = loss.item()
-                bar.set_postfix(loss=f"{loss_value:.2e}", refresh=False)
-                if loss_value < threshold:
-                    stepped = prediction.detach()
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            phi = phi.detach()
-            if stepped is None:
+            with calls.fixed_input(latents, t):
                 with torch.no_grad():
-                    out_uncond = calls(latents, t, phi)
-                    stepped = ddim_step(
-                        scheduler, out_uncond + guidance_scale * (out_cond - out_uncond), t, latents
-                    )
-                    loss_value = F.mse_loss(stepped, target).item()
-            latents = stepped
+                    out_cond = calls(latents, t, cond)
+                step = _Step(calls, scheduler, latents, t, target, out_cond, guidance_scale, min_improvement)
+                phi, latents, loss_value = step.optimize(
+                    phi, step_learning_rate(i, learning_rate), epsilon + EPSILON_SLACK * i, num_inner_steps, bar
+                )
             embeddings.append(phi.clone())
             bar.set_postfix(loss=f"{loss_value:.2e}")
             if callback is not None:
                 callback(InversionStep(i, numbers[i], latents, "null-text", loss_value))
     return embeddings
+
+
+class _Step:
+    """One denoising step of null-text: the Adam steps on phi_t, then the DDIM step with the final phi_t."""
+
+    def __init__(self, calls: UNetCalls, scheduler: DDIMScheduler, latents: torch.Tensor, t: torch.Tensor,
+                 target: torch.Tensor, out_cond: torch.Tensor, guidance_scale: float,
+                 min_improvement: float | None = None) -> None:
+        self.calls, self.scheduler, self.latents, self.t = calls, scheduler, latents, t
+        self.target, self.out_cond, self.guidance_scale = target, out_cond, guidance_scale
+        self.min_improvement = min_improvement
+
+    def stalled(self, previous: float, loss: float) -> bool:
+        """Whether the last Adam step lowered the loss by less than `min_improvement` of it (off: None)."""
+        return self.min_improvement is not None and previous - loss < self.min_improvement * previous
+
+    def predict(self, out_uncond: torch.Tensor) -> torch.Tensor:
+        """The DDIM step from z_t with CFG of the given unconditional output."""
+        guided = out_uncond + self.guidance_scale * (self.out_cond - out_uncond)
+        return ddim_step(self.scheduler, guided, self.t, self.latents)
+
+    def optimize(self, phi: torch.Tensor, lr: float, threshold: float, inner_steps: int,
+                 bar: tqdm) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(phi_t, z_{t-1}, loss): up to `inner_steps` Adam steps, stopping once the loss is below threshold."""
+        phi = phi.detach().requires_grad_(True)
+        optimizer = torch.optim.Adam([phi], lr=lr)
+        previous = float("inf")
+        for _ in range(inner_steps):
+            prediction = self.predict(self.calls.with_grad(self.latents, self.t, phi))
+            loss = F.mse_loss(prediction, self.target)
+            loss_value = loss.item()
+            bar.set_postfix(loss=f"{loss_value:.2e}", refresh=False)
+            if loss_value < threshold or self.stalled(previous, loss_value):
+                return phi.detach(), prediction.detach(), loss_value  # this pass made the DDIM step
+            previous = loss_value
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        phi = phi.detach()
+        with torch.no_grad():
+            stepped = self.predict(self.calls(self.latents, self.t, phi))
+        return phi, stepped, F.mse_loss(stepped, self.target).item()
