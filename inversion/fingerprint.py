@@ -39,6 +39,18 @@ def _plain_config(config: Any) -> dict[str, Any]:
     }
 
 
+def _offloaded(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """The value of a weight that sequential CPU offload left on the "meta" device: from its hook's CPU copy."""
+    path, _, leaf = name.rpartition(".")
+    owner = module.get_submodule(path) if path else module
+    hook = getattr(owner, "_hf_hook", None)
+    for h in getattr(hook, "hooks", None) or [hook]:
+        weights = getattr(h, "weights_map", None)
+        if weights is not None and leaf in weights:
+            return weights[leaf]
+    raise ValueError(f"cannot read the weight {name}: it is offloaded where p2p-real cannot see it")
+
+
 def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
     """Feed a few tensors spread over the module's state dict, rounded to float16, into `digest`."""
     state = module.state_dict()
@@ -51,6 +63,8 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
     for index in picks:
         name = names[index]
         tensor = state[name].detach()
+        if tensor.is_meta:
+            tensor = _offloaded(module, name).detach()
         values = tensor.flatten()[:_MAX_ELEMENTS]
         if values.is_floating_point():
             values = values.to(device="cpu", dtype=torch.float16)  # the same for fp32 and fp16 loads
@@ -65,7 +79,8 @@ def model_fingerprint(
 ) -> str:
     """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16).
 
-    It is the same for every load of one model, in float32 or float16, and differs between models.
+    It is the same for every load of one model, in float32 or float16, offloaded or not, and differs between
+    models.
     """
     digest = hashlib.sha256(b"p2p-real model v1\n")
     for name, module in (("unet", unet), ("text_encoder", text_encoder), ("vae", vae)):

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from inversion.devices import module_device, pipeline_device
 from inversion.validation import PromptError, PromptTooLongError
 
 
@@ -27,14 +28,15 @@ def check_prompt(tokenizer: Any, prompt: Any, name: str = "prompt") -> list[int]
 @torch.no_grad()
 def encode_prompts(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
     """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them (its own
-    `encode_prompt` when it has one: textual inversion and LoRA scales apply), in the text encoder's dtype."""
+    `encode_prompt` when it has one: textual inversion and LoRA scales apply), in the text encoder's dtype,
+    on the device the UNet computes on."""
     prompts = list(prompts)
     for prompt in prompts:
         check_prompt(pipe.tokenizer, prompt)
-    device = pipe.unet.device
+    device = pipeline_device(pipe)
     if hasattr(pipe, "encode_prompt"):
         return pipe.encode_prompt(prompts, device, 1, False)[0]
     tok = pipe.tokenizer
     ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
-    return pipe.text_encoder(ids.to(device))[0]
+    return pipe.text_encoder(ids.to(module_device(pipe.text_encoder)))[0].to(device)

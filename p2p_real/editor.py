@@ -16,6 +16,7 @@ from inversion.artifact import Inversion
 from inversion.cache import InversionCache
 from inversion.ddim import ddim_scheduler
 from inversion.ddim_inversion import InversionStep
+from inversion.devices import pipeline_device
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
 from inversion.image import Source, load_image, model_side
 from inversion.invert import invert
@@ -77,8 +78,9 @@ class Editor:
 
     @property
     def device(self) -> torch.device:
-        """The UNet's device (where the editor computes)."""
-        return self.pipe.unet.device
+        """Where the editor computes: the UNet's execution device (the GPU also when the pipeline is
+        CPU-offloaded, where the UNet's own `.device` is the CPU or "meta")."""
+        return pipeline_device(self.pipe)
 
     @property
     def dtype(self) -> torch.dtype:
