@@ -11,6 +11,9 @@ import torch
 
 # Config keys that describe how a model was saved or loaded, not what it computes.
 _VOLATILE_KEYS = {"transformers_version", "torch_dtype", "dtype", "architectures", "name_or_path"}
+# What load_pipeline merged into the weights (LoRAs with their scales, textual-inversion tokens), as a list of
+# JSON-able dicts on the pipeline: part of the model's identity, since a few sampled weights cannot show it.
+ADAPTERS = "p2p_real_adapters"
 _WEIGHTS_PER_MODULE = 5  # tensors hashed per module, spread over its state dict
 _MAX_ELEMENTS = 1 << 20  # elements hashed per tensor (its first ones)
 
@@ -75,9 +78,11 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
 
 
 def model_fingerprint(
-    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None
+    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None,
+    adapters: Any = None,
 ) -> str:
-    """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16).
+    """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16), and the
+    adapters merged into them (see ADAPTERS) when there are any.
 
     It is the same for every load of one model, in float32 or float16, offloaded or not, and differs between
     models.
@@ -89,12 +94,15 @@ def model_fingerprint(
         _hash_weights(digest, module)
     if tokenizer is not None:
         digest.update(f"tokenizer:{len(tokenizer)}:{getattr(tokenizer, 'model_max_length', None)}\n".encode())
+    if adapters:
+        digest.update(f"adapters:{json.dumps(adapters, sort_keys=True, default=str)}\n".encode())
     return digest.hexdigest()
 
 
 def pipeline_fingerprint(pipe: Any) -> str:
-    """model_fingerprint of a Stable Diffusion pipeline's parts."""
-    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None))
+    """model_fingerprint of a Stable Diffusion pipeline's parts and the adapters load_pipeline merged in."""
+    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None),
+                             getattr(pipe, ADAPTERS, None))
 
 
 def scheduler_fingerprint(scheduler: Any) -> str:

@@ -15,7 +15,7 @@ from inversion.graphed_unet import UNetCalls
 from inversion.image import Source, load_for_model
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, Pivot
 from inversion.null_text import EPSILON, INNER_STEPS, LR
-from inversion.prompts import check_prompt, encode_prompts
+from inversion.prompts import check_prompt, encode_prompts, prompt_tokenizer
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from inversion.vae import encode_image, vae_scale_factor
 
@@ -51,7 +51,7 @@ def invert(
     validation.choice(method, METHOD_NAMES, "method")
     validation.whole_number(num_inference_steps, "num_inference_steps")
     guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
-    check_prompt(pipe.tokenizer, prompt)
+    check_prompt(prompt_tokenizer(pipe), prompt)
 
     loaded = load_for_model(pipe, image, size, square)
     device = pipeline_device(pipe)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import diffusers.utils.deprecation_utils
 import torch
 from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from p2p_real.adapters import add_adapters
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 from p2p_real.placement import check_offload, place_pipeline
@@ -195,6 +198,26 @@ def model_path(model: str | os.PathLike) -> Path:
     return Path(text).expanduser()
 
 
+def source_options(model: str, kind: str, variant: str | None = None, revision: str | None = None) -> dict[str, str]:
+    """from_pretrained's variant/revision for a model of `kind` ("hub", "folder" or "file"); a ModelLoadError
+    where they cannot apply (a revision is a hub commit, branch or tag; a variant a diffusers weights name)."""
+    options = {}
+    if variant is not None:
+        if not isinstance(variant, str) or not variant.strip():
+            raise ModelLoadError(f"variant {variant!r} must be a weights variant name such as 'fp16'")
+        if kind == "file":
+            raise ModelLoadError(f"variant {variant!r} applies to diffusers folders and hub ids, not to the "
+                                 f"single checkpoint file {model!r}")
+        options["variant"] = variant
+    if revision is not None:
+        if not isinstance(revision, str) or not revision.strip():
+            raise ModelLoadError(f"revision {revision!r} must be a hub commit, branch or tag")
+        if kind != "hub":
+            raise ModelLoadError(f"revision {revision!r} applies to hub ids, not to the local {kind} {model!r}")
+        options["revision"] = revision
+    return options
+
+
 def load_pipeline(
     model: str | os.PathLike = DEFAULT_MODEL,
     device: str | torch.device = "auto",
@@ -202,6 +225,10 @@ def load_pipeline(
     *,
     offload: str | None = None,
     vae_tiling: bool | None = None,
+    variant: str | None = None,
+    revision: str | None = None,
+    loras: Sequence[Any] = (),
+    embeddings: Sequence[Any] = (),
 ) -> StableDiffusionPipeline:
     """Load a Stable Diffusion pipeline with a DDIM scheduler, ready for Editor.
 
@@ -223,6 +250,12 @@ def load_pipeline(
         vae_tiling: True encodes and decodes images larger than the VAE's tile (512 px for SD 1.5) in
             overlapping tiles, one image at a time; False never; None (auto) only images above 1024x1024
             pixels.
+        variant: the weights variant of a diffusers folder or hub id ("fp16" for *.fp16.safetensors).
+        revision: a hub commit, branch or tag.
+        loras: LoRA files merged into the weights, each "FILE" or "FILE:SCALE" (or a Path, a (path, scale)
+            pair or an adapters.LoraFile); needs peft.
+        embeddings: textual-inversion files, each "FILE" (the word in prompts is the file's stem) or
+            "FILE:WORD" (or a Path, a (path, word) pair or an adapters.EmbeddingFile).
 
     Returns:
         StableDiffusionPipeline: on `device` (or offloaded to it), progress bars off, safety checker off.
@@ -239,18 +272,20 @@ def load_pipeline(
         raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
     path = model_path(text)
     if path.is_dir():
-        pipe = _from_folder(path, torch_dtype)
+        pipe = _from_folder(path, torch_dtype, **source_options(text, "folder", variant, revision))
     elif path.is_file():
         if not text.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ModelLoadError(
                 f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) "
                 "nor a diffusers folder"
             )
+        source_options(text, "file", variant, revision)
         pipe = _from_file(path, torch_dtype)
     elif _looks_local(text):
         raise ModelLoadError(f"model path {text!r} does not exist (no network is tried for a local path)")
     else:
-        pipe = _from_hub(text, torch_dtype)
+        pipe = _from_hub(text, torch_dtype, **source_options(text, "hub", variant, revision))
     pipe.scheduler = ddim_scheduler(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    add_adapters(pipe, loras, embeddings)
     return place_pipeline(pipe, dev, torch_dtype, offload, vae_tiling)

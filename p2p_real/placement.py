@@ -9,8 +9,7 @@ from typing import Any
 import torch
 
 from inversion.vae import AUTO_TILING
-
-OFFLOAD_MODES = ("model", "sequential")  # diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload
+from p2p_real.defaults import OFFLOAD_MODES
 
 
 def check_offload(offload: str | None, device: torch.device) -> str | None:
