@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
         args.model = str(local) if local.exists() else args.model
     jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
+    for job in jobs:  # a LoRA, an embedding or a variant changes the pixels: part of each job's request
+        job.run.update(session.model_request(args))
     for job in jobs:
         state = batch.resume_state(job, args.overwrite)
         if state == "finished":

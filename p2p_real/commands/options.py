@@ -16,7 +16,8 @@ from inversion import validation
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from p2p_real import notation
-from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL
+from p2p_real.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
+from p2p_real.defaults import DEFAULT_MODEL, DTYPES, OFFLOAD_MODES, TOY_MODEL
 from p2p_real.spec import EDIT_KINDS, MASK_MODES, EditSpec
 
 PROG = "p2p-real"
@@ -62,14 +63,39 @@ reweight_entry = arg_type(notation.parse_reweight)
 size_value = arg_type(notation.parse_size)
 
 
+def _existing(parsed: LoraFile | EmbeddingFile) -> LoraFile | EmbeddingFile:
+    """The parsed file option, once its file is known to exist."""
+    if not parsed.path.is_file():
+        raise ValueError(f"{str(parsed.path)!r} " + ("is not a file" if parsed.path.exists() else "not found"))
+    return parsed
+
+
+lora_value = arg_type(lambda text: _existing(parse_lora(text)))
+embedding_value = arg_type(lambda text: _existing(parse_embedding(text)))
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --device, --dtype."""
+    """--model, --device, --dtype, the model's own additions (--variant, --revision, --lora, --embedding) and
+    small-GPU options (--offload, --vae-tiling)."""
     group = p.add_argument_group("model")
     group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
                        help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or '{TOY_MODEL}' for the "
                             f"shipped toy-world model (default: ${MODEL_ENV}, else {DEFAULT_MODEL}; demo: toy)")
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES), help="auto: float16 on CUDA, else float32")
+    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
+                       help="auto: float16 on CUDA, else float32 (float16 also runs on Apple GPUs: mps)")
+    group.add_argument("--variant", help="weights variant of a diffusers folder or hub id (fp16: *.fp16.safetensors)")
+    group.add_argument("--revision", help="hub commit, branch or tag of the model")
+    group.add_argument("--lora", type=lora_value, action="append", metavar="FILE[:SCALE]",
+                       help="merge a LoRA into the model at SCALE (default 1; repeatable); needs peft")
+    group.add_argument("--embedding", type=embedding_value, action="append", metavar="FILE[:WORD]",
+                       help="a textual-inversion embedding, used in prompts as WORD (default: the file's stem; "
+                            "repeatable)")
+    group.add_argument("--offload", choices=OFFLOAD_MODES,
+                       help="for GPUs with little memory: 'model' keeps one model at a time on the GPU, "
+                            "'sequential' one layer at a time (least memory, slowest); needs accelerate")
+    group.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
+                       help="encode and decode large images in tiles (default: only above 1024x1024 pixels)")
 
 
 def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,7 @@ class Session:
     dtype: str
     quiet: bool
     runtime: dict[str, Any]
+    load_options: list[str] = field(default_factory=list)  # the model's additions and placement, as options
 
     @property
     def progress(self) -> bool:
@@ -201,10 +202,43 @@ class Session:
         info(message, self.quiet)
 
     def run_options(self) -> list[str]:
-        """--model, --device and --dtype as this run used them, for a reproduction command (a local model
-        relative to the current folder, or by its name: see shown_path)."""
+        """--model, --device, --dtype and the other model options as this run used them, for a reproduction
+        command (local files relative to the current folder, or by their names: see shown_path)."""
         model = shown_path(self.model) if os.path.isabs(self.model) else self.model
-        return ["--model", model, "--device", self.device, "--dtype", self.dtype]
+        return ["--model", model, "--device", self.device, "--dtype", self.dtype, *self.load_options]
+
+
+def load_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """load_pipeline's keyword arguments from the model options (those not given left out)."""
+    given = {"variant": getattr(args, "variant", None), "revision": getattr(args, "revision", None),
+             "loras": getattr(args, "lora", None) or [], "embeddings": getattr(args, "embedding", None) or [],
+             "offload": getattr(args, "offload", None), "vae_tiling": getattr(args, "vae_tiling", None)}
+    return {key: value for key, value in given.items() if value not in (None, [])}
+
+
+def load_options(args: argparse.Namespace) -> list[str]:
+    """The model options beyond --model/--device/--dtype, as a reproduction command shows them."""
+    given = load_arguments(args)
+    argv = [x for key in ("variant", "revision", "offload") if key in given for x in (f"--{key}", given[key])]
+    for lora in given.get("loras", []):
+        argv += ["--lora", f"{shown_path(lora.path.resolve())}:{lora.scale!r}"]
+    for emb in given.get("embeddings", []):
+        argv += ["--embedding", f"{shown_path(emb.path.resolve())}:{emb.word}"]
+    if "vae_tiling" in given:
+        argv.append("--vae-tiling" if given["vae_tiling"] else "--no-vae-tiling")
+    return argv
+
+
+def model_request(args: argparse.Namespace) -> dict[str, Any]:
+    """What besides --model/--device/--dtype decides a batch job's pixels: the model's additions (not the
+    placement), as JSON; empty when there are none, so earlier batches' requests stay the same."""
+    given = load_arguments(args)
+    request: dict[str, Any] = {key: given[key] for key in ("variant", "revision") if key in given}
+    if given.get("loras"):
+        request["loras"] = [f"{lora.path.resolve()}:{lora.scale!r}" for lora in given["loras"]]
+    if given.get("embeddings"):
+        request["embeddings"] = [f"{emb.path.resolve()}:{emb.word}" for emb in given["embeddings"]]
+    return request
 
 
 def open_session(args: argparse.Namespace, device: str | None = None) -> Session:
@@ -219,7 +253,7 @@ def open_session(args: argparse.Namespace, device: str | None = None) -> Session
     info(f"loading {model} (device {device}, dtype {args.dtype})", args.quiet)
     start = time.perf_counter()
     try:
-        pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype)
+        pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype, **load_arguments(args))
     except p2p_real.ModelLoadError as exc:
         raise CliError(f"{exc} (--model DIR or --model FILE)") from exc
     editor = p2p_real.Editor(pipe, **toy_editor_options(model))
@@ -229,7 +263,7 @@ def open_session(args: argparse.Namespace, device: str | None = None) -> Session
         "load_s": round(time.perf_counter() - start, 3),
         "threads": torch.get_num_threads(),  # float results can depend on it
     }
-    return Session(editor, model, device, args.dtype, args.quiet, runtime)
+    return Session(editor, model, device, args.dtype, args.quiet, runtime, load_options(args))
 
 
 def toy_editor_options(model: str) -> dict[str, Any]:
