@@ -18,7 +18,12 @@ def files(tmp_path_factory):
     return {"lora": make_lora(root), "embedding": make_embedding(root / "shinystyle.safetensors")}
 
 
-def test_generate_with_a_lora_and_an_embedding_records_them_and_reproduces(tiny_model_dir, files, tmp_path):
+def test_generate_with_a_lora_and_an_embedding_records_them_and_reproduces(
+    tiny_model_dir, files, tmp_path, tmp_path_factory, monkeypatch
+):
+    """The reproduction command names local files relative to the current folder (docs/reliability.md)."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.chdir(base)
     argv = ["generate", *PROMPTS, "--blend", "cat:shinystyle", "--steps", "2", "--model", str(tiny_model_dir),
             "--lora", f"{files['lora']}:0.5", "--embedding", str(files["embedding"]), "-q"]
     assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
@@ -27,8 +32,8 @@ def test_generate_with_a_lora_and_an_embedding_records_them_and_reproduces(tiny_
     assert (lora["lora"], lora["scale"]) == (files["lora"].name, 0.5)
     assert (embedding["word"], embedding["vectors"]) == ("shinystyle", 2)
     reproduce = sidecar["argv"]
-    assert reproduce[reproduce.index("--lora") + 1] == f"{files['lora'].resolve()}:0.5"
-    assert reproduce[reproduce.index("--embedding") + 1] == f"{files['embedding'].resolve()}:shinystyle"
+    assert reproduce[reproduce.index("--lora") + 1] == f"{files['lora'].resolve().relative_to(base)}:0.5"
+    assert reproduce[reproduce.index("--embedding") + 1] == f"{files['embedding'].relative_to(base)}:shinystyle"
     assert cli.main([*reproduce, "--out", str(tmp_path / "b"), "-q"]) == 0
     for k in (0, 1):
         name = f"a-photo-of-a-cat.{k}.png"
