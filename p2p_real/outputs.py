@@ -1,9 +1,10 @@
 """Results as files: images, masks, grids, attention maps and the reproducibility sidecar.
 
 Every output of the library and the command line is written here, each file atomically (see
-inversion.files), the sidecar last. PNGs carry the result's parameters in a text chunk; the sidecar
-(NAME.json) holds the parameters, the files written, what the caller adds (the command line: its command
-and timings) and the library versions.
+inversion.files), the sidecar last. PNGs carry the result's parameters in a text chunk (JPEG and WebP
+images: see p2p_real.image_files, which also carries the photo's ICC profile and EXIF into its edits); the
+sidecar (NAME.json) holds the parameters, the files written, what the caller adds (the command line: its
+command and timings) and the library versions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from inversion.files import atomic_write
 from masks.visualize import edit_grid, grid_height, labelled_grid, to_rgb, word_heatmaps
+from p2p_real.image_files import check_quality, save_image
+from p2p_real.image_files import image_format as image_format_of
 from p2p_real.versions import package_version, versions
 
 if TYPE_CHECKING:
@@ -42,13 +45,15 @@ def png_text(parameters: dict[str, Any], **extra: str) -> dict[str, str]:
             "Software": f"p2p-real {package_version()}"}
 
 
-def save_png(path: str | os.PathLike, image: Any, text: dict[str, str]) -> Path:
-    """Save an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks, atomically."""
+def save_png(path: str | os.PathLike, image: Any, text: dict[str, str], icc_profile: bytes | None = None) -> Path:
+    """Save an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks (and an ICC
+    profile), atomically."""
     info = PngInfo()
     for key, value in text.items():
         info.add_text(key, value)
     picture = image if hasattr(image, "save") else to_rgb(image)
-    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG", pnginfo=info), make_folder=True)
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
+    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG", pnginfo=info, **extra), make_folder=True)
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
@@ -80,12 +85,14 @@ class EditPaths:
         return [*self.images, *self.masks, self.grid, self.sidecar]
 
 
-def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool) -> EditPaths:
-    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png, NAME.K.mask.png,
-    NAME.grid.png and NAME.json in `folder`."""
+def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png"
+               ) -> EditPaths:
+    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png (or .jpg/.webp, see
+    image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`."""
     stem = Path(os.fspath(folder)) / name
+    suffix, _ = image_format_of(image_format)
     return EditPaths(
-        images=[Path(f"{stem}.{k}.png") for k in range(n_rows)],
+        images=[Path(f"{stem}.{k}.{suffix}") for k in range(n_rows)],
         masks=[Path(f"{stem}.{k}.mask.png") for k in range(1, n_rows)] if masks else [],
         grid=Path(f"{stem}.grid.png"),
         sidecar=Path(f"{stem}.json"),
@@ -93,16 +100,22 @@ def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool) -
 
 
 def save_edit(result: EditResult, folder: str | os.PathLike, name: str,
-              extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write an edit's (or generation's) images, masks (when it blended), grid and sidecar; return the paths."""
+              extra: dict[str, Any] | None = None, image_format: str = "png", quality: int | None = None
+              ) -> list[Path]:
+    """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
+    and EXIF), masks (when it blended), grid and sidecar; return the paths."""
     if not isinstance(result.images, (list, np.ndarray)):
         raise ValueError("only results with images can be saved: edit or generate with output_type 'pil' or 'np'")
+    fmt, _ = image_format_of(image_format)
+    quality = None if fmt == "png" else check_quality(quality)
     blended = result.info.get("blend_mask") is not None
-    paths = edit_paths(folder, name, len(result.prompts), blended)
+    paths = edit_paths(folder, name, len(result.prompts), blended, fmt)
     parameters = result.parameters
     source = result.prompts[0]
-    images = list(result.images)
-    written = [save_png(path, image, png_text(parameters, source_prompt=source, prompt=prompt, row=str(k)))
+    images = [image if hasattr(image, "save") else to_rgb(image) for image in result.images]
+    photo = result.inversion.info if result.inversion is not None else None
+    written = [save_image(path, image, png_text(parameters, source_prompt=source, prompt=prompt, row=str(k)),
+                          fmt, quality, photo)
                for k, (path, image, prompt) in enumerate(zip(paths.images, images, result.prompts))]
     masks = list(result.masks or [])[: len(paths.masks)]
     written += [save_png(path, mask, png_text(parameters, prompt=prompt, row=str(k)))
@@ -114,9 +127,9 @@ def save_edit(result: EditResult, folder: str | os.PathLike, name: str,
     else:
         leading = [(images[0], f"0: {source}")]
     grid = edit_grid(leading, edited, masks, grid_height(images, GRID_HEIGHT))
-    written.append(save_png(paths.grid, grid, png_text(parameters)))
+    written.append(save_png(paths.grid, grid, png_text(parameters), photo.icc_profile if photo else None))
     outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks[: len(masks)]],
-               "grid": paths.grid.name}
+               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {})}
     written.append(write_sidecar(paths.sidecar, parameters, outputs, extra))
     return written
 

@@ -62,13 +62,19 @@ class EditResult:
     inversion: Inversion | None = None  # the photo's inversion (edits of photos)
     parameters: dict[str, Any] = field(default_factory=dict)  # what determines the pixels, as JSON values
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None) -> list[Path]:
+    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None, *,
+             format: str | None = None, quality: int | None = None) -> list[Path]:
         """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
         local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
-        atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written."""
+        atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written.
+
+        The images are PNG unless `format` ("jpg", "webp") or the name's extension ("dog.jpg") says otherwise
+        (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1)."""
+        from p2p_real.image_files import image_format
         from p2p_real.outputs import save_edit
 
-        return save_edit(self, folder, name, extra)
+        fmt, stem = image_format(format, name)
+        return save_edit(self, folder, stem, extra, fmt, quality)
 
 
 @dataclass

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_edit_options(p, EditSpec())
     options.add_mask_options(p)
     options.add_output_options(p)
+    options.add_format_options(p)
     options.add_model_options(p)
     options.add_run_options(p)
 
@@ -50,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     settings = options.settings_from_args(args)
     mask = None if args.mask is None else session.existing_file(args.mask, "mask")
     out = session.out_folder(args.out)
-    name = args.name or inputs.name
+    name, fmt = options.output_format(args, inputs.name)
     from inversion.files import INVERSION_SUFFIX
     from p2p_real.outputs import edit_paths
 
-    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None)
+    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt)
     saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
     session.check_outputs(paths.all(), args.overwrite, [*inputs.files, mask])
     session.check_outputs([saved] if saved else [], True, [*inputs.files, mask])
@@ -84,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         result.parameters.update(inversion_parameters(inv))  # the result names the file the inversion now has
     argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
             "--spec", options.spec_json(spec), *(["--mask", str(mask)] if mask else []),
-            "--seed", str(args.seed), *loaded.run_options()]
-    written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}})
+            "--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
+                          format=fmt, quality=args.quality)
     if origin == "fresh" and saved is not None:
         written.insert(0, saved)
     if origin == "reused" and not args.quiet:
