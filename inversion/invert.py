@@ -80,5 +80,6 @@ def invert(
         pivots=data.pivots,
         vae_scale_factor=vae_scale_factor(pipe.vae),
         source=loaded.source,
+        info=loaded.info,
     )
 

@@ -2,8 +2,9 @@
 
 Every output of the library and the command line is written here, each file atomically (see
 inversion.files), the sidecar last, each result's files as one output set (p2p_real.output_sets: one run at a
-time, no file replaced without `overwrite`, all or nothing). PNGs carry the result's parameters in a text chunk;
-the sidecar (NAME.json) holds the parameters, the files written, what the caller adds (the command line: its
+time, no file replaced without `overwrite`, all or nothing). PNGs carry the result's parameters in a text chunk
+(JPEG and WebP images: see p2p_real.image_files, which also carries the photo's ICC profile and EXIF into its
+edits); the sidecar (NAME.json) holds the parameters, the files written, what the caller adds (the command line: its
 command and timings) and the library versions. Neither names the folders of this machine: a local model is
 recorded by its name (its content by the fingerprint).
 """
@@ -23,6 +24,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from inversion.files import atomic_write
 from masks.visualize import edit_grid, grid_height, labelled_grid, to_rgb, word_heatmaps
+from p2p_real.image_files import check_quality, image_writer
+from p2p_real.image_files import image_format as image_format_of
 from p2p_real.output_sets import OutputSet
 from p2p_real.versions import package_version, versions
 
@@ -60,13 +63,15 @@ def png_text(parameters: dict[str, Any], **extra: str) -> dict[str, str]:
             "Software": f"p2p-real {package_version()}"}
 
 
-def png_writer(image: Any, text: dict[str, str]) -> Writer:
-    """Writes an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks."""
+def png_writer(image: Any, text: dict[str, str], icc_profile: bytes | None = None) -> Writer:
+    """Writes an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks (and an ICC
+    profile)."""
     info = PngInfo()
     for key, value in text.items():
         info.add_text(key, value)
     picture = image if hasattr(image, "save") else to_rgb(image)
-    return lambda tmp: picture.save(tmp, format="PNG", pnginfo=info)
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
+    return lambda tmp: picture.save(tmp, format="PNG", pnginfo=info, **extra)
 
 
 def json_writer(data: dict[str, Any]) -> Writer:
@@ -113,12 +118,14 @@ class EditPaths:
         return [*self.images, *self.masks, self.grid, self.sidecar]
 
 
-def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool) -> EditPaths:
-    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png, NAME.K.mask.png,
-    NAME.grid.png and NAME.json in `folder`."""
+def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png"
+               ) -> EditPaths:
+    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png (or .jpg/.webp, see
+    image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`."""
+    suffix, _ = image_format_of(image_format)
     stem = Path(os.fspath(folder)) / name
     return EditPaths(
-        images=[Path(f"{stem}.{k}.png") for k in range(n_rows)],
+        images=[Path(f"{stem}.{k}.{suffix}") for k in range(n_rows)],
         masks=[Path(f"{stem}.{k}.mask.png") for k in range(1, n_rows)] if masks else [],
         grid=Path(f"{stem}.grid.png"),
         sidecar=Path(f"{stem}.json"),
@@ -136,25 +143,30 @@ def check_name(name: str, what: str = "name") -> str:
 
 
 def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-              overwrite: bool = False, replaceable: Iterable[Path] = ()) -> list[Path]:
-    """Write an edit's (or generation's) images, masks (when it blended), grid and sidecar as one output set;
-    return the paths."""
+              overwrite: bool = False, replaceable: Iterable[Path] = (), image_format: str = "png",
+              quality: int | None = None) -> list[Path]:
+    """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
+    and EXIF), masks (when it blended), grid and sidecar as one output set; return the paths."""
     if not isinstance(result.images, (list, np.ndarray)):
         raise ValueError("only results with images can be saved: edit or generate with output_type 'pil' or 'np'")
     check_name(name)
+    fmt, _ = image_format_of(image_format)
+    quality = None if fmt == "png" else check_quality(quality)
     blended = result.info.get("blend_mask") is not None
-    paths = edit_paths(folder, name, len(result.prompts), blended)
+    paths = edit_paths(folder, name, len(result.prompts), blended, fmt)
     with OutputSet(folder, name, paths.all(), overwrite, replaceable) as files:
-        return _write_edit(result, files, paths, extra)
+        return _write_edit(result, files, paths, extra, fmt, quality)
 
 
-def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None) -> list[Path]:
+def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
+                quality: int | None) -> list[Path]:
     """The files of save_edit, the sidecar last."""
     parameters = result.parameters
     source = result.prompts[0]
-    images = list(result.images)
-    written = [files.write(path, png_writer(image, png_text(parameters, source_prompt=source, prompt=prompt,
-                                                                row=str(k))))
+    images = [image if hasattr(image, "save") else to_rgb(image) for image in result.images]
+    photo = result.inversion.info if result.inversion is not None else None
+    written = [files.write(path, image_writer(image, png_text(parameters, source_prompt=source, prompt=prompt,
+                                                                  row=str(k)), fmt, quality, photo))
                for k, (path, image, prompt) in enumerate(zip(paths.images, images, result.prompts))]
     masks = list(result.masks or [])[: len(paths.masks)]
     written += [files.write(path, png_writer(mask, png_text(parameters, prompt=prompt, row=str(k))))
@@ -166,9 +178,10 @@ def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: d
     else:
         leading = [(images[0], f"0: {source}")]
     grid = edit_grid(leading, edited, masks, grid_height(images, GRID_HEIGHT))
-    written.append(files.write(paths.grid, png_writer(grid, png_text(parameters))))
+    icc = photo.icc_profile if photo is not None else None
+    written.append(files.write(paths.grid, png_writer(grid, png_text(parameters), icc)))
     outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks[: len(masks)]],
-               "grid": paths.grid.name}
+               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {})}
     written.append(files.write(paths.sidecar, json_writer(sidecar_data(parameters, outputs, extra))))
     return written
 

@@ -63,17 +63,21 @@ class EditResult:
     parameters: dict[str, Any] = field(default_factory=dict)  # what determines the pixels, as JSON values
 
     def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-             overwrite: bool = False) -> list[Path]:
+             overwrite: bool = False, *, format: str | None = None, quality: int | None = None) -> list[Path]:
         """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
         local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
         atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written.
 
         The files are one output set (p2p_real.output_sets): an existing file is replaced only with `overwrite`
         (else FileExistsError, nothing written), another run saving NAME into `folder` at the same time makes
-        this one fail, and if a write fails (e.g. a full disk) the files written so far are removed again."""
+        this one fail, and if a write fails (e.g. a full disk) the files written so far are removed again.
+        The images are PNG unless `format` ("jpg", "webp") or the name's extension ("dog.jpg") says otherwise
+        (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1)."""
+        from p2p_real.image_files import image_format
         from p2p_real.outputs import save_edit
 
-        return save_edit(self, folder, name, extra, overwrite)
+        fmt, stem = image_format(format, name)
+        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality)
 
 
 @dataclass

@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_edit_options(p, EditSpec())
     options.add_mask_options(p)
     options.add_output_options(p)
+    options.add_format_options(p)
     options.add_model_options(p)
     options.add_run_options(p)
 
@@ -51,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     settings = options.settings_from_args(args)
     mask = None if args.mask is None else session.existing_file(args.mask, "mask")
     out = session.out_folder(args.out)
-    name = session.output_name(args.name, inputs.name)
+    stem, fmt = options.output_format(args, inputs.name)
+    name = session.output_name(stem if args.name is not None else None, inputs.name)
     from inversion.files import INVERSION_SUFFIX
     from p2p_real.outputs import edit_paths
 
-    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None)
+    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt)
     saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
     protected = [*inputs.files, mask]
     session.check_outputs(paths.all(), args.overwrite, protected, name)
@@ -88,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
         timing["edit_s"] = round(time.perf_counter() - start, 3)
         argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
                 "--spec", options.spec_json(spec), *(["--mask", session.shown_path(mask)] if mask else []),
-                "--seed", str(args.seed), *loaded.run_options()]
+                "--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
         written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, format=fmt, quality=args.quality)
     if origin == "fresh" and saved is not None:
         written.insert(0, saved)
     if origin == "reused" and not args.quiet:

@@ -63,6 +63,17 @@ reweight_entry = arg_type(notation.parse_reweight)
 size_value = arg_type(notation.parse_size)
 
 
+def parse_quality(text: str) -> int:
+    """A JPEG/WebP quality: a whole number from 1 to 100."""
+    value = validation.whole_number(notation.parse_whole(text), "")
+    if value > 100:
+        raise ValueError(f"{text!r} is more than 100")
+    return value
+
+
+quality_value = arg_type(parse_quality)
+
+
 def _existing(parsed: LoraFile | EmbeddingFile) -> LoraFile | EmbeddingFile:
     """The parsed file option, once its file is known to exist."""
     if not parsed.path.is_file():
@@ -112,6 +123,35 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("output")
     group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     group.add_argument("--name", help="file name stem of the outputs (default: the photo's stem)")
+
+
+def add_format_options(p: argparse.ArgumentParser) -> None:
+    """--format and --quality of the result images."""
+    group = p.add_argument_group("image files")
+    group.add_argument("--format", choices=("png", "jpg", "webp"),
+                       help="format of the result images (default: the extension of --name, else png; png keeps "
+                            "the pixels away from the edit exactly the photo's)")
+    group.add_argument("--quality", type=quality_value, help="JPEG/WebP quality, 1-100 (default 95)")
+
+
+def output_format(args: argparse.Namespace, default: str) -> tuple[str, str]:
+    """(output name stem, image format): --name (whose extension may give the format) or `default`, and
+    --format."""
+    from p2p_real.image_files import image_format
+
+    try:
+        fmt, stem = image_format(getattr(args, "format", None), args.name)
+    except ValueError as exc:
+        raise CliError(f"--format/--name: {exc}") from exc
+    if getattr(args, "quality", None) is not None and fmt == "png":
+        raise CliError("--quality applies to jpg and webp images (give --format jpg or webp); png is lossless")
+    return stem or default, fmt
+
+
+def format_argv(args: argparse.Namespace, fmt: str) -> list[str]:
+    """--format and --quality as the run used them, for a reproduction command."""
+    argv = [] if fmt == "png" else ["--format", fmt]
+    return argv + (["--quality", str(args.quality)] if getattr(args, "quality", None) is not None else [])
 
 
 def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFAULT_METHOD) -> None:
