@@ -78,7 +78,7 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
         assert Image.open(reconstruction).size == (72, 56)  # the working size of a 192x160 photo
 
         # the pickers offer the prompts' words and suggest what the target changes
-        source_words, target_words, reweight = session.predict(caption, target, [], [], [], api_name="/words")
+        source_words, target_words, reweight = session.predict(caption, target, [], api_name="/words")
         assert [c[0] for c in source_words["choices"]] == ["a", "big", "red", "circle", "on", "yellow", "background"]
         assert (source_words["value"], target_words["value"], reweight["value"]) == (["circle"], ["square"], [])
 
@@ -144,7 +144,7 @@ def test_user_errors_are_messages_on_the_page_never_tracebacks(offline_page, tmp
         "long caption": message(session, handle_file(str(photo)), "red " * 90, METHOD, STEPS, "", api_name="/invert"),
     }
     session.predict(handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")
-    session.predict(caption, caption + " and a small blue square", [], [], [], api_name="/words")
+    session.predict(caption, caption + " and a small blue square", [], api_name="/words")
     longer = caption + " and a small blue square"
     messages["replace"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "replace", 0.8, 0.6,
                                   api_name="/edit")

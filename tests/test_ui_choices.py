@@ -11,7 +11,7 @@ from p2p_real import EditSpec, PromptError
 from p2p_real.alignment import tokenize, word_indices
 from p2p_real.commands import options
 from p2p_real.ui.app import word_updates
-from p2p_real.ui.choices import EditChoices, changed_words, edit_command, kept_or_suggested, prompt_words
+from p2p_real.ui.choices import EditChoices, changed_words, edit_command, prompt_words
 
 CAPTION = "A photo of a cat, sitting on a wall."
 
@@ -43,16 +43,16 @@ def test_a_prompt_too_long_for_the_text_encoder_is_refused(tokenizer):
 def test_the_blend_words_suggested_are_what_the_target_changes():
     assert changed_words(["a", "cat", "on", "a", "wall"], ["a", "Dog", "on", "a", "wall"]) == (["cat"], ["Dog"])
     assert changed_words(["a", "cat"], ["a", "fluffy", "cat"]) == ([], ["fluffy"])
-    assert kept_or_suggested(["wall", "gone"], ["a", "wall"], ["a"]) == ["wall"]  # a choice made is kept
-    assert kept_or_suggested(["gone"], ["a", "wall"], ["wall"]) == ["wall"]
 
 
 def test_the_word_pickers_follow_the_prompts(tokenizer):
-    source, target, reweight = word_updates(tokenizer, "a cat on a wall", "a dog on a wall", None, None, ["dog"])
+    source, target, reweight = word_updates(tokenizer, "a cat on a wall", "a dog on a wall", ["dog", "cat"])
     assert source["choices"] == ["a", "cat", "on", "wall"] and source["value"] == ["cat"]
     assert target["choices"] == ["a", "dog", "on", "wall"] and target["value"] == ["dog"]
-    assert reweight["value"] == ["dog"]
-    source, _, _ = word_updates(tokenizer, "cat " * 90, "a dog", None, None, None)
+    assert reweight["value"] == ["dog"]  # picks kept where the target still has them
+    source, target, _ = word_updates(tokenizer, "a cat on a wall", "", None)
+    assert source["value"] == target["value"] == []  # no target yet: nothing changes, nothing picked
+    source, _, _ = word_updates(tokenizer, "cat " * 90, "a dog", None)
     assert source["choices"] == []  # too long: inverting says so
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.editor import Cancelled
 from p2p_real.spec import EDIT_KINDS, MAX_REWEIGHT, EditSpec
-from p2p_real.ui.choices import EditChoices, changed_words, kept_or_suggested, prompt_words, slider
+from p2p_real.ui.choices import EditChoices, changed_words, prompt_words, slider
 from p2p_real.ui.studio import StepReport, Studio, Workspace, coverage_text
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,10 @@ def inversion_text(ws: Workspace) -> str:
     return f"{ws.reconstruction.report()}\n{how}: {path}"
 
 
-def word_updates(tokenizer: Any, caption: str, target: str, blend_source: Sequence[str] | None,
-                 blend_target: Sequence[str] | None, reweight: Sequence[str] | None) -> tuple[dict, dict, dict]:
-    """Choices and values of the word pickers for these prompts: blend words of the caption and of the target
-    (what the target changes unless some are picked already) and reweight words of the target."""
+def word_updates(tokenizer: Any, caption: str, target: str, reweight: Sequence[str] | None) -> tuple[dict, dict, dict]:
+    """Choices and values of the word pickers for these prompts: blend words of the caption and of the target,
+    picked anew each time a prompt changes (what the target changes), and reweight words of the target (the
+    picks that are still words of it kept)."""
     words = []
     for prompt in (caption, target):
         try:
@@ -100,8 +100,8 @@ def word_updates(tokenizer: Any, caption: str, target: str, blend_source: Sequen
             words.append([])
     source_words, target_words = words
     removed, added = changed_words(source_words, target_words)
-    return (gr.update(choices=source_words, value=kept_or_suggested(blend_source, source_words, removed)),
-            gr.update(choices=target_words, value=kept_or_suggested(blend_target, target_words, added)),
+    return (gr.update(choices=source_words, value=removed if target_words else []),
+            gr.update(choices=target_words, value=added),
             gr.update(choices=target_words, value=[w for w in reweight or [] if w in target_words]))
 
 
@@ -122,13 +122,17 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                                          elem_id="method")
                     steps = gr.Slider(2, 200, value=defaults.steps, step=1, label="steps", elem_id="steps")
                 invert_button = gr.Button("Invert", variant="primary", elem_id="invert")
+                target = gr.Textbox(label="target prompt: the caption with your change", elem_id="target",
+                                    render=False)
+                if defaults.examples:
+                    gr.Examples([list(e) for e in defaults.examples], [photo, caption, target], label="example")
             with gr.Column():
                 reconstruction = gr.Image(label="reconstruction", format="png", interactive=False,
                                           elem_id="reconstruction")
                 report = gr.Textbox(label="reconstruction report", lines=5, interactive=False, elem_id="report")
         with gr.Row():
             with gr.Column():
-                target = gr.Textbox(label="target prompt: the caption with your change", elem_id="target")
+                target.render()
                 blend_source = gr.CheckboxGroup(label="blend: caption words", elem_id="blend-source")
                 blend_target = gr.CheckboxGroup(label="blend: target words", elem_id="blend-target")
                 threshold = gr.Slider(0, 1, value=spec.blend_threshold, step=0.01, label="blend threshold",
@@ -151,12 +155,11 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                 mask = gr.Image(label="blend mask over the photo", format="png", interactive=False, elem_id="mask")
                 coverage = gr.Markdown(elem_id="coverage")
         heatmaps = gr.Gallery(label="attention per word", columns=6, format="png", elem_id="heatmaps")
-        downloads = gr.File(label="downloads: the edit, its mask, the sidecar and the inversion",
-                            file_count="multiple", interactive=False, elem_id="downloads")
-        command = gr.Code(label="the same edit on the command line", language="shell", interactive=False,
-                          buttons=["copy"], elem_id="command")
-        if defaults.examples:
-            gr.Examples([list(e) for e in defaults.examples], [photo, caption, target], label="example")
+        with gr.Row():
+            downloads = gr.File(label="downloads: the edit, its mask, the sidecar and the inversion",
+                                file_count="multiple", interactive=False, height=180, elem_id="downloads")
+            command = gr.Textbox(label="the same edit on the command line", lines=4, max_lines=8, interactive=False,
+                                 buttons=["copy"], elem_id="command")
 
         @page_errors
         def invert(photo: str | None, caption: str, method: str, steps: float, target: str,
@@ -194,10 +197,9 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             return overlay, coverage_text(share)
 
         @page_errors
-        def words(caption: str, target: str, blend_source: list[str], blend_target: list[str],
-                  reweight: list[str]) -> tuple:
+        def words(caption: str, target: str, reweight: list[str]) -> tuple:
             """The word pickers for the current prompts."""
-            return word_updates(studio.tokenizer, caption, target, blend_source, blend_target, reweight)
+            return word_updates(studio.tokenizer, caption, target, reweight)
 
         def stop() -> None:
             """Stop the invert or edit in progress after its current step."""
@@ -216,7 +218,7 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                           **gpu)
         threshold.change(remask, [workspace, threshold], [mask, coverage], api_name="mask", trigger_mode="always_last",
                          concurrency_id="mask", show_progress="hidden")
-        gr.on([caption.change, target.change], words, [caption, target, blend_source, blend_target, reweight_words],
+        gr.on([caption.change, target.change], words, [caption, target, reweight_words],
               [blend_source, blend_target, reweight_words], api_name="words", trigger_mode="always_last",
               concurrency_id="words", show_progress="hidden")
         photo.change(forget, None, [workspace, reconstruction, report], api_visibility="private",

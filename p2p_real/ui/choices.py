@@ -55,12 +55,6 @@ def changed_words(source: Sequence[str], target: Sequence[str]) -> tuple[list[st
     return [w for w in source if w.lower() not in tgt], [w for w in target if w.lower() not in src]
 
 
-def kept_or_suggested(selected: Sequence[str] | None, choices: Sequence[str], suggested: Sequence[str]) -> list[str]:
-    """The selected words that are still choices, or the suggestion when none is."""
-    kept = [w for w in selected or [] if w in choices]
-    return kept or [w for w in suggested if w in choices]
-
-
 def slider(value: float | None) -> float | None:
     """A slider's value rounded to DIGITS decimals."""
     return None if value is None else round(float(value), DIGITS)
