@@ -29,6 +29,11 @@ def client(page, tmp_path: Path) -> Client:
     return Client(page.url, verbose=False, download_files=str(tmp_path / "downloads"))
 
 
+def call(session: Client, *args, api_name: str):
+    """What the page answers to one call, waiting TIMEOUT seconds at most."""
+    return session.submit(*args, api_name=api_name).result(timeout=TIMEOUT)
+
+
 def pixels(path: str) -> np.ndarray:
     """An image file as an RGB (or grayscale) array."""
     with Image.open(path) as img:
@@ -78,7 +83,7 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
         assert Image.open(reconstruction).size == (72, 56)  # the working size of a 192x160 photo
 
         # the pickers offer the prompts' words and suggest what the target changes
-        source_words, target_words, reweight = session.predict(caption, target, [], api_name="/words")
+        source_words, target_words, reweight = call(session, caption, target, [], api_name="/words")
         assert [c[0] for c in source_words["choices"]] == ["a", "big", "red", "circle", "on", "yellow", "background"]
         assert (source_words["value"], target_words["value"], reweight["value"]) == (["circle"], ["square"], [])
 
@@ -90,7 +95,7 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
 
         # the threshold slider: the mask again from the stored maps, no sampling
         steps_before = calls.n
-        masks = {t: session.predict(t, api_name="/mask") for t in (0.05, 0.3, 0.9)}
+        masks = {t: call(session, t, api_name="/mask") for t in (0.05, 0.3, 0.9)}
         assert calls.n == steps_before
     photo_pixels = pixels(str(photo))
     assert np.array_equal(pixels(before), photo_pixels)  # before / after at the photo's resolution
@@ -124,14 +129,14 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
     assert options.spec_from_args(args, 1) == spec
 
     # the same photo and settings again: the saved inversion is reused
-    _, report, _ = session.predict(handle_file(str(photo)), caption, METHOD, STEPS, target, api_name="/invert")
+    _, report, _ = call(session, handle_file(str(photo)), caption, METHOD, STEPS, target, api_name="/invert")
     assert "reused the saved inversion" in report
 
 
 def message(session: Client, *args, api_name: str) -> str:
     """The message the page shows for a call that fails."""
     with pytest.raises(AppError) as failed:
-        session.predict(*args, api_name=api_name)
+        call(session, *args, api_name=api_name)
     return str(failed.value)
 
 
@@ -140,12 +145,14 @@ def test_user_errors_are_messages_on_the_page_never_tracebacks(offline_page, tmp
     session = client(offline_page, tmp_path)
     messages = {
         "no photo": message(session, None, caption, METHOD, STEPS, "", api_name="/invert"),
+        "no caption": message(session, handle_file(str(photo)), " ", METHOD, STEPS, "", api_name="/invert"),
         "no inversion": message(session, caption, caption, [], [], 0.3, [], 1.0, *EDIT, api_name="/edit"),
         "long caption": message(session, handle_file(str(photo)), "red " * 90, METHOD, STEPS, "", api_name="/invert"),
     }
-    session.predict(handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")
-    session.predict(caption, caption + " and a small blue square", [], api_name="/words")
+    call(session, handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")
+    call(session, caption, caption + " and a small blue square", [], api_name="/words")
     longer = caption + " and a small blue square"
+    messages["no target"] = message(session, caption, "", [], [], 0.3, [], 1.0, *EDIT, api_name="/edit")
     messages["replace"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "replace", 0.8, 0.6,
                                   api_name="/edit")
     messages["reweight"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "reweight", 0.8, 0.6,
@@ -156,6 +163,8 @@ def test_user_errors_are_messages_on_the_page_never_tracebacks(offline_page, tmp
                                           api_name="/edit")
     assert "upload a photo first" in messages["no photo"]
     assert "invert a photo first" in messages["no inversion"]
+    assert "write the photo's caption first" in messages["no caption"]
+    assert "write a target prompt first" in messages["no target"]
     assert "text encoder reads at most 77" in messages["long caption"]
     assert "same number of words" in messages["replace"]
     assert "needs reweight words" in messages["reweight"]
@@ -172,7 +181,7 @@ def test_stop_ends_the_running_inversion_after_its_current_step(offline_page, tm
     deadline = time.monotonic() + TIMEOUT
     while not job.status().progress_data and not job.done() and time.monotonic() < deadline:
         time.sleep(0.02)
-    session.predict(api_name="/stop")
+    call(session, api_name="/stop")
     with pytest.raises(AppError, match="stopped"):
         job.result(timeout=TIMEOUT)
     assert not list((offline_page.studio.out / "inversions").glob("tall.*"))  # nothing half-done was saved

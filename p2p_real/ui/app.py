@@ -247,6 +247,10 @@ def launch(page: gr.Blocks, host: str, port: int | None, out: Path, quiet: bool 
     """Serve the page on host:port (None: the first free port from 7860) with a queue; return it running when
     `block` is False, else serve until interrupted."""
     page.queue(default_concurrency_limit=1)
-    page.launch(server_name=host, server_port=port, allowed_paths=[str(out)], show_error=False, quiet=quiet,
-                prevent_thread_lock=not block, inbrowser=False, share=False, footer_links=["api", "settings"])
+    page.launch(server_name=host, server_port=port, allowed_paths=[str(out)], show_error=False, quiet=True,
+                prevent_thread_lock=True, inbrowser=False, share=False, footer_links=["api", "settings"])
+    if not quiet:
+        print(f"p2p-real ui: {page.local_url} (Ctrl+C stops it)", flush=True)
+    if block:
+        page.block_thread()
     return page

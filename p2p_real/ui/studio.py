@@ -29,6 +29,7 @@ from p2p_real.ui.choices import PAGE_NAMES, EditChoices, edit_command
 StepReport = Callable[[str, int, int], None]
 HEATMAP_SIDE = 192  # longest side of the heat-map pictures
 DIM = 0.65  # how much the mask picture darkens the photo where the edit cannot reach
+PREVIEW_SIDE = 1024  # longest side of the mask picture (it is redrawn as the threshold slider moves)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class Studio:
         """Invert the photo with its caption (or reuse its saved inversion) and reconstruct it."""
         if photo is None:
             raise ValueError("upload a photo first")
+        if not (caption or "").strip():
+            raise ValueError("write the photo's caption first: what it shows, e.g. 'a cat sitting on a wall'")
         photo = Path(photo)
         settings = InversionSettings(caption, method, steps, names=PAGE_NAMES).resolved(
             self.editor.num_inference_steps, self.editor.guidance_scale)
@@ -114,6 +117,8 @@ class Studio:
         """Edit the inverted photo, write the edit, its mask, grid and sidecar, and describe it for the page."""
         if ws is None:
             raise ValueError("invert a photo first")
+        if not choices.target.strip():
+            raise ValueError("write a target prompt first: the caption with your change")
         inv = ws.inversion
         spec = choices.spec()
         self.editor.check([inv.prompt, choices.target], spec, inv.num_inference_steps)
@@ -139,15 +144,19 @@ class Studio:
 
     def mask(self, ws: Workspace | None, threshold: float | None = None) -> tuple[Image.Image | None, float | None]:
         """The last edit's blend mask over the photo at `threshold` (default: the edit's), recomputed from its
-        stored attention maps, as the photo dimmed where the edit cannot reach (whatever the colours of the
-        photo), and the part of the working area it covers; (None, None) without blend words."""
+        stored attention maps, as the photo (at most PREVIEW_SIDE pixels a side) dimmed where the edit cannot
+        reach, whatever its colours, and the part of the working area it covers; (None, None) without blend
+        words."""
         if ws is None or ws.result is None:
             return None, None
         latent = blend_masks(ws.result, self.tokenizer, threshold)
         if latent is None:
             return None, None
         (soft,) = photo_masks(ws.result, latent[:1])
-        return mask_overlay(ws.original, ImageOps.invert(soft), (0, 0, 0), DIM), float(latent[0].mean())
+        photo = ws.original
+        photo.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        soft = soft.resize(photo.size, Image.Resampling.BILINEAR)
+        return mask_overlay(photo, ImageOps.invert(soft), (0, 0, 0), DIM), float(latent[0].mean())
 
     def heatmaps(self, ws: Workspace) -> list[tuple[Image.Image, str]]:
         """Each word's averaged cross-attention over the photo (caption words) and over the edit (target
