@@ -32,6 +32,7 @@ from inversion.image import (
 )
 from inversion.metadata import PhotoInfo
 from inversion.methods import METHOD_NAMES, METHODS
+from inversion.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
 from inversion.settings import InversionSettings
 
 FORMAT = "p2p-real-inversion"
@@ -140,6 +141,7 @@ class Inversion:
     source: str | None = None  # where the photo came from; saved as its file name only
     path: Path | None = None  # the file it was loaded from or last saved to (not stored in the file)
     info: PhotoInfo | None = None  # the photo's ICC profile and EXIF, written into its edits (stored in the PNG)
+    model_family: str = FAMILY_SD  # "sd" (1.x/2.x) or "sdxl"; files written before SDXL support are "sd"
 
     def __post_init__(self) -> None:
         label = "inversion" if self.path is None else str(self.path)  # what errors call it
@@ -196,6 +198,9 @@ class Inversion:
             raise ArtifactError(
                 f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHOD_NAMES)})"
             )
+        if self.model_family not in FAMILY_NAMES:
+            raise ArtifactError(f"{path}: unknown model_family {self.model_family!r} "
+                                f"(expected one of {', '.join(FAMILY_NAMES)})")
         method = METHODS[self.method]
         steps = validation.whole_number(self.num_inference_steps, f"{path}: num_inference_steps", error=ArtifactError)
         validation.number(self.guidance_scale, f"{path}: guidance_scale", error=ArtifactError)
@@ -246,9 +251,16 @@ class Inversion:
         scheduler_id: str,
         num_inference_steps: int,
         guidance_scale: float | None = None,
+        model_family: str | None = None,
     ) -> None:
-        """Raise ArtifactError naming what differs if this inversion was made with another model, scheduler,
-        step count or (for null-text, whose per-step embeddings depend on it) guidance scale."""
+        """Raise ArtifactError naming what differs if this inversion was made with another model family (SD or
+        SDXL: said alone, it is the whole story), model, scheduler, step count or (for null-text, whose per-step
+        embeddings depend on it) guidance scale."""
+        if model_family is not None and model_family != self.model_family:
+            raise ArtifactError(
+                f"inversion is not compatible: it was made with a {FAMILY_NAMES[self.model_family]} model, not with "
+                f"{FAMILY_NAMES.get(model_family, model_family)}; invert the photo again with this model"
+            )
         problems = []
         if model_id != self.model_id:
             problems.append(
@@ -284,7 +296,7 @@ class Inversion:
         if pipe is not None:
             try:
                 self.check_compatible(pipeline_fingerprint(pipe), scheduler_fingerprint(pipe.scheduler),
-                                      self.num_inference_steps)
+                                      self.num_inference_steps, model_family=model_family(pipe))
             except ArtifactError as exc:
                 raise MismatchError(f"{label} was made with another model or scheduler: {exc}") from exc
         stored = {"prompt": self.prompt, "method": self.method, "num_inference_steps": self.num_inference_steps,
@@ -338,6 +350,7 @@ class Inversion:
             "model_id": self.model_id,
             "scheduler_id": self.scheduler_id,
             "source": "" if self.source is None else _file_name(self.source),
+            "model_family": self.model_family,
         }
 
     def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
@@ -427,5 +440,6 @@ class Inversion:
             source=meta["source"] or None,
             path=source,
             info=_png_info(tensors["original_png"]),
+            model_family=meta.get("model_family", FAMILY_SD),
             **fields,
         )

@@ -79,30 +79,36 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
 
 def model_fingerprint(
     unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None,
-    adapters: Any = None,
+    adapters: Any = None, text_encoder_2: torch.nn.Module | None = None, tokenizer_2: Any = None,
 ) -> str:
     """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16), and the
     adapters merged into them (see ADAPTERS) when there are any.
 
     It is the same for every load of one model, in float32 or float16, offloaded or not, and differs between
-    models.
+    models. SDXL's second text encoder and tokenizer count too (SD fingerprints are as they were before SDXL).
     """
     digest = hashlib.sha256(b"p2p-real model v1\n")
-    for name, module in (("unet", unet), ("text_encoder", text_encoder), ("vae", vae)):
+    modules = [("unet", unet), ("text_encoder", text_encoder), ("vae", vae)]
+    if text_encoder_2 is not None:
+        modules.append(("text_encoder_2", text_encoder_2))
+    for name, module in modules:
         config = _plain_config(getattr(module, "config", {}))
         digest.update(f"{name}:{json.dumps(config, sort_keys=True, default=str)}\n".encode())
         _hash_weights(digest, module)
     if tokenizer is not None:
         digest.update(f"tokenizer:{len(tokenizer)}:{getattr(tokenizer, 'model_max_length', None)}\n".encode())
+    if tokenizer_2 is not None:
+        digest.update(f"tokenizer_2:{len(tokenizer_2)}:{tokenizer_2.pad_token}\n".encode())
     if adapters:
         digest.update(f"adapters:{json.dumps(adapters, sort_keys=True, default=str)}\n".encode())
     return digest.hexdigest()
 
 
 def pipeline_fingerprint(pipe: Any) -> str:
-    """model_fingerprint of a Stable Diffusion pipeline's parts and the adapters load_pipeline merged in."""
+    """model_fingerprint of a Stable Diffusion (or SDXL) pipeline's parts and the adapters load_pipeline merged in."""
     return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None),
-                             getattr(pipe, ADAPTERS, None))
+                             getattr(pipe, ADAPTERS, None), getattr(pipe, "text_encoder_2", None),
+                             getattr(pipe, "tokenizer_2", None))
 
 
 def scheduler_fingerprint(scheduler: Any) -> str:

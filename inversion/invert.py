@@ -15,7 +15,8 @@ from inversion.graphed_unet import UNetCalls
 from inversion.image import Source, load_for_model
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, Pivot
 from inversion.null_text import EPSILON, INNER_STEPS, LR
-from inversion.prompts import check_prompt, encode_prompts, prompt_tokenizer
+from inversion.prompts import check_prompt, encode_prompts, encode_unconditional, prompt_tokenizer
+from inversion.sdxl import denoiser, model_family
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from inversion.vae import encode_image, vae_scale_factor
 
@@ -56,11 +57,12 @@ def invert(
     loaded = load_for_model(pipe, image, size, square)
     device = pipeline_device(pipe)
     z0 = encode_image(pipe.vae, loaded.pixels).to(device)
-    cond, uncond = encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""])
+    cond, uncond = encode_prompts(pipe, [prompt]), encode_unconditional(pipe)
     scheduler.set_timesteps(num_inference_steps, device=device)
-    calls = UNetCalls(pipe.unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet))
-    trajectory = ddim_invert(pipe.unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
-    pivot = Pivot(pipe.unet, scheduler, trajectory, cond, uncond, guidance_scale, num_inner_steps, epsilon,
+    unet = denoiser(pipe)  # SDXL: the UNet taking packed embeddings and adding the size/crop time ids
+    calls = UNetCalls(unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet))
+    trajectory = ddim_invert(unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
+    pivot = Pivot(unet, scheduler, trajectory, cond, uncond, guidance_scale, num_inner_steps, epsilon,
                   learning_rate, progress, callback, calls)
     data = METHODS[method].run(pivot)
     return Inversion(
@@ -81,5 +83,6 @@ def invert(
         vae_scale_factor=vae_scale_factor(pipe.vae),
         source=loaded.source,
         info=loaded.info,
+        model_family=model_family(pipe),
     )
 

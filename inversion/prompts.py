@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from inversion import sdxl
 from inversion.devices import module_device, pipeline_device
 from inversion.validation import PromptError, PromptTooLongError
 
@@ -38,14 +39,21 @@ def _has_multi_vector_tokens(tokenizer: Any) -> bool:
     return any(f"{token}_1" in added for token in added)
 
 
-def prompt_tokenizer(pipe: Any) -> Any:
-    """The tokenizer that prompts are checked and aligned with: the pipeline's own, expanding multi-vector
-    textual-inversion tokens as the pipeline's encode_prompt will (diffusers' maybe_convert_prompt)."""
-    tokenizer = pipe.tokenizer
+def _expanding(pipe: Any, tokenizer: Any) -> Any:
+    """`tokenizer`, expanding multi-vector textual-inversion tokens as the pipeline's encode_prompt will."""
     convert = getattr(pipe, "maybe_convert_prompt", None)
     if convert is None or not _has_multi_vector_tokens(tokenizer):
         return tokenizer
     return ExpandingTokenizer(tokenizer, lambda text: convert(text, tokenizer))
+
+
+def prompt_tokenizer(pipe: Any) -> Any:
+    """The tokenizer that prompts are checked and aligned with: the pipeline's own (SDXL: both of its
+    tokenizers as one, `sdxl.TokenizerPair`), expanding multi-vector textual-inversion tokens as the
+    pipeline's encode_prompt will (diffusers' maybe_convert_prompt)."""
+    if sdxl.is_sdxl(pipe):
+        return sdxl.TokenizerPair(_expanding(pipe, pipe.tokenizer), _expanding(pipe, pipe.tokenizer_2))
+    return _expanding(pipe, pipe.tokenizer)
 
 
 def check_prompt(tokenizer: Any, prompt: Any, name: str = "prompt") -> list[int]:
@@ -66,15 +74,24 @@ def check_prompt(tokenizer: Any, prompt: Any, name: str = "prompt") -> list[int]
 def encode_prompts(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
     """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them (its own
     `encode_prompt` when it has one: textual inversion and LoRA scales apply), in the text encoder's dtype,
-    on the device the UNet computes on."""
+    on the device the UNet computes on. SDXL's are packed with their pooled embeddings (`sdxl.pack`)."""
     prompts = list(prompts)
     tokenizer = prompt_tokenizer(pipe)
     for prompt in prompts:
         check_prompt(tokenizer, prompt)
     device = pipeline_device(pipe)
+    if sdxl.is_sdxl(pipe):
+        return sdxl.encode_sdxl(pipe, prompts, device)
     if hasattr(pipe, "encode_prompt"):
         return pipe.encode_prompt(prompts, device, 1, False)[0]
     tok = pipe.tokenizer
     ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
     return pipe.text_encoder(ids.to(module_device(pipe.text_encoder)))[0].to(device)
+
+
+def encode_unconditional(pipe: Any) -> torch.Tensor:
+    """The unconditional embedding (1, tokens, dim) the pipeline uses without a negative prompt: the empty
+    prompt's, or zeros for an SDXL model whose config says force_zeros_for_empty_prompt (SDXL base 1.0)."""
+    empty = encode_prompts(pipe, [""])
+    return torch.zeros_like(empty) if sdxl.is_sdxl(pipe) and sdxl.zeros_for_empty_prompt(pipe) else empty

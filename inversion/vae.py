@@ -16,17 +16,34 @@ AUTO_TILING_PIXELS = 1024 * 1024  # larger images are encoded and decoded in ove
 AUTO_TILING = "p2p_real_auto_tiling"
 
 
-def _in_float32_if_needed(vae: AutoencoderKL, run: Callable[[torch.dtype], torch.Tensor]) -> torch.Tensor:
-    """Run in the VAE's dtype; if half precision overflows (NaN/inf), run again in float32 and restore."""
-    out = run(vae.dtype)
-    if torch.isfinite(out).all() or vae.dtype == torch.float32:
-        return out
+def asks_for_float32(vae: AutoencoderKL) -> bool:
+    """Whether the VAE's own config asks to run in float32 (`force_upcast: true` written in it, as SDXL's VAE
+    has: it overflows in float16). SD 1.x/2.x configs predate the flag, which diffusers then fills in as true
+    but does not act on for them; neither does p2p-real."""
+    config = vae.config
+    defaulted = (config.get("_use_default_values") or []) if hasattr(config, "get") else []
+    return bool(getattr(config, "force_upcast", False)) and "force_upcast" not in defaulted
+
+
+def _in_float32(vae: AutoencoderKL, run: Callable[[torch.dtype], torch.Tensor]) -> torch.Tensor:
+    """`run(float32)` with the VAE in float32, its dtype restored after (diffusers' SDXL upcasting)."""
     dtype = vae.dtype
     vae.to(torch.float32)
     try:
         return run(torch.float32)
     finally:
         vae.to(dtype)
+
+
+def _in_float32_if_needed(vae: AutoencoderKL, run: Callable[[torch.dtype], torch.Tensor]) -> torch.Tensor:
+    """Run in the VAE's dtype, or in float32 from the start where its config asks (SDXL); if half precision
+    overflows (NaN/inf), run again in float32. The VAE keeps its dtype."""
+    if vae.dtype == torch.float32:
+        return run(torch.float32)
+    if asks_for_float32(vae):
+        return _in_float32(vae, run)
+    out = run(vae.dtype)
+    return out if torch.isfinite(out).all() else _in_float32(vae, run)
 
 
 @contextmanager

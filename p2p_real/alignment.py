@@ -77,7 +77,9 @@ def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str, 
             if end == len(body) or end in starts:
                 found.extend(range(i, end))
     if not found:
-        raise PromptError(f"{prefix}word {word!r} is not in prompt {tokens.prompt!r}")
+        reading = getattr(tokenizer, "reading", None)  # SDXL: which tokenizers were asked
+        raise PromptError(f"{prefix}word {word!r} is not in prompt {tokens.prompt!r}" + (f" ({reading})" if reading
+                                                                                        else ""))
     return found
 
 

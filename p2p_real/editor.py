@@ -11,7 +11,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from inversion import validation
+from inversion import sdxl, validation
 from inversion.artifact import Inversion
 from inversion.cache import InversionCache
 from inversion.ddim import ddim_scheduler
@@ -22,7 +22,7 @@ from inversion.image import Source, load_image, model_side
 from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.null_text import EPSILON, INNER_STEPS
-from inversion.prompts import encode_prompts, prompt_tokenizer
+from inversion.prompts import encode_prompts, encode_unconditional, prompt_tokenizer
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from inversion.vae import decode_latents, vae_scale_factor
 from masks.local_blend import apply_blend, blend_mask, combine_user_mask
@@ -65,10 +65,9 @@ class Editor:
         the latent's side: 1/4 (16x16 at 512 px, as the original code) unless a small model wants finer maps
         (the toy-world model: p2p_real.toyworld.model.ATTENTION_RES); the nearest UNet level with
         cross-attention is used."""
-        parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-        missing = [p for p in parts if getattr(pipe, p, None) is None]
-        if missing:
-            raise ValueError(f"pipe is not a Stable Diffusion pipeline: it has no {', '.join(missing)}")
+        problem = sdxl.parts_problem(pipe)
+        if problem:
+            raise ValueError(problem)
         self.pipe = pipe
         self.num_inference_steps = validation.whole_number(num_inference_steps, "num_inference_steps")
         self.guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
@@ -81,6 +80,17 @@ class Editor:
         """Where the editor computes: the UNet's execution device (the GPU also when the pipeline is
         CPU-offloaded, where the UNet's own `.device` is the CPU or "meta")."""
         return pipeline_device(self.pipe)
+
+    @property
+    def is_sdxl(self) -> bool:
+        """Whether the pipeline is Stable Diffusion XL (two text encoders, pooled embeddings, size/crop ids)."""
+        return sdxl.is_sdxl(self.pipe)
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """What the loops call as `unet(x, t, encoder_hidden_states=...)`: the UNet, or for SDXL the UNet
+        taking packed embeddings and adding the size/crop time ids (`inversion.sdxl.SDXLUNet`)."""
+        return sdxl.denoiser(self.pipe)
 
     @property
     def tokenizer(self) -> Any:
@@ -110,12 +120,14 @@ class Editor:
         self._cancelled = True
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them, in the UNet's dtype."""
+        """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them, in the UNet's dtype
+        (SDXL: both encoders' token embeddings, then the pooled one, `inversion.sdxl.pack`)."""
         return encode_prompts(self.pipe, prompts).to(self.dtype)
 
     def uncond_embedding(self) -> torch.Tensor:
-        """The embedding of the empty prompt (1, tokens, dim)."""
-        return self.embed([""])
+        """The unconditional embedding (1, tokens, dim) the pipeline uses without a negative prompt: the empty
+        prompt's, or zeros for an SDXL model whose config says force_zeros_for_empty_prompt (SDXL base)."""
+        return encode_unconditional(self.pipe).to(self.dtype)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Images (N, 3, H, W) in [0, 1] from latents; NonFiniteError if the VAE gives NaN or infinity."""
@@ -220,7 +232,7 @@ class Editor:
 
         with attention_control(self.pipe.unet, controller):
             latents = sample(
-                self.pipe.unet, self.scheduler, latents, cond, uncond, guidance,
+                self.denoiser, self.scheduler, latents, cond, uncond, guidance,
                 begin_step=controller.begin_step, callback=after_step, progress=progress, desc="editing",
             )
         if blend.active and len(prompts) > 1 and not last_mask:  # blend started after the last step
@@ -247,7 +259,8 @@ class Editor:
         result's parameters."""
         name = getattr(self.pipe, "name_or_path", None)
         adapters = getattr(self.pipe, ADAPTERS, None)
-        return {"model": str(name) if name else None, **({"adapters": adapters} if adapters else {}),
+        return {"model": str(name) if name else None, "model_family": sdxl.model_family(self.pipe),
+                **({"adapters": adapters} if adapters else {}),
                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
     def generate(
@@ -390,7 +403,8 @@ class Editor:
         if not isinstance(inv, Inversion):
             raise ValueError(f"expected an Inversion (from Editor.invert or Inversion.load), got {type(inv).__name__}")
         inv.check_compatible(
-            pipeline_fingerprint(self.pipe), scheduler_fingerprint(self.scheduler), inv.num_inference_steps
+            pipeline_fingerprint(self.pipe), scheduler_fingerprint(self.scheduler), inv.num_inference_steps,
+            model_family=sdxl.model_family(self.pipe),
         )
         start = inv.latent_T.to(self.device, self.dtype)
         uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
@@ -411,7 +425,7 @@ class Editor:
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
         cond = self.embed([inv.prompt])
         latents = sample(
-            self.pipe.unet, self.scheduler, start, cond, uncond, inv.guidance_scale,
+            self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale,
             callback=None if pivots is None else (lambda i, z: pivots[i]), progress=progress,
             desc="reconstructing",
         )

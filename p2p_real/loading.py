@@ -10,13 +10,14 @@ from typing import Any
 
 import diffusers.utils.deprecation_utils
 import torch
-from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from inversion.sdxl import FAMILY_SD
 from p2p_real.adapters import add_adapters
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 from p2p_real.placement import check_offload, place_pipeline
+from p2p_real.sdxl_loading import checkpoint_family, folder_family, hub_family, pipeline_class
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
@@ -113,16 +114,16 @@ def _weights_kwargs() -> dict[str, bool]:
     return {} if torch_loads_pickles_safely() else {"use_safetensors": True}
 
 
-def _from_folder(path: Path, dtype: torch.dtype, **source: str) -> StableDiffusionPipeline:
+def _from_folder(path: Path, dtype: torch.dtype, **source: str) -> Any:
     if not (path / "model_index.json").is_file():
         raise ModelLoadError(
             f"model folder {str(path)!r} is not a diffusers pipeline (no model_index.json); "
             "point the model at a folder saved with save_pretrained or at a .safetensors/.ckpt file"
         )
+    cls, options = pipeline_class(folder_family(path))
     try:
-        return StableDiffusionPipeline.from_pretrained(
-            path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True,
-            **_weights_kwargs(), **source,
+        return cls.from_pretrained(
+            path, **{_DTYPE_KW: dtype}, **options, local_files_only=True, **_weights_kwargs(), **source,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         pickled = sorted(p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
@@ -139,15 +140,15 @@ def _no_answer(seconds: float, what: str) -> ModelLoadError:
     )
 
 
-def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
-    if path.suffix.lower() in PICKLE_SUFFIXES and not torch_loads_pickles_safely():
+def _from_file(path: Path, dtype: torch.dtype) -> Any:
+    pickled = path.suffix.lower() in PICKLE_SUFFIXES
+    if pickled and not torch_loads_pickles_safely():
         raise ModelLoadError(_pickle_refusal(f"checkpoint {str(path)!r}"))
+    cls, options = pipeline_class(checkpoint_family(path, pickled))
     seconds = hub_timeout()
     try:
         with bounded_hub_requests(seconds):  # the model's configuration may come from the hub
-            return StableDiffusionPipeline.from_single_file(
-                str(path), **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False
-            )
+            return cls.from_single_file(str(path), **{_DTYPE_KW: dtype}, **options)
     except Exception as exc:  # from_single_file raises many kinds; all mean the same to the user
         if is_timeout(exc):
             raise _no_answer(seconds, f"the configuration of {str(path)!r}") from exc
@@ -157,14 +158,18 @@ def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         ) from exc
 
 
-def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: str | bool) -> StableDiffusionPipeline:
-    return StableDiffusionPipeline.from_pretrained(
-        model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, **_weights_kwargs(),
-        **kwargs,
-    )
+def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: str | bool) -> Any:
+    try:
+        family = hub_family(model_id, **{k: v for k, v in kwargs.items() if k in ("revision", "local_files_only")})
+    except ModelLoadError:
+        raise
+    except Exception:  # no index to read: from_pretrained below says why
+        family = FAMILY_SD
+    cls, options = pipeline_class(family)
+    return cls.from_pretrained(model_id, **{_DTYPE_KW: dtype}, **options, **_weights_kwargs(), **kwargs)
 
 
-def _from_hub(model_id: str, dtype: torch.dtype, **source: str) -> StableDiffusionPipeline:
+def _from_hub(model_id: str, dtype: torch.dtype, **source: str) -> Any:
     """Load from the hub (or its cache); every request waits at most hub_timeout() seconds for an answer."""
     seconds = hub_timeout()
     try:
@@ -229,8 +234,11 @@ def load_pipeline(
     revision: str | None = None,
     loras: Sequence[Any] = (),
     embeddings: Sequence[Any] = (),
-) -> StableDiffusionPipeline:
-    """Load a Stable Diffusion pipeline with a DDIM scheduler, ready for Editor.
+) -> Any:
+    """Load a Stable Diffusion (1.x/2.x or XL) pipeline with a DDIM scheduler, ready for Editor.
+
+    SDXL is recognised without loading weights (p2p_real.sdxl_loading): a folder or hub id by its
+    model_index.json, a single checkpoint by its tensor names; an SDXL refiner is refused.
 
     In half precision the VAE runs in half precision too unless the model's config asks for float32 (SDXL's
     VAE); a decode that overflows is run again in float32, so it never gives black images. A local path is
@@ -258,7 +266,8 @@ def load_pipeline(
             "FILE:WORD" (or a Path, a (path, word) pair or an adapters.EmbeddingFile).
 
     Returns:
-        StableDiffusionPipeline: on `device` (or offloaded to it), progress bars off, safety checker off.
+        StableDiffusionPipeline or StableDiffusionXLPipeline: on `device` (or offloaded to it), progress bars
+        off, safety checker and watermark off.
 
     Raises:
         ModelLoadError: the model could not be found or loaded; the message says what to give instead.

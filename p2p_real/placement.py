@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from inversion.vae import AUTO_TILING
+from inversion.vae import AUTO_TILING, asks_for_float32
 from p2p_real.defaults import OFFLOAD_MODES
 
 
@@ -33,13 +33,7 @@ def vae_dtype(vae: Any, dtype: torch.dtype) -> torch.dtype:
     (`force_upcast: true` written in it, as SDXL's VAE has; SD 1.x/2.x configs predate the flag and diffusers
     runs their VAE in half precision). A half-precision VAE that overflows is run again in float32
     (inversion.vae)."""
-    if dtype == torch.float32:
-        return dtype
-    config = vae.config
-    defaulted = (config.get("_use_default_values") or []) if hasattr(config, "get") else []
-    if getattr(config, "force_upcast", False) and "force_upcast" not in defaulted:
-        return torch.float32
-    return dtype
+    return torch.float32 if dtype == torch.float32 or asks_for_float32(vae) else dtype
 
 
 def set_vae_tiling(vae: Any, tiling: bool | None, offload: str | None = None) -> None:

@@ -64,3 +64,19 @@ def offline_page(toy_page):
         yield toy_page
     attempts = toy_page.guard.attempts
     assert attempts == [], f"the page or its client tried to reach the network: {attempts}"
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory):
+    """A tiny SDXL pipeline (two text encoders, text-time embedding) saved with save_pretrained."""
+    from p2p_real.testing import tiny_sdxl_pipeline
+
+    path = tmp_path_factory.mktemp("tiny-sdxl")
+    tiny_sdxl_pipeline(seed=0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_pipe(tiny_sdxl_dir):
+    """The tiny SDXL pipeline loaded with load_pipeline on the CPU; tests must leave it as they found it."""
+    return load_pipeline(tiny_sdxl_dir, device="cpu")
