@@ -3,6 +3,8 @@ diffusers generation of the same 2-prompt batch, side by side in one run.
 
     python -m benchmarks.edit_overhead                 # tiny model on CPU (sd15 architecture on CUDA)
     python -m benchmarks.edit_overhead --model sd15    # random-weight SD 1.5 at 512x512
+    python -m benchmarks.edit_overhead --model sdxl --invert null-text   # random-weight SDXL at 1024 px,
+                                                       # and one photo inverted and edited
 
 Prints a table and merges the figures into benchmarks/results/edit_overhead.json (one entry per device
 and model; the top-level time_ratio / memory_ratio are those of the largest model measured).
@@ -24,7 +26,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.models import benchmark_pipeline
+from benchmarks.models import MODELS, benchmark_pipeline
 from inversion.ddim import ddim_scheduler
 from p2p_real import Editor
 from p2p_real.loading import resolve_device
@@ -51,6 +53,23 @@ def setup(model: str, device: str, steps: int):
                                output_type="latent", progress=False).images
 
     return pipe, {"plain": plain, "p2p": p2p}
+
+
+def invert_and_edit(pipe, device: str, steps: int, method: str) -> dict[str, float]:
+    """Seconds to invert one photo at the model's size with `method`, then to edit it (blend on one word)."""
+    import numpy as np
+    import skimage.data
+
+    editor = Editor(pipe, num_inference_steps=steps)
+    photo = np.ascontiguousarray(skimage.data.chelsea())
+    sync(device)
+    start = time.perf_counter()
+    inv = editor.invert(photo, SOURCE, method=method, progress=False, square=True)
+    sync(device)
+    middle = time.perf_counter()
+    editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), progress=False)
+    sync(device)
+    return {"invert_seconds": middle - start, "edit_seconds": time.perf_counter() - middle}
 
 
 def sync(device: str) -> None:
@@ -107,10 +126,11 @@ def cpu_peak(model: str, device: str, steps: int, name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["auto", "tiny", "sd15"], default="auto")
+    parser.add_argument("--model", choices=["auto", *MODELS], default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--invert", metavar="METHOD", help="also time inverting a photo with METHOD and editing it")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     device = str(resolve_device(args.device))
@@ -118,6 +138,7 @@ def main() -> None:
     torch.manual_seed(0)
     pipe, runs = setup(model, device, args.steps)
     times = time_runs(runs, device, args.repeats)
+    photo = invert_and_edit(pipe, device, args.steps, args.invert) if args.invert else {}
     if device.startswith("cuda"):
         peaks = {name: cuda_peak(run, device) for name, run in runs.items()}
         total = {name: peaks[name] + torch.cuda.memory_allocated() for name in peaks}
@@ -139,6 +160,7 @@ def main() -> None:
         "p2p_peak_bytes": peaks["p2p"],
         "memory_ratio": peaks["p2p"] / peaks["plain"],
         "total_memory_ratio": total["p2p"] / total["plain"],
+        **({"invert_method": args.invert, **photo} if photo else {}),
         "torch": torch.__version__,
     }
     print(f"{'run':<8}{'seconds (median)':>18}{'peak MiB above model':>24}")
@@ -146,6 +168,8 @@ def main() -> None:
         print(f"{name:<8}{med[name]:>18.3f}{peaks[name] / 2**20:>24.1f}")
     print(f"device {gpu}, model {model}, {args.steps} steps: time ratio {entry['time_ratio']:.3f}, "
           f"memory ratio {entry['memory_ratio']:.3f} (with weights {entry['total_memory_ratio']:.3f})")
+    if photo:
+        print(f"photo: {args.invert} inversion {photo['invert_seconds']:.2f} s, edit {photo['edit_seconds']:.2f} s")
     data = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
     data["runs"] = [r for r in data["runs"] if (r["device"], r["model"]) != (gpu, model)] + [entry]
     headline = max(data["runs"], key=lambda r: (r["model"] == "sd15", r["device"] != "cpu"))

@@ -1,12 +1,19 @@
-"""Models for benchmarks: the tiny test pipeline, and the real SD 1.5 architecture with random weights."""
+"""Models for benchmarks: the tiny test pipelines (SD and SDXL), and the real SD 1.5 and SDXL architectures
+with random weights."""
 
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from p2p_real.testing import TEST_WORDS, tiny_pipeline
+from p2p_real.testing import TEST_WORDS, tiny_pipeline, tiny_sdxl_pipeline
 from p2p_real.toyworld.tokenizer import build_clip_tokenizer
 
 
@@ -38,11 +45,7 @@ def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
                 num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
             )
         )
-    # Random weights drift to huge activations; keep them in a range where half precision stays finite.
-    with torch.no_grad():
-        for module in unet.modules():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-                module.weight.mul_(0.5)
+    _calm(unet)
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
         set_alpha_to_one=False, steps_offset=1,
@@ -57,9 +60,81 @@ def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
     return pipe
 
 
-def benchmark_pipeline(model: str, device: str) -> StableDiffusionPipeline:
-    """'tiny' (the test kit's pipeline, float32) or 'sd15' (fp16 on CUDA, float32 elsewhere)."""
+def _calm(unet: torch.nn.Module) -> None:
+    """Random weights drift to huge activations; keep them in a range where half precision stays finite."""
+    with torch.no_grad():
+        for module in unet.modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+                module.weight.mul_(0.5)
+
+
+def sdxl_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffusionXLPipeline:
+    """Stable Diffusion XL base 1.0's architecture (UNet 2.6B, CLIP ViT-L and OpenCLIP bigG text encoders, VAE
+    with force_upcast) with random weights, at 1024 px; only the tokenizers are the small offline ones."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            block_out_channels=(320, 640, 1280),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            layers_per_block=2,
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            use_linear_projection=True,
+            cross_attention_dim=2048,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=1024,
+            scaling_factor=0.13025,
+            force_upcast=True,
+        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
+        ))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+            num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
+        ))
+    _calm(unet)
+    tokenizer_2 = build_clip_tokenizer(TEST_WORDS)
+    tokenizer_2.pad_token = "!"
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=build_clip_tokenizer(TEST_WORDS),
+        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, add_watermarker=False,
+    )
+    pipe.to(device, dtype)
+    pipe.vae.to(torch.float32)  # as load_pipeline keeps a VAE whose config asks for float32
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+MODELS = ("tiny", "sd15", "tiny-sdxl", "sdxl")
+
+
+def benchmark_pipeline(model: str, device: str) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
+    """'tiny' / 'tiny-sdxl' (the test kit's pipelines, float32), 'sd15' or 'sdxl' (fp16 on CUDA, float32
+    elsewhere)."""
     if model == "tiny":
         return tiny_pipeline().to(device)
+    if model == "tiny-sdxl":
+        return tiny_sdxl_pipeline().to(device)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    if model == "sdxl":
+        return sdxl_pipeline(device, dtype)
+    if model != "sd15":
+        raise ValueError(f"model {model!r} is not one of {', '.join(MODELS)}")
     return sd15_pipeline(device, dtype)

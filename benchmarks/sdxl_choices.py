@@ -10,6 +10,8 @@
    the baseline.
 
     python -m benchmarks.sdxl_choices        # prints both tables, writes benchmarks/results/sdxl_choices.json
+    python -m benchmarks.sdxl_choices --model stabilityai/stable-diffusion-xl-base-1.0 --sizes 1024 --steps 50
+                                             # the same on trained weights (a GPU; what the defaults should rest on)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import inversion.sdxl as sdxl
 from p2p_real import Editor
+from p2p_real.loading import load_pipeline
 from p2p_real.testing import tiny_sdxl_pipeline
 
 RESULTS = Path(__file__).parent / "results" / "sdxl_choices.json"
@@ -107,11 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--model", default="tiny", help="'tiny' (the test kit's SDXL) or what load_pipeline takes")
+    parser.add_argument("--sizes", default="64,128", help="image sides, comma-separated")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    pipe = tiny_sdxl_pipeline()
-    levels = attention_levels(pipe, args.seeds, args.steps, (64, 128), (0.3, 0.8))
+    if args.model == "tiny":
+        torch.set_num_threads(1)
+        pipe = tiny_sdxl_pipeline()
+    else:
+        pipe = load_pipeline(args.model)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    levels = attention_levels(pipe, args.seeds, args.steps, sizes, (0.3, 0.8))
     print(f"{'size':>5}{'thr':>5}{'level':>7}{'map':>7}{'coverage':>10}{'stability':>11}{'top 1/4':>9}{'agree':>7}")
     for r in levels:
         level = "lat/2" if r["attention_res"] == 0.5 else "lat/4"
@@ -125,7 +134,8 @@ def main() -> None:
               f"{r['tokens_and_pooled_latent_error']:>13.3f}{r['ddim_psnr']:>9.2f}{r['tokens_only_psnr']:>11.2f}"
               f"{r['tokens_and_pooled_psnr']:>12.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"model": "tiny-sdxl (random weights)", "steps": args.steps,
+    model = "tiny-sdxl (random weights)" if args.model == "tiny" else args.model
+    args.json.write_text(json.dumps({"model": model, "steps": args.steps,
                                      "seeds": args.seeds, "attention_levels": levels, "null_text_pooled": nti,
                                      "torch": torch.__version__}, indent=2) + "\n")
 

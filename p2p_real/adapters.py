@@ -155,6 +155,26 @@ def add_lora(pipe: Any, lora: LoraFile, index: int = 0) -> dict[str, Any]:
     return {"lora": lora.path.name, "scale": lora.scale, "sha256": file_sha256(lora.path)}
 
 
+SDXL_EMBEDDING_KEYS = ("clip_l", "clip_g")  # the tensors of an SDXL textual inversion: one per text encoder
+
+
+def _check_sdxl_embedding(state: dict[str, Any], path: Path) -> None:
+    """An SDXL textual inversion has one vector set per text encoder: clip_l (CLIP ViT-L), clip_g (OpenCLIP bigG)."""
+    missing = [k for k in SDXL_EMBEDDING_KEYS if k not in state]
+    if missing:
+        raise _error(f"embedding {str(path)!r} is not an SDXL embedding: it lacks {', '.join(missing)} (it has "
+                     f"{', '.join(sorted(state)) or 'no tensors'}); SDXL needs one vector set per text encoder")
+
+
+def _load_sdxl_embedding(pipe: Any, state: dict[str, Any], word: str) -> None:
+    """Load an SDXL textual inversion into both text encoders and tokenizers under one word, so both tokenizers
+    read the word as the same tokens."""
+    pipe.load_textual_inversion(state["clip_l"], token=word, text_encoder=pipe.text_encoder,
+                                tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(state["clip_g"], token=word, text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)
+
+
 def add_embedding(pipe: Any, embedding: EmbeddingFile) -> dict[str, Any]:
     """Add a textual-inversion embedding under its word (diffusers' load_textual_inversion). Returns its
     description for the model's identity."""
@@ -167,8 +187,14 @@ def add_embedding(pipe: Any, embedding: EmbeddingFile) -> dict[str, Any]:
         raise _error(f"embedding {str(embedding.path)!r}: the word {word!r} is already in the tokenizer's "
                      "vocabulary (prompts using it would change meaning); give it another with FILE:WORD")
     before = len(pipe.tokenizer)
+    xl = getattr(pipe, "tokenizer_2", None) is not None
+    if xl:
+        _check_sdxl_embedding(state, embedding.path)
     try:
-        pipe.load_textual_inversion(state, token=word)
+        if xl:  # SDXL: one embedding per text encoder
+            _load_sdxl_embedding(pipe, state, word)
+        else:
+            pipe.load_textual_inversion(state, token=word)
     except Exception as exc:  # shape mismatches, unknown layouts: all mean the same to the user
         raise _error(f"embedding {str(embedding.path)!r} does not fit this model: "
                      f"{' '.join(str(exc).split())[:300]}") from exc

@@ -82,8 +82,8 @@ class Studio:
 
     @property
     def tokenizer(self) -> Any:
-        """The pipeline's tokenizer (for the words a page offers)."""
-        return self.editor.pipe.tokenizer
+        """The editor's tokenizer (for the words a page offers; SDXL: both of its tokenizers as one)."""
+        return self.editor.tokenizer
 
     def invert(self, photo: str | os.PathLike, caption: str, method: str | None = None, steps: int | None = None,
                report: StepReport | None = None) -> Workspace:
