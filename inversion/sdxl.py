@@ -22,8 +22,8 @@ from inversion.validation import PromptError
 FAMILY_SD = "sd"  # Stable Diffusion 1.x / 2.x: one text encoder
 FAMILY_SDXL = "sdxl"  # Stable Diffusion XL: two text encoders, pooled embedding, size/crop time ids
 FAMILY_NAMES = {FAMILY_SD: "Stable Diffusion 1.x/2.x", FAMILY_SDXL: "Stable Diffusion XL"}
-# Which parts of the unconditional embedding null-text inversion optimises on SDXL (docs/design.md §4):
-# the token embeddings of both encoders; the pooled embedding stays what the pipeline uses for "".
+# Whether null-text inversion also optimises SDXL's pooled unconditional embedding, besides the token embeddings
+# of both encoders (docs/design.md §12: all that the unconditional half of CFG reads; the time ids stay).
 OPTIMISE_POOLED = True
 
 

@@ -1,4 +1,4 @@
-"""The public editor: Prompt-to-Prompt generation and editing on a Stable Diffusion pipeline."""
+"""The public editor: Prompt-to-Prompt generation and editing on a Stable Diffusion (1.x/2.x or XL) pipeline."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Cancelled(Exception):
 
 
 class Editor:
-    """Prompt-to-Prompt editing with a diffusers Stable Diffusion pipeline (sampled with DDIM).
+    """Prompt-to-Prompt editing with a diffusers Stable Diffusion 1.x/2.x or XL pipeline (sampled with DDIM).
 
     The pipeline is used as it is and left exactly as it was after every call.
     """

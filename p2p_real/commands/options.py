@@ -90,8 +90,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     small-GPU options (--offload, --vae-tiling)."""
     group = p.add_argument_group("model")
     group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
-                       help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or '{TOY_MODEL}' for the "
-                            f"shipped toy-world model (default: ${MODEL_ENV}, else {DEFAULT_MODEL}; demo: toy)")
+                       help=f"SD 1.x/2.x or SDXL: hub id, local diffusers folder, .safetensors/.ckpt file, or "
+                            f"'{TOY_MODEL}' for the shipped toy-world model (default: ${MODEL_ENV}, else "
+                            f"{DEFAULT_MODEL}; demo: toy)")
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
                        help="auto: float16 on CUDA, else float32 (float16 also runs on Apple GPUs: mps)")
