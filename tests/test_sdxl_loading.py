@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import cli
+from inversion.artifact import Inversion
 from p2p_real.loading import ModelLoadError, load_pipeline
 from p2p_real.testing import tiny_pipeline, tiny_sdxl_pipeline
 from tests.helpers import draw_photo
@@ -86,6 +87,25 @@ def test_the_command_line_edits_and_generates_with_an_sdxl_model(tiny_sdxl_dir, 
     assert cli.main(["generate", "a cat on a wall", "a dog on a wall", "--size", "32x32", "--out",
                      str(tmp_path / "gen"), *common]) == 0
     assert len(list((tmp_path / "gen").glob("*.png"))) >= 2
+
+
+def test_the_command_line_inverts_reconstructs_and_draws_attention_with_an_sdxl_model(
+        tiny_sdxl_dir, tiny_model_dir, tmp_path, capsys):
+    photo = draw_photo(tmp_path / "photo.png")
+    common = ["--steps", "2", "--model", str(tiny_sdxl_dir), "-q"]
+    inv = tmp_path / "photo.inv.safetensors"
+    assert cli.main(["invert", str(photo), "-p", "a cat on a wall", "--method", "null-text", "-o", str(inv),
+                     *common]) == 0
+    assert "VAE ceiling" in capsys.readouterr().out
+    assert cli.main(["reconstruct", str(inv), "--out", str(tmp_path / "rec"), *common]) == 0
+    assert Image.open(tmp_path / "rec" / "photo.recon.png").size == Inversion.load(inv).size  # the working size
+    assert cli.main(["attention", str(photo), "-p", "a cat on a wall", "-t", "a dog on a wall", "--out",
+                     str(tmp_path / "att"), *common]) == 0
+    assert list((tmp_path / "att").glob("*.attention.png"))
+    capsys.readouterr()
+    assert cli.main(["edit", str(inv), "-t", "a dog on a wall", "--out", str(tmp_path / "sd"), "--model",
+                     str(tiny_model_dir), "-q"]) != 0  # an SD model refuses the SDXL inversion, saying why
+    assert "made with a Stable Diffusion XL model, not with Stable Diffusion 1.x/2.x" in capsys.readouterr().err
 
 
 def test_a_batch_recipe_runs_on_an_sdxl_model(tiny_sdxl_dir, tmp_path, capsys):
