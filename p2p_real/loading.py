@@ -12,12 +12,11 @@ import diffusers.utils.deprecation_utils
 import torch
 
 from inversion.ddim import ddim_scheduler
-from inversion.sdxl import FAMILY_SD
 from p2p_real.adapters import add_adapters
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
 from p2p_real.placement import check_offload, place_pipeline
-from p2p_real.sdxl_loading import checkpoint_family, folder_family, hub_family, pipeline_class
+from p2p_real.sdxl_loading import checkpoint_family, folder_family, pipeline_class
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
@@ -159,14 +158,18 @@ def _from_file(path: Path, dtype: torch.dtype) -> Any:
 
 
 def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: str | bool) -> Any:
-    try:
-        family = hub_family(model_id, **{k: v for k, v in kwargs.items() if k in ("revision", "local_files_only")})
-    except ModelLoadError:
-        raise
-    except Exception:  # no index to read: from_pretrained below says why
-        family = FAMILY_SD
-    cls, options = pipeline_class(family)
-    return cls.from_pretrained(model_id, **{_DTYPE_KW: dtype}, **options, **_weights_kwargs(), **kwargs)
+    """Download (or find in the cache) the repository as from_pretrained does, then load it with the pipeline
+    class its model_index.json calls for (SD or SDXL); the pipeline keeps the hub id as its name."""
+    from diffusers import DiffusionPipeline
+
+    # safety_checker=None: an SD repository's safety checker is not downloaded (an SDXL one has none)
+    folder = Path(DiffusionPipeline.download(model_id, safety_checker=None, **_weights_kwargs(), **kwargs))
+    cls, options = pipeline_class(folder_family(folder))
+    variant = {"variant": kwargs["variant"]} if "variant" in kwargs else {}
+    pipe = cls.from_pretrained(folder, **{_DTYPE_KW: dtype}, **options, local_files_only=True, **_weights_kwargs(),
+                               **variant)
+    pipe.register_to_config(_name_or_path=model_id)
+    return pipe
 
 
 def _from_hub(model_id: str, dtype: torch.dtype, **source: str) -> Any:

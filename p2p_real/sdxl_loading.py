@@ -1,7 +1,7 @@
 """Which diffusers pipeline class loads a model: Stable Diffusion XL or Stable Diffusion 1.x/2.x.
 
-SDXL is told apart without loading weights: a diffusers folder (or hub repository) by its model_index.json
-(`_class_name`, or a second text encoder), a single checkpoint by its tensor names (the original SDXL
+SDXL is told apart without loading weights: a diffusers folder (a hub repository once downloaded) by its
+model_index.json (`_class_name`, or a second text encoder), a single checkpoint by its tensor names (the original SDXL
 checkpoints keep their second, OpenCLIP bigG text encoder under `conditioner.embedders.1.`).
 """
 
@@ -84,12 +84,3 @@ def checkpoint_family(path: Path, pickled: bool = False) -> str:
     if any(k.startswith(REFINER_KEY_PREFIX) for k in keys):
         raise _refused(_REFINER.format(what=f"checkpoint {str(path)!r}"))
     return FAMILY_SD
-
-
-def hub_family(model_id: str, **kwargs: Any) -> str:
-    """The family of a hub repository from its model_index.json (fetched, or from the cache with
-    local_files_only=True); errors are the hub's, for the caller to report."""
-    from diffusers import DiffusionPipeline
-
-    index = DiffusionPipeline.load_config(model_id, **kwargs)
-    return index_family(dict(index), f"model {model_id!r}")

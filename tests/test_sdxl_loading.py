@@ -49,13 +49,16 @@ def test_a_single_checkpoint_is_told_sdxl_or_sd_by_its_tensor_names(tmp_path, mo
     assert kwargs.get("add_watermarker", None) is (False if cls is StableDiffusionXLPipeline else None)
 
 
-def test_a_hub_id_of_an_sdxl_model_loads_the_sdxl_pipeline(monkeypatch):
+def test_a_hub_id_of_an_sdxl_model_loads_the_sdxl_pipeline_named_by_its_hub_id(monkeypatch, tmp_path):
     calls, pipe = [], tiny_sdxl_pipeline()
     index = {"_class_name": "StableDiffusionXLPipeline", "text_encoder": ["transformers", "CLIPTextModel"]}
-    monkeypatch.setattr(DiffusionPipeline, "load_config", classmethod(lambda cls, model_id, **kw: index))
+    (tmp_path / "model_index.json").write_text(json.dumps(index))  # what the download leaves in the cache
+    monkeypatch.setattr(DiffusionPipeline, "download", classmethod(lambda cls, model_id, **kw: str(tmp_path)))
     monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", _fake_loader(calls, pipe))
     assert load_pipeline("stabilityai/stable-diffusion-xl-base-1.0", device="cpu") is pipe
-    assert calls[0][1] == ("stabilityai/stable-diffusion-xl-base-1.0",)
+    (_, args, kwargs), = calls
+    assert args == (tmp_path,) and kwargs["local_files_only"] and kwargs["add_watermarker"] is False
+    assert pipe.name_or_path == "stabilityai/stable-diffusion-xl-base-1.0"  # results name the model, not the cache
 
 
 def test_an_sdxl_refiner_is_refused_with_the_reason(tmp_path):
