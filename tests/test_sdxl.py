@@ -15,6 +15,7 @@ from PIL import Image
 
 from inversion.artifact import ArtifactError, Inversion, MismatchError
 from inversion.ddim import ddim_scheduler
+from inversion.fingerprint import pipeline_fingerprint
 from inversion.invert import invert
 from inversion.sdxl import SDXLUNet, TokenizerPair, pack, unpack
 from inversion.settings import InversionSettings
@@ -319,6 +320,14 @@ def test_an_sdxl_artifact_is_rejected_by_an_sd_editor_and_an_sd_one_by_an_sdxl_e
         editor.edit(sd_inv, TARGET, progress=False)
     with pytest.raises(MismatchError, match="another model"):
         sd_inv.check_matches(InversionSettings(), pipe=editor.pipe)
+
+
+def test_the_model_fingerprint_covers_the_second_text_encoder(tiny_sdxl_pipe):
+    other = copy.deepcopy(tiny_sdxl_pipe.text_encoder_2)
+    with torch.no_grad():
+        next(iter(other.state_dict(keep_vars=True).values())).add_(1.0)  # its first weight is always hashed
+    changed = types.SimpleNamespace(**{**tiny_sdxl_pipe.components, "text_encoder_2": other})
+    assert pipeline_fingerprint(changed) != pipeline_fingerprint(tiny_sdxl_pipe)
 
 
 def test_an_artifact_without_a_model_family_is_an_sd_one(tmp_path, tiny_pipe, photo):
