@@ -372,3 +372,25 @@ def test_the_editor_names_what_an_sdxl_like_pipeline_lacks(tiny_sdxl_pipe):
     with pytest.raises(ValueError, match="not an SDXL pipeline: it has no tokenizer_2"):
         Editor(types.SimpleNamespace(**{**parts, "tokenizer_2": None}))
     assert Editor(types.SimpleNamespace(**parts)).is_sdxl  # any object with SDXL's parts
+
+
+# --- small GPUs: offloaded SDXL computes as the whole one ---
+
+def test_sequentially_offloaded_sdxl_inverts_and_edits_as_the_whole_pipeline(tiny_sdxl_dir, photo):
+    from accelerate import cpu_offload
+
+    from p2p_real.loading import load_pipeline
+
+    def run(pipe):
+        editor = Editor(pipe, num_inference_steps=2)
+        inv = editor.invert(photo, PROMPT, num_inner_steps=2, progress=False, size=(48, 32))
+        return inv, editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), output_type="np", progress=False)
+
+    ref_inv, ref = run(load_pipeline(tiny_sdxl_dir, device="cpu"))
+    pipe = load_pipeline(tiny_sdxl_dir, device="cpu")
+    for model in (pipe.text_encoder, pipe.text_encoder_2, pipe.unet, pipe.vae):  # enable_sequential_cpu_offload's
+        cpu_offload(model, torch.device("cpu"), offload_buffers=len(model._parameters) > 0)
+    assert pipe.unet.device.type == "meta" and pipe.text_encoder_2.device.type == "meta"
+    inv, res = run(pipe)
+    assert inv.model_id == ref_inv.model_id and torch.equal(inv.uncond_embeddings, ref_inv.uncond_embeddings)
+    np.testing.assert_array_equal(res.images, ref.images)
