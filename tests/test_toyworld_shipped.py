@@ -26,6 +26,7 @@ from p2p_real.toyworld.vision import mask_iou
 from tests.helpers import SCRIPT
 
 STEPS = 20
+DEMO_STEPS = 50  # `p2p-real demo`'s default
 # Two held-out one-object scenes (seeds outside the training streams) and the shape each is swapped to.
 SCENES = [
     (Scene(objects=(SceneObject("red", "circle", "big", center=(0.4, 0.45), radius_u=0.6),),
@@ -140,9 +141,10 @@ def test_local_blend_keeps_more_background_than_p2p_alone(editor, inverted):
 
 
 @pytest.fixture(scope="module")
-def demo(editor):
-    """The demo as `p2p-real demo` runs it (null-text inversion, the five edits), at the editor's steps."""
-    return run_demo(editor, progress=False)
+def demo():
+    """The demo exactly as `p2p-real demo` runs it: null-text inversion and the five edits at its 50 steps."""
+    return run_demo(Editor(load_pipeline(default_model_dir(), device="cpu"), num_inference_steps=DEMO_STEPS,
+                           attention_res=ATTENTION_RES), progress=False)
 
 
 # Demo edits the shipped model does not yet make (issue 10 stays open; docs/toyworld.md, "Figures"). Strict: once
