@@ -30,6 +30,7 @@ from inversion.image import (
     read_rgb,
     working_image,
 )
+from inversion.metadata import PhotoInfo
 from inversion.methods import METHOD_NAMES, METHODS
 from inversion.settings import InversionSettings
 
@@ -79,10 +80,19 @@ def _file_name(source: str) -> str:
     return Path(source.replace("\\", "/")).name
 
 
-def _png_bytes(rgb: np.ndarray) -> torch.Tensor:
+def _png_bytes(rgb: np.ndarray, info: PhotoInfo | None = None) -> torch.Tensor:
+    """The photo as PNG, with its ICC profile and EXIF (iCCP and eXIf chunks) when it has them."""
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=4)
+    extra = {k: v for k, v in (("icc_profile", info and info.icc_profile), ("exif", info and info.exif)) if v}
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=4, **extra)
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def _png_info(data: torch.Tensor) -> PhotoInfo:
+    """The ICC profile and EXIF stored with the photo (none in files from before they were kept)."""
+    with quiet_pil(), Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+        exif = img.getexif()
+        return PhotoInfo(img.info.get("icc_profile") or None, exif.tobytes() if len(exif) else None)
 
 
 def _png_pixels(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -129,6 +139,7 @@ class Inversion:
     vae_scale_factor: int = 8
     source: str | None = None  # where the photo came from; saved as its file name only
     path: Path | None = None  # the file it was loaded from or last saved to (not stored in the file)
+    info: PhotoInfo | None = None  # the photo's ICC profile and EXIF, written into its edits (stored in the PNG)
 
     def __post_init__(self) -> None:
         label = "inversion" if self.path is None else str(self.path)  # what errors call it
@@ -302,7 +313,7 @@ class Inversion:
         tensors = {
             "latent_T": self.latent_T.detach().float().cpu().contiguous(),
             "z0": self.z0.detach().float().cpu().contiguous(),
-            "original_png": _png_bytes(self.original),
+            "original_png": _png_bytes(self.original, self.info),
         }
         if self.uncond_embeddings is not None:
             tensors["uncond_embeddings"] = self.uncond_embeddings.detach().float().cpu().contiguous()
@@ -329,8 +340,9 @@ class Inversion:
             "source": "" if self.source is None else _file_name(self.source),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write one self-contained safetensors file atomically (see inversion.files); return its path."""
+    def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
+        """Write one self-contained safetensors file atomically (see inversion.files); return its path. With
+        `replace=False` an existing file (also one that appears meanwhile) is never replaced: FileExistsError."""
         target = Path(os.fspath(path)).expanduser()
         if target.is_dir():
             raise ArtifactError(f"{target}: is a folder, not a file name")
@@ -339,7 +351,7 @@ class Inversion:
         tensors = self._tensors()
         metadata = self._metadata()
         metadata["checksum"] = _checksum(metadata, tensors)
-        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata))
+        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata), replace=replace)
         self.path = target
         return target
 
@@ -414,5 +426,6 @@ class Inversion:
             pivots=tensors.get("pivots"),
             source=meta["source"] or None,
             path=source,
+            info=_png_info(tensors["original_png"]),
             **fields,
         )

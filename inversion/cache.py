@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inversion.artifact import ArtifactError, Inversion, MismatchError
-from inversion.files import INVERSION_SUFFIX, file_sha256
+from inversion.files import INVERSION_SUFFIX, file_sha256, remove_stale_temporaries
 from inversion.fingerprint import pipeline_fingerprint
 from inversion.image import Source, pixel_sha256, read_rgb
 from inversion.settings import InversionSettings
@@ -77,9 +77,11 @@ class InversionCache:
 
     def save(self, inv: Inversion, image: Source, settings: InversionSettings, pipe: Any,
              name: str | None = None) -> Path:
-        """Save `inv` where `find` looks for it (the folder is created)."""
+        """Save `inv` where `find` looks for it (the folder is created; temporary files that a killed run left
+        there are removed)."""
         path = self.path(image, settings, pipe, name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
         return inv.save(path)
 
     def get(self, image: Source, settings: InversionSettings, pipe: Any, invert: Callable[[], Inversion],

@@ -11,6 +11,9 @@ import torch
 
 # Config keys that describe how a model was saved or loaded, not what it computes.
 _VOLATILE_KEYS = {"transformers_version", "torch_dtype", "dtype", "architectures", "name_or_path"}
+# What load_pipeline merged into the weights (LoRAs with their scales, textual-inversion tokens), as a list of
+# JSON-able dicts on the pipeline: part of the model's identity, since a few sampled weights cannot show it.
+ADAPTERS = "p2p_real_adapters"
 _WEIGHTS_PER_MODULE = 5  # tensors hashed per module, spread over its state dict
 _MAX_ELEMENTS = 1 << 20  # elements hashed per tensor (its first ones)
 
@@ -39,6 +42,18 @@ def _plain_config(config: Any) -> dict[str, Any]:
     }
 
 
+def _offloaded(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """The value of a weight that sequential CPU offload left on the "meta" device: from its hook's CPU copy."""
+    path, _, leaf = name.rpartition(".")
+    owner = module.get_submodule(path) if path else module
+    hook = getattr(owner, "_hf_hook", None)
+    for h in getattr(hook, "hooks", None) or [hook]:
+        weights = getattr(h, "weights_map", None)
+        if weights is not None and leaf in weights:
+            return weights[leaf]
+    raise ValueError(f"cannot read the weight {name}: it is offloaded where p2p-real cannot see it")
+
+
 def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
     """Feed a few tensors spread over the module's state dict, rounded to float16, into `digest`."""
     state = module.state_dict()
@@ -51,6 +66,8 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
     for index in picks:
         name = names[index]
         tensor = state[name].detach()
+        if tensor.is_meta:
+            tensor = _offloaded(module, name).detach()
         values = tensor.flatten()[:_MAX_ELEMENTS]
         if values.is_floating_point():
             values = values.to(device="cpu", dtype=torch.float16)  # the same for fp32 and fp16 loads
@@ -61,11 +78,14 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
 
 
 def model_fingerprint(
-    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None
+    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None,
+    adapters: Any = None,
 ) -> str:
-    """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16).
+    """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16), and the
+    adapters merged into them (see ADAPTERS) when there are any.
 
-    It is the same for every load of one model, in float32 or float16, and differs between models.
+    It is the same for every load of one model, in float32 or float16, offloaded or not, and differs between
+    models.
     """
     digest = hashlib.sha256(b"p2p-real model v1\n")
     for name, module in (("unet", unet), ("text_encoder", text_encoder), ("vae", vae)):
@@ -74,12 +94,15 @@ def model_fingerprint(
         _hash_weights(digest, module)
     if tokenizer is not None:
         digest.update(f"tokenizer:{len(tokenizer)}:{getattr(tokenizer, 'model_max_length', None)}\n".encode())
+    if adapters:
+        digest.update(f"adapters:{json.dumps(adapters, sort_keys=True, default=str)}\n".encode())
     return digest.hexdigest()
 
 
 def pipeline_fingerprint(pipe: Any) -> str:
-    """model_fingerprint of a Stable Diffusion pipeline's parts."""
-    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None))
+    """model_fingerprint of a Stable Diffusion pipeline's parts and the adapters load_pipeline merged in."""
+    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None),
+                             getattr(pipe, ADAPTERS, None))
 
 
 def scheduler_fingerprint(scheduler: Any) -> str:

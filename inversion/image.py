@@ -1,4 +1,5 @@
-"""Loading a photo: EXIF orientation, RGB, a working size for the model, the original kept for paste-back."""
+"""Loading a photo: EXIF orientation, RGB, a working size for the model, the original kept for paste-back,
+its colour profile and EXIF kept for its edits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inversion import validation
+from inversion.formats import missing_reader, register_optional_formats
+from inversion.metadata import PhotoInfo, photo_info
 from inversion.vae import vae_scale_factor
 from inversion.validation import MAX_WORKING_SIDE
 
@@ -41,6 +44,7 @@ class LoadedImage:
     box: Box  # (x0, y0, x1, y1) of the original that the working image covers
     sha256: str  # of the original pixels, see pixel_sha256
     source: str | None  # the file path, or None for an in-memory image
+    info: PhotoInfo = field(default_factory=PhotoInfo)  # the photo's ICC profile and EXIF (orientation 1)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -150,8 +154,9 @@ def over_pixel_limit(name: str, width: int, height: int, max_pixels: int) -> str
     )
 
 
-def _open_file(path: Path, max_pixels: int) -> np.ndarray:
-    """Read an image file to (H, W, 3) uint8, EXIF orientation applied; every failure is an ImageError."""
+def _open_file(path: Path, max_pixels: int) -> tuple[np.ndarray, PhotoInfo]:
+    """Read an image file (also HEIC/AVIF where a plugin reads them) to (H, W, 3) uint8, EXIF orientation
+    applied, and its ICC profile and EXIF; every failure is an ImageError."""
     name = str(path)
     if not path.exists():
         raise ImageError(f"{name}: file not found")
@@ -159,6 +164,7 @@ def _open_file(path: Path, max_pixels: int) -> np.ndarray:
         raise ImageError(f"{name}: not a file")
     if path.stat().st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
+    register_optional_formats()
     try:
         # our max_pixels check replaces PIL's warning; PIL's hard error (2x its limit) is caught
         with quiet_pil(), Image.open(path) as img:
@@ -168,14 +174,16 @@ def _open_file(path: Path, max_pixels: int) -> np.ndarray:
             if problem := over_pixel_limit(name, w, h, max_pixels):
                 raise ImageError(problem)
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return pil_to_rgb(img, name)
+            upright = ImageOps.exif_transpose(img)
+            return pil_to_rgb(upright, name), photo_info(img, upright)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image (unrecognised or unsupported format)") from exc
+        needs = missing_reader(path)
+        raise ImageError(f"{name}: {needs}" if needs else f"{name}: not an image (unrecognised or unsupported "
+                         "format)") from exc
     except PermissionError as exc:
         raise ImageError(f"{name}: not readable (permission denied)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -185,9 +193,16 @@ def _open_file(path: Path, max_pixels: int) -> np.ndarray:
 
 def read_rgb(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
     """The original photo as (H, W, 3) uint8 (EXIF orientation applied) and its path, from any source."""
+    rgb, path, _ = read_photo(source, max_pixels)
+    return rgb, path
+
+
+def read_photo(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None, PhotoInfo]:
+    """read_rgb, and the photo's ICC profile and EXIF (orientation 1; empty for arrays)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(os.fspath(source)).expanduser()
-        return _open_file(path, max_pixels), str(path)
+        rgb, info = _open_file(path, max_pixels)
+        return rgb, str(path), info
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
             raise ImageError(
@@ -202,11 +217,11 @@ def read_rgb(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.n
                 img = ImageOps.exif_transpose(source)
             except Exception as exc:  # a broken EXIF block in an in-memory image
                 raise ImageError(f"image: could not apply the EXIF orientation ({exc})") from exc
-            return pil_to_rgb(img, "image"), None
+            return pil_to_rgb(img, "image"), None, photo_info(source, img)
     if isinstance(source, np.ndarray):
         if source.size > 4 * max_pixels:
             raise ImageError(f"array: shape {source.shape} exceeds the limit of {max_pixels} pixels")
-        return array_to_rgb(source, "array"), None
+        return array_to_rgb(source, "array"), None, PhotoInfo()
     raise ImageError(
         f"image source must be a path, a PIL image or a numpy array, got {type(source).__name__}"
     )
@@ -261,7 +276,7 @@ def load_image(
     validation.whole_number(multiple, "multiple")
     validation.whole_number(model_pixels, "model_pixels", minimum=multiple * multiple)
     forced = None if size is None else validation.size(size, "size", multiple, MAX_WORKING_SIDE)
-    original, path = read_rgb(source, max_pixels)
+    original, path, info = read_photo(source, max_pixels)
     height, width = original.shape[:2]
     if forced is not None:
         w, h = forced
@@ -272,7 +287,8 @@ def load_image(
         w, h = working_size(width, height, model_pixels, multiple)
     box = crop_box(width, height, w, h)
     pixels = torch.from_numpy(working_image(original, box, (w, h))).permute(2, 0, 1)[None].float() / 255.0
-    return LoadedImage(original=original, pixels=pixels, box=box, sha256=pixel_sha256(original), source=path)
+    return LoadedImage(original=original, pixels=pixels, box=box, sha256=pixel_sha256(original), source=path,
+                       info=info)
 
 
 def model_side(pipe: Any) -> int:

@@ -9,12 +9,13 @@ from diffusers import DDIMScheduler
 from inversion import validation
 from inversion.artifact import Inversion
 from inversion.ddim_inversion import StepCallback, ddim_invert
+from inversion.devices import is_offloaded, pipeline_device
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
 from inversion.graphed_unet import UNetCalls
 from inversion.image import Source, load_for_model
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, Pivot
 from inversion.null_text import EPSILON, INNER_STEPS, LR
-from inversion.prompts import check_prompt, encode_prompts
+from inversion.prompts import check_prompt, encode_prompts, prompt_tokenizer
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from inversion.vae import encode_image, vae_scale_factor
 
@@ -45,19 +46,19 @@ def invert(
     aspect ratio with about (sample_size * vae factor)^2 pixels unless `size` or `square` say otherwise.
     `scheduler` is the DDIM scheduler sampling will use; its timesteps are set. `callback(step)` sees every
     step of every loop and may raise to stop. On a GPU the UNet passes replay from CUDA graphs
-    (`cuda_graphs=False` runs them one kernel at a time).
+    (`cuda_graphs=False` runs them one kernel at a time), unless the UNet is CPU-offloaded.
     """
     validation.choice(method, METHOD_NAMES, "method")
     validation.whole_number(num_inference_steps, "num_inference_steps")
     guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
-    check_prompt(pipe.tokenizer, prompt)
+    check_prompt(prompt_tokenizer(pipe), prompt)
 
     loaded = load_for_model(pipe, image, size, square)
-    device = pipe.unet.device
-    z0 = encode_image(pipe.vae, loaded.pixels.to(device))
+    device = pipeline_device(pipe)
+    z0 = encode_image(pipe.vae, loaded.pixels).to(device)
     cond, uncond = encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""])
     scheduler.set_timesteps(num_inference_steps, device=device)
-    calls = UNetCalls(pipe.unet, scheduler, z0, cond, graphs=cuda_graphs)
+    calls = UNetCalls(pipe.unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet))
     trajectory = ddim_invert(pipe.unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
     pivot = Pivot(pipe.unet, scheduler, trajectory, cond, uncond, guidance_scale, num_inner_steps, epsilon,
                   learning_rate, progress, callback, calls)
@@ -79,5 +80,6 @@ def invert(
         pivots=data.pivots,
         vae_scale_factor=vae_scale_factor(pipe.vae),
         source=loaded.source,
+        info=loaded.info,
     )
 

@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from inversion.devices import module_device, pipeline_device
 from inversion.validation import PromptError, PromptTooLongError
+
+
+class ExpandingTokenizer:
+    """A tokenizer that first expands multi-vector textual-inversion tokens the way the pipeline's
+    `encode_prompt` does ("tok" -> "tok tok_1 tok_2"), so token positions match the embeddings."""
+
+    def __init__(self, tokenizer: Any, expand: Callable[[Any], Any]) -> None:
+        self._tokenizer = tokenizer
+        self._expand = expand
+
+    def __call__(self, text: Any, *args: Any, **kwargs: Any) -> Any:
+        """Tokenize the expanded text."""
+        return self._tokenizer(self._expand(text), *args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._tokenizer)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_tokenizer", "_expand"):  # not set yet (copying): no recursion
+            raise AttributeError(name)
+        return getattr(self._tokenizer, name)
+
+
+def _has_multi_vector_tokens(tokenizer: Any) -> bool:
+    """Whether textual inversion added a token of several vectors ("tok" with "tok_1", ...)."""
+    added = getattr(tokenizer, "added_tokens_encoder", None) or {}
+    return any(f"{token}_1" in added for token in added)
+
+
+def prompt_tokenizer(pipe: Any) -> Any:
+    """The tokenizer that prompts are checked and aligned with: the pipeline's own, expanding multi-vector
+    textual-inversion tokens as the pipeline's encode_prompt will (diffusers' maybe_convert_prompt)."""
+    tokenizer = pipe.tokenizer
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    if convert is None or not _has_multi_vector_tokens(tokenizer):
+        return tokenizer
+    return ExpandingTokenizer(tokenizer, lambda text: convert(text, tokenizer))
 
 
 def check_prompt(tokenizer: Any, prompt: Any, name: str = "prompt") -> list[int]:
@@ -27,14 +65,16 @@ def check_prompt(tokenizer: Any, prompt: Any, name: str = "prompt") -> list[int]
 @torch.no_grad()
 def encode_prompts(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
     """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them (its own
-    `encode_prompt` when it has one: textual inversion and LoRA scales apply), in the text encoder's dtype."""
+    `encode_prompt` when it has one: textual inversion and LoRA scales apply), in the text encoder's dtype,
+    on the device the UNet computes on."""
     prompts = list(prompts)
+    tokenizer = prompt_tokenizer(pipe)
     for prompt in prompts:
-        check_prompt(pipe.tokenizer, prompt)
-    device = pipe.unet.device
+        check_prompt(tokenizer, prompt)
+    device = pipeline_device(pipe)
     if hasattr(pipe, "encode_prompt"):
         return pipe.encode_prompt(prompts, device, 1, False)[0]
     tok = pipe.tokenizer
     ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
-    return pipe.text_encoder(ids.to(device))[0]
+    return pipe.text_encoder(ids.to(module_device(pipe.text_encoder)))[0].to(device)

@@ -1,11 +1,19 @@
-"""Between pixels and latents: VAE encode (posterior mean) and decode, safe in half precision."""
+"""Between pixels and latents: VAE encode (posterior mean) and decode, safe in half precision and for
+large images (tiled above a size), on the VAE's execution device (also when it is CPU-offloaded)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from diffusers import AutoencoderKL
+
+from inversion.devices import module_device
+
+AUTO_TILING_PIXELS = 1024 * 1024  # larger images are encoded and decoded in overlapping tiles, one at a time
+# a VAE attribute: False turns automatic tiling off (load_pipeline(vae_tiling=False) sets it)
+AUTO_TILING = "p2p_real_auto_tiling"
 
 
 def _in_float32_if_needed(vae: AutoencoderKL, run: Callable[[torch.dtype], torch.Tensor]) -> torch.Tensor:
@@ -21,29 +29,50 @@ def _in_float32_if_needed(vae: AutoencoderKL, run: Callable[[torch.dtype], torch
         vae.to(dtype)
 
 
+@contextmanager
+def tiled_if_large(vae: AutoencoderKL, height: int, width: int) -> Iterator[bool]:
+    """Tile and slice the VAE for one call on images of height x width pixels above AUTO_TILING_PIXELS,
+    unless tiling is on already or was turned off (the AUTO_TILING attribute); yields whether it did."""
+    auto = getattr(vae, AUTO_TILING, True) and getattr(vae, "use_tiling", None) is False
+    if not auto or height * width <= AUTO_TILING_PIXELS:
+        yield False
+        return
+    slicing = getattr(vae, "use_slicing", False)
+    vae.use_tiling, vae.use_slicing = True, True
+    try:
+        yield True
+    finally:
+        vae.use_tiling, vae.use_slicing = False, slicing
+
+
 @torch.no_grad()
 def encode_image(vae: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
     """Latent z0 of images in [0, 1] shaped (N, 3, H, W): the posterior mean times the scaling factor."""
     shift = getattr(vae.config, "shift_factor", None) or 0.0
+    device = module_device(vae)
 
     def run(dtype: torch.dtype) -> torch.Tensor:
-        x = (pixels.to(device=vae.device, dtype=dtype) * 2 - 1).clamp(-1, 1)
+        x = (pixels.to(device=device, dtype=dtype) * 2 - 1).clamp(-1, 1)
         mean = vae.encode(x).latent_dist.mean
         return ((mean - shift) * vae.config.scaling_factor).float().contiguous()
 
-    return _in_float32_if_needed(vae, run)
+    with tiled_if_large(vae, *pixels.shape[-2:]):
+        return _in_float32_if_needed(vae, run)
 
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1], float32, shaped (N, 3, H, W), from latents z0."""
     shift = getattr(vae.config, "shift_factor", None) or 0.0
+    device = module_device(vae)
+    factor = vae_scale_factor(vae)
 
     def run(dtype: torch.dtype) -> torch.Tensor:
-        z = latents.to(device=vae.device, dtype=dtype) / vae.config.scaling_factor + shift
+        z = latents.to(device=device, dtype=dtype) / vae.config.scaling_factor + shift
         return vae.decode(z).sample.float()
 
-    return (_in_float32_if_needed(vae, run) / 2 + 0.5).clamp(0, 1)
+    with tiled_if_large(vae, latents.shape[-2] * factor, latents.shape[-1] * factor):
+        return (_in_float32_if_needed(vae, run) / 2 + 0.5).clamp(0, 1)
 
 
 def vae_scale_factor(vae: AutoencoderKL) -> int:

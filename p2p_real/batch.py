@@ -1,9 +1,11 @@
 """Batches of photo edits: which are finished, which process runs which, and running them.
 
 A job is one (photo, edit) pair of a recipe (p2p_real.recipe). Its sidecar records the job's request;
-a job whose sidecar holds the same request is finished and skipped, so a batch run again after an
-interruption resumes. Under `accelerate launch` (or torchrun) the photos are split across the processes;
-a photo's edits stay together so that it is inverted once, and each output is written by one process.
+a job whose sidecar holds the same request and whose files are all there is finished and skipped, so a batch
+run again after an interruption resumes (a job whose files went missing is redone). Each job's files are one
+output set (p2p_real.output_sets): reserved before its edit, never replacing a file that is not the job's own
+without `overwrite`, all or nothing. Under `accelerate launch` (or torchrun) the photos are split across the
+processes; a photo's edits stay together so that it is inverted once, and each output is written by one process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 from inversion.files import file_sha256
 from inversion.settings import InversionSettings
-from p2p_real.outputs import EditPaths, edit_paths
+from p2p_real.output_sets import reserve
+from p2p_real.outputs import EditPaths, edit_paths, shareable_path
 from p2p_real.spec import EditSpec
 
 CACHE_FOLDER = "inversions"  # the photos' inversions, in the batch's output folder
@@ -42,6 +45,8 @@ class Job:
     status: str = "to do"  # to do | skipped (finished before) | done | failed: ...
     seconds: float = 0.0
     process: int = 0
+    inversion: bool = False  # `photo` is a saved inversion, edited as it is
+    overwrite: bool = False  # existing files of the job may be replaced (--overwrite, or the job's own files)
 
     def paths(self) -> EditPaths:
         """The files the job writes."""
@@ -60,24 +65,35 @@ class Job:
             "mask_sha256": None if self.mask is None else file_sha256(self.mask),
             "seed": self.seed,
             **self.run,
+            "model": shareable_path(self.run.get("model") or ""),  # a local model by name (the folders stay private)
         }
 
 
-def finished(job: Job, overwrite: bool) -> bool:
-    """Whether the job's sidecar shows it done with this request; a changed job needs `overwrite`."""
+def resume_state(job: Job, overwrite: bool) -> str:
+    """"finished": the job's sidecar holds this request and every file of the job is there; "incomplete": the
+    sidecar holds it but files are missing (the job is redone, replacing its own files); "new": no sidecar. A
+    sidecar of another request raises ValueError unless `overwrite` ("new" then)."""
     path = job.paths().sidecar
     if not path.exists():
-        return False
+        return "new"
     try:
-        stored = json.loads(path.read_text(encoding="utf-8")).get("job")
-    except (OSError, ValueError, AttributeError):
-        stored = None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stored, outputs = data.get("job"), data.get("outputs") or {}
+        listed = [*outputs.get("images", []), *outputs.get("masks", []), outputs.get("grid")]
+    except (OSError, ValueError, AttributeError, TypeError):
+        stored, listed = None, []
     if stored == json.loads(json.dumps(job.request())):
-        return True
+        files = [*job.paths().all(), *(job.folder / str(name) for name in listed if name)]
+        return "finished" if all(p.is_file() for p in files) else "incomplete"
     if not overwrite:
         raise ValueError(f"{path} holds another edit (its settings differ); pass --overwrite to redo it, "
                          "or give the edit another 'name'")
-    return False
+    return "new"
+
+
+def finished(job: Job, overwrite: bool) -> bool:
+    """Whether the job is finished (see resume_state): its sidecar holds this request and its files are there."""
+    return resume_state(job, overwrite) == "finished"
 
 
 def plan(jobs: list[Job], n_processes: int) -> dict[str, int]:
@@ -148,16 +164,18 @@ def run_jobs(editor: Any, jobs: list[Job], out: Path, rank: int = 0, *, progress
             log(f"[{n}/{len(jobs)}] {job.photo_name} / {job.edit_name}")
         start = time.perf_counter()
         try:
-            if job.photo_name not in inversions:
-                inversions[job.photo_name], _ = prepare_inversion(
-                    editor, job.photo, job.settings, job.targets, job.spec, cache=cache, name=job.photo_name,
-                    progress=progress, log=log)
-            torch.manual_seed(job.seed)
-            result = editor.edit(inversions[job.photo_name], job.targets, spec=job.spec, mask=job.mask,
-                                 progress=progress)
-            runtime = {**(extra or {}).get("runtime", {}), "edit_s": round(time.perf_counter() - start, 3)}
-            result.save(job.folder, job.edit_name, {**(extra or {}), "job": job.request(), "runtime": runtime,
-                                                    "process": rank})
+            with reserve(job.folder, job.edit_name, job.paths().all()):  # another run on this job: it fails
+                if job.photo_name not in inversions:
+                    inversions[job.photo_name], _ = prepare_inversion(
+                        editor, None if job.inversion else job.photo, job.settings, job.targets, job.spec,
+                        inversion=job.photo if job.inversion else None, cache=cache, name=job.photo_name,
+                        progress=progress, log=log)
+                torch.manual_seed(job.seed)
+                result = editor.edit(inversions[job.photo_name], job.targets, spec=job.spec, mask=job.mask,
+                                     progress=progress)
+                runtime = {**(extra or {}).get("runtime", {}), "edit_s": round(time.perf_counter() - start, 3)}
+                result.save(job.folder, job.edit_name, {**(extra or {}), "job": job.request(), "runtime": runtime,
+                                                        "process": rank}, overwrite=job.overwrite)
             job.status = "done"
         except KeyboardInterrupt:
             raise

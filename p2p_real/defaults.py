@@ -10,6 +10,8 @@ TOY_MODEL_DIR = Path(__file__).resolve().parent / "toyworld" / "model"
 # side of the stored attention maps as a fraction of the latent's side (Editor's attention_res): latent/4,
 # 16x16 at 512 px as the original code; the toy-world model uses its own (p2p_real.toyworld.model.ATTENTION_RES)
 DEFAULT_ATTENTION_RES = 0.25
+# load_pipeline(offload=...): diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload
+OFFLOAD_MODES = ("model", "sequential")
 # dtype spellings load_pipeline accepts (besides "auto" and torch dtypes) and the dtype each one means
 DTYPES = {
     "float32": "float32",

@@ -16,12 +16,13 @@ from inversion.artifact import Inversion
 from inversion.cache import InversionCache
 from inversion.ddim import ddim_scheduler
 from inversion.ddim_inversion import InversionStep
-from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
+from inversion.devices import pipeline_device
+from inversion.fingerprint import ADAPTERS, pipeline_fingerprint, scheduler_fingerprint
 from inversion.image import Source, load_image, model_side
 from inversion.invert import invert
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.null_text import EPSILON, INNER_STEPS
-from inversion.prompts import encode_prompts
+from inversion.prompts import encode_prompts, prompt_tokenizer
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from inversion.vae import decode_latents, vae_scale_factor
 from masks.local_blend import apply_blend, blend_mask, combine_user_mask
@@ -77,8 +78,15 @@ class Editor:
 
     @property
     def device(self) -> torch.device:
-        """The UNet's device (where the editor computes)."""
-        return self.pipe.unet.device
+        """Where the editor computes: the UNet's execution device (the GPU also when the pipeline is
+        CPU-offloaded, where the UNet's own `.device` is the CPU or "meta")."""
+        return pipeline_device(self.pipe)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer prompts and words are aligned with (multi-vector textual-inversion tokens expanded
+        as the pipeline's encode_prompt expands them)."""
+        return prompt_tokenizer(self.pipe)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -127,7 +135,7 @@ class Editor:
             spells it: a prompt too long for the text encoder, a word in no prompt, prompts that a replace
             edit cannot line up, a per-target list of the wrong length.
         """
-        plan_edit(self.pipe.tokenizer, prompt_list(prompts), spec or EditSpec(), self._steps(num_inference_steps))
+        plan_edit(self.tokenizer, prompt_list(prompts), spec or EditSpec(), self._steps(num_inference_steps))
 
     def _steps(self, num_inference_steps: int | None) -> int:
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
@@ -180,7 +188,7 @@ class Editor:
         steps = self._steps(num_inference_steps)
         guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
                                      "guidance_scale", minimum=0)
-        plan: EditPlan = plan_edit(self.pipe.tokenizer, prompts, spec, steps, mask, self.device)
+        plan: EditPlan = plan_edit(self.tokenizer, prompts, spec, steps, mask, self.device)
         blend = plan.blend
         latent_hw = tuple(start.shape[-2:])
         controller = P2PController(
@@ -235,10 +243,12 @@ class Editor:
         return combine_user_mask(mask, blend.user_mask, blend.mode if blend.add is not None else "replace")
 
     def model_parameters(self) -> dict[str, Any]:
-        """The model and where it ran, for a result's parameters."""
+        """The model (with the LoRAs and embeddings load_pipeline added, if any) and where it ran, for a
+        result's parameters."""
         name = getattr(self.pipe, "name_or_path", None)
-        return {"model": str(name) if name else None, "device": str(self.device),
-                "dtype": str(self.dtype).removeprefix("torch.")}
+        adapters = getattr(self.pipe, ADAPTERS, None)
+        return {"model": str(name) if name else None, **({"adapters": adapters} if adapters else {}),
+                "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
     def generate(
         self,

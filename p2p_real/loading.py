@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import diffusers.utils.deprecation_utils
 import torch
 from diffusers import StableDiffusionPipeline
 
 from inversion.ddim import ddim_scheduler
+from p2p_real.adapters import add_adapters
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
+from p2p_real.placement import check_offload, place_pipeline
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
@@ -78,8 +82,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+# the half-precision dtypes each kind of device runs a pipeline in (Apple GPUs: float16, not bfloat16)
+HALF_DTYPES = {"cuda": (torch.float16, torch.bfloat16), "xpu": (torch.float16, torch.bfloat16), "mps": (torch.float16,)}
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """'auto' is float16 on CUDA and float32 elsewhere; half precision is only allowed on CUDA."""
+    """'auto' is float16 on CUDA and float32 elsewhere; half precision is allowed where HALF_DTYPES says
+    (float16 also on Apple GPUs, asked for explicitly), never on the CPU."""
     if dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
@@ -88,8 +97,9 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         resolved = getattr(torch, DTYPES[dtype.lower()])
     else:
         raise ValueError(f"dtype {dtype!r} is not one of auto, float32, float16, bfloat16")
-    if resolved in (torch.float16, torch.bfloat16) and device.type != "cuda":
-        raise ValueError(f"dtype {dtype!r} needs a CUDA device; on {device.type} use float32")
+    if resolved in (torch.float16, torch.bfloat16) and resolved not in HALF_DTYPES.get(device.type, ()):
+        raise ValueError(f"dtype {dtype!r} needs a CUDA device (float16 also runs on mps and xpu); "
+                         f"on {device.type} use float32")
     return resolved
 
 
@@ -103,7 +113,7 @@ def _weights_kwargs() -> dict[str, bool]:
     return {} if torch_loads_pickles_safely() else {"use_safetensors": True}
 
 
-def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _from_folder(path: Path, dtype: torch.dtype, **source: str) -> StableDiffusionPipeline:
     if not (path / "model_index.json").is_file():
         raise ModelLoadError(
             f"model folder {str(path)!r} is not a diffusers pipeline (no model_index.json); "
@@ -112,7 +122,7 @@ def _from_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
     try:
         return StableDiffusionPipeline.from_pretrained(
             path, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, local_files_only=True,
-            **_weights_kwargs(),
+            **_weights_kwargs(), **source,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         pickled = sorted(p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
@@ -147,23 +157,23 @@ def _from_file(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         ) from exc
 
 
-def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: bool) -> StableDiffusionPipeline:
+def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: str | bool) -> StableDiffusionPipeline:
     return StableDiffusionPipeline.from_pretrained(
         model_id, **{_DTYPE_KW: dtype}, safety_checker=None, requires_safety_checker=False, **_weights_kwargs(),
         **kwargs,
     )
 
 
-def _from_hub(model_id: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _from_hub(model_id: str, dtype: torch.dtype, **source: str) -> StableDiffusionPipeline:
     """Load from the hub (or its cache); every request waits at most hub_timeout() seconds for an answer."""
     seconds = hub_timeout()
     try:
         with bounded_hub_requests(seconds):
-            return _pretrained(model_id, dtype)
+            return _pretrained(model_id, dtype, **source)
     except Exception as exc:  # the HTTP client's timeouts are not OSErrors
         if is_timeout(exc):
             try:  # a model in the local cache still loads when the hub does not answer
-                return _pretrained(model_id, dtype, local_files_only=True)
+                return _pretrained(model_id, dtype, local_files_only=True, **source)
             except (OSError, ValueError):
                 pass
             raise _no_answer(seconds, repr(model_id)) from exc
@@ -188,15 +198,43 @@ def model_path(model: str | os.PathLike) -> Path:
     return Path(text).expanduser()
 
 
+def source_options(model: str, kind: str, variant: str | None = None, revision: str | None = None) -> dict[str, str]:
+    """from_pretrained's variant/revision for a model of `kind` ("hub", "folder" or "file"); a ModelLoadError
+    where they cannot apply (a revision is a hub commit, branch or tag; a variant a diffusers weights name)."""
+    options = {}
+    if variant is not None:
+        if not isinstance(variant, str) or not variant.strip():
+            raise ModelLoadError(f"variant {variant!r} must be a weights variant name such as 'fp16'")
+        if kind == "file":
+            raise ModelLoadError(f"variant {variant!r} applies to diffusers folders and hub ids, not to the "
+                                 f"single checkpoint file {model!r}")
+        options["variant"] = variant
+    if revision is not None:
+        if not isinstance(revision, str) or not revision.strip():
+            raise ModelLoadError(f"revision {revision!r} must be a hub commit, branch or tag")
+        if kind != "hub":
+            raise ModelLoadError(f"revision {revision!r} applies to hub ids, not to the local {kind} {model!r}")
+        options["revision"] = revision
+    return options
+
+
 def load_pipeline(
     model: str | os.PathLike = DEFAULT_MODEL,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
+    *,
+    offload: str | None = None,
+    vae_tiling: bool | None = None,
+    variant: str | None = None,
+    revision: str | None = None,
+    loras: Sequence[Any] = (),
+    embeddings: Sequence[Any] = (),
 ) -> StableDiffusionPipeline:
     """Load a Stable Diffusion pipeline with a DDIM scheduler, ready for Editor.
 
-    In half precision the VAE stays in float32 so decoding never overflows into black images. A local
-    path is never looked up on the network; without network access a hub id must be in the cache.
+    In half precision the VAE runs in half precision too unless the model's config asks for float32 (SDXL's
+    VAE); a decode that overflows is run again in float32, so it never gives black images. A local path is
+    never looked up on the network; without network access a hub id must be in the cache.
 
     Args:
         model: a Hugging Face hub id ("stable-diffusion-v1-5/stable-diffusion-v1-5", the default), a local
@@ -204,10 +242,23 @@ def load_pipeline(
             "toy" for the small toy-world model shipped with the package.
         device: "auto" (cuda, then mps, then cpu), or any torch device ("cpu", "cuda", "cuda:1", "mps").
         dtype: "auto" (float16 on CUDA, else float32), "float32", "float16", "bfloat16" (and their short
-            forms fp32, fp16, half, bf16) or a torch dtype; half precision needs CUDA.
+            forms fp32, fp16, half, bf16) or a torch dtype; half precision needs CUDA (float16 also runs on
+            Apple GPUs, "mps").
+        offload: for GPUs with little memory: "model" keeps one model (text encoder, UNet, VAE) at a time on
+            the device, "sequential" one layer at a time (least memory, slowest); needs accelerate. Both
+            decode images one at a time (VAE slicing).
+        vae_tiling: True encodes and decodes images larger than the VAE's tile (512 px for SD 1.5) in
+            overlapping tiles, one image at a time; False never; None (auto) only images above 1024x1024
+            pixels.
+        variant: the weights variant of a diffusers folder or hub id ("fp16" for *.fp16.safetensors).
+        revision: a hub commit, branch or tag.
+        loras: LoRA files merged into the weights, each "FILE" or "FILE:SCALE" (or a Path, a (path, scale)
+            pair or an adapters.LoraFile); needs peft.
+        embeddings: textual-inversion files, each "FILE" (the word in prompts is the file's stem) or
+            "FILE:WORD" (or a Path, a (path, word) pair or an adapters.EmbeddingFile).
 
     Returns:
-        StableDiffusionPipeline: on `device`, progress bars off, safety checker off.
+        StableDiffusionPipeline: on `device` (or offloaded to it), progress bars off, safety checker off.
 
     Raises:
         ModelLoadError: the model could not be found or loaded; the message says what to give instead.
@@ -215,26 +266,26 @@ def load_pipeline(
     """
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    check_offload(offload, dev)
     text = os.fspath(model)
     if not text.strip():
         raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
     path = model_path(text)
     if path.is_dir():
-        pipe = _from_folder(path, torch_dtype)
+        pipe = _from_folder(path, torch_dtype, **source_options(text, "folder", variant, revision))
     elif path.is_file():
         if not text.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ModelLoadError(
                 f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) "
                 "nor a diffusers folder"
             )
+        source_options(text, "file", variant, revision)
         pipe = _from_file(path, torch_dtype)
     elif _looks_local(text):
         raise ModelLoadError(f"model path {text!r} does not exist (no network is tried for a local path)")
     else:
-        pipe = _from_hub(text, torch_dtype)
+        pipe = _from_hub(text, torch_dtype, **source_options(text, "hub", variant, revision))
     pipe.scheduler = ddim_scheduler(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(dev)
-    if torch_dtype != torch.float32:
-        pipe.vae.to(torch.float32)
-    return pipe
+    add_adapters(pipe, loras, embeddings)
+    return place_pipeline(pipe, dev, torch_dtype, offload, vae_tiling)

@@ -1,9 +1,12 @@
 """Results as files: images, masks, grids, attention maps and the reproducibility sidecar.
 
 Every output of the library and the command line is written here, each file atomically (see
-inversion.files), the sidecar last. PNGs carry the result's parameters in a text chunk; the sidecar
-(NAME.json) holds the parameters, the files written, what the caller adds (the command line: its command
-and timings) and the library versions.
+inversion.files), the sidecar last, each result's files as one output set (p2p_real.output_sets: one run at a
+time, no file replaced without `overwrite`, all or nothing). PNGs carry the result's parameters in a text chunk
+(JPEG and WebP images: see p2p_real.image_files, which also carries the photo's ICC profile and EXIF into its
+edits); the sidecar (NAME.json) holds the parameters, the files written, what the caller adds (the command line: its
+command and timings) and the library versions. Neither names the folders of this machine: a local model is
+recorded by its name (its content by the fingerprint).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +24,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from inversion.files import atomic_write
 from masks.visualize import edit_grid, grid_height, labelled_grid, to_rgb, word_heatmaps
+from p2p_real.image_files import check_quality, image_writer
+from p2p_real.image_files import image_format as image_format_of
+from p2p_real.output_sets import OutputSet
 from p2p_real.versions import package_version, versions
 
 if TYPE_CHECKING:
@@ -36,34 +42,66 @@ def slug(text: str, limit: int = 48) -> str:
     return words[:limit].rstrip("-") or "prompt"
 
 
+Writer = Callable[[Path], None]  # writes a file's content to the (temporary) path it is given
+
+
+def shareable_path(text: str) -> str:
+    """A path as results record it: its name when absolute (the folders of this machine stay private); a
+    relative path or a hub id as it is."""
+    return Path(text).name if os.path.isabs(text) else text
+
+
+def shareable(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as results record them: a local model by its name, not its folders (see shareable_path)."""
+    model = parameters.get("model")
+    return {**parameters, "model": shareable_path(model)} if isinstance(model, str) else parameters
+
+
 def png_text(parameters: dict[str, Any], **extra: str) -> dict[str, str]:
     """PNG text chunks: the parameters as JSON, a few readable fields, and the software that wrote it."""
-    return {"parameters": json.dumps(parameters, sort_keys=True, ensure_ascii=False), **extra,
+    return {"parameters": json.dumps(shareable(parameters), sort_keys=True, ensure_ascii=False), **extra,
             "Software": f"p2p-real {package_version()}"}
 
 
-def save_png(path: str | os.PathLike, image: Any, text: dict[str, str]) -> Path:
-    """Save an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks, atomically."""
+def png_writer(image: Any, text: dict[str, str], icc_profile: bytes | None = None) -> Writer:
+    """Writes an image (PIL, or an array that masks.visualize.to_rgb reads) as PNG with text chunks (and an ICC
+    profile)."""
     info = PngInfo()
     for key, value in text.items():
         info.add_text(key, value)
     picture = image if hasattr(image, "save") else to_rgb(image)
-    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG", pnginfo=info), make_folder=True)
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
+    return lambda tmp: picture.save(tmp, format="PNG", pnginfo=info, **extra)
 
 
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write JSON (indented, UTF-8) atomically."""
+def json_writer(data: dict[str, Any]) -> Writer:
+    """Writes JSON (indented, UTF-8)."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), make_folder=True)
+    return lambda tmp: tmp.write_text(text, encoding="utf-8")
+
+
+def save_png(path: str | os.PathLike, image: Any, text: dict[str, str], replace: bool = True) -> Path:
+    """Save an image as PNG with text chunks, atomically (a single file; result sets use OutputSet)."""
+    return atomic_write(path, png_writer(image, text), make_folder=True, replace=replace)
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any], replace: bool = True) -> Path:
+    """Write JSON (indented, UTF-8) atomically."""
+    return atomic_write(path, json_writer(data), make_folder=True, replace=replace)
+
+
+def sidecar_data(parameters: dict[str, Any], outputs: dict[str, Any], extra: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The sidecar: the parameters that determine the outputs, the files written, the caller's extra keys,
+    and the library versions."""
+    return {"p2p_real": package_version(), "command": parameters.get("command"), "parameters": shareable(parameters),
+            "outputs": outputs, **(extra or {}), "versions": versions()}
 
 
 def write_sidecar(path: str | os.PathLike, parameters: dict[str, Any], outputs: dict[str, Any],
                   extra: dict[str, Any] | None = None) -> Path:
-    """The sidecar: the parameters that determine the outputs, the files written, the caller's extra keys,
-    and the library versions."""
-    data = {"p2p_real": package_version(), "command": parameters.get("command"), "parameters": parameters,
-            "outputs": outputs, **(extra or {}), "versions": versions()}
-    return write_json(path, data)
+    """Write a sidecar (see sidecar_data) atomically."""
+    return write_json(path, sidecar_data(parameters, outputs, extra))
 
 
 @dataclass
@@ -80,32 +118,58 @@ class EditPaths:
         return [*self.images, *self.masks, self.grid, self.sidecar]
 
 
-def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool) -> EditPaths:
-    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png, NAME.K.mask.png,
-    NAME.grid.png and NAME.json in `folder`."""
+def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png"
+               ) -> EditPaths:
+    """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png (or .jpg/.webp, see
+    image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`."""
+    suffix, _ = image_format_of(image_format)
     stem = Path(os.fspath(folder)) / name
     return EditPaths(
-        images=[Path(f"{stem}.{k}.png") for k in range(n_rows)],
+        images=[Path(f"{stem}.{k}.{suffix}") for k in range(n_rows)],
         masks=[Path(f"{stem}.{k}.mask.png") for k in range(1, n_rows)] if masks else [],
         grid=Path(f"{stem}.grid.png"),
         sidecar=Path(f"{stem}.json"),
     )
 
 
-def save_edit(result: EditResult, folder: str | os.PathLike, name: str,
-              extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write an edit's (or generation's) images, masks (when it blended), grid and sidecar; return the paths."""
+def check_name(name: str, what: str = "name") -> str:
+    """A name for output files: a plain file name (no folders, not hidden, not '.' or '..'), else ValueError."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what} must not be empty")
+    if "/" in name or "\\" in name or "\0" in name or name.startswith(".") or name != name.strip():
+        raise ValueError(f"{what} {name!r} must be a plain file name (no folders, not starting with '.', no "
+                         "leading or trailing spaces); choose the folder with the output folder instead")
+    return name
+
+
+def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
+              overwrite: bool = False, replaceable: Iterable[Path] = (), image_format: str = "png",
+              quality: int | None = None) -> list[Path]:
+    """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
+    and EXIF), masks (when it blended), grid and sidecar as one output set; return the paths."""
     if not isinstance(result.images, (list, np.ndarray)):
         raise ValueError("only results with images can be saved: edit or generate with output_type 'pil' or 'np'")
+    check_name(name)
+    fmt, _ = image_format_of(image_format)
+    quality = None if fmt == "png" else check_quality(quality)
     blended = result.info.get("blend_mask") is not None
-    paths = edit_paths(folder, name, len(result.prompts), blended)
+    paths = edit_paths(folder, name, len(result.prompts), blended, fmt)
+    with OutputSet(folder, name, paths.all(), overwrite, replaceable) as files:
+        return _write_edit(result, files, paths, extra, fmt, quality)
+
+
+def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
+                quality: int | None) -> list[Path]:
+    """The files of save_edit, the sidecar last."""
     parameters = result.parameters
     source = result.prompts[0]
-    images = list(result.images)
-    written = [save_png(path, image, png_text(parameters, source_prompt=source, prompt=prompt, row=str(k)))
+    images = [image if hasattr(image, "save") else to_rgb(image) for image in result.images]
+    photo = result.inversion.info if result.inversion is not None else None
+    written = [files.write(path, image_writer(image, png_text(parameters, source_prompt=source, prompt=prompt,
+                                                                  row=str(k)), fmt, quality, photo))
                for k, (path, image, prompt) in enumerate(zip(paths.images, images, result.prompts))]
     masks = list(result.masks or [])[: len(paths.masks)]
-    written += [save_png(path, mask, png_text(parameters, prompt=prompt, row=str(k)))
+    written += [files.write(path, png_writer(mask, png_text(parameters, prompt=prompt, row=str(k))))
                 for k, (path, mask, prompt) in enumerate(zip(paths.masks, masks, result.prompts[1:]), start=1)]
     edited = [(image, f"{k}: {prompt}") for k, (image, prompt) in
               enumerate(zip(images[1:], result.prompts[1:]), start=1)]
@@ -114,10 +178,11 @@ def save_edit(result: EditResult, folder: str | os.PathLike, name: str,
     else:
         leading = [(images[0], f"0: {source}")]
     grid = edit_grid(leading, edited, masks, grid_height(images, GRID_HEIGHT))
-    written.append(save_png(paths.grid, grid, png_text(parameters)))
+    icc = photo.icc_profile if photo is not None else None
+    written.append(files.write(paths.grid, png_writer(grid, png_text(parameters), icc)))
     outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks[: len(masks)]],
-               "grid": paths.grid.name}
-    written.append(write_sidecar(paths.sidecar, parameters, outputs, extra))
+               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {})}
+    written.append(files.write(paths.sidecar, json_writer(sidecar_data(parameters, outputs, extra))))
     return written
 
 
@@ -128,20 +193,25 @@ def reconstruction_paths(folder: str | os.PathLike, name: str) -> list[Path]:
 
 
 def save_reconstruction(rec: Reconstruction, folder: str | os.PathLike, name: str,
-                        extra: dict[str, Any] | None = None) -> list[Path]:
-    """Write the reconstruction, a photo | VAE | reconstruction grid, and the sidecar with the metrics."""
-    image_path, grid_path, sidecar_path = reconstruction_paths(folder, name)
+                        extra: dict[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+    """Write the reconstruction, a photo | VAE | reconstruction grid, and the sidecar with the metrics, as one
+    output set (NAME.recon)."""
+    paths = reconstruction_paths(folder, check_name(name))
+    image_path, grid_path, sidecar_path = paths
     rows = [[(rec.photo, "photo (working size)"),
              (rec.vae_image, f"VAE only: {rec.vae_psnr:.2f} dB"),
              (rec.image, f"{rec.method}: {rec.psnr:.2f} dB, SSIM {rec.ssim:.3f}")]]
     prompt = rec.parameters.get("prompt")
-    written = [
-        save_png(image_path, rec.image, png_text(rec.parameters, **({"prompt": prompt} if prompt else {}))),
-        save_png(grid_path, labelled_grid(rows, grid_height([rec.photo], GRID_HEIGHT)), png_text(rec.parameters)),
-    ]
     outputs = {"image": image_path.name, "grid": grid_path.name}
-    written.append(write_sidecar(sidecar_path, rec.parameters, outputs, {"metrics": rec.metrics(), **(extra or {})}))
-    return written
+    sidecar = sidecar_data(rec.parameters, outputs, {"metrics": rec.metrics(), **(extra or {})})
+    with OutputSet(folder, f"{name}.recon", paths, overwrite) as files:
+        return [
+            files.write(image_path, png_writer(rec.image, png_text(rec.parameters,
+                                                                   **({"prompt": prompt} if prompt else {})))),
+            files.write(grid_path, png_writer(labelled_grid(rows, grid_height([rec.photo], GRID_HEIGHT)),
+                                              png_text(rec.parameters))),
+            files.write(sidecar_path, json_writer(sidecar)),
+        ]
 
 
 def attention_paths(folder: str | os.PathLike, name: str) -> list[Path]:
@@ -151,23 +221,26 @@ def attention_paths(folder: str | os.PathLike, name: str) -> list[Path]:
 
 
 def save_attention(attention: AttentionMaps, images: Sequence[Any], prompts: Sequence[str], folder: str | os.PathLike,
-                   name: str, parameters: dict[str, Any], extra: dict[str, Any] | None = None) -> list[Path]:
+                   name: str, parameters: dict[str, Any], extra: dict[str, Any] | None = None,
+                   overwrite: bool = False) -> list[Path]:
     """Write each prompt row's image with its words' heat maps as one grid, the maps per word (.npz: keys
-    row{R}_{K}_{word}), and the sidecar (with the words of each row)."""
-    grid_path, maps_path, sidecar_path = attention_paths(folder, name)
+    row{R}_{K}_{word}), and the sidecar (with the words of each row), as one output set (NAME.attention)."""
+    paths = attention_paths(folder, check_name(name))
+    grid_path, maps_path, sidecar_path = paths
     rows = [[(image, prompt), *word_heatmaps(image, attention.per_word(row))]
             for row, (image, prompt) in enumerate(zip(images, prompts))]
     arrays = {f"row{row}_{k:02d}_{slug(word, 24)}": np.asarray(values, dtype=np.float32)
               for row in range(len(prompts)) for k, (word, values) in enumerate(attention.per_word(row))}
-    written = [save_png(grid_path, labelled_grid(rows, grid_height(images, ATTENTION_HEIGHT)), png_text(parameters))]
+    grid = labelled_grid(rows, grid_height(images, ATTENTION_HEIGHT))
 
     def save_npz(tmp: Path) -> None:
         """Write the maps as a compressed .npz."""
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
-    written.append(atomic_write(maps_path, save_npz, make_folder=True))
     words = [[word for word, _ in attention.per_word(row)] for row in range(len(prompts))]
     outputs = {"grid": grid_path.name, "maps": maps_path.name}
-    written.append(write_sidecar(sidecar_path, parameters, outputs, {"words": words, **(extra or {})}))
-    return written
+    sidecar = sidecar_data(parameters, outputs, {"words": words, **(extra or {})})
+    with OutputSet(folder, f"{name}.attention", paths, overwrite) as files:
+        return [files.write(grid_path, png_writer(grid, png_text(parameters))), files.write(maps_path, save_npz),
+                files.write(sidecar_path, json_writer(sidecar))]

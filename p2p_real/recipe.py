@@ -9,21 +9,25 @@ Photo keys: photo, prompt, name, method, steps, guidance, size, square, edits (a
 default); edit keys: target(s), name, edit, cross_replace, self_replace, self_replace_max_res, blend,
 subtract, blend_threshold, blend_start, mask, mask_mode, reweight, seed. Values take the command line's
 text forms (p2p_real.notation) or plain JSON: numbers, [start, end] pairs, {word: value} mappings.
-Paths are relative to the recipe. No torch here: a finished batch is recognised without loading anything.
+Paths are relative to the recipe. A photo may be a saved inversion (NAME.inv.safetensors): it is edited as
+it is, its caption and settings read from the file (settings the recipe gives must match it). 'out' is a
+folder inside the recipe's folder and names are plain file names, so that a recipe from elsewhere cannot write
+elsewhere (`--out` chooses any folder). No torch here: a finished batch is recognised without loading anything.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from inversion import validation
+from inversion.files import INVERSION_SUFFIX, safetensors_metadata
 from inversion.settings import InversionSettings
 from p2p_real import notation
 from p2p_real.batch import Job
-from p2p_real.outputs import slug
+from p2p_real.outputs import check_name, slug
 from p2p_real.spec import EditSpec
 
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
@@ -76,12 +80,40 @@ def _check_keys(mapping: Mapping[str, Any], allowed: set[str], where: str = "") 
         raise RecipeError(f"{prefix}unknown key {unknown[0]!r} (expected one of {', '.join(sorted(allowed))})")
 
 
+def output_folder(recipe: Mapping[str, Any], path: Path, default: str) -> Path:
+    """The recipe's 'out' (else `default`), relative to the recipe: a folder inside the recipe's folder."""
+    value = recipe.get("out", default)
+    if not isinstance(value, str) or not value.strip():
+        raise RecipeError(f"{path.name}: 'out' must be a folder name, got {json.dumps(value)}")
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.anchor or value.startswith("~") or ".." in posix.parts or ".." in windows.parts:
+        raise RecipeError(f"{path.name}: 'out' must be a folder inside the recipe's folder, not {value!r} (a recipe "
+                          "must not write elsewhere); pass --out DIR to write anywhere")
+    return path.parent / posix
+
+
 def file_name(value: Any, fallback: str) -> str:
-    """A recipe's name for a photo or edit, checked to be usable as a file name."""
-    name = fallback if value is None else str(value)
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise ValueError(f"name {name!r} cannot be a file name")
-    return name
+    """A recipe's name for a photo or edit (else the fallback, made one): a plain file name."""
+    if value is None:
+        return check_name(fallback.lstrip(".") or "photo")
+    return check_name(value if isinstance(value, str) else json.dumps(value), "name")
+
+
+def is_inversion(path: Path) -> bool:
+    """Whether a recipe's photo is a saved inversion rather than a photo."""
+    return path.name.lower().endswith(".safetensors")
+
+
+def stored_settings(path: Path) -> dict[str, Any]:
+    """The caption and settings stored in a saved inversion (read without torch)."""
+    try:
+        meta = safetensors_metadata(path)
+        if meta.get("format") != "p2p-real-inversion":
+            raise ValueError(f"{path.name} is not an inversion saved by p2p-real")
+        return {"prompt": meta["prompt"], "method": meta["method"], "steps": int(meta["num_inference_steps"]),
+                "guidance": float(meta["guidance_scale"])}
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"photo {str(path)!r} is not a readable inversion ({exc})") from exc
 
 
 def _parsed(value: Any, parse: Callable[[str], Any], key: str) -> Any:
@@ -148,18 +180,25 @@ def edit_spec(settings: Mapping[str, Any], n_targets: int) -> EditSpec:
     return EditSpec(**values, names=SPEC_NAMES)
 
 
-def inversion_settings(photo: Mapping[str, Any]) -> InversionSettings:
-    """The inversion settings of a photo entry (merged with the recipe's defaults)."""
+def inversion_settings(photo: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> InversionSettings:
+    """The inversion settings of a photo entry (merged with the recipe's defaults): resolved for a photo; for a
+    saved inversion (`stored`: its own settings) those the entry leaves out are the inversion's."""
     size = photo.get("size")
-    return InversionSettings(
-        prompt=photo["prompt"],
-        method=photo.get("method"),
-        num_inference_steps=_parsed(photo.get("steps"), notation.parse_whole, "steps"),
-        guidance_scale=_parsed(photo.get("guidance"), notation.parse_number, "guidance"),
+    given = {"prompt": photo.get("prompt"), "method": photo.get("method"),
+             "steps": _parsed(photo.get("steps"), notation.parse_whole, "steps"),
+             "guidance": _parsed(photo.get("guidance"), notation.parse_number, "guidance")}
+    if stored is not None:
+        given = {key: stored[key] if value is None else value for key, value in given.items()}
+    settings = InversionSettings(
+        prompt=given["prompt"],
+        method=given["method"],
+        num_inference_steps=given["steps"],
+        guidance_scale=given["guidance"],
         size=tuple(size) if isinstance(size, list) else _parsed(size, notation.parse_size, "size"),
-        square=photo.get("square", False),
+        square=photo.get("square", None if stored is not None else False),
         names=SETTINGS_NAMES,
-    ).resolved()
+    )
+    return settings if stored is not None else settings.resolved()
 
 
 def plan_jobs(recipe: Mapping[str, Any], recipe_path: Path, out: Path, model: str, device: str, dtype: str
@@ -187,17 +226,22 @@ def _photo_jobs(photo: dict[str, Any], index: int, shared_edits: list[Any], base
                 run: dict[str, str], photo_names: set[str]) -> list[Job]:
     """The jobs of one photo entry: its own edits, then the recipe's shared ones."""
     _check_keys(photo, PHOTO_KEYS | (EDIT_KEYS - {"target", "targets"}))
-    for key in ("photo", "prompt"):
-        if not isinstance(photo.get(key), str) or not photo[key].strip():
-            raise ValueError(f"'{key}' is required (a string)")
+    if not isinstance(photo.get("photo"), str) or not photo["photo"].strip():
+        raise ValueError("'photo' is required (a string)")
     path = (base / photo["photo"]).expanduser()
     if not path.is_file():
         raise ValueError(f"photo {str(path)!r} {'is not a file' if path.exists() else 'not found'}")
-    photo_name = file_name(photo.get("name"), Path(photo["photo"]).stem)
+    stored = stored_settings(path) if is_inversion(path) else None
+    if stored is not None and photo.get("prompt") is None:
+        photo = {**photo, "prompt": stored["prompt"]}
+    if not isinstance(photo.get("prompt"), str) or not photo["prompt"].strip():
+        raise ValueError("'prompt' is required (a string)")
+    stem = path.name[: -len(INVERSION_SUFFIX)] if path.name.lower().endswith(INVERSION_SUFFIX) else path.stem
+    photo_name = file_name(photo.get("name"), stem)
     if photo_name in photo_names:
         raise ValueError(f"two photos are named {photo_name!r}; give one of them a 'name'")
     photo_names.add(photo_name)
-    settings = inversion_settings(photo)
+    settings = inversion_settings(photo, stored)
     edits = list(photo.get("edits") or []) + shared_edits
     if not edits or not all(isinstance(e, dict) for e in edits):
         raise ValueError("needs a non-empty list of 'edits' (mappings with a 'target')")
@@ -231,5 +275,5 @@ def _edit_job(photo: dict[str, Any], entry: dict[str, Any], k: int, index: int, 
     seed = validation.seed(_parsed(merged.get("seed", 0), notation.parse_whole, "seed"), "seed")
     spec = edit_spec(merged, len(targets))
     return Job(f"photos[{index}].edits[{k}]", photo_name, edit_name, path, settings, targets, spec, mask, seed,
-               out / photo_name, run)
+               out / photo_name, run, inversion=is_inversion(path))
 

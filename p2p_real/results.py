@@ -62,13 +62,22 @@ class EditResult:
     inversion: Inversion | None = None  # the photo's inversion (edits of photos)
     parameters: dict[str, Any] = field(default_factory=dict)  # what determines the pixels, as JSON values
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None) -> list[Path]:
+    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
+             overwrite: bool = False, *, format: str | None = None, quality: int | None = None) -> list[Path]:
         """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
         local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
-        atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written."""
+        atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written.
+
+        The files are one output set (p2p_real.output_sets): an existing file is replaced only with `overwrite`
+        (else FileExistsError, nothing written), another run saving NAME into `folder` at the same time makes
+        this one fail, and if a write fails (e.g. a full disk) the files written so far are removed again.
+        The images are PNG unless `format` ("jpg", "webp") or the name's extension ("dog.jpg") says otherwise
+        (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1)."""
+        from p2p_real.image_files import image_format
         from p2p_real.outputs import save_edit
 
-        return save_edit(self, folder, name, extra)
+        fmt, stem = image_format(format, name)
+        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality)
 
 
 @dataclass
@@ -91,12 +100,13 @@ class Reconstruction:
         names = ("psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim")
         return {name: round(float(getattr(self, name)), 6) for name in names}
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None) -> list[Path]:
+    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
+             overwrite: bool = False) -> list[Path]:
         """Write NAME.recon.png, NAME.recon.grid.png (photo | VAE only | reconstruction) and the sidecar
-        NAME.recon.json with the metrics; returns the paths written."""
+        NAME.recon.json with the metrics, as one output set (see EditResult.save); returns the paths written."""
         from p2p_real.outputs import save_reconstruction
 
-        return save_reconstruction(self, folder, name, extra)
+        return save_reconstruction(self, folder, name, extra, overwrite)
 
     def report(self) -> str:
         """A few lines for people: the reconstruction against the VAE's ceiling."""

@@ -27,6 +27,7 @@ def prepare_inversion(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     save: bool = True,
+    ready: Callable[[], object] | None = None,
 ) -> tuple[Inversion, str]:
     """The inversion to edit and where it came from.
 
@@ -34,17 +35,23 @@ def prepare_inversion(
     and each setting of `settings` that is set. "reused": a saved inversion in `cache` that fits the photo,
     the settings and the model. "fresh": `photo` inverted now (and saved in `cache` when there is one,
     unless `save` is False: then the caller saves it, e.g. only once its edit has succeeded).
-    Before any inverting, Editor.check runs on [caption, *targets] with `spec` (default EditSpec()).
+    Before any inverting, Editor.check runs on [caption, *targets] with `spec` (default EditSpec()); then
+    `ready()` is called, e.g. to reserve the outputs, so that nothing is written for a request that fails its
+    checks and nothing slow runs for outputs that cannot be written.
     """
     if inversion is not None:
         inv = Inversion.load(inversion)
         inv.check_matches(settings, photo, editor.pipe)
         editor.check([inv.prompt, *targets], spec, inv.num_inference_steps)
+        if ready is not None:
+            ready()
         return inv, "loaded"
     if photo is None:
         raise ValueError("give a photo to invert or a saved inversion")
     resolved = settings.resolved(editor.num_inference_steps, editor.guidance_scale)
     editor.check([resolved.prompt, *targets], spec, resolved.num_inference_steps)
+    if ready is not None:
+        ready()
 
     def invert() -> Inversion:
         """Invert the photo with the resolved settings (logged)."""

@@ -45,3 +45,22 @@ def tiny_pipe(tiny_model_dir):
 @pytest.fixture(scope="session")
 def tiny_vpred_pipe(tiny_vpred_dir):
     return load_pipeline(tiny_vpred_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def toy_page(tmp_path_factory):
+    """`p2p-real ui --model toy` served in this process on a free localhost port (tests/ui_server.py)."""
+    from tests.ui_server import serve_toy_page
+
+    with serve_toy_page(tmp_path_factory.mktemp("ui")) as served:
+        yield served
+
+
+@pytest.fixture
+def offline_page(toy_page):
+    """The toy page, with every connection that would leave this machine refused and, at the end, reported."""
+    toy_page.guard.attempts.clear()
+    with toy_page.guard.active():
+        yield toy_page
+    attempts = toy_page.guard.attempts
+    assert attempts == [], f"the page or its client tried to reach the network: {attempts}"

@@ -57,3 +57,30 @@ def png_parameters(path: Path) -> dict:
     """The parameters a result PNG carries in its text chunk."""
     with Image.open(path) as img:
         return json.loads(img.text["parameters"])
+
+
+def make_lora(folder: Path, seed: int = 1) -> Path:
+    """A LoRA for the tiny test pipeline's UNet attention (random, non-zero), saved as diffusers saves LoRAs."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from p2p_real.testing import tiny_pipeline
+
+    torch.manual_seed(seed)
+    unet = tiny_pipeline().unet
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def make_embedding(path: Path, vectors: int = 2, seed: int = 2) -> Path:
+    """A textual-inversion embedding for the tiny test pipeline, as diffusers saves one ({word: vectors})."""
+    import torch
+    from safetensors.torch import save_file
+
+    from p2p_real.testing import TEXT_DIM
+
+    save_file({"<ignored>": torch.randn(vectors, TEXT_DIM, generator=torch.Generator().manual_seed(seed))}, path)
+    return path

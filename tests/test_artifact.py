@@ -245,7 +245,7 @@ def test_a_small_artifact_that_decodes_to_a_huge_photo_is_refused_before_decodin
     import inversion.artifact as artifact
 
     bomb = torch.frombuffer(bytearray(png_header_only(10_001, 10_000)), dtype=torch.uint8)  # 100.01 MP, 57 bytes
-    monkeypatch.setattr(artifact, "_png_bytes", lambda rgb: bomb)
+    monkeypatch.setattr(artifact, "_png_bytes", lambda rgb, info=None: bomb)
     path = inversions["ddim"].save(tmp_path / "bomb.inv.safetensors")
     assert path.stat().st_size < 20_000
     with pytest.raises(ArtifactError, match=r"10001x10000 = 100,010,000 pixels exceeds the limit of 100,000,000"):

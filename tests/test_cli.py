@@ -52,7 +52,10 @@ def runs(ws):
         if first.returncode != 0:
             return {"edit": first}
         argv = json.loads((root / "out/edit/photo.json").read_text())["argv"]
-        return {"edit": first, "reproduce": run_cli([*argv, "--out", "out/edit-again", "-q"], root, home)}
+        # the sidecar names a model outside the working folder by its name only: say where it is
+        assert argv[argv.index("--model") + 1] == Path(model).name
+        return {"edit": first, "reproduce": run_cli([*argv, "--model", model, "--out", "out/edit-again", "-q"], root,
+                                                    home)}
 
     def invert_then_reconstruct() -> dict:
         first = run_cli(invert, root, home)

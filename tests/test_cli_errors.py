@@ -79,6 +79,24 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
      ()),
     ("batch missing photo", ["batch", "{recipe_ghost}"], "photos[0]: photo", "script", ()),
     ("batch changed edit", ["batch", "{recipe_ok}"], "e.json holds another edit", "script", ()),
+    # Outputs stay inside the output folder and never replace a user's file.
+    ("edit name with folders", [*EDIT, "--name", "../x"], "--name '../x' must be a plain file name", "script", ()),
+    ("edit name absolute", [*EDIT, "--name", "/tmp/x"], "--name '/tmp/x' must be a plain file name", "script", ()),
+    ("generate hidden name", ["generate", "a cat", "--name", ".x"], "--name '.x' must be a plain file name",
+     "script", ()),
+    ("reconstruct name with folders", ["reconstruct", "{inv}", "--name", "a/b"], "must be a plain file name",
+     "script", ()),
+    ("batch out absolute", ["batch", "{recipe_out_absolute}"], "'out' must be a folder inside the recipe's folder",
+     "script", ()),
+    ("batch out above the recipe", ["batch", "{recipe_out_up}"], "not '../escaped'", "script", ()),
+    ("batch name with folders", ["batch", "{recipe_name_up}"], "edits[0]: name '../x' must be a plain file name",
+     "script", ()),
+    ("batch photo name with folders", ["batch", "{recipe_photo_name_up}"], "photos[0]: name 'a/b' must be a plain",
+     "script", ()),
+    ("batch over a user's file", ["batch", "{recipe_user_file}"], "user-out/photo/e.0.png exists; pass --overwrite",
+     "script", ()),
+    ("batch inversion that is not one", ["batch", "{recipe_bad_inversion}"], "is not a readable inversion",
+     "script", ()),
     # These need the model.
     ("default model offline", ["edit", "{photo}", "-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2"],
      "--model", "script", ()),
@@ -122,6 +140,9 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
 ]
 
 DEFAULT_MODEL_CASE = next(i for i, case in enumerate(CASES) if case[0] == "default model offline")
+# What a failing case may leave, in its own folder: an edit that fails after its inversion finished keeps the
+# inversion (saved at once, so that a failed or interrupted edit does not lose minutes of work), nothing else.
+LEAVES = {"guidance that overflows": ("p2p-out/photo.inv.safetensors",)}
 
 
 def write_recipes(inputs: Path, photo: Path, model: Path) -> dict[str, Path]:
@@ -139,9 +160,21 @@ def write_recipes(inputs: Path, photo: Path, model: Path) -> dict[str, Path]:
         "recipe_cow": json.dumps({"model": str(model), "photos": [{
             "photo": str(photo), "prompt": "a cat on a wall", "steps": 2, "edits": [{**edit, "blend": "cow:dog"}]}]}),
     }
+    named = {"photo": str(photo), "prompt": "a cat on a wall"}
+    recipes.update({
+        "recipe_out_absolute": json.dumps({"out": str(inputs / "elsewhere"), "photos": [{**named, "edits": [edit]}]}),
+        "recipe_out_up": json.dumps({"out": "../escaped", "photos": [{**named, "edits": [edit]}]}),
+        "recipe_name_up": json.dumps({"photos": [{**named, "edits": [{**edit, "name": "../x"}]}]}),
+        "recipe_photo_name_up": json.dumps({"photos": [{**named, "name": "a/b", "edits": [edit]}]}),
+        "recipe_user_file": json.dumps({"out": "user-out", "photos": [{**named, "edits": [{**edit, "name": "e"}]}]}),
+        "recipe_bad_inversion": json.dumps({"photos": [{"photo": "broken.inv.safetensors", "edits": [edit]}]}),
+    })
     finished = inputs / "batch-out" / "photo" / "e.json"  # recipe_ok's edit, finished with other parameters
     finished.parent.mkdir(parents=True)
     finished.write_text(json.dumps({"parameters": {"targets": ["something else"]}}))
+    users = inputs / "user-out" / "photo" / "e.0.png"  # a file of the user's where recipe_user_file would write
+    users.parent.mkdir(parents=True)
+    users.write_bytes(b"the user's own picture")
     paths = {}
     for name, text in recipes.items():
         paths[name] = inputs / (name + (".yaml" if "yaml" in name else ".json"))
@@ -230,7 +263,16 @@ def test_bad_inputs_give_one_line_a_nonzero_exit_and_no_file(inputs, capsys, mon
         elif "Traceback" in stderr:
             problems.append(f"{name}: traceback")
     assert not problems, "\n\n".join(problems)
-    assert snapshot(root) == before  # not a single file written, not even a temporary one
+    kept = [str(folders[i].relative_to(root)) for i, (name, *_) in enumerate(CASES) if name in LEAVES]
+    for i, (name, *_) in enumerate(CASES):
+        if name in LEAVES:  # exactly what it may leave
+            left = {str(p.relative_to(folders[i])) for p in folders[i].rglob("*") if p.is_file()}
+            assert left == set(LEAVES[name]), f"{name}: {left}"
+
+    def outside_kept(snap: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        return {p: s for p, s in snap.items() if not any(p == k or p.startswith(f"{k}/") for k in kept)}
+
+    assert outside_kept(snapshot(root)) == outside_kept(before)  # not a single file written, not even a temporary one
 
 
 def test_debug_shows_the_traceback(inputs, capsys, monkeypatch):

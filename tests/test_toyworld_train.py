@@ -10,7 +10,8 @@ import torch
 
 from p2p_real.loading import load_pipeline
 from training.data import BACKGROUND_TARGET, NO_TARGET, make_batch
-from training.toyworld import attention_loss, cosine_lr, main, parse_args
+from training.objectives import attention_loss, cosine_lr
+from training.toyworld import main, parse_args
 
 
 def _rows(path):
@@ -80,7 +81,7 @@ def test_folding_the_latent_scale_keeps_the_images_and_standardises_the_latents(
     """docs/toyworld.md: the trainer centres and scales the latents per channel inside the VAE."""
     from p2p_real.toyworld.model import build_vae, get_config
     from p2p_real.toyworld.quality import images_to_tensor, rendered_images
-    from training.toyworld import fold_latent_scale
+    from training.objectives import fold_latent_scale
 
     torch.manual_seed(0)
     vae = build_vae(get_config("test")).eval()
@@ -109,7 +110,7 @@ def test_resuming_refuses_torch_without_a_safe_loader(tmp_path, monkeypatch):
 
 
 def test_min_snr_weights_and_pooled_targets():
-    from training.toyworld import pool_targets, snr_weight
+    from training.objectives import pool_targets, snr_weight
 
     alphas = torch.tensor([0.999, 0.5, 0.01])
     weights = snr_weight(alphas, 5.0)

@@ -15,6 +15,7 @@ from inversion.cache import CachedMismatchError, InversionCache
 from inversion.settings import InversionSettings
 from p2p_real import Cancelled, Editor, EditSpec, PromptError, load_pipeline
 from p2p_real.defaults import TOY_MODEL_DIR
+from p2p_real.outputs import shareable
 from tests.helpers import draw_photo
 
 STEPS = 3
@@ -159,19 +160,24 @@ def test_save_writes_images_masks_grid_and_the_sidecar_each_atomically(editor, p
     written = res.save(tmp_path, "cat")
     assert [p.name for p in written] == ["cat.0.png", "cat.1.png", "cat.1.mask.png", "cat.grid.png", "cat.json"]
     sidecar = json.loads((tmp_path / "cat.json").read_text())
-    assert sidecar["parameters"] == res.parameters and sidecar["outputs"]["masks"] == ["cat.1.mask.png"]
+    assert sidecar["parameters"] == shareable(res.parameters)  # a local model by its name
+    assert sidecar["outputs"]["masks"] == ["cat.1.mask.png"]
     assert EditSpec.from_dict(sidecar["parameters"]["spec"]) == res.spec  # the sidecar loads the spec back
-    real_replace = os.replace
+    real = {"replace": os.replace, "link": os.link}
 
-    def fail_on_the_grid(src, dst):
-        if str(dst).endswith(".grid.png"):
-            raise OSError("disk full")
-        real_replace(src, dst)
+    def failing_on_the_grid(name):
+        def commit(src, dst):
+            if str(dst).endswith(".grid.png"):
+                raise OSError("disk full")
+            real[name](src, dst)
 
-    monkeypatch.setattr(os, "replace", fail_on_the_grid)
+        return commit
+
+    for name in real:  # a new file is committed by a hard link, a replaced one by a rename
+        monkeypatch.setattr(os, name, failing_on_the_grid(name))
     with pytest.raises(OSError, match="disk full"):
         res.save(tmp_path / "again", "cat")
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["cat.0.png", "cat.1.mask.png", "cat.1.png"]
+    assert not list((tmp_path / "again").glob("*"))  # all or nothing (docs/reliability.md)
     with pytest.raises(ValueError, match="output_type"):
         editor.edit(inv, TARGET, output_type="latent", progress=False).save(tmp_path, "latent")
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
 
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
@@ -36,18 +39,34 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("give a PHOTO (or a saved inversion) and/or --prompt: there is nothing to look at")
     from p2p_real.outputs import attention_paths, slug
 
-    name = args.name or (inputs.name if inputs else slug(args.prompt))
+    name = session.output_name(args.name, inputs.name if inputs else slug(args.prompt))
     out = session.out_folder(args.out)
-    session.check_outputs(attention_paths(out, name), args.overwrite, inputs.files if inputs else [])
+    paths = attention_paths(out, name)
+    session.check_outputs(paths, args.overwrite, inputs.files if inputs else [], f"{name}.attention")
+    session.check_writable(out)
     session.check_images(inputs.photo if inputs else None)
     loaded = session.open_session(args)
+    with contextlib.ExitStack() as held:
+
+        def reserve() -> None:
+            """Reserve the outputs once the request passed its checks."""
+            held.enter_context(session.reserved(out, f"{name}.attention", paths, args.overwrite,
+                                                inputs.files if inputs else []))
+
+        return _run(args, loaded, inputs, targets, out, name, reserve)
+
+
+def _run(args: argparse.Namespace, loaded: session.Session, inputs: session.Inputs | None, targets: list[str],
+         out: Path, name: str, reserve: Callable[[], None]) -> int:
+    """Invert (or generate), then write the maps; `reserve` is called before the slow work."""
     from p2p_real.outputs import save_attention
     from p2p_real.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
     if inputs is not None:
         inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args), targets,
-                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log)
+                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log,
+                                   ready=reserve)
         result = loaded.editor.edit(inv, targets or [inv.prompt], progress=loaded.progress)
         prompts = [inv.prompt, *targets]
         from masks.visualize import to_rgb
@@ -56,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         argv = ["attention", *inputs.argv(inv, args)]
     else:
         prompts = [args.prompt, *targets]
+        reserve()
         width, height = args.size or (None, None)
         result = loaded.editor.generate(prompts, num_inference_steps=args.steps, guidance_scale=args.guidance,
                                          generator=args.seed, height=height, width=width, progress=loaded.progress)
@@ -68,6 +88,6 @@ def run(args: argparse.Namespace) -> int:
     argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *loaded.run_options()]
     parameters = {**result.parameters, "command": "attention", "targets": targets}
     written = save_attention(result.attention, images, prompts, out, name, parameters,
-                             {**session.reproduction(argv), "runtime": loaded.runtime})
+                             {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite)
     session.report_written(written, args.quiet)
     return 0

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from p2p_real.commands import options, session
-from p2p_real.commands.options import DEFAULT_OUT, PROG
+from p2p_real.commands.options import DEFAULT_OUT, PROG, CliError
 
 NAME = "batch"
 HELP = "run a recipe of photos x edits (resumable; splits under accelerate launch)"
 EPILOG = f"""\
-recipe (JSON, or YAML with pip install 'p2p-real[batch]'); paths are relative to the recipe:
+recipe (JSON, or YAML with pip install 'p2p-real[batch]'); paths are relative to the recipe, 'out' is a folder
+inside the recipe's folder (--out DIR writes anywhere), names are plain file names; a photo may be a saved
+inversion (NAME.inv.safetensors: its caption and settings come from the file):
   {{"model": "...", "out": "results", "defaults": {{"method": "null-text", "steps": 50}},
    "photos": [{{"photo": "cat.jpg", "prompt": "a cat sitting on a wall",
                "edits": [{{"target": "a dog sitting on a wall", "blend": "cat:dog"}},
@@ -24,8 +26,9 @@ recipe (JSON, or YAML with pip install 'p2p-real[batch]'); paths are relative to
              blend_threshold, blend_start, mask, mask_mode, reweight, seed ('edits' at the top level apply to
              every photo; {{prompt}} stands for the photo's prompt)
 outputs: OUT/PHOTO/EDIT.* as for `{PROG} edit`, inversions cached in OUT/inversions/.
-Run it again to resume: finished edits are skipped. Under `accelerate launch` the photos are split across
-the processes (each output is written by one process).
+Run it again to resume: finished edits are skipped (an edit whose files went missing is redone); existing
+files that are not the batch's own are never replaced without --overwrite. Under `accelerate launch` the
+photos are split across the processes (each output is written by one process).
 """
 
 
@@ -43,11 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
     from p2p_real import batch
-    from p2p_real.recipe import load_recipe, plan_jobs
+    from p2p_real.recipe import load_recipe, output_folder, plan_jobs
 
     recipe_path = session.existing_file(args.recipe, "recipe")
     recipe = load_recipe(recipe_path)
-    out = Path(args.out).expanduser() if args.out else recipe_path.parent / str(recipe.get("out", DEFAULT_OUT))
+    out = Path(args.out).expanduser() if args.out else output_folder(recipe, recipe_path, DEFAULT_OUT)
     for option, fallback in (("model", None), ("device", "auto"), ("dtype", "auto")):
         if getattr(args, option) is None:
             setattr(args, option, recipe.get(option, fallback))
@@ -55,10 +58,19 @@ def run(args: argparse.Namespace) -> int:
         local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
         args.model = str(local) if local.exists() else args.model
     jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
+    for job in jobs:  # a LoRA, an embedding or a variant changes the pixels: part of each job's request
+        job.run.update(session.model_request(args))
     for job in jobs:
-        session.check_outputs(job.paths().all(), True, [job.photo, job.mask])
-        if batch.finished(job, args.overwrite):
+        state = batch.resume_state(job, args.overwrite)
+        if state == "finished":
             job.status = "skipped"
+            continue
+        job.overwrite = args.overwrite or state == "incomplete"  # an incomplete job's files are its own
+        try:
+            session.check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
+        except CliError as exc:
+            raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}"
+                                   ) from exc
     if args.dry_run:
         print("\n".join(batch.summary(jobs, 0.0)))
         return 0
@@ -67,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     pending = [job for job in jobs if job.status == "to do"]
     mine = [job for job in pending if owner[job.photo_name] == rank]
     start = time.perf_counter()
-    for photo, mask in dict.fromkeys((job.photo, job.mask) for job in pending):
+    for photo, mask in dict.fromkeys((None if job.inversion else job.photo, job.mask) for job in pending):
         session.check_images(photo, mask)
     if pending:
+        session.check_writable(out)
         loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
         batch.check_jobs(loaded.editor, pending, recipe_path.name)  # every process checks all: all stop together
         batch.run_jobs(loaded.editor, mine, out, rank, progress=loaded.progress, raise_errors=args.debug,

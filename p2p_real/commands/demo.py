@@ -28,24 +28,26 @@ def run(args: argparse.Namespace) -> int:
     """Run the toy-world demo and write its grid, photo and sidecar."""
     out = Path(args.out).expanduser()
     grid, photo, sidecar = out / "demo.png", out / "demo.photo.png", out / "demo.json"
-    session.check_outputs([grid, photo, sidecar], args.overwrite, [])
+    session.check_outputs([grid, photo, sidecar], args.overwrite, [], "demo")
+    session.check_writable(out)
     if args.model is None:
         args.model = "toy"
     loaded = session.open_session(args)
     loaded.editor.num_inference_steps = args.steps
-    from p2p_real.outputs import png_text, save_png, write_sidecar
+    from p2p_real.output_sets import OutputSet
+    from p2p_real.outputs import json_writer, png_text, png_writer, sidecar_data
     from p2p_real.toyworld.demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(loaded.editor, progress=loaded.progress)
     parameters = {"command": "demo", **loaded.editor.model_parameters(), "steps": args.steps}
-    written = [
-        save_png(grid, result.grid, png_text(parameters)),
-        save_png(photo, result.photo, png_text(parameters, prompt=result.info["caption"])),
-    ]
     runtime = {**loaded.runtime, "demo_s": round(time.perf_counter() - start, 2)}
     argv = ["demo", *loaded.run_options(), "--steps", str(args.steps)]
     outputs = {"grid": grid.name, "photo": photo.name, **result.info}
-    written.append(write_sidecar(sidecar, parameters, outputs, {**session.reproduction(argv), "runtime": runtime}))
+    data = sidecar_data(parameters, outputs, {**session.reproduction(argv), "runtime": runtime})
+    with OutputSet(out, "demo", [grid, photo, sidecar], args.overwrite) as files:
+        written = [files.write(grid, png_writer(result.grid, png_text(parameters))),
+                   files.write(photo, png_writer(result.photo, png_text(parameters, prompt=result.info["caption"]))),
+                   files.write(sidecar, json_writer(data))]
     session.report_written(written, args.quiet)
     return 0

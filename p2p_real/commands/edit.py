@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 from p2p_real.commands import options, session
@@ -36,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_edit_options(p, EditSpec())
     options.add_mask_options(p)
     options.add_output_options(p)
+    options.add_format_options(p)
     options.add_model_options(p)
     options.add_run_options(p)
 
@@ -50,42 +52,47 @@ def run(args: argparse.Namespace) -> int:
     settings = options.settings_from_args(args)
     mask = None if args.mask is None else session.existing_file(args.mask, "mask")
     out = session.out_folder(args.out)
-    name = args.name or inputs.name
+    stem, fmt = options.output_format(args, inputs.name)
+    name = session.output_name(stem if args.name is not None else None, inputs.name)
     from inversion.files import INVERSION_SUFFIX
     from p2p_real.outputs import edit_paths
 
-    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None)
+    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt)
     saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
-    session.check_outputs(paths.all(), args.overwrite, [*inputs.files, mask])
-    session.check_outputs([saved] if saved else [], True, [*inputs.files, mask])
+    protected = [*inputs.files, mask]
+    session.check_outputs(paths.all(), args.overwrite, protected, name)
+    session.check_outputs([saved] if saved else [], True, protected)
+    session.check_writable(out)
     session.check_images(inputs.photo, mask)
     loaded = session.open_session(args)
     from inversion.cache import CachedMismatchError, InversionCache
     from p2p_real.workflow import prepare_inversion
 
-    start = time.perf_counter()
-    cache = None if saved is None else InversionCache(out, keyed=False, replace=args.overwrite)
-    try:
-        inv, origin = prepare_inversion(loaded.editor, inputs.photo, settings, targets, spec,
-                                        inversion=inputs.inversion, cache=cache, name=name,
-                                        progress=loaded.progress, log=loaded.log, save=False)
-    except CachedMismatchError as exc:
-        raise CliError(f"{exc}; pass --overwrite to replace it, or choose another --out or --name") from exc
-    timing = {"invert_s": round(time.perf_counter() - start, 3)}
-    session.seed_everything(args.seed)
-    loaded.log(f"editing {len(targets)} target(s)")
-    start = time.perf_counter()
-    result = loaded.editor.edit(inv, targets, spec=spec, mask=mask, progress=loaded.progress)
-    timing["edit_s"] = round(time.perf_counter() - start, 3)
-    if origin == "fresh" and cache is not None:  # saved once the edit worked: a failed edit writes no file
-        from p2p_real.results import inversion_parameters
+    with contextlib.ExitStack() as held:  # the outputs are ours from the checks of the request to the last file
 
-        cache.save(inv, inputs.photo, settings, loaded.editor.pipe, name)
-        result.parameters.update(inversion_parameters(inv))  # the result names the file the inversion now has
-    argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
-            "--spec", options.spec_json(spec), *(["--mask", str(mask)] if mask else []),
-            "--seed", str(args.seed), *loaded.run_options()]
-    written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}})
+        def reserve() -> None:
+            """Reserve the outputs (and check them again) once the request passed its checks."""
+            held.enter_context(session.reserved(out, name, paths.all(), args.overwrite, protected, loaded.log))
+
+        start = time.perf_counter()
+        cache = None if saved is None else InversionCache(out, keyed=False, replace=args.overwrite)
+        try:  # a fresh inversion is saved at once: an edit that fails or is interrupted does not lose it
+            inv, origin = prepare_inversion(loaded.editor, inputs.photo, settings, targets, spec,
+                                            inversion=inputs.inversion, cache=cache, name=name,
+                                            progress=loaded.progress, log=loaded.log, ready=reserve)
+        except CachedMismatchError as exc:
+            raise CliError(f"{exc}; pass --overwrite to replace it, or choose another --out or --name") from exc
+        timing = {"invert_s": round(time.perf_counter() - start, 3)}
+        session.seed_everything(args.seed)
+        loaded.log(f"editing {len(targets)} target(s)")
+        start = time.perf_counter()
+        result = loaded.editor.edit(inv, targets, spec=spec, mask=mask, progress=loaded.progress)
+        timing["edit_s"] = round(time.perf_counter() - start, 3)
+        argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
+                "--spec", options.spec_json(spec), *(["--mask", session.shown_path(mask)] if mask else []),
+                "--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
+        written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
+                              overwrite=args.overwrite, format=fmt, quality=args.quality)
     if origin == "fresh" and saved is not None:
         written.insert(0, saved)
     if origin == "reused" and not args.quiet:

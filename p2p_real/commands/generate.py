@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--size", type=options.size_value, default=None, metavar="WxH",
                        help="image size (default: the model's)")
     options.add_output_options(p)
+    options.add_format_options(p)
     options.add_model_options(p)
     options.add_run_options(p)
 
@@ -39,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
     spec = options.spec_from_args(args, len(prompts) - 1, synthetic=True)
     from p2p_real.outputs import edit_paths, slug
 
-    name = args.name or slug(prompts[0])
+    stem, fmt = options.output_format(args, slug(prompts[0]))
+    name = session.output_name(stem if args.name is not None else None, slug(prompts[0]))
     out = session.out_folder(args.out)
-    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None).all(), args.overwrite, [])
+    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None, fmt).all(),
+                          args.overwrite, [], name)
+    session.check_writable(out)
     loaded = session.open_session(args)
     width, height = args.size or (None, None)
     result = loaded.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
@@ -49,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     argv = ["generate", *prompts, "--spec", options.spec_json(spec), "--steps", str(result.parameters["steps"]),
             "--guidance", repr(result.parameters["guidance"])]
     argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
-    argv += ["--seed", str(args.seed), *loaded.run_options()]
-    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    argv += ["--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
+    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite,
+                          format=fmt, quality=args.quality)
     session.report_written(written, args.quiet)
     return 0

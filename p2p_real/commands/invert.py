@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from p2p_real.commands import options, session
@@ -31,17 +32,27 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")
     from inversion.files import INVERSION_SUFFIX
 
-    output = Path(args.output).expanduser() if args.output else Path(DEFAULT_OUT) / f"{inputs.name}{INVERSION_SUFFIX}"
-    session.check_outputs([output], args.overwrite, inputs.files)
+    name = session.output_name(None, inputs.name)
+    output = Path(args.output).expanduser() if args.output else Path(DEFAULT_OUT) / f"{name}{INVERSION_SUFFIX}"
+    stem = output.name[: -len(INVERSION_SUFFIX)] if output.name.endswith(INVERSION_SUFFIX) else output.stem
+    session.check_outputs([output], args.overwrite, inputs.files, stem)
+    session.check_writable(output.parent)
     session.check_images(inputs.photo)
     loaded = session.open_session(args)
     from p2p_real.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
-    inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
-                               progress=loaded.progress, log=loaded.log)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    inv.save(output)
+    with contextlib.ExitStack() as held:  # the same lock as `edit` writing NAME.inv.safetensors in that folder
+        reservation = []
+
+        def reserve() -> None:
+            """Reserve the output once the request passed its checks."""
+            reservation.append(held.enter_context(session.reserved(output.parent, stem, [output], args.overwrite,
+                                                                   inputs.files)))
+
+        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
+                                   progress=loaded.progress, log=loaded.log, ready=reserve)
+        inv.save(output, replace=args.overwrite or reservation[0].may_replace(output))
     session.report_written([output], args.quiet)
     if not args.no_report:
         print(loaded.editor.reconstruct(inv, progress=loaded.progress).report())

@@ -16,7 +16,8 @@ from inversion import validation
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from p2p_real import notation
-from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL
+from p2p_real.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
+from p2p_real.defaults import DEFAULT_MODEL, DTYPES, OFFLOAD_MODES, TOY_MODEL
 from p2p_real.spec import EDIT_KINDS, MASK_MODES, EditSpec
 
 PROG = "p2p-real"
@@ -62,14 +63,50 @@ reweight_entry = arg_type(notation.parse_reweight)
 size_value = arg_type(notation.parse_size)
 
 
+def parse_quality(text: str) -> int:
+    """A JPEG/WebP quality: a whole number from 1 to 100."""
+    value = validation.whole_number(notation.parse_whole(text), "")
+    if value > 100:
+        raise ValueError(f"{text!r} is more than 100")
+    return value
+
+
+quality_value = arg_type(parse_quality)
+
+
+def _existing(parsed: LoraFile | EmbeddingFile) -> LoraFile | EmbeddingFile:
+    """The parsed file option, once its file is known to exist."""
+    if not parsed.path.is_file():
+        raise ValueError(f"{str(parsed.path)!r} " + ("is not a file" if parsed.path.exists() else "not found"))
+    return parsed
+
+
+lora_value = arg_type(lambda text: _existing(parse_lora(text)))
+embedding_value = arg_type(lambda text: _existing(parse_embedding(text)))
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --device, --dtype."""
+    """--model, --device, --dtype, the model's own additions (--variant, --revision, --lora, --embedding) and
+    small-GPU options (--offload, --vae-tiling)."""
     group = p.add_argument_group("model")
     group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
                        help=f"hub id, local diffusers folder, .safetensors/.ckpt file, or '{TOY_MODEL}' for the "
                             f"shipped toy-world model (default: ${MODEL_ENV}, else {DEFAULT_MODEL}; demo: toy)")
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES), help="auto: float16 on CUDA, else float32")
+    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
+                       help="auto: float16 on CUDA, else float32 (float16 also runs on Apple GPUs: mps)")
+    group.add_argument("--variant", help="weights variant of a diffusers folder or hub id (fp16: *.fp16.safetensors)")
+    group.add_argument("--revision", help="hub commit, branch or tag of the model")
+    group.add_argument("--lora", type=lora_value, action="append", metavar="FILE[:SCALE]",
+                       help="merge a LoRA into the model at SCALE (default 1; repeatable); needs peft")
+    group.add_argument("--embedding", type=embedding_value, action="append", metavar="FILE[:WORD]",
+                       help="a textual-inversion embedding, used in prompts as WORD (default: the file's stem; "
+                            "repeatable)")
+    group.add_argument("--offload", choices=OFFLOAD_MODES,
+                       help="for GPUs with little memory: 'model' keeps one model at a time on the GPU, "
+                            "'sequential' one layer at a time (least memory, slowest); needs accelerate")
+    group.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
+                       help="encode and decode large images in tiles (default: only above 1024x1024 pixels)")
 
 
 def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
@@ -86,6 +123,35 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("output")
     group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     group.add_argument("--name", help="file name stem of the outputs (default: the photo's stem)")
+
+
+def add_format_options(p: argparse.ArgumentParser) -> None:
+    """--format and --quality of the result images."""
+    group = p.add_argument_group("image files")
+    group.add_argument("--format", choices=("png", "jpg", "webp"),
+                       help="format of the result images (default: the extension of --name, else png; png keeps "
+                            "the pixels away from the edit exactly the photo's)")
+    group.add_argument("--quality", type=quality_value, help="JPEG/WebP quality, 1-100 (default 95)")
+
+
+def output_format(args: argparse.Namespace, default: str) -> tuple[str, str]:
+    """(output name stem, image format): --name (whose extension may give the format) or `default`, and
+    --format."""
+    from p2p_real.image_files import image_format
+
+    try:
+        fmt, stem = image_format(getattr(args, "format", None), args.name)
+    except ValueError as exc:
+        raise CliError(f"--format/--name: {exc}") from exc
+    if getattr(args, "quality", None) is not None and fmt == "png":
+        raise CliError("--quality applies to jpg and webp images (give --format jpg or webp); png is lossless")
+    return stem or default, fmt
+
+
+def format_argv(args: argparse.Namespace, fmt: str) -> list[str]:
+    """--format and --quality as the run used them, for a reproduction command."""
+    argv = [] if fmt == "png" else ["--format", fmt]
+    return argv + (["--quality", str(args.quality)] if getattr(args, "quality", None) is not None else [])
 
 
 def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFAULT_METHOD) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from p2p_real.commands import options, session
 
@@ -24,20 +25,28 @@ def run(args: argparse.Namespace) -> int:
     """Invert (or load), reconstruct, print the report and write the images and sidecar."""
     inputs = session.read_inputs(args, need_prompt=not session.is_artifact(args.input))
     out = session.out_folder(args.out)
-    name = args.name or inputs.name
+    name = session.output_name(args.name, inputs.name)
     from p2p_real.outputs import reconstruction_paths
 
-    session.check_outputs(reconstruction_paths(out, name), args.overwrite, inputs.files)
+    paths = reconstruction_paths(out, name)
+    session.check_outputs(paths, args.overwrite, inputs.files, f"{name}.recon")
+    session.check_writable(out)
     session.check_images(inputs.photo)
     loaded = session.open_session(args)
     from p2p_real.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
-    inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
-                               inversion=inputs.inversion, progress=loaded.progress, log=loaded.log)
-    rec = loaded.editor.reconstruct(inv, progress=loaded.progress)
-    print(rec.report())
-    argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *loaded.run_options()]
-    written = rec.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime})
+    with contextlib.ExitStack() as held:
+
+        def reserve() -> None:
+            """Reserve the outputs once the request passed its checks."""
+            held.enter_context(session.reserved(out, f"{name}.recon", paths, args.overwrite, inputs.files))
+
+        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
+                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log, ready=reserve)
+        rec = loaded.editor.reconstruct(inv, progress=loaded.progress)
+        print(rec.report())
+        argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *loaded.run_options()]
+        written = rec.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite)
     session.report_written(written, args.quiet)
     return 0

@@ -4,13 +4,14 @@ talk to the user (status lines, the files written) and describe the run for the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,12 @@ def check_images(photo: Path | None, mask: Path | None = None) -> None:
         read_rgb(photo)
 
 
-def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None]) -> None:
-    """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite."""
+def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None], name: str | None = None,
+                  replaceable: Sequence[Path] = ()) -> None:
+    """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite
+    (files of the unfinished output set `name` that a killed run left, and `replaceable`, may be replaced)."""
+    from p2p_real.output_sets import unfinished_files
+
     protected = {p.resolve() for p in inputs if p is not None}
     for path in paths:
         for parent in path.parents:
@@ -60,8 +65,44 @@ def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path 
             raise CliError(f"refusing to write {path} over an input file; choose another --out or --name")
         if path.is_dir():
             raise CliError(f"cannot write {path}: it is a folder")
-        if path.exists() and not overwrite:
+        ours = path in replaceable or (name is not None and path.name in unfinished_files(path.parent, name))
+        if path.exists() and not overwrite and not ours:
             raise CliError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse, before any heavy work, an output folder that cannot be written (or made): read-only, no permission."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"cannot write into {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        where = "" if existing == folder else f"{existing} cannot be written ("
+        raise CliError(f"cannot write into {folder}: {where}permission denied or a read-only file system"
+                       f"{')' if where else ''}; choose another --out")
+
+
+@contextlib.contextmanager
+def reserved(folder: Path, name: str, paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None],
+             log: Callable[[str], None] | None = None, replaceable: Sequence[Path] = ()) -> Iterator[Any]:
+    """Hold the output set NAME in `folder` for this run (p2p_real.output_sets), checking its files again under
+    the lock; another run writing the same outputs, or a folder that cannot be written, is a CliError."""
+    from p2p_real.output_sets import OutputsBusyError, reserve
+
+    try:
+        reservation = reserve(folder, name, paths)
+    except OutputsBusyError as exc:
+        raise CliError(str(exc).replace("output folder or name", "--out or --name")) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write into {folder}: {(exc.strerror or str(exc)).lower()}; choose another --out"
+                       ) from exc
+    with reservation:
+        if reservation.unfinished and log is not None:
+            log(f"completing {name} in {folder}: a run (process {reservation.unfinished.get('pid')}) stopped "
+                "before it finished")
+        check_outputs(paths, overwrite, inputs, None, [*replaceable, *(p for p in paths if reservation.may_replace(p))])
+        yield reservation
 
 
 def out_folder(text: str) -> Path:
@@ -70,6 +111,28 @@ def out_folder(text: str) -> Path:
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {text!r} is a file, not a folder")
     return out
+
+
+def output_name(given: str | None, default: str) -> str:
+    """--name (a plain file name, else a CliError), else `default` (an input's stem) made one."""
+    from p2p_real.outputs import check_name
+
+    try:
+        return check_name(given, "--name") if given is not None else check_name(default.lstrip(".") or "photo")
+    except ValueError as exc:
+        raise CliError(str(exc).replace("the output folder", "--out")) from exc
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A local path as sidecars record it: relative to the current folder when inside it, else its file name
+    (the folders of this machine stay private)."""
+    p = Path(os.fspath(path))
+    if not p.is_absolute():
+        return str(p)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return p.name
 
 
 def info(message: str, quiet: bool) -> None:
@@ -127,6 +190,7 @@ class Session:
     dtype: str
     quiet: bool
     runtime: dict[str, Any]
+    load_options: list[str] = field(default_factory=list)  # the model's additions and placement, as options
 
     @property
     def progress(self) -> bool:
@@ -138,8 +202,43 @@ class Session:
         info(message, self.quiet)
 
     def run_options(self) -> list[str]:
-        """--model, --device and --dtype as this run used them, for a reproduction command."""
-        return ["--model", self.model, "--device", self.device, "--dtype", self.dtype]
+        """--model, --device, --dtype and the other model options as this run used them, for a reproduction
+        command (local files relative to the current folder, or by their names: see shown_path)."""
+        model = shown_path(self.model) if os.path.isabs(self.model) else self.model
+        return ["--model", model, "--device", self.device, "--dtype", self.dtype, *self.load_options]
+
+
+def load_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """load_pipeline's keyword arguments from the model options (those not given left out)."""
+    given = {"variant": getattr(args, "variant", None), "revision": getattr(args, "revision", None),
+             "loras": getattr(args, "lora", None) or [], "embeddings": getattr(args, "embedding", None) or [],
+             "offload": getattr(args, "offload", None), "vae_tiling": getattr(args, "vae_tiling", None)}
+    return {key: value for key, value in given.items() if value not in (None, [])}
+
+
+def load_options(args: argparse.Namespace) -> list[str]:
+    """The model options beyond --model/--device/--dtype, as a reproduction command shows them."""
+    given = load_arguments(args)
+    argv = [x for key in ("variant", "revision", "offload") if key in given for x in (f"--{key}", given[key])]
+    for lora in given.get("loras", []):
+        argv += ["--lora", f"{shown_path(lora.path.resolve())}:{lora.scale!r}"]
+    for emb in given.get("embeddings", []):
+        argv += ["--embedding", f"{shown_path(emb.path.resolve())}:{emb.word}"]
+    if "vae_tiling" in given:
+        argv.append("--vae-tiling" if given["vae_tiling"] else "--no-vae-tiling")
+    return argv
+
+
+def model_request(args: argparse.Namespace) -> dict[str, Any]:
+    """What besides --model/--device/--dtype decides a batch job's pixels: the model's additions (not the
+    placement), as JSON; empty when there are none, so earlier batches' requests stay the same."""
+    given = load_arguments(args)
+    request: dict[str, Any] = {key: given[key] for key in ("variant", "revision") if key in given}
+    if given.get("loras"):
+        request["loras"] = [f"{lora.path.resolve()}:{lora.scale!r}" for lora in given["loras"]]
+    if given.get("embeddings"):
+        request["embeddings"] = [f"{emb.path.resolve()}:{emb.word}" for emb in given["embeddings"]]
+    return request
 
 
 def open_session(args: argparse.Namespace, device: str | None = None) -> Session:
@@ -154,7 +253,7 @@ def open_session(args: argparse.Namespace, device: str | None = None) -> Session
     info(f"loading {model} (device {device}, dtype {args.dtype})", args.quiet)
     start = time.perf_counter()
     try:
-        pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype)
+        pipe = p2p_real.load_pipeline(model, device=device, dtype=args.dtype, **load_arguments(args))
     except p2p_real.ModelLoadError as exc:
         raise CliError(f"{exc} (--model DIR or --model FILE)") from exc
     editor = p2p_real.Editor(pipe, **toy_editor_options(model))
@@ -164,7 +263,7 @@ def open_session(args: argparse.Namespace, device: str | None = None) -> Session
         "load_s": round(time.perf_counter() - start, 3),
         "threads": torch.get_num_threads(),  # float results can depend on it
     }
-    return Session(editor, model, device, args.dtype, args.quiet, runtime)
+    return Session(editor, model, device, args.dtype, args.quiet, runtime, load_options(args))
 
 
 def toy_editor_options(model: str) -> dict[str, Any]:
@@ -211,10 +310,11 @@ class Inputs:
         return [self.photo, self.inversion]
 
     def argv(self, inv: Any, args: argparse.Namespace) -> list[str]:
-        """The input and inversion options spelled out in full, with the inversion's own settings."""
-        argv = [str(self.photo)] if self.photo is not None else []
+        """The input and inversion options spelled out in full, with the inversion's own settings (files as
+        shown_path records them)."""
+        argv = [shown_path(self.photo)] if self.photo is not None else []
         if self.inversion is not None:
-            argv += ["--inversion", str(self.inversion)]
+            argv += ["--inversion", shown_path(self.inversion)]
         argv += ["--prompt", inv.prompt, "--method", inv.method, "--steps", str(inv.num_inference_steps),
                  "--guidance", repr(inv.guidance_scale)]
         if args.size is not None:

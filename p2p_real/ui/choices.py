@@ -1,0 +1,141 @@
+"""What the page lets people choose, without typing words: the words of a prompt, the blend words it
+suggests, the EditSpec of the page's settings and the `p2p-real edit` command that does the same edit.
+
+No Gradio here, and no model: the tokenizer is the pipeline's.
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from typing import Any
+
+from inversion.settings import InversionSettings
+from p2p_real.alignment import PromptError, tokenize, word_indices
+from p2p_real.commands.options import PROG
+from p2p_real.notation import format_window
+from p2p_real.spec import DEFAULT_KEY, EditSpec
+
+# how the page labels each setting, for the library's messages
+PAGE_NAMES = {"edit": "edit kind", "cross_replace_steps": "cross-attention steps",
+              "self_replace_steps": "self-attention steps", "blend_words": "blend words",
+              "blend_threshold": "blend threshold", "equalizer": "reweight", "prompt": "caption",
+              "method": "inversion method", "num_inference_steps": "steps"}
+NOTATION = set(":,=")  # the command line's separators: a word holding one cannot be written as an option
+DIGITS = 4  # slider values are rounded to this many decimals (a browser's 0.35000000000000003 is 0.35)
+
+
+def prompt_words(tokenizer: Any, prompt: str) -> list[str]:
+    """The words of a prompt that a setting can name: each word without the punctuation around it, once, in
+    order, and only where the tokenizer finds it in the prompt (so that none of them can fail the edit's check).
+    A blank prompt has none; a prompt too long for the text encoder raises PromptError."""
+    if not prompt or not prompt.strip():
+        return []
+    tokens = tokenize(tokenizer, prompt)
+    words: list[str] = []
+    for raw in prompt.split():
+        word = raw.strip(string.punctuation)
+        if not word or NOTATION & set(word) or word.lower() in {w.lower() for w in words}:
+            continue
+        try:
+            word_indices(tokenizer, tokens, word)
+        except PromptError:
+            continue
+        words.append(word)
+    return words
+
+
+def changed_words(source: Sequence[str], target: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The source's words missing from the target and the target's missing from the source (case ignored):
+    what an edit changes, so the blend words it suggests."""
+    src, tgt = {w.lower() for w in source}, {w.lower() for w in target}
+    return [w for w in source if w.lower() not in tgt], [w for w in target if w.lower() not in src]
+
+
+def slider(value: float | None) -> float | None:
+    """A slider's value rounded to DIGITS decimals."""
+    return None if value is None else round(float(value), DIGITS)
+
+
+@dataclass(frozen=True)
+class EditChoices:
+    """The page's edit settings: the target prompt, the words picked and the sliders."""
+
+    target: str
+    blend_source: tuple[str, ...] = ()
+    blend_target: tuple[str, ...] = ()
+    threshold: float = EditSpec.blend_threshold
+    reweight_words: tuple[str, ...] = ()
+    reweight: float = 1.0
+    edit: str = EditSpec.edit
+    cross_replace: float = EditSpec.cross_replace_steps
+    self_replace: float = EditSpec.self_replace_steps
+
+    def spec(self) -> EditSpec:
+        """The EditSpec of these choices (checked; its messages name the page's labels). Blend words on either
+        side turn local blend on; reweight words count only with a factor other than 1."""
+        blend = (list(self.blend_source), list(self.blend_target)) if self.blend_source or self.blend_target else None
+        factor = slider(self.reweight)
+        equalizer = {w: factor for w in self.reweight_words} if self.reweight_words and factor != 1 else None
+        if self.edit == "reweight" and equalizer is None:
+            raise PromptError("edit kind 'reweight' needs reweight words and a reweight factor other than 1")
+        return EditSpec(edit=self.edit, cross_replace_steps=slider(self.cross_replace),
+                        self_replace_steps=slider(self.self_replace), blend_words=blend,
+                        blend_threshold=slider(self.threshold), equalizer=equalizer, names=PAGE_NAMES)
+
+
+def spec_options(spec: EditSpec) -> list[str]:
+    """The `p2p-real edit` options that give `spec` (those left out have their default)."""
+    default = EditSpec()
+    argv: list[str] = []
+    if spec.edit != default.edit:
+        argv += ["--edit", spec.edit]
+    cross = spec.cross_replace_steps
+    if isinstance(cross, dict):
+        argv += ["--cross-replace", format_window(cross.get(DEFAULT_KEY, 0.8))]
+        for word, window in cross.items():
+            if word != DEFAULT_KEY:
+                argv += ["--cross-replace", f"{word}={format_window(window)}"]
+    elif cross != default.cross_replace_steps:
+        argv += ["--cross-replace", format_window(cross)]
+    if spec.self_replace_steps != default.self_replace_steps:
+        argv += ["--self-replace", format_window(spec.self_replace_steps)]
+    if spec.self_replace_max_res != default.self_replace_max_res:
+        argv += ["--self-replace-max-res", repr(spec.self_replace_max_res)]
+    for option, words in (("--blend", spec.blend_words), ("--subtract", spec.subtract_words)):
+        argv += [x for pair in _pairs(words, option) for x in (option, pair)]
+    if spec.blend_threshold != default.blend_threshold:
+        argv += ["--blend-threshold", repr(spec.blend_threshold)]
+    if spec.blend_start != default.blend_start:
+        argv += ["--blend-start", repr(spec.blend_start)]
+    for word, factor in (spec.equalizer or {}).items():
+        factors = factor if isinstance(factor, tuple) else (factor,)
+        argv += ["--reweight", f"{word}={','.join(repr(f) for f in factors)}"]
+    if spec.feather is not None or spec.mask_mode != default.mask_mode:
+        raise ValueError("feather and mask_mode have no edit option")
+    return argv
+
+
+def _pairs(words: Sequence[Sequence[str]] | None, option: str) -> list[str]:
+    """SOURCE:TARGET pairs of a (source words, target words) setting: 'cat:dog', 'hat:' or ':dog'."""
+    if not words:
+        return []
+    if len(words) != 2:
+        raise ValueError(f"{option} of one target prompt needs (source words, target words), got {words!r}")
+    return [f"{s or ''}:{t or ''}" for s, t in zip_longest(words[0], words[1])]
+
+
+def edit_command(photo: str, settings: InversionSettings, target: str, spec: EditSpec,
+                 run_options: Sequence[str] = ()) -> str:
+    """The shell line of `p2p-real edit` that inverts `photo` (a file name) with the resolved `settings` and
+    makes the same edit; `run_options` are --model, --device and --dtype."""
+    argv = ["edit", photo, "--prompt", settings.prompt or "", "--target", target, "--method", str(settings.method),
+            "--steps", str(settings.num_inference_steps), "--guidance", repr(settings.guidance_scale)]
+    if settings.size is not None:
+        argv += ["--size", f"{settings.size[0]}x{settings.size[1]}"]
+    if settings.square:
+        argv.append("--square")
+    return shlex.join([PROG, *argv, *spec_options(spec), *run_options])

@@ -1,0 +1,189 @@
+"""One loaded model's work for the page: invert a photo once (kept in the page's session and in an inversion
+cache on disk), edit it in seconds, re-threshold the blend mask from the stored maps, write the files.
+
+No Gradio here: errors are the library's (ValueError for what the user can fix, Cancelled when stopped);
+the page turns them into messages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from inversion.artifact import Inversion
+from inversion.cache import InversionCache
+from inversion.settings import InversionSettings
+from masks.visualize import mask_overlay, word_heatmaps
+from p2p_real.editor import Editor
+from p2p_real.reblend import blend_masks, photo_masks
+from p2p_real.results import EditResult, Reconstruction
+from p2p_real.ui.choices import PAGE_NAMES, EditChoices, edit_command
+
+# (stage, step index, steps) after every step of a long call: the page's progress bar
+StepReport = Callable[[str, int, int], None]
+HEATMAP_SIDE = 192  # longest side of the heat-map pictures
+DIM = 0.65  # how much the mask picture darkens the photo where the edit cannot reach
+PREVIEW_SIDE = 1024  # longest side of the mask picture (it is redrawn as the threshold slider moves)
+
+
+@dataclass
+class Workspace:
+    """A page's photo, its inversion and reconstruction, and its last edit."""
+
+    photo: Path
+    inversion: Inversion
+    reconstruction: Reconstruction
+    origin: str  # "fresh" (inverted now) or "reused" (found in the inversion cache)
+    result: EditResult | None = None
+    files: list[Path] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def name(self) -> str:
+        """File name stem of the outputs: the photo's."""
+        return self.photo.stem or "photo"
+
+    @property
+    def original(self) -> Image.Image:
+        """The photo at its own resolution."""
+        return Image.fromarray(self.inversion.original)
+
+
+@dataclass
+class EditView:
+    """What the page shows of an edit."""
+
+    before: Image.Image  # the photo, at its resolution
+    after: Image.Image  # the edit, at the photo's resolution
+    mask: Image.Image | None  # the blend mask over the photo (dimmed outside it)
+    coverage: float | None  # the part of the working area the mask covers
+    heatmaps: list[tuple[Image.Image, str]]
+    files: list[Path]
+    command: str
+
+
+class Studio:
+    """The page's calls into the library on one editor; the page runs one of invert / edit at a time."""
+
+    def __init__(self, editor: Editor, out: str | os.PathLike, run_options: Sequence[str] = (),
+                 model: str = "") -> None:
+        self.editor = editor
+        self.out = Path(out).expanduser().resolve()
+        self.cache = InversionCache(self.out / "inversions")
+        self.edits = self.out / "edits"
+        self.run_options = list(run_options)
+        self.model = model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The pipeline's tokenizer (for the words a page offers)."""
+        return self.editor.pipe.tokenizer
+
+    def invert(self, photo: str | os.PathLike, caption: str, method: str | None = None, steps: int | None = None,
+               report: StepReport | None = None) -> Workspace:
+        """Invert the photo with its caption (or reuse its saved inversion) and reconstruct it."""
+        if photo is None:
+            raise ValueError("upload a photo first")
+        if not (caption or "").strip():
+            raise ValueError("write the photo's caption first: what it shows, e.g. 'a cat sitting on a wall'")
+        photo = Path(photo)
+        settings = InversionSettings(caption, method, steps, names=PAGE_NAMES).resolved(
+            self.editor.num_inference_steps, self.editor.guidance_scale)
+        self.editor.check([settings.prompt], None, settings.num_inference_steps)  # an empty or too long caption
+
+        def on_step(editor: Editor, step: int, timestep: int, data: dict[str, Any]) -> None:
+            """Report one inversion step."""
+            if report is not None:
+                report(str(data.get("stage", "")), step, settings.num_inference_steps)
+
+        def invert() -> Inversion:
+            """Invert the photo now."""
+            return self.editor.invert(photo, settings.prompt, settings.method, settings.num_inference_steps,
+                                      settings.guidance_scale, progress=False, callback_on_step_end=on_step)
+
+        inv, origin = self.cache.get(photo, settings, self.editor.pipe, invert, photo.stem)
+        if report is not None:
+            report("reconstructing", 0, 1)
+        rec = self.editor.reconstruct(inv, progress=False)
+        return Workspace(photo, inv, rec, origin)
+
+    def edit(self, ws: Workspace, choices: EditChoices, report: StepReport | None = None) -> EditView:
+        """Edit the inverted photo, write the edit, its mask, grid and sidecar, and describe it for the page."""
+        if ws is None:
+            raise ValueError("invert a photo first")
+        if not choices.target.strip():
+            raise ValueError("write a target prompt first: the caption with your change")
+        inv = ws.inversion
+        spec = choices.spec()
+        self.editor.check([inv.prompt, choices.target], spec, inv.num_inference_steps)
+
+        def on_step(editor: Editor, step: int, timestep: int, data: dict[str, Any]) -> None:
+            """Report one edit step."""
+            if report is not None:
+                report("editing", step, inv.num_inference_steps)
+
+        start = time.perf_counter()
+        res = self.editor.edit(inv, choices.target, spec=spec, progress=False, callback_on_step_end=on_step)
+        seconds = round(time.perf_counter() - start, 3)
+        settings = InversionSettings(inv.prompt, inv.method, inv.num_inference_steps, inv.guidance_scale)
+        command = edit_command(ws.photo.name, settings, choices.target, spec, self.run_options)
+        name = self._free_name(ws.name)
+        written = res.save(self.edits, name, {"reproduce": command, "ui": {"edit_s": seconds}})
+        ws.result, ws.command = res, command
+        ws.files = [p for p in written if p.name in (f"{name}.1.png", f"{name}.1.mask.png", f"{name}.json")]
+        if inv.path is not None:
+            ws.files.append(inv.path)
+        mask, coverage = self.mask(ws)
+        return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), ws.files, command)
+
+    def mask(self, ws: Workspace | None, threshold: float | None = None) -> tuple[Image.Image | None, float | None]:
+        """The last edit's blend mask over the photo at `threshold` (default: the edit's), recomputed from its
+        stored attention maps, as the photo (at most PREVIEW_SIDE pixels a side) dimmed where the edit cannot
+        reach, whatever its colours, and the part of the working area it covers; (None, None) without blend
+        words."""
+        if ws is None or ws.result is None:
+            return None, None
+        latent = blend_masks(ws.result, self.tokenizer, threshold)
+        if latent is None:
+            return None, None
+        (soft,) = photo_masks(ws.result, latent[:1])
+        photo = ws.original
+        photo.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        soft = soft.resize(photo.size, Image.Resampling.BILINEAR)
+        return mask_overlay(photo, ImageOps.invert(soft), (0, 0, 0), DIM), float(latent[0].mean())
+
+    def heatmaps(self, ws: Workspace) -> list[tuple[Image.Image, str]]:
+        """Each word's averaged cross-attention over the photo (caption words) and over the edit (target
+        words), in the working area."""
+        res = ws.result
+        if res is None or res.attention is None:
+            return []
+        box = ws.inversion.box
+        cells = []
+        for row, image, side in ((0, ws.original, "caption"), (1, res.images[1], "target")):
+            crop = image.crop(box)
+            crop.thumbnail((HEATMAP_SIDE, HEATMAP_SIDE))
+            cells += [(picture, f"{side}: {word}") for picture, word in
+                      word_heatmaps(crop, res.attention.per_word(row))]
+        return cells
+
+    def _free_name(self, stem: str) -> str:
+        """STEM-K with the first K whose sidecar is not in the edits folder yet (edits are never replaced)."""
+        k = 1
+        while (self.edits / f"{stem}-{k}.json").exists():
+            k += 1
+        return f"{stem}-{k}"
+
+
+def coverage_text(coverage: float | None) -> str:
+    """A line about the mask: how much of the working area the edit may change."""
+    if coverage is None:
+        return "no blend words: the edit may change the whole photo"
+    return f"the mask covers {100 * coverage:.0f}% of the working area"
+
