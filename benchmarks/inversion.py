@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -163,14 +164,17 @@ def run_ours(editor: Editor, pivot: PhotoPivot, guidance: float, **options) -> l
 
 
 def variants(names: list[str]) -> dict[str, Callable[[Editor, PhotoPivot, float], list[torch.Tensor]]]:
-    """The null-text variants to compare, by name: the reference, our defaults and our options."""
+    """The null-text variants to compare, by name: the reference, our defaults, "min-improvement-X%"."""
     known: dict[str, Callable[[Editor, PhotoPivot, float], list[torch.Tensor]]] = {
         REFERENCE: run_reference,
         OURS: run_ours,
         "no-prefix-cache": lambda e, p, g: run_ours(e, p, g, prefix_cache=False),
-        "min-improvement-1%": lambda e, p, g: run_ours(e, p, g, min_improvement=0.01),
-        "min-improvement-0.3%": lambda e, p, g: run_ours(e, p, g, min_improvement=0.003),
     }
+    for name in names:
+        match = re.fullmatch(r"min-improvement-([0-9.]+)%", name)
+        if match and name not in known:
+            fraction = float(match.group(1)) / 100
+            known[name] = lambda e, p, g, f=fraction: run_ours(e, p, g, min_improvement=f)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {list(known)}")
