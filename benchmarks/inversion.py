@@ -1,6 +1,6 @@
 """Inversion methods on real photos (scikit-image's astronaut, chelsea, coffee): time, latent error,
 PSNR/SSIM of the reconstruction and the VAE ceiling; null-text side by side with a reference-style loop;
-the time of invert (null-text) + edit of one photo.
+the time of invert (null-text, null-text-fast) + edit of one photo.
 
     python -m benchmarks.inversion                   # tiny model on CPU (sd15 architecture on CUDA)
     python -m benchmarks.inversion --model sd15      # random-weight SD 1.5 at 512px, fp16 on CUDA
@@ -41,7 +41,7 @@ from inversion.graphed_unet import UNetCalls
 from inversion.image import load_for_model
 from inversion.methods import METHOD_NAMES
 from inversion.metrics import latent_error, psnr
-from inversion.null_text import null_text_optimize
+from inversion.null_text import FAST_MIN_IMPROVEMENT, null_text_optimize
 from inversion.prompts import encode_prompts
 from inversion.vae import decode_latents, encode_image
 from p2p_real import Editor
@@ -56,6 +56,8 @@ PHOTOS = {
 RESULTS = Path(__file__).parent / "results" / "inversion.json"
 REFERENCE = "reference"
 OURS = "p2p-real"
+FAST = "null-text-fast"
+EDIT_METHODS = ("null-text", FAST)
 PSNR_TOLERANCE = 0.5  # dB: "equal reconstruction" for the speed-up goal
 
 
@@ -169,6 +171,7 @@ def variants(names: list[str]) -> dict[str, Callable[[Editor, PhotoPivot, float]
         REFERENCE: run_reference,
         OURS: run_ours,
         "no-prefix-cache": lambda e, p, g: run_ours(e, p, g, prefix_cache=False),
+        FAST: lambda e, p, g: run_ours(e, p, g, min_improvement=FAST_MIN_IMPROVEMENT),
     }
     for name in names:
         match = re.fullmatch(r"min-improvement-([0-9.]+)%", name)
@@ -263,12 +266,12 @@ def null_text_table(editor: Editor, args: argparse.Namespace, device: str) -> di
     return rows
 
 
-def invert_and_edit(editor: Editor, device: str) -> Timing:
-    """Seconds to invert (null-text, defaults) and edit one photo (chelsea, cat -> dog with local blend)."""
+def invert_and_edit(editor: Editor, device: str, method: str) -> Timing:
+    """Seconds to invert (the method, defaults) and edit one photo (chelsea, cat -> dog with local blend)."""
     prompt, load = PHOTOS["chelsea"]
 
     def run() -> None:
-        inv = editor.invert(load(), prompt, method="null-text", progress=False)
+        inv = editor.invert(load(), prompt, method=method, progress=False)
         editor.edit(inv, "a photo of a dog", blend_words=(["cat"], ["dog"]), progress=False)
 
     return timed(device, run)[1]
@@ -288,7 +291,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=list(PHOTOS))
-    parser.add_argument("--variants", nargs="+", default=[OURS, "no-prefix-cache", "min-improvement-1%"],
+    parser.add_argument("--variants", nargs="+", default=[OURS, "no-prefix-cache", FAST, "min-improvement-1%"],
                         help="null-text variants run side by side with the reference")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant per photo (median time)")
     parser.add_argument("--no-methods", action="store_true", help="skip the table of all methods")
@@ -320,21 +323,23 @@ def main() -> None:
             print(f"{name}: {s['speedup']:.2f}x the reference, PSNR gap {s['psnr_gap_db']:+.2f} dB, "
                   f"latent error x{s['latent_error_ratio']:.2f}")
     if not args.no_edit:
-        timing = invert_and_edit(editor, device)
-        entry["invert_edit_seconds"], entry["invert_edit_cpu_seconds"] = timing.wall, timing.cpu
-        print(f"invert (null-text) + edit of one photo: {timing.wall:.1f} s ({timing.cpu:.1f} CPU s) "
-              f"on {entry['device']}")
+        entry["invert_edit"] = {}
+        for method in EDIT_METHODS:
+            timing = invert_and_edit(editor, device, method)
+            entry["invert_edit"][method] = {"seconds": timing.wall, "cpu_seconds": timing.cpu}
+            print(f"invert ({method}) + edit of one photo: {timing.wall:.1f} s ({timing.cpu:.1f} CPU s) "
+                  f"on {entry['device']}")
+        entry["invert_edit_seconds"] = entry["invert_edit"]["null-text"]["seconds"]
     if editor.dtype != dtype:
         raise RuntimeError(f"the model's dtype changed during the benchmark: {dtype} -> {editor.dtype}")
     save(args.json, entry)
 
 
 def save(path: Path, entry: dict) -> None:
-    """Merge one run into the results file: one entry per (device kind, model, steps)."""
-    data = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    """Merge one run into the results file: one entry per (device kind, model, steps), nothing else."""
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
     key = (entry["device"].split(" (")[0], entry["model"], entry["steps"])
-    data["runs"] = [r for r in data["runs"] if (r["device"].split(" (")[0], r["model"], r.get("steps")) != key]
-    data["runs"].append(entry)
+    data = {"runs": [r for r in runs if (r["device"].split(" (")[0], r["model"], r.get("steps")) != key] + [entry]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
 
