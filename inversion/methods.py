@@ -71,7 +71,7 @@ def null_text(pivot: Pivot) -> MethodData:
 
 
 def null_text_fast(pivot: Pivot) -> MethodData:
-    """Null-text that also ends a step once an Adam step gains less than 0.2% of the loss (docs/inversion_speed.md)."""
+    """Null-text that also ends a step once an Adam step gains less than 0.1% of the loss (docs/inversion_speed.md)."""
     from inversion.null_text import FAST_MIN_IMPROVEMENT
 
     return _optimised_embeddings(pivot, FAST_MIN_IMPROVEMENT)
