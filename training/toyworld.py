@@ -69,6 +69,7 @@ class TrainSettings:
     caption_dropout: float = 0.1
     attn_weight: float = 0.05
     min_snr: float = 5.0
+    noise_offset: float = 0.0
     attn_max_t: int = 800
     ema_decay: float = 0.999
     workers: int | None = None
@@ -129,6 +130,11 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument(
         "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
     )
+    parser.add_argument(
+        "--noise-offset", type=float, default=0.0,
+        help="add this times one normal draw per latent channel to the noise (offset noise, Guttenberg 2023): "
+             "without it the model never learns to set a scene's overall colour from the caption",
+    )
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--workers", type=int, help="data loader processes (default: 0 on CPU, up to 12 on CUDA)")
     parser.add_argument("--checkpoint-minutes", type=float)
@@ -144,6 +150,8 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         raise ValueError(f"--minutes must be positive, got {settings.minutes}")
     if not 0 < settings.vae_fraction <= 0.6:
         raise ValueError(f"--vae-fraction must be in (0, 0.6] (the VAE may run 1.5x it), got {settings.vae_fraction}")
+    if not 0 <= settings.noise_offset < 1:
+        raise ValueError(f"--noise-offset must be in [0, 1), got {settings.noise_offset}")
     get_config(settings.preset)
     return settings
 
@@ -450,6 +458,9 @@ class Run:
             with torch.no_grad(), self.autocast():
                 latents = self.vae.encode(x).latent_dist.sample(generator).float() * self.scaling_factor
             noise = torch.randn(latents.shape, generator=generator, device=self.device)
+            if s.noise_offset > 0:  # offset noise: the model must learn each latent channel's mean from the text
+                offset = torch.randn(latents.shape[:2], generator=generator, device=self.device)
+                noise = noise + s.noise_offset * offset[..., None, None]
             t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
             a = alphas[t].view(-1, 1, 1, 1)
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
