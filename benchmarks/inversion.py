@@ -1,12 +1,18 @@
 """Inversion methods on real photos (scikit-image's astronaut, chelsea, coffee): time, latent error,
-PSNR/SSIM of the reconstruction and the VAE ceiling; plus a reference-style null-text loop side by side.
+PSNR/SSIM of the reconstruction and the VAE ceiling; null-text side by side with a reference-style loop;
+the time of invert (null-text, null-text-fast) + edit of one photo.
 
     python -m benchmarks.inversion                   # tiny model on CPU (sd15 architecture on CUDA)
     python -m benchmarks.inversion --model sd15      # random-weight SD 1.5 at 512px, fp16 on CUDA
+    python -m benchmarks.inversion --steps 10 --photos chelsea --no-methods --no-edit   # quick look
 
-The reference-style loop works like the original notebook: float32, model weights left trainable (so
-every backward pass also computes their gradients), the early-stop test after the Adam step, and a
-separate guided forward pass to advance. Prints a table and merges results/inversion.json.
+The side-by-side part runs every null-text variant on the same DDIM pivot in one process, in turns
+(reference, ours, ...; the order rotates between repeats), and replays each variant's embeddings with the
+editor's sampler to measure the reconstruction. The reference-style loop works like the original
+notebook: float32, model weights left trainable (so every backward pass also computes their gradients),
+the early-stop test after the Adam step, and a separate guided forward pass to advance. On a CPU the
+speed-up is a ratio of process CPU seconds (other processes on the same cores inflate wall time, not CPU
+time); on CUDA one of wall seconds after synchronising. Prints tables and merges results/inversion.json.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +37,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.models import benchmark_pipeline
 from inversion.ddim import ddim_step, guided_noise
 from inversion.ddim_inversion import ddim_invert
-from inversion.image import load_image
+from inversion.graphed_unet import UNetCalls
+from inversion.image import load_for_model
 from inversion.methods import METHOD_NAMES
-from inversion.metrics import latent_error
+from inversion.metrics import latent_error, psnr
+from inversion.null_text import FAST_MIN_IMPROVEMENT, null_text_optimize
 from inversion.prompts import encode_prompts
-from inversion.vae import encode_image
+from inversion.vae import decode_latents, encode_image
 from p2p_real import Editor
 from p2p_real.loading import resolve_device
+from p2p_real.sampling import sample
 
 PHOTOS = {
     "astronaut": ("a photo of a woman in a white space suit", skimage.data.astronaut),
@@ -42,6 +54,11 @@ PHOTOS = {
     "coffee": ("a photo of a cup of coffee on a table", skimage.data.coffee),
 }
 RESULTS = Path(__file__).parent / "results" / "inversion.json"
+REFERENCE = "reference"
+OURS = "p2p-real"
+FAST = "null-text-fast"
+EDIT_METHODS = ("null-text", FAST)
+PSNR_TOLERANCE = 0.5  # dB: "equal reconstruction" for the speed-up goal
 
 
 def sync(device: str) -> None:
@@ -49,13 +66,49 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def reference_null_text(pipe, scheduler, trajectory, cond, uncond, guidance: float, inner: int = 10,
-                        epsilon: float = 1e-5) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Null-text inversion the way the original notebook runs it (see the module docstring).
+@dataclass
+class Timing:
+    """Wall and process CPU seconds of one timed call."""
 
-    Returns the per-step embeddings and the latent it reaches at the end (its own reconstruction of z0).
-    """
-    unet = pipe.unet
+    wall: float
+    cpu: float
+
+
+def timed(device: str, fn: Callable[..., object], *args: object, **kwargs: object) -> tuple[object, Timing]:
+    """fn(*args, **kwargs) and its wall and CPU seconds (the device synchronised before and after)."""
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    sync(device)
+    return result, Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+@dataclass
+class PhotoPivot:
+    """One photo prepared once for every null-text variant: its working pixels, z0, embeddings, pivot."""
+
+    pixels: torch.Tensor
+    z0: torch.Tensor
+    cond: torch.Tensor
+    uncond: torch.Tensor
+    trajectory: list[torch.Tensor]
+    ddim: Timing
+
+
+def prepare(editor: Editor, photo: np.ndarray, prompt: str, steps: int) -> PhotoPivot:
+    """Encode the photo and invert it with DDIM on the editor's model (the pivot every variant follows)."""
+    pipe, device = editor.pipe, str(editor.device)
+    loaded = load_for_model(pipe, photo)
+    z0 = encode_image(pipe.vae, loaded.pixels.to(device))
+    cond, uncond = encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""])
+    editor.scheduler.set_timesteps(steps, device=device)
+    trajectory, seconds = timed(device, ddim_invert, pipe.unet, editor.scheduler, z0, cond, progress=False)
+    return PhotoPivot(loaded.pixels, z0, cond, uncond, trajectory, seconds)
+
+
+def reference_null_text(unet, scheduler, trajectory, cond, uncond, guidance: float, inner: int = 10,
+                        epsilon: float = 1e-5) -> list[torch.Tensor]:
+    """Null-text inversion the way the original notebook runs it (see the module docstring): the embeddings."""
     flags = [p.requires_grad for p in unet.parameters()]
     unet.requires_grad_(True)  # as in the original: backward also fills the weights' .grad
     phi = uncond.detach().float().clone()
@@ -85,109 +138,210 @@ def reference_null_text(pipe, scheduler, trajectory, cond, uncond, guidance: flo
     finally:
         for p, flag in zip(unet.parameters(), flags):
             p.requires_grad_(flag)
-    return embeddings, latent
+    return embeddings
 
 
-def run_reference(editor: Editor, photo: np.ndarray, prompt: str, steps: int, guidance: float, device: str):
-    """Seconds and latent error of the reference-style loop on a float32 copy of the model."""
-    pipe = editor.pipe
-    dtype = pipe.unet.dtype  # read before the cast: editor.dtype follows the UNet
-    if dtype != torch.float32:  # the original runs in float32: time it on a float32 UNet
-        pipe.unet.to(torch.float32)
-        pipe.text_encoder.to(torch.float32)
+def run_reference(editor: Editor, pivot: PhotoPivot, guidance: float) -> list[torch.Tensor]:
+    """The reference-style loop on a float32 UNet (cast back afterwards), from the shared pivot."""
+    unet = editor.pipe.unet
+    dtype = unet.dtype
+    if dtype != torch.float32:
+        unet.to(torch.float32)
     try:
-        scheduler = editor.scheduler
-        scheduler.set_timesteps(steps, device=device)
-        factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-        side = pipe.unet.config.sample_size * factor
-        loaded = load_image(photo, model_pixels=side * side, multiple=max(8, factor))
-        sync(device)
-        start = time.perf_counter()
-        z0 = encode_image(pipe.vae, loaded.pixels.to(device))
-        cond, uncond = encode_prompts(pipe, [prompt]), encode_prompts(pipe, [""])
-        trajectory = ddim_invert(pipe.unet, scheduler, z0, cond.float(), progress=False)
-        _, reached = reference_null_text(pipe, scheduler, trajectory, cond.float(), uncond.float(), guidance)
-        sync(device)
-        seconds = time.perf_counter() - start
-        return seconds, latent_error(reached, z0)
+        trajectory = [z.float() for z in pivot.trajectory]
+        return reference_null_text(unet, editor.scheduler, trajectory, pivot.cond.float(), pivot.uncond.float(),
+                                   guidance)
     finally:
-        pipe.unet.to(dtype)
-        pipe.text_encoder.to(dtype)
+        if dtype != torch.float32:
+            unet.to(dtype)
 
 
-def main() -> None:
+def run_ours(editor: Editor, pivot: PhotoPivot, guidance: float, **options) -> list[torch.Tensor]:
+    """p2p-real's null-text loop from the shared pivot, as `invert` runs it (CUDA graphs on a GPU)."""
+    pipe = editor.pipe
+    calls_options = {k: options.pop(k) for k in ("prefix_cache",) if k in options}
+    calls = UNetCalls(pipe.unet, editor.scheduler, pivot.z0, pivot.cond, **calls_options)
+    return null_text_optimize(pipe.unet, editor.scheduler, pivot.trajectory, pivot.cond, pivot.uncond, guidance,
+                              progress=False, unet_calls=calls, **options)
+
+
+def variants(names: list[str]) -> dict[str, Callable[[Editor, PhotoPivot, float], list[torch.Tensor]]]:
+    """The null-text variants to compare, by name: the reference, our defaults, "min-improvement-X%"."""
+    known: dict[str, Callable[[Editor, PhotoPivot, float], list[torch.Tensor]]] = {
+        REFERENCE: run_reference,
+        OURS: run_ours,
+        "no-prefix-cache": lambda e, p, g: run_ours(e, p, g, prefix_cache=False),
+        FAST: lambda e, p, g: run_ours(e, p, g, min_improvement=FAST_MIN_IMPROVEMENT),
+    }
+    for name in names:
+        match = re.fullmatch(r"min-improvement-([0-9.]+)%", name)
+        if match and name not in known:
+            fraction = float(match.group(1)) / 100
+            known[name] = lambda e, p, g, f=fraction: run_ours(e, p, g, min_improvement=f)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {list(known)}")
+    return {name: known[name] for name in [REFERENCE, *[n for n in names if n != REFERENCE]]}
+
+
+@torch.no_grad()
+def reconstruction(editor: Editor, pivot: PhotoPivot, phis: list[torch.Tensor], guidance: float) -> dict:
+    """Replay per-step embeddings with the editor's sampler from z*_T: latent error and PSNR of the image."""
+    dtype = editor.pipe.unet.dtype
+    uncond = [phi.to(dtype) for phi in phis]
+    latents = sample(editor.pipe.unet, editor.scheduler, pivot.trajectory[-1].to(dtype), pivot.cond.to(dtype),
+                     uncond, guidance, progress=False)
+    decoded = decode_latents(editor.pipe.vae, latents)
+    return {"latent_error": latent_error(latents, pivot.z0), "psnr": psnr(decoded[0], pivot.pixels[0])}
+
+
+def side_by_side(editor: Editor, pivot: PhotoPivot, runs: dict, guidance: float, repeats: int,
+                 device: str) -> dict[str, dict]:
+    """Every variant `repeats` times in turns (the order rotates); median seconds and the reconstruction."""
+    names = list(runs)
+    times: dict[str, list[Timing]] = {n: [] for n in names}
+    rows: dict[str, dict] = {}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            phis, timing = timed(device, runs[name], editor, pivot, guidance)
+            times[name].append(timing)
+            rows[name] = reconstruction(editor, pivot, phis, guidance)
+    for name in names:
+        rows[name]["seconds"] = statistics.median(t.wall for t in times[name])
+        rows[name]["cpu_seconds"] = statistics.median(t.cpu for t in times[name])
+    return rows
+
+
+def speedups(rows: dict[str, dict[str, dict]], key: str) -> dict[str, dict[str, float]]:
+    """Per variant: the median over photos of reference time / variant time, and the worst PSNR gap."""
+    summary = {}
+    for name in next(iter(rows.values())):
+        if name == REFERENCE:
+            continue
+        ratios = [rows[p][REFERENCE][key] / rows[p][name][key] for p in rows]
+        gaps = [rows[p][name]["psnr"] - rows[p][REFERENCE]["psnr"] for p in rows]
+        errors = [rows[p][name]["latent_error"] / rows[p][REFERENCE]["latent_error"] for p in rows]
+        summary[name] = {
+            "speedup": statistics.median(ratios), "speedups": ratios,
+            "psnr_gap_db": max(gaps, key=abs),
+            "equal_psnr": all(abs(g) <= PSNR_TOLERANCE for g in gaps),
+            "latent_error_ratio": statistics.median(errors),
+        }
+    return summary
+
+
+def method_table(editor: Editor, photos: list[str], device: str) -> dict[str, dict[str, dict]]:
+    """Every inversion method through Editor.invert + reconstruct: seconds, latent error, PSNR/SSIM."""
+    rows: dict[str, dict[str, dict]] = {}
+    print(f"{'photo':<10}{'method':<17}{'seconds':>9}{'latent err':>12}{'PSNR':>8}{'SSIM':>8}{'VAE PSNR':>10}")
+    for name in photos:
+        prompt, load = PHOTOS[name]
+        photo = load()
+        rows[name] = {}
+        for method in METHOD_NAMES:
+            inv, timing = timed(device, editor.invert, photo, prompt, method=method, progress=False)
+            rec = editor.reconstruct(inv, progress=False)
+            r = rows[name][method] = {
+                "seconds": timing.wall, "cpu_seconds": timing.cpu, "latent_error": rec.latent_error,
+                "psnr": rec.psnr, "ssim": rec.ssim, "vae_ceiling_psnr": rec.vae_psnr, "vae_ceiling_ssim": rec.vae_ssim,
+            }
+            print(f"{name:<10}{method:<17}{timing.wall:>9.2f}{r['latent_error']:>12.3e}{r['psnr']:>8.2f}"
+                  f"{r['ssim']:>8.3f}{r['vae_ceiling_psnr']:>10.2f}", flush=True)
+    return rows
+
+
+def null_text_table(editor: Editor, args: argparse.Namespace, device: str) -> dict[str, dict[str, dict]]:
+    """The side-by-side null-text comparison on every photo; prints one line per variant."""
+    runs = variants(args.variants)
+    rows: dict[str, dict[str, dict]] = {}
+    print(f"{'photo':<10}{'null-text':<22}{'seconds':>9}{'cpu s':>9}{'latent err':>12}{'PSNR':>8}")
+    for name in args.photos:
+        prompt, load = PHOTOS[name]
+        pivot = prepare(editor, load(), prompt, args.steps)
+        rows[name] = side_by_side(editor, pivot, runs, args.guidance, args.repeats, device)
+        for variant, r in rows[name].items():
+            print(f"{name:<10}{variant:<22}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}{r['latent_error']:>12.3e}"
+                  f"{r['psnr']:>8.2f}", flush=True)
+    return rows
+
+
+def invert_and_edit(editor: Editor, device: str, method: str) -> Timing:
+    """Seconds to invert (the method, defaults) and edit one photo (chelsea, cat -> dog with local blend)."""
+    prompt, load = PHOTOS["chelsea"]
+
+    def run() -> None:
+        inv = editor.invert(load(), prompt, method=method, progress=False)
+        editor.edit(inv, "a photo of a dog", blend_words=(["cat"], ["dog"]), progress=False)
+
+    return timed(device, run)[1]
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU with the cores this process may use."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    return f"cpu ({len(os.sched_getaffinity(0))} of {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["auto", "tiny", "sd15"], default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=list(PHOTOS))
-    parser.add_argument("--no-reference", action="store_true", help="skip the reference-style null-text loop")
+    parser.add_argument("--variants", nargs="+", default=[OURS, "no-prefix-cache", FAST, "min-improvement-1%"],
+                        help="null-text variants run side by side with the reference")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant per photo (median time)")
+    parser.add_argument("--no-methods", action="store_true", help="skip the table of all methods")
+    parser.add_argument("--no-reference", action="store_true", help="skip the side-by-side null-text table")
+    parser.add_argument("--no-edit", action="store_true", help="skip the invert + edit timing")
+    parser.add_argument("--note", default="", help="stored with the run (e.g. what else ran on the machine)")
     parser.add_argument("--json", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     device = str(resolve_device(args.device))
     model = args.model if args.model != "auto" else ("sd15" if device.startswith("cuda") else "tiny")
     torch.manual_seed(0)
     editor = Editor(benchmark_pipeline(model, device), num_inference_steps=args.steps,
                     guidance_scale=args.guidance)
     dtype = editor.dtype
-    rows: dict[str, dict[str, dict[str, float]]] = {}
-    print(f"{'photo':<10}{'method':<17}{'seconds':>9}{'latent err':>12}{'PSNR':>8}{'SSIM':>8}{'VAE PSNR':>10}")
-    for name in args.photos:
-        prompt, load = PHOTOS[name]
-        photo = load()
-        rows[name] = {}
-        for method in METHOD_NAMES:
-            sync(device)
-            start = time.perf_counter()
-            inv = editor.invert(photo, prompt, method=method, progress=False)
-            sync(device)
-            seconds = time.perf_counter() - start
-            rec = editor.reconstruct(inv, progress=False)
-            if editor.dtype != dtype:
-                raise RuntimeError(f"the model's dtype changed during the benchmark: {dtype} -> {editor.dtype}")
-            rows[name][method] = {
-                "seconds": seconds, "latent_error": rec.latent_error, "psnr": rec.psnr, "ssim": rec.ssim,
-                "vae_ceiling_psnr": rec.vae_psnr, "vae_ceiling_ssim": rec.vae_ssim,
-            }
-            r = rows[name][method]
-            print(f"{name:<10}{method:<17}{seconds:>9.2f}{r['latent_error']:>12.3e}{r['psnr']:>8.2f}"
-                  f"{r['ssim']:>8.3f}{r['vae_ceiling_psnr']:>10.2f}", flush=True)
-        if not args.no_reference:
-            seconds, err = run_reference(editor, photo, prompt, args.steps, args.guidance, device)
-            rows[name]["null-text-reference"] = {"seconds": seconds, "latent_error": err}
-            print(f"{name:<10}{'null-text (ref)':<17}{seconds:>9.2f}{err:>12.3e}", flush=True)
-    # time to invert + edit one 512px photo with null-text (the real-photo workflow)
-    prompt, load = PHOTOS["chelsea"]
-    sync(device)
-    start = time.perf_counter()
-    inv = editor.invert(load(), prompt, method="null-text", progress=False)
-    editor.edit(inv, "a photo of a dog", blend_words=(["cat"], ["dog"]), progress=False)
-    sync(device)
-    invert_edit_seconds = time.perf_counter() - start
-
-    gpu = torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
-    entry = {"device": gpu, "model": model, "steps": args.steps, "guidance": args.guidance,
-             "dtype": str(dtype).replace("torch.", ""), "photos": rows,
-             "invert_edit_seconds": invert_edit_seconds}
+    entry: dict = {"device": device_name(device), "model": model, "steps": args.steps, "guidance": args.guidance,
+                   "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+                   "timer": "process CPU seconds" if device == "cpu" else "wall seconds", "note": args.note}
+    if not args.no_methods:
+        entry["photos"] = method_table(editor, args.photos, device)
     if not args.no_reference:
-        ours = [rows[p]["null-text"]["seconds"] for p in rows]
-        ref = [rows[p]["null-text-reference"]["seconds"] for p in rows]
-        entry["null_text_speedup"] = statistics.median(r / o for r, o in zip(ref, ours))
-        entry["null_text_error_ratio"] = statistics.median(
-            rows[p]["null-text"]["latent_error"] / rows[p]["null-text-reference"]["latent_error"] for p in rows
-        )
-        print(f"null-text speed-up over the reference-style loop: {entry['null_text_speedup']:.2f}x "
-              f"(latent error ours/reference {entry['null_text_error_ratio']:.2f})")
-    print(f"invert (null-text) + edit of one photo: {invert_edit_seconds:.1f} s on {gpu}")
-    data = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
-    data["runs"] = [r for r in data["runs"] if (r["device"], r["model"]) != (gpu, model)] + [entry]
-    headline = max(data["runs"], key=lambda r: (r["model"] == "sd15", r["device"] != "cpu"))
-    data.update({k: headline[k] for k in ("device", "model", "photos") if k in headline})
-    if "null_text_speedup" in headline:
-        data["null_text_speedup"] = headline["null_text_speedup"]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n")
+        rows = null_text_table(editor, args, device)
+        entry["null_text"] = rows
+        entry["null_text_summary"] = speedups(rows, "cpu_seconds" if device == "cpu" else "seconds")
+        for name, s in entry["null_text_summary"].items():
+            print(f"{name}: {s['speedup']:.2f}x the reference, PSNR gap {s['psnr_gap_db']:+.2f} dB, "
+                  f"latent error x{s['latent_error_ratio']:.2f}")
+    if not args.no_edit:
+        entry["invert_edit"] = {}
+        for method in EDIT_METHODS:
+            timing = invert_and_edit(editor, device, method)
+            entry["invert_edit"][method] = {"seconds": timing.wall, "cpu_seconds": timing.cpu}
+            print(f"invert ({method}) + edit of one photo: {timing.wall:.1f} s ({timing.cpu:.1f} CPU s) "
+                  f"on {entry['device']}")
+        entry["invert_edit_seconds"] = entry["invert_edit"]["null-text"]["seconds"]
+    if editor.dtype != dtype:
+        raise RuntimeError(f"the model's dtype changed during the benchmark: {dtype} -> {editor.dtype}")
+    save(args.json, entry)
+
+
+def save(path: Path, entry: dict) -> None:
+    """Merge one run into the results file: one entry per (device kind, model, steps), nothing else."""
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    key = (entry["device"].split(" (")[0], entry["model"], entry["steps"])
+    data = {"runs": [r for r in runs if (r["device"].split(" (")[0], r["model"], r.get("steps")) != key] + [entry]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,10 @@ def invert(
     """Invert a photo (path, PIL image or array) under its caption with DDIM and the chosen method.
 
     method: a name of inversion.methods.METHODS: "ddim" (pivot only), "null-text" (per-step unconditional
-    embeddings), "negative-prompt" (the caption as unconditional embedding) or "direct" (the pivot
-    trajectory, which the source row follows exactly while editing). The working size keeps the photo's
-    aspect ratio with about (sample_size * vae factor)^2 pixels unless `size` or `square` say otherwise.
+    embeddings; "null-text-fast" ends each step's optimisation once it stalls), "negative-prompt" (the
+    caption as unconditional embedding) or "direct" (the pivot trajectory, which the source row follows
+    exactly while editing). The working size keeps the photo's aspect ratio with about
+    (sample_size * vae factor)^2 pixels unless `size` or `square` say otherwise.
     `scheduler` is the DDIM scheduler sampling will use; its timesteps are set. `callback(step)` sees every
     step of every loop and may raise to stop. On a GPU the UNet passes replay from CUDA graphs
     (`cuda_graphs=False` runs them one kernel at a time), unless the UNet is CPU-offloaded.

@@ -51,8 +51,8 @@ def ddim(pivot: Pivot) -> MethodData:
     return MethodData()
 
 
-def null_text(pivot: Pivot) -> MethodData:
-    """Null-text inversion: one optimised unconditional embedding per step (see inversion.null_text)."""
+def _optimised_embeddings(pivot: Pivot, min_improvement: float | None) -> MethodData:
+    """Run inversion.null_text on the pivot: one embedding per step, stacked on the CPU."""
     import torch
 
     from inversion.null_text import null_text_optimize
@@ -60,9 +60,21 @@ def null_text(pivot: Pivot) -> MethodData:
     phis = null_text_optimize(
         pivot.unet, pivot.scheduler, pivot.trajectory, pivot.cond, pivot.uncond, pivot.guidance_scale,
         pivot.num_inner_steps, pivot.epsilon, learning_rate=pivot.learning_rate, progress=pivot.progress,
-        callback=pivot.callback, unet_calls=pivot.unet_calls,
+        callback=pivot.callback, unet_calls=pivot.unet_calls, min_improvement=min_improvement,
     )
     return MethodData(uncond_embeddings=torch.cat(phis).cpu())
+
+
+def null_text(pivot: Pivot) -> MethodData:
+    """Null-text inversion: one optimised unconditional embedding per step (see inversion.null_text)."""
+    return _optimised_embeddings(pivot, None)
+
+
+def null_text_fast(pivot: Pivot) -> MethodData:
+    """Null-text that also ends a step once an Adam step gains less than 0.1% of the loss (docs/inversion_speed.md)."""
+    from inversion.null_text import FAST_MIN_IMPROVEMENT
+
+    return _optimised_embeddings(pivot, FAST_MIN_IMPROVEMENT)
 
 
 def negative_prompt(pivot: Pivot) -> MethodData:
@@ -89,6 +101,7 @@ class Method:
 METHODS: dict[str, Method] = {
     "ddim": Method(ddim, "empty"),
     "null-text": Method(null_text, "per-step"),
+    "null-text-fast": Method(null_text_fast, "per-step"),
     "negative-prompt": Method(negative_prompt, "prompt"),
     "direct": Method(direct, "empty", follows_pivot=True),
 }

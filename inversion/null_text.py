@@ -20,6 +20,7 @@ LR_FLOOR = 0.1  # the decay stops at 10% of LR (only reached beyond 90 steps)
 INNER_STEPS = 10  # Adam steps per denoising step at most
 EPSILON = 1e-5  # early-stop loss threshold at step index 0
 EPSILON_SLACK = 2e-5  # the early-stop threshold grows by this much per step index, as in the reference
+FAST_MIN_IMPROVEMENT = 0.001  # method "null-text-fast": a step ends once an Adam step gains < 0.1% of the loss
 
 
 def step_learning_rate(index: int, base: float = LR) -> float:

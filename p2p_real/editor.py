@@ -358,7 +358,8 @@ class Editor:
         Args:
             image: the photo: a file path, a PIL image or an (H, W, 3) array.
             prompt: its caption (the source prompt of every edit).
-            method: "null-text" (default), "ddim", "negative-prompt" or "direct" (inversion.methods).
+            method: "null-text" (default), "null-text-fast", "ddim", "negative-prompt" or "direct"
+                (inversion.methods; README, "Choosing an inversion method").
             num_inference_steps: DDIM steps (default: the editor's, 50); edits replay the same steps.
             guidance_scale: guidance the edits will use (default: the editor's, 7.5).
             progress: show progress bars.

@@ -124,3 +124,32 @@ def test_min_improvement_ends_a_step_once_an_adam_step_gains_too_little(pivot):
 
 def test_min_improvement_off_is_the_default(pivot):
     assert all(torch.equal(a, b) for a, b in zip(pivot.nti(min_improvement=None), pivot.nti()))
+
+
+def test_null_text_fast_is_null_text_with_the_stall_stop(pivot):
+    from inversion.methods import METHODS
+    from inversion.methods import Pivot as MethodPivot
+    from inversion.null_text import FAST_MIN_IMPROVEMENT
+
+    method = METHODS["null-text-fast"]
+    assert method.uncond == "per-step" and not method.follows_pivot  # replayed like null-text
+    data = method.run(MethodPivot(pivot.pipe.unet, pivot.scheduler, pivot.trajectory, pivot.cond, pivot.uncond,
+                                  7.5, 3, 0.0, 0.1, False, None, None))
+    expected = pivot.nti(min_improvement=FAST_MIN_IMPROVEMENT)
+    assert torch.equal(data.uncond_embeddings, torch.cat(expected))
+    assert 0 < FAST_MIN_IMPROVEMENT < 0.01
+
+
+def test_a_null_text_fast_inversion_saves_loads_and_replays_its_embeddings(tiny_pipe, tmp_path):
+    from inversion.artifact import Inversion
+    from inversion.invert import invert
+    from inversion.settings import InversionSettings
+
+    inv = invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(), PROMPT,
+                 method="null-text-fast", num_inference_steps=STEPS, num_inner_steps=2, progress=False, size=(48, 32))
+    loaded = Inversion.load(inv.save(tmp_path / "cat.inv.safetensors"))
+    assert loaded.method == "null-text-fast" and loaded.uncond_embeddings.shape[0] == STEPS
+    assert torch.equal(loaded.uncond_embeddings, inv.uncond_embeddings) and not loaded.uses_prompt_as_uncond
+    loaded.check_matches(InversionSettings(PROMPT, "null-text-fast", STEPS))
+    with pytest.raises(ValueError, match="null-text-fast"):
+        loaded.check_matches(InversionSettings(PROMPT, "null-text", STEPS))
