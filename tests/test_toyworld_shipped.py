@@ -150,8 +150,6 @@ def demo():
 # Demo edits the shipped model does not yet make (issue 10 stays open; docs/toyworld.md, "Figures"). Strict: once
 # an edit works, its test fails until it leaves this list, so the list cannot go stale.
 KNOWN_MISSES = {
-    "background": "the background colour comes from the inverted noise, not the caption (background following "
-                  "of plain generation is low too)",
     "size": "reweighting 'big' does not grow an inverted object: the layout is fixed by the inverted latents",
 }
 DEMO_KINDS = [edit.kind for edit in demo_edits(render(DEMO_SCENE, 64))]

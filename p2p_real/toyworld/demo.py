@@ -24,7 +24,7 @@ DEMO_SCENE = Scene(
     seed=987_654_321,
 )
 # The new word each demo edit asks for.
-DEMO_CHOICES: dict[str, str | None] = {"colour": "blue", "shape": "star", "background": "white", "add": "blue",
+DEMO_CHOICES: dict[str, str | None] = {"colour": "blue", "shape": "star", "background": "white", "add": "purple",
                                        "size": None}
 def demo_edits(rendered: RenderedScene) -> list[ToyEdit]:
     """The five edits of the demo scene."""
