@@ -6,14 +6,13 @@ from __future__ import annotations
 import torch
 from diffusers import (
     AutoencoderKL,
-    DDIMScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from p2p_real.testing import TEST_WORDS, tiny_pipeline, tiny_sdxl_pipeline
+from p2p_real.testing import TEST_WORDS, sd_ddim_scheduler, tiny_pipeline, tiny_sdxl_pipeline
 from p2p_real.toyworld.tokenizer import build_clip_tokenizer
 
 
@@ -31,29 +30,42 @@ def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
             block_out_channels=(320, 640, 1280, 1280),
             layers_per_block=2,
         )
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=512,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-            )
-        )
+        vae = _sd_vae(sample_size=512)
+        text_encoder = _clip_vit_l()
     _calm(unet)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )
+    scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(TEST_WORDS), unet=unet,
         scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
+    return _placed(pipe, device, dtype)
+
+
+def _sd_vae(sample_size: int, **config: object) -> AutoencoderKL:
+    """Stable Diffusion's VAE architecture (SD 1.x and SDXL share it; SDXL changes the scale and upcasts)."""
+    return AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=sample_size,
+        **config,
+    )
+
+
+def _clip_vit_l() -> CLIPTextModel:
+    """CLIP ViT-L/14's text encoder (SD 1.x's, and SDXL's first)."""
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
+    ))
+
+
+def _placed(pipe: StableDiffusionPipeline | StableDiffusionXLPipeline, device: str, dtype: torch.dtype
+            ) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
+    """The pipeline on `device` in `dtype`, its VAE in float32 (as load_pipeline keeps a VAE whose config asks
+    for it, and as the benchmarks always ran it), progress bars off."""
     pipe.to(device, dtype)
     pipe.vae.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
@@ -87,20 +99,8 @@ def sdxl_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
             addition_time_embed_dim=256,
             projection_class_embeddings_input_dim=2816,
         )
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=1024,
-            scaling_factor=0.13025,
-            force_upcast=True,
-        )
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-        ))
+        vae = _sd_vae(sample_size=1024, scaling_factor=0.13025, force_upcast=True)
+        text_encoder = _clip_vit_l()
         text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
             vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
             num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
@@ -108,18 +108,12 @@ def sdxl_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
     _calm(unet)
     tokenizer_2 = build_clip_tokenizer(TEST_WORDS)
     tokenizer_2.pad_token = "!"
-    scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )
+    scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionXLPipeline(
         vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=build_clip_tokenizer(TEST_WORDS),
         tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, add_watermarker=False,
     )
-    pipe.to(device, dtype)
-    pipe.vae.to(torch.float32)  # as load_pipeline keeps a VAE whose config asks for float32
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _placed(pipe, device, dtype)
 
 
 MODELS = ("tiny", "sd15", "tiny-sdxl", "sdxl")

@@ -71,8 +71,9 @@ def _tiny_vae() -> AutoencoderKL:
     ).eval()
 
 
-def _ddim(prediction_type: str = "epsilon") -> DDIMScheduler:
-    """DDIM with Stable Diffusion's betas (SD 1.x and SDXL share them)."""
+def sd_ddim_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """DDIM with Stable Diffusion's training schedule (scaled_linear betas 0.00085..0.012; SD 1.x and SDXL
+    share it)."""
     return DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -107,7 +108,7 @@ def tiny_components(seed: int = 0, prediction_type: str = "epsilon") -> dict:
         "vae": _tiny_vae(),
         "text_encoder": text_encoder,
         "tokenizer": tokenizer,
-        "scheduler": _ddim(prediction_type),
+        "scheduler": sd_ddim_scheduler(prediction_type),
     }
 
 
@@ -164,7 +165,7 @@ def tiny_sdxl_components(seed: int = 0) -> dict:
         "text_encoder_2": text_encoder_2,
         "tokenizer": tokenizer,
         "tokenizer_2": tokenizer_2,
-        "scheduler": _ddim(),
+        "scheduler": sd_ddim_scheduler(),
     }
 
 

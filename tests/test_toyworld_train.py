@@ -122,3 +122,16 @@ def test_min_snr_weights_and_pooled_targets():
     assert pooled.shape == (2, 3, 4)
     torch.testing.assert_close(pooled.sum(-1), torch.ones(2, 3))
     assert pooled[0, 0, 0] == pytest.approx(float(targets[0, 0].reshape(4, 4)[:2, :2].sum()))
+
+
+def test_offset_noise_shifts_each_channel_by_one_draw_and_is_off_by_default():
+    """docs/toyworld.md: --noise-offset adds one normal draw per image and channel to the training noise."""
+    from training.objectives import training_noise
+
+    shape = torch.Size((256, 4, 16, 16))
+    plain = training_noise(shape, 0.0, torch.Generator().manual_seed(0), "cpu")
+    shifted = training_noise(shape, 0.5, torch.Generator().manual_seed(0), "cpu")
+    offset = shifted - plain  # the same first draw, so the difference is the per-channel offset alone
+    assert torch.allclose(offset, offset[..., :1, :1].expand_as(offset), atol=1e-5)  # one value per channel
+    assert 0.4 < offset[:, :, 0, 0].std().item() < 0.6  # 0.5 times a unit normal
+    assert abs(plain.mean(dim=(2, 3)).std().item() - 1 / 16) < 0.02  # without it channel means are 1/sqrt(256)

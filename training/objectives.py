@@ -114,3 +114,15 @@ def cosine_lr(base: float, step: int, progress: float, warmup: int, floor: float
     scale = min(1.0, (step + 1) / max(warmup, 1))
     progress = min(max(progress, 0.0), 1.0)
     return base * scale * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def training_noise(
+    shape: torch.Size, offset: float, generator: torch.Generator | None, device: torch.device | str
+) -> torch.Tensor:
+    """Gaussian noise for the diffusion loss, plus `offset` times one normal draw per image and latent channel
+    (offset noise, Guttenberg 2023): without it the model never learns to set a scene's mean colour from the
+    caption, because the schedule's last step still leaks the mean (docs/toyworld.md)."""
+    noise = torch.randn(shape, generator=generator, device=device)
+    if offset > 0:
+        noise = noise + offset * torch.randn(shape[:2], generator=generator, device=device)[..., None, None]
+    return noise

@@ -41,6 +41,7 @@ from training.objectives import (
     fold_latent_scale,
     pool_targets,
     snr_weight,
+    training_noise,
 )
 
 STAGE_VAE, STAGE_UNET, STAGE_DONE = "vae", "unet", "done"
@@ -457,10 +458,7 @@ class Run:
             ids = batch["input_ids"].to(self.device, non_blocking=True)
             with torch.no_grad(), self.autocast():
                 latents = self.vae.encode(x).latent_dist.sample(generator).float() * self.scaling_factor
-            noise = torch.randn(latents.shape, generator=generator, device=self.device)
-            if s.noise_offset > 0:  # offset noise: the model must learn each latent channel's mean from the text
-                offset = torch.randn(latents.shape[:2], generator=generator, device=self.device)
-                noise = noise + s.noise_offset * offset[..., None, None]
+            noise = training_noise(latents.shape, s.noise_offset, generator, self.device)
             t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
             a = alphas[t].view(-1, 1, 1, 1)
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise

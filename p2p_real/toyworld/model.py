@@ -10,6 +10,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from p2p_real.testing import sd_ddim_scheduler
 from p2p_real.toyworld.captions import build_tokenizer
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -140,16 +141,7 @@ def build_vae(config: ToyConfig) -> AutoencoderKL:
 
 def build_scheduler() -> DDIMScheduler:
     """DDIM with SD's training schedule: scaled_linear betas 0.00085..0.012, epsilon prediction."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
+    return sd_ddim_scheduler()
 
 
 def build_pipeline(preset: str | ToyConfig = "mini", seed: int = 0) -> StableDiffusionPipeline:
