@@ -230,9 +230,14 @@ class OutputSet:
         existed = path.exists()
         if existed:
             self.reservation.keep = True
-        atomic_write(path, write, make_folder=True, replace=existed and self.may_replace(path))
-        if not existed:
-            self.created.append(path)
+        else:
+            self.created.append(path)  # before the write: an interrupt just after the rename still removes it
+        try:
+            atomic_write(path, write, make_folder=True, replace=existed and self.may_replace(path))
+        except FileExistsError:
+            if not existed:
+                self.created.remove(path)  # another writer's file appeared meanwhile: not ours to remove
+            raise
         return path
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -130,6 +130,24 @@ def test_an_output_set_that_fails_midway_removes_what_it_wrote(tmp_path):
     assert not tmp_path.joinpath("new").exists() and not paths[0].exists()  # all or nothing; made folders too
 
 
+def test_an_interrupt_just_after_the_sidecar_lands_removes_the_whole_set(tmp_path, monkeypatch):
+    # Ctrl-C between the sidecar's rename and the end of write(): the sidecar must not stay behind vouching for
+    # images that the clean-up removes (a batch rerun would then redo a job it reported finished).
+    import p2p_real.output_sets as output_sets
+
+    def write_then_interrupt(path, write, **kwargs):
+        atomic_write(path, write, **kwargs)
+        if Path(path).suffix == ".json":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(output_sets, "atomic_write", write_then_interrupt)
+    paths = [tmp_path / "x.0.png", tmp_path / "x.json"]
+    with pytest.raises(KeyboardInterrupt), OutputSet(tmp_path, "x", paths) as files:
+        for path in paths:
+            files.write(path, text_writer("new"))
+    assert list(tmp_path.iterdir()) == []  # all or nothing, the sidecar included
+
+
 def test_a_rewritten_set_loses_its_old_sidecar_first_and_an_interrupted_rewrite_is_completed(tmp_path):
     paths = [tmp_path / "x.0.png", tmp_path / "x.json"]
     with OutputSet(tmp_path, "x", paths) as files:
