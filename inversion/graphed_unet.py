@@ -208,17 +208,25 @@ def _restore_forward(module: torch.nn.Module, previous: object) -> None:
         module.forward = previous
 
 
+def compiled_unet(unet: torch.nn.Module, scheduler: DDIMScheduler) -> UNetCall:
+    """The plain UNet pass compiled with torch.compile (one shape: the inversion's latents never change size).
+    The first forward and the first backward each compile once (about a minute for the tiny test model on one
+    CPU core); docs/inversion_speed.md has the measured trade."""
+    return torch.compile(eager_unet(unet, scheduler), dynamic=False)
+
+
 class UNetCalls:
     """The two kinds of UNet pass the inversion loops make: from CUDA graphs when possible, else eagerly
-    with the prefix cache inside `fixed_input` blocks (`prefix_cache=False` turns it off)."""
+    with the prefix cache inside `fixed_input` blocks (`prefix_cache=False` turns it off). `compile=True`
+    runs every pass through torch.compile instead (no CUDA graphs or prefix cache of ours then)."""
 
     def __init__(self, unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor,
-                 emb: torch.Tensor, graphs: bool = True, prefix_cache: bool = True) -> None:
-        self._eager = eager_unet(unet, scheduler)
+                 emb: torch.Tensor, graphs: bool = True, prefix_cache: bool = True, compile: bool = False) -> None:
+        self._eager = compiled_unet(unet, scheduler) if compile else eager_unet(unet, scheduler)
         self._graphed: GraphedUNet | None = None
-        self._prefix = PrefixCache(unet) if prefix_cache else None
+        self._prefix = PrefixCache(unet) if prefix_cache and not compile else None
         self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
-        if graphs and latents.is_cuda:
+        if graphs and latents.is_cuda and not compile:
             try:
                 self._graphed = GraphedUNet(unet, scheduler, latents, emb)
             except Exception as exc:  # capture is best effort: the eager path computes the same

@@ -38,6 +38,7 @@ def invert(
     learning_rate: float = LR,
     callback: StepCallback | None = None,
     cuda_graphs: bool = True,
+    compile: bool = False,
 ) -> Inversion:
     """Invert a photo (path, PIL image or array) under its caption with DDIM and the chosen method.
 
@@ -48,12 +49,19 @@ def invert(
     (sample_size * vae factor)^2 pixels unless `size` or `square` say otherwise.
     `scheduler` is the DDIM scheduler sampling will use; its timesteps are set. `callback(step)` sees every
     step of every loop and may raise to stop. On a GPU the UNet passes replay from CUDA graphs
-    (`cuda_graphs=False` runs them one kernel at a time), unless the UNet is CPU-offloaded.
+    (`cuda_graphs=False` runs them one kernel at a time), unless the UNet is CPU-offloaded. `compile=True`
+    runs them through torch.compile instead: it pays a one-off compilation (minutes) for faster passes, which
+    on CPU is a loss for one photo (docs/inversion_speed.md, "torch.compile").
     """
     validation.choice(method, METHOD_NAMES, "method")
     validation.whole_number(num_inference_steps, "num_inference_steps")
     guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
     check_prompt(prompt_tokenizer(pipe), prompt)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
+    if compile and is_offloaded(pipe.unet):
+        raise ValueError("compile=True needs the UNet on its device, but it is CPU-offloaded; turn offload off "
+                         "or leave compile off")
 
     loaded = load_for_model(pipe, image, size, square)
     device = pipeline_device(pipe)
@@ -61,7 +69,8 @@ def invert(
     cond, uncond = encode_prompts(pipe, [prompt]), encode_unconditional(pipe)
     scheduler.set_timesteps(num_inference_steps, device=device)
     unet = denoiser(pipe)  # SDXL: the UNet taking packed embeddings and adding the size/crop time ids
-    calls = UNetCalls(unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet))
+    calls = UNetCalls(unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet),
+                      compile=compile)
     trajectory = ddim_invert(unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
     pivot = Pivot(unet, scheduler, trajectory, cond, uncond, guidance_scale, num_inner_steps, epsilon,
                   learning_rate, progress, callback, calls)

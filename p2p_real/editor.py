@@ -352,6 +352,7 @@ class Editor:
         cache: InversionCache | None = None,
         name: str | None = None,
         callback_on_step_end: StepCallback | None = None,
+        compile: bool = False,
     ) -> Inversion:
         """Invert a photo so that it can be edited many times. Save the result with `.save(path)`.
 
@@ -373,6 +374,8 @@ class Editor:
             callback_on_step_end: called after every inversion step as
                 `callback(editor, step, timestep, {"latents": ..., "stage": "ddim" | "null-text", "loss": ...})`
                 (its return value is not used); `editor.cancel()` stops inverting (it raises Cancelled).
+            compile: run the inversion's UNet passes through torch.compile (same result up to float rounding;
+                a one-off compilation that pays only over many passes, docs/inversion_speed.md).
 
         Returns:
             Inversion: start latent, per-step data and the original photo.
@@ -394,7 +397,7 @@ class Editor:
             return invert(
                 self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,
                 settings.guidance_scale, num_inner_steps, epsilon, progress, settings.size, settings.square,
-                callback=step,
+                callback=step, compile=compile,
             )
 
         return run() if cache is None else cache.get(image, settings, self.pipe, run, name)[0]

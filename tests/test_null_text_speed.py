@@ -153,3 +153,39 @@ def test_a_null_text_fast_inversion_saves_loads_and_replays_its_embeddings(tiny_
     loaded.check_matches(InversionSettings(PROMPT, "null-text-fast", STEPS))
     with pytest.raises(ValueError, match="null-text-fast"):
         loaded.check_matches(InversionSettings(PROMPT, "null-text", STEPS))
+
+
+def test_compile_runs_every_pass_through_torch_compile_and_gives_the_same_embeddings(pivot, monkeypatch):
+    # torch.compile with the "eager" backend: dynamo captures the passes (what compile=True changes in our
+    # code) without the minutes of code generation; inductor's speed is measured in benchmarks/inversion.py.
+    compiled = []
+    real_compile = torch.compile
+
+    def recording_compile(fn, **options):
+        wrapped = real_compile(fn, backend="eager", **options)
+
+        def call(*args):
+            compiled.append(len(args))
+            return wrapped(*args)
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    plain = pivot.nti(pivot.calls(prefix_cache=False))
+    calls = pivot.calls(compile=True)
+    result = pivot.nti(calls)
+    assert len(compiled) == STEPS * (1 + 3 + 1)  # per step: the conditional pass, 3 Adam passes, the DDIM step
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(plain, result))
+    assert calls._prefix is None and own_forwards(pivot.pipe.unet)  # no prefix cache of ours under compile
+
+
+def test_compile_is_refused_with_an_offloaded_unet_and_must_be_a_bool(tiny_pipe, monkeypatch):
+    import inversion.invert as invert_module
+
+    with pytest.raises(ValueError, match="compile must be True or False"):
+        invert_module.invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(),
+                             PROMPT, compile="yes", progress=False)
+    monkeypatch.setattr(invert_module, "is_offloaded", lambda unet: True)
+    with pytest.raises(ValueError, match="CPU-offloaded"):
+        invert_module.invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(),
+                             PROMPT, compile=True, progress=False)
