@@ -135,3 +135,23 @@ def test_offset_noise_shifts_each_channel_by_one_draw_and_is_off_by_default():
     assert torch.allclose(offset, offset[..., :1, :1].expand_as(offset), atol=1e-5)  # one value per channel
     assert 0.4 < offset[:, :, 0, 0].std().item() < 0.6  # 0.5 times a unit normal
     assert abs(plain.mean(dim=(2, 3)).std().item() - 1 / 16) < 0.02  # without it channel means are 1/sqrt(256)
+
+
+def test_training_continues_from_a_pipeline_folder(tmp_path):
+    # --init-model: a session without the previous run's state.pt (a lent GPU) continues from committed weights
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--preset", "test", "--device", "cpu", "--minutes", "5", "--samples", "0"]
+    assert main(["--out", str(first), *common, "--vae-steps", "2", "--unet-steps", "2"]) == 0
+    assert main(["--out", str(second), *common, "--init-model", str(first), "--unet-steps", "0"]) == 0
+    a, b = load_pipeline(first, device="cpu"), load_pipeline(second, device="cpu")
+    for part in ("vae", "unet", "text_encoder"):  # no step taken: the export is the folder it started from
+        sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), part
+    state = torch.load(second / "train" / "state.pt", weights_only=True)
+    assert state["elapsed"]["vae"] == 0.0 and state["info"]["init_model"] == str(first)  # no VAE stage
+    assert main(["--out", str(second), *common, "--init-model", str(first), "--unet-steps", "1"]) == 0
+    c = load_pipeline(second, device="cpu")
+    assert not torch.equal(c.unet.conv_in.weight, a.unet.conv_in.weight)  # and then it trains
+    with pytest.raises(ValueError, match="does not fit the preset 'mini'"):
+        main(["--out", str(tmp_path / "third"), "--preset", "mini", "--device", "cpu", "--minutes", "5",
+              "--init-model", str(first)])

@@ -1,6 +1,7 @@
 """Train the toy world model from scratch: the VAE first, then the UNet and text encoder on the diffusion loss.
 
     python -m training.toyworld --out DIR [--device auto] [--minutes M] [--seed 0] [--resume] [--init-vae DIR]
+        [--init-model DIR]
 
 DIR receives the diffusers pipeline (save_pretrained, float16 safetensors) and DIR/train/ the run's
 state.pt (for --resume; tensors only, loaded with weights_only=True), log.csv, info.json and samples.png.
@@ -64,6 +65,7 @@ class TrainSettings:
     vae_crop: int | None = None
     kl_weight: float = 1e-5
     init_vae: Path | None = None
+    init_model: Path | None = None
     vae_target_db: float = 36.0
     unet_batch: int | None = None
     unet_lr: float | None = None
@@ -118,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--vae-crop", type=int, help="train the VAE on random crops of this side")
     parser.add_argument("--kl-weight", type=float, default=1e-5)
     parser.add_argument("--init-vae", type=Path, help="start the VAE from this pipeline folder's vae/ (fine-tune)")
+    parser.add_argument(
+        "--init-model",
+        type=Path,
+        help="continue training from this pipeline folder (e.g. p2p_real/toyworld/model): its VAE is kept as it "
+        "is and only the UNet and text encoder train (fresh optimiser, the --minutes budget all for the UNet)",
+    )
     parser.add_argument(
         "--vae-target-db",
         type=float,
@@ -220,8 +228,38 @@ class Run:
                 raise FileNotFoundError(f"--export-only needs a run to export: {self.state_path} does not exist")
             if not settings.resume:
                 (self.train_dir / "log.csv").unlink(missing_ok=True)
-            if settings.init_vae is not None:
+            if settings.init_model is not None:
+                self.init_model(Path(settings.init_model))
+            elif settings.init_vae is not None:
                 self.init_vae(Path(settings.init_vae))
+
+    @torch.no_grad()
+    def init_model(self, folder: Path) -> None:
+        """Start from a trained pipeline folder: its VAE (latent normalisation included) stays as it is, the UNet
+        and text encoder continue training from its weights, which also start the EMA. The VAE stage is skipped."""
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        parts = {"vae": (AutoencoderKL, self.vae), "unet": (UNet2DConditionModel, self.unet),
+                 "text_encoder": (CLIPTextModel, self.text_encoder)}
+        for name, (cls, module) in parts.items():
+            if not (folder / name).is_dir():
+                raise FileNotFoundError(f"--init-model {folder} has no {name}/ folder: give a pipeline folder")
+            trained = cls.from_pretrained(folder / name, torch_dtype=torch.float32)
+            try:
+                module.load_state_dict(trained.state_dict())
+            except RuntimeError as exc:
+                raise ValueError(f"--init-model {folder}: its {name} does not fit the preset "
+                                 f"{self.settings.preset!r} ({str(exc).splitlines()[0]})") from exc
+            if name == "vae":
+                self.scaling_factor = float(trained.config.scaling_factor)
+        self.ema = [p.detach().clone().float() for p in self.unet_params]
+        self.stage, self.step = STAGE_UNET, 0
+        images = rendered_images(64, self.config.image_size, seed=self.settings.seed + 777)
+        self.info["init_model"] = str(folder)
+        self.info["vae_psnr_db"] = round(vae_reconstruction_psnr(self.vae, images), 2)
+        self.info["scaling_factor"] = self.scaling_factor
+        print(f"UNet, text encoder and VAE initialised from {folder} (VAE {self.info['vae_psnr_db']} dB)", flush=True)
 
     def init_vae(self, folder: Path) -> None:
         """Start the VAE from a trained pipeline's (fine-tuning it), its latent normalisation included."""
