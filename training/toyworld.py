@@ -545,11 +545,15 @@ class Run:
         bar.close()
         del loader
         self.unet.set_attn_processor(AttnProcessor2_0())
-        self.info["unet_steps"] = self.step
-        self.info["unet_seconds"] = round(self.elapsed[STAGE_UNET], 1)
-        self.info["unet_images"] = self.step * s.unet_batch
+        self.record_unet_progress()
         self.stage = STAGE_DONE
         self.save()
+
+    def record_unet_progress(self) -> None:
+        """The UNet stage's steps, seconds and images so far, in info.json (also for --export-only mid-run)."""
+        self.info["unet_steps"] = self.step
+        self.info["unet_seconds"] = round(self.elapsed[STAGE_UNET], 1)
+        self.info["unet_images"] = self.step * self.settings.unet_batch
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -563,6 +567,8 @@ class Run:
     @torch.no_grad()
     def export(self) -> Path:
         """Write the pipeline (EMA weights, VAE scaling factor) to DIR, then sample and check it."""
+        if self.stage == STAGE_UNET:
+            self.record_unet_progress()  # an export of a run that is still training
         for param, average in zip(self.unet_params, self.ema):
             param.copy_(average.to(param.dtype))
         self.vae.register_to_config(scaling_factor=self.scaling_factor)
