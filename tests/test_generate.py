@@ -6,6 +6,7 @@ import torch
 
 from masks.local_blend import threshold_mask
 from p2p_real import Editor, EditSpec, NonFiniteError, PromptError
+from tests.attention_state import assert_restored_after_a_failing_call, processors
 
 STEPS = 8
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
@@ -18,10 +19,6 @@ def editor(tiny_pipe):
 
 def z_T(seed=0, h=32, w=32):
     return torch.randn(1, 4, h, w, generator=torch.Generator().manual_seed(seed))
-
-
-def processors(pipe):
-    return dict(pipe.unet.attn_processors)
 
 
 def test_row_zero_equals_plain_generation_from_the_same_latent(editor, tiny_pipe):
@@ -49,22 +46,7 @@ def test_processors_are_restored_after_a_call(editor, tiny_pipe):
 
 
 def test_processors_are_restored_after_an_exception(editor, tiny_pipe):
-    before = processors(tiny_pipe)
-    calls = []
-
-    def fail_on_third(module, args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("boom")
-
-    hook = tiny_pipe.unet.register_forward_pre_hook(fail_on_third)
-    try:
-        with pytest.raises(RuntimeError, match="boom"):
-            editor.generate([SRC, TGT], generator=0, progress=False, output_type="latent")
-    finally:
-        hook.remove()
-    after = processors(tiny_pipe)
-    assert all(after[k] is before[k] for k in before)
+    assert_restored_after_a_failing_call(editor, tiny_pipe, [SRC, TGT])
 
 
 def test_seeded_generation_is_deterministic(editor):

@@ -21,6 +21,7 @@ from inversion.sdxl import SDXLUNet, TokenizerPair, pack, unpack
 from inversion.settings import InversionSettings
 from inversion.vae import decode_latents
 from p2p_real import Editor, EditSpec, PromptError
+from tests.attention_state import assert_restored_after_a_failing_call
 
 STEPS = 5
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
@@ -45,10 +46,6 @@ def inversions(editor, photo):
 
 def z_T(seed=0, h=32, w=32):
     return torch.randn(1, 4, h, w, generator=torch.Generator().manual_seed(seed))
-
-
-def processors(pipe):
-    return dict(pipe.unet.attn_processors)
 
 
 def unet_inputs(pipe, run):
@@ -114,23 +111,7 @@ def test_packing_keeps_token_and_pooled_embeddings_apart(editor):
 
 
 def test_processors_are_restored_after_an_exception(editor, tiny_sdxl_pipe):
-    before = processors(tiny_sdxl_pipe)
-    calls = []
-
-    def fail_on_third(module, args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("boom")
-
-    hook = tiny_sdxl_pipe.unet.register_forward_pre_hook(fail_on_third)
-    try:
-        with pytest.raises(RuntimeError, match="boom"):
-            editor.generate([SRC, TGT], generator=0, progress=False, output_type="latent")
-    finally:
-        hook.remove()
-    after = processors(tiny_sdxl_pipe)
-    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
-    tiny_sdxl_pipe(SRC, num_inference_steps=1, output_type="latent")  # the user's pipeline still works
+    assert_restored_after_a_failing_call(editor, tiny_sdxl_pipe, [SRC, TGT])
 
 
 # --- edits (§2) ---
