@@ -152,6 +152,11 @@ def test_training_continues_from_a_pipeline_folder(tmp_path):
     assert main(["--out", str(second), *common, "--init-model", str(first), "--unet-steps", "1"]) == 0
     c = load_pipeline(second, device="cpu")
     assert not torch.equal(c.unet.conv_in.weight, a.unet.conv_in.weight)  # and then it trains
+    # --cpu-bf16: the same first step (same weights, same batch) computed under bf16 autocast
+    bf16 = tmp_path / "bf16"
+    assert main(["--out", str(bf16), *common, "--init-model", str(first), "--unet-steps", "1", "--cpu-bf16"]) == 0
+    loss32, loss16 = float(_rows(second)[0]["loss"]), float(_rows(bf16)[0]["loss"])
+    assert loss16 != loss32 and loss16 == pytest.approx(loss32, rel=0.05)
     with pytest.raises(ValueError, match="does not fit the preset 'mini'"):
         main(["--out", str(tmp_path / "third"), "--preset", "mini", "--device", "cpu", "--minutes", "5",
               "--init-model", str(first)])
