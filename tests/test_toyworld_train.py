@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from p2p_real.loading import load_pipeline
-from training.data import BACKGROUND_TARGET, NO_TARGET, make_batch
+from p2p_real.toyworld.captions import build_tokenizer
+from training.data import BACKGROUND_TARGET, FOOTPRINT_TARGET, NO_TARGET, make_batch
 from training.objectives import attention_loss, cosine_lr
 from training.toyworld import main, parse_args
 
@@ -56,6 +57,22 @@ def test_batches_are_reproducible_and_carry_attention_targets():
     assert ((a["token_target"] == 0).sum(-1) >= 2).all()  # colour and shape at least
     dropped = make_batch(seed=0, stage=2, index=5, batch_size=6, image_size=32, map_size=4, caption_dropout=1.0)
     assert (dropped["token_target"] == NO_TARGET).all()
+
+
+def test_size_words_can_attend_to_the_footprint():
+    # --size-attention footprint: "small"/"big" look at a disc as large as the biggest object of the shape
+    plain = make_batch(seed=1, stage=2, index=0, batch_size=8, image_size=64, map_size=16, caption_dropout=0.0)
+    wide = make_batch(seed=1, stage=2, index=0, batch_size=8, image_size=64, map_size=16, caption_dropout=0.0,
+                      size_footprint=True)
+    assert np.array_equal(plain["images"], wide["images"]) and wide["targets"].shape == (8, 5, 256)
+    moved = plain["token_target"] != wide["token_target"]
+    assert moved.any() and set(np.unique(wide["token_target"][moved])) <= {FOOTPRINT_TARGET, FOOTPRINT_TARGET + 1}
+    assert set(build_tokenizer().convert_ids_to_tokens(wide["input_ids"][moved].tolist())) <= {"small</w>", "big</w>"}
+    for b, k in zip(*np.nonzero(moved)):
+        obj = wide["token_target"][b, k] - FOOTPRINT_TARGET
+        footprint, own = wide["targets"][b, FOOTPRINT_TARGET + obj], wide["targets"][b, obj]
+        assert own[footprint > 0].sum() > 0.97  # the object lies inside its footprint
+        assert (footprint > 0).sum() > (own > 0).sum()  # which is larger than the object
 
 
 def test_attention_loss_is_zero_when_attention_matches_the_mask():

@@ -8,11 +8,20 @@ import cv2
 import numpy as np
 import torch
 
-from p2p_real.toyworld.captions import BACKGROUND, Caption, build_tokenizer, random_caption, token_groups
-from p2p_real.toyworld.scenes import random_scene, render
+from p2p_real.toyworld.captions import (
+    BACKGROUND,
+    Caption,
+    build_tokenizer,
+    random_caption,
+    token_groups,
+    word_pieces,
+)
+from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, random_scene, render
+from p2p_real.toyworld.world import SIZES
 
 MAX_OBJECTS = 2
 BACKGROUND_TARGET = MAX_OBJECTS  # index of the background among the attention targets
+FOOTPRINT_TARGET = MAX_OBJECTS + 1  # index of object 0's footprint (object k's is FOOTPRINT_TARGET + k)
 NO_TARGET = -1
 
 
@@ -30,12 +39,15 @@ def make_batch(
     map_size: int = 0,
     crop: int | None = None,
     caption_dropout: float = 0.1,
+    size_footprint: bool = False,
 ) -> dict[str, np.ndarray]:
     """One batch: "images" uint8 (B, H, W, 3); with map_size > 0 also "input_ids" (B, 77),
     "token_target" (B, 77: which target map each token should attend to, or -1) and
     "targets" float32 (B, 3, map_size**2: object 0, object 1 and background coverage, each summing to 1).
 
     `crop` cuts a random square of that side from each image (cheaper VAE training); captions are skipped then.
+    With `size_footprint` the size words ("small", "big") attend to their object's footprint instead of the
+    object itself: a disc at its centre as large as the biggest object of its shape (two more targets).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -44,7 +56,8 @@ def make_batch(
     rng = batch_rng(seed, stage, index)
     images = []
     captions: list[Caption | None] = []
-    targets = np.zeros((batch_size, MAX_OBJECTS + 1, max(map_size, 1) ** 2), dtype=np.float32)
+    count = MAX_OBJECTS + 1 + (MAX_OBJECTS if size_footprint else 0)
+    targets = np.zeros((batch_size, count, max(map_size, 1) ** 2), dtype=np.float32)
     for b in range(batch_size):
         scene = random_scene(rng)
         rendered = render(scene, image_size)
@@ -61,6 +74,9 @@ def make_batch(
         for slot, mask in zip(slots, masks):
             small = cv2.resize(mask.astype(np.float32), (map_size, map_size), interpolation=cv2.INTER_AREA).ravel()
             targets[b, slot] = small / max(float(small.sum()), 1e-6)
+        if size_footprint:
+            for k, disc in enumerate(footprints(scene, map_size)):
+                targets[b, FOOTPRINT_TARGET + k] = disc.ravel() / max(float(disc.sum()), 1e-6)
     out = {"images": np.stack(images)}
     if map_size > 0:
         tokenizer = build_tokenizer()
@@ -74,9 +90,36 @@ def make_batch(
             groups = np.asarray(token_groups(caption, tokenizer.model_max_length))
             token_target[b, groups >= 0] = groups[groups >= 0]
             token_target[b, groups == BACKGROUND] = BACKGROUND_TARGET
+            if size_footprint:
+                for position in size_word_positions(caption):
+                    token_target[b, position] = FOOTPRINT_TARGET + groups[position]
         out["token_target"] = token_target
         out["targets"] = targets
     return out
+
+
+def footprints(scene: Scene, side: int) -> list[np.ndarray]:
+    """Per object, a disc (side x side, float32 coverage) at its centre with the circumradius of the biggest
+    object of its shape: where the object would reach at its largest."""
+    discs = []
+    for obj in scene.objects:
+        canvas = np.zeros((side * 4, side * 4), np.uint8)
+        radius = SIZE_RANGES["big"][1] * SHAPE_SCALE[obj.shape] * side * 4
+        centre = (round(obj.center[0] * side * 4), round(obj.center[1] * side * 4))
+        cv2.circle(canvas, centre, round(radius), 255, thickness=-1)
+        discs.append(cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+    return discs
+
+
+def size_word_positions(caption: Caption) -> list[int]:
+    """Token positions (BOS is 0) of the caption's size words."""
+    positions, position = [], 1
+    for word, _ in caption.tagged_words():
+        pieces = len(word_pieces(word))
+        if word in SIZES:
+            positions += list(range(position, position + pieces))
+        position += pieces
+    return positions
 
 
 class ProceduralBatches(torch.utils.data.IterableDataset):

@@ -71,6 +71,7 @@ class TrainSettings:
     unet_lr: float | None = None
     caption_dropout: float = 0.1
     attn_weight: float = 0.05
+    size_attention: str = "object"
     min_snr: float = 5.0
     noise_offset: float = 0.0
     attn_max_t: int = 800
@@ -137,6 +138,11 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--unet-lr", type=float)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--attn-weight", type=float, default=0.05, help="weight of the attention-to-mask loss")
+    parser.add_argument(
+        "--size-attention", choices=("object", "footprint"), default="object",
+        help="what the size words' attention is pulled to: the object, or a disc as large as the biggest object "
+             "of its shape (room to grow for a reweighted 'big'; docs/toyworld.md)",
+    )
     parser.add_argument(
         "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
     )
@@ -480,6 +486,7 @@ class Run:
             image_size=self.config.image_size,
             map_size=map_size,
             caption_dropout=s.caption_dropout,
+            size_footprint=s.size_attention == "footprint",
         )
         probe = AttentionProbe(sides)
         if s.attn_weight > 0:
