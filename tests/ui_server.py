@@ -121,10 +121,11 @@ def serve_toy_page(out: Path) -> Iterator[Served]:
 
 
 def scene_photo(path: Path, size: tuple[int, int] = (192, 160)) -> tuple[Path, str]:
-    """The toy demo scene rendered at 192 px and cut to `size` (not square), saved as PNG; and its caption."""
-    from p2p_real.toyworld.demo import DEMO_SCENE
-    from p2p_real.toyworld.scenes import render
+    """A toy scene (a big red circle on a yellow background; the tests swap "circle") rendered at 192 px and
+    cut to `size` (not square), saved as PNG; and its caption."""
+    from p2p_real.toyworld.scenes import Scene, SceneObject, render
 
-    rendered = render(DEMO_SCENE, max(size))
+    scene = Scene(objects=(SceneObject("red", "circle", "big", (0.36, 0.42)),), background="yellow", seed=987_654_321)
+    rendered = render(scene, max(size))
     Image.fromarray(rendered.image).crop((0, 0, *size)).save(path)
     return path, rendered.caption
