@@ -137,6 +137,13 @@ def gather(state: Any, jobs: list[Job], mine: list[Job]) -> None:
             job.status, job.seconds, job.process = by_where[job.where]
 
 
+def finish(state: Any) -> None:
+    """Wait for every process, then close the process group, so that no process exits while another still
+    talks to it (gloo aborts a process whose peer vanished: "terminate called without an active exception")."""
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 def check_jobs(editor: Any, jobs: list[Job], label: str) -> None:
     """Check every job's prompts and words before anything is inverted; the error names the job."""
     for job in jobs:

@@ -102,4 +102,6 @@ def run(args: argparse.Namespace) -> int:
         shown = jobs
     if shown:
         print("\n".join(batch.summary(shown, elapsed)))
+    if state is not None and n_processes > 1:
+        batch.finish(state)
     return 1 if any(j.status.startswith("failed") for j in jobs) else 0
