@@ -8,15 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from p2p_real.toyworld.captions import (
-    BACKGROUND,
-    Caption,
-    build_tokenizer,
-    random_caption,
-    token_groups,
-    word_pieces,
-)
-from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, random_scene, render
+from p2p_real.toyworld.captions import BACKGROUND, Caption, build_tokenizer, random_caption, token_tags
+from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, coverage, random_scene, render
 from p2p_real.toyworld.world import SIZES
 
 MAX_OBJECTS = 2
@@ -87,12 +80,13 @@ def make_batch(
         for b, caption in enumerate(captions):
             if caption is None:
                 continue
-            groups = np.asarray(token_groups(caption, tokenizer.model_max_length))
+            tags = token_tags(caption, tokenizer.model_max_length)
+            groups = np.asarray([group for _, group in tags])
             token_target[b, groups >= 0] = groups[groups >= 0]
             token_target[b, groups == BACKGROUND] = BACKGROUND_TARGET
             if size_footprint:
-                for position in size_word_positions(caption):
-                    token_target[b, position] = FOOTPRINT_TARGET + groups[position]
+                sizes = np.asarray([word in SIZES for word, _ in tags])
+                token_target[b, sizes] = FOOTPRINT_TARGET + groups[sizes]
         out["token_target"] = token_target
         out["targets"] = targets
     return out
@@ -101,25 +95,11 @@ def make_batch(
 def footprints(scene: Scene, side: int) -> list[np.ndarray]:
     """Per object, a disc (side x side, float32 coverage) at its centre with the circumradius of the biggest
     object of its shape: where the object would reach at its largest."""
-    discs = []
-    for obj in scene.objects:
-        canvas = np.zeros((side * 4, side * 4), np.uint8)
-        radius = SIZE_RANGES["big"][1] * SHAPE_SCALE[obj.shape] * side * 4
-        centre = (round(obj.center[0] * side * 4), round(obj.center[1] * side * 4))
-        cv2.circle(canvas, centre, round(radius), 255, thickness=-1)
-        discs.append(cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
-    return discs
-
-
-def size_word_positions(caption: Caption) -> list[int]:
-    """Token positions (BOS is 0) of the caption's size words."""
-    positions, position = [], 1
-    for word, _ in caption.tagged_words():
-        pieces = len(word_pieces(word))
-        if word in SIZES:
-            positions += list(range(position, position + pieces))
-        position += pieces
-    return positions
+    return [
+        coverage("circle", (obj.center[0] * side, obj.center[1] * side),
+                 SIZE_RANGES["big"][1] * SHAPE_SCALE[obj.shape] * side, 0.0, side)
+        for obj in scene.objects
+    ]
 
 
 class ProceduralBatches(torch.utils.data.IterableDataset):

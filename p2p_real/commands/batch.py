@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     if state is not None and n_processes > 1:
         batch.gather(state, jobs, mine)
+        batch.finish(state)
         shown = jobs if state.is_main_process else []
     elif n_processes > 1:  # launched without accelerate: each process reports its own work
         ids = {id(job) for job in mine}
@@ -102,6 +103,4 @@ def run(args: argparse.Namespace) -> int:
         shown = jobs
     if shown:
         print("\n".join(batch.summary(shown, elapsed)))
-    if state is not None and n_processes > 1:
-        batch.finish(state)
     return 1 if any(j.status.startswith("failed") for j in jobs) else 0

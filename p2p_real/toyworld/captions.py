@@ -122,11 +122,17 @@ def parse_caption(text: str) -> Caption:
     return Caption(tuple(objects), background)
 
 
+def token_tags(caption: Caption, max_length: int = 77) -> list[tuple[str | None, int]]:
+    """(word, group) of each of the max_length token positions, as `Caption.tagged_words` assigns them; BOS
+    and the padding are (None, NO_GROUP)."""
+    tags: list[tuple[str | None, int]] = [(None, NO_GROUP)]  # BOS
+    for word, group in caption.tagged_words():
+        tags += [(word, group)] * len(word_pieces(word))
+    if len(tags) + 1 > max_length:
+        raise ValueError(f"caption {caption.text!r} is longer than {max_length} tokens")
+    return tags + [(None, NO_GROUP)] * (max_length - len(tags))
+
+
 def token_groups(caption: Caption, max_length: int = 77) -> list[int]:
     """Group of each of the max_length token positions (BOS first), as `Caption.tagged_words` assigns them."""
-    groups = [NO_GROUP]  # BOS
-    for word, group in caption.tagged_words():
-        groups += [group] * len(word_pieces(word))
-    if len(groups) + 1 > max_length:
-        raise ValueError(f"caption {caption.text!r} is longer than {max_length} tokens")
-    return groups + [NO_GROUP] * (max_length - len(groups))
+    return [group for _, group in token_tags(caption, max_length)]

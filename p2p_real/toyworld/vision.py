@@ -144,17 +144,19 @@ def classify_shape(mask: np.ndarray) -> tuple[str, float]:
     # Pixel (i, j) has its centre at (j + 0.5, i + 0.5) in the renderer's coordinates.
     center = (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
     fill, solidity, elongation = outline_measures(mask)
+    ious: dict[str, float] = {}
     if solidity < STAR_SOLIDITY[0]:
         shape = "star"
     elif solidity < STAR_SOLIDITY[1] and fill < TRIANGLE_FILL:  # a small star or a small triangle
-        shape = max(("star", "triangle"), key=lambda name: _template_iou(name, mask, area, center))
+        ious = {name: _template_iou(name, mask, area, center) for name in ("star", "triangle")}
+        shape = max(ious, key=ious.__getitem__)
     elif fill < TRIANGLE_FILL:
         shape = "triangle"
     elif radial_spread(mask) < ROUND_SPREAD:
         shape = "circle"
     else:
         shape = "square"
-    iou = _template_iou(shape, mask, area, center)
+    iou = ious[shape] if shape in ious else _template_iou(shape, mask, area, center)
     if iou < MIN_TEMPLATE_IOU[shape] or solidity < MIN_SOLIDITY.get(shape, 0.0) or elongation > MAX_ELONGATION:
         return UNKNOWN, iou
     return shape, iou
