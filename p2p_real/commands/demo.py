@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from inversion.methods import METHOD_NAMES
 from p2p_real.commands import options, session
 
 NAME = "demo"
@@ -19,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("output")
     group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
     group.add_argument("--steps", type=options.positive_int, default=50, help="DDIM steps (default: 50)")
+    group.add_argument("--method", choices=METHOD_NAMES, default=None,
+                       help="inversion method the edits start from (default: the demo's, direct, from which the "
+                            "toy model's edits work most often; docs/toyworld.md)")
     options.add_model_options(p)
     p.set_defaults(model=None)
     options.add_run_options(p)
@@ -39,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from p2p_real.toyworld.demo import run_demo
 
     start = time.perf_counter()
-    result = run_demo(loaded.editor, progress=loaded.progress)
-    parameters = {"command": "demo", **loaded.editor.model_parameters(), "steps": args.steps}
+    chosen = {} if args.method is None else {"method": args.method}
+    result = run_demo(loaded.editor, progress=loaded.progress, **chosen)
+    method = result.info["method"]
+    parameters = {"command": "demo", **loaded.editor.model_parameters(), "steps": args.steps, "method": method}
     runtime = {**loaded.runtime, "demo_s": round(time.perf_counter() - start, 2)}
-    argv = ["demo", *loaded.run_options(), "--steps", str(args.steps)]
+    argv = ["demo", *loaded.run_options(), "--steps", str(args.steps), "--method", method]
     outputs = {"grid": grid.name, "photo": photo.name, **result.info}
     data = sidecar_data(parameters, outputs, {**session.reproduction(argv), "runtime": runtime})
     with OutputSet(out, "demo", [grid, photo, sidecar], args.overwrite) as files:

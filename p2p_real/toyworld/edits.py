@@ -3,8 +3,10 @@
 One definition serves the demo, the benchmark and the tests on the shipped model:
 - "colour": swap the first object's colour word ("red" -> "blue"), local blend on the two colour words;
 - "shape": swap its shape word ("circle" -> "star"), local blend on the two shape words;
-- "background": swap the background's colour word, local blend on the two background words;
-- "add": refine, adding "and a small <colour> <shape>" to a one-object caption, blend on the new shape;
+- "background": swap the background's colour word, local blend on the two background words minus the
+  objects' colour and shape words (the background's map, grown by the blend's max-pool, reaches into them);
+- "add": refine, adding "and a small <colour> <shape>" to a one-object caption, blend on the new shape minus
+  the first object's words (the new shape word also attends to the object already there);
 - "size": reweight the first object's size word (attention on "big" x `SIZE_WEIGHT`), blend on its shape.
 `check_edit` says whether the edited image shows what the edit asked for, where it asked for it, and
 that the rest of the photo is kept.
@@ -85,23 +87,31 @@ def make_edit(
     if kind == "background":
         background = _pick([c for c in COLOURS if c not in used], rng, prefer)
         target = Caption(caption.objects, background)
+        objects = _object_words(caption.objects)
         return ToyEdit(kind, f"background: {scene.background} -> {background}", caption.text, target.text,
-                       {**options, "blend_words": ([scene.background], [background])}, first.colour, first.shape,
-                       background)
+                       {**options, "blend_words": ([scene.background], [background]),
+                        "subtract_words": (objects, objects)}, first.colour, first.shape, background)
     if kind == "add":
         if len(caption.objects) != 1:
             raise ValueError("the 'add' edit needs a scene of one object")
         colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
         shape = _pick([s for s in SHAPES if s != first.shape], rng, None)
         target = Caption((*caption.objects, ObjectPhrase(colour, shape, "small")), scene.background)
+        kept = _object_words(caption.objects)
         return ToyEdit(kind, f"add a small {colour} {shape}", caption.text, target.text,
-                       {**options, "edit": "refine", "blend_words": ([], [shape])}, colour, shape, scene.background)
+                       {**options, "edit": "refine", "blend_words": ([], [shape]), "subtract_words": (kept, kept)},
+                       colour, shape, scene.background)
     # size
     if first.size != "big":
         raise ValueError("the 'size' edit reweights the word 'big': the first object must be big")
     return ToyEdit(kind, f"size: 'big' x{SIZE_WEIGHT:g}", caption.text, caption.text,
                    {**options, "equalizer": {"big": SIZE_WEIGHT}, "blend_words": ([first.shape], [first.shape])},
                    first.colour, first.shape, scene.background)
+
+
+def _object_words(objects: tuple[ObjectPhrase, ...]) -> list[str]:
+    """The colour and shape words of the objects, each once."""
+    return list(dict.fromkeys(word for o in objects for word in (o.colour, o.shape)))
 
 
 def _replace_object(caption: Caption, phrase: ObjectPhrase) -> Caption:
