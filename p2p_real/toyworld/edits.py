@@ -30,14 +30,20 @@ KINDS: tuple[str, ...] = ("colour", "shape", "background", "add", "size")
 SIZE_WEIGHT = 3.0  # attention on the size word, times this, for the "size" edit
 BACKGROUND_DB = 30.0  # PSNR outside the edited object that counts as "background kept"
 
+# The toy model's word maps are sharp (trained with an attention loss), and the blend's 3x3 max-pool grows a
+# mask by a whole 16x16 map cell: for a swap in place, keeping only the cells near the map's peak before the
+# pool fits the object better (docs/toyworld.md, "Masks"). A grown or new object needs the default's room.
+BLEND_THRESHOLD = 0.8
+
 # P2P settings per kind: a colour or shape swap may not keep the source's self-attention as long as a
-# background swap, or the old colour and outline come back.
+# background swap, or the old colour and outline come back; an added object needs the layout free as early
+# as a new shape does, and a grown one freer still (docs/toyworld.md, "Edits").
 OPTIONS: dict[str, dict[str, Any]] = {
-    "colour": {"self_replace_steps": 0.4},
-    "shape": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4},
+    "colour": {"self_replace_steps": 0.4, "blend_threshold": BLEND_THRESHOLD},
+    "shape": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4, "blend_threshold": BLEND_THRESHOLD},
     "background": {},
-    "add": {},
-    "size": {"self_replace_steps": 0.2},
+    "add": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4},
+    "size": {"self_replace_steps": 0.0, "cross_replace_steps": 0.2},
 }
 
 
