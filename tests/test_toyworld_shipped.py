@@ -65,6 +65,12 @@ def swap(rendered, shape: str) -> str:
     return rendered.caption.replace(f"{truth.colour} {truth.shape}", f"{truth.colour} {shape}")
 
 
+def blend_mask(res, shape: tuple[int, int]) -> np.ndarray:
+    """The edit's local-blend mask (latent size) as a boolean mask of the image's size."""
+    latent_mask = res.info["blend_mask"][0:1].float()
+    return F.interpolate(latent_mask, size=shape, mode="nearest")[0, 0].numpy() > 0.5
+
+
 def background_psnr(image, rendered) -> float:
     """PSNR outside the object before and after the edit: the truth's mask and every object of its colour
     that vision finds touching it (a swapped shape may outgrow the old one), as `check_edit` measures it."""
@@ -127,8 +133,7 @@ def test_local_blend_mask_covers_the_object_and_the_background_is_kept(editor, i
     for rendered, inv, shape in inverted:
         truth = rendered.objects[0]
         res = editor.edit(inv, swap(rendered, shape), blend_words=([truth.shape], [shape]), progress=False)
-        latent_mask = res.info["blend_mask"][0:1].float()
-        up = F.interpolate(latent_mask, size=truth.mask.shape, mode="nearest")[0, 0].numpy() > 0.5
+        up = blend_mask(res, truth.mask.shape)
         assert up[truth.mask].mean() >= MIN_COVER, rendered.caption
         assert up.mean() <= MAX_MASK_SHARE, rendered.caption
         assert mask_iou(up, truth.mask) > MIN_BLEND_IOU, rendered.caption
@@ -146,8 +151,7 @@ def test_swaps_keep_only_the_cells_near_the_peak_of_the_words_map(editor, invert
             ious = {}
             for name, options in (("toy", edit.options), ("default", {**edit.options, "blend_threshold": None})):
                 res = editor.edit(inv, edit.target, progress=False, **options)
-                mask = F.interpolate(res.info["blend_mask"][0:1].float(), size=truth.shape, mode="nearest")
-                mask = mask[0, 0].numpy() > 0.5
+                mask = blend_mask(res, truth.shape)
                 ious[name] = mask_iou(mask, truth)
                 if name == "toy":
                     assert mask[truth].mean() >= MIN_COVER, (rendered.caption, kind)
