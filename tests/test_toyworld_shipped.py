@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from benchmarks.toyworld import latent_mask
 from p2p_real import Editor, load_pipeline
 from p2p_real.toyworld import quality
 from p2p_real.toyworld.captions import caption_of
@@ -65,15 +65,9 @@ def swap(rendered, shape: str) -> str:
     return rendered.caption.replace(f"{truth.colour} {truth.shape}", f"{truth.colour} {shape}")
 
 
-def blend_mask(res, shape: tuple[int, int]) -> np.ndarray:
-    """The edit's local-blend mask (latent size) as a boolean mask of the image's size."""
-    latent_mask = res.info["blend_mask"][0:1].float()
-    return F.interpolate(latent_mask, size=shape, mode="nearest")[0, 0].numpy() > 0.5
-
-
 def background_psnr(image, rendered) -> float:
     """PSNR outside the object before and after the edit: the truth's mask and every object of its colour
-    that vision finds touching it (a swapped shape may outgrow the old one), as `check_edit` measures it."""
+    that vision finds touching it (a swapped shape may outgrow the old one), like `check_edit`."""
     truth = rendered.objects[0]
     changed = truth.mask.copy()
     for found in segment_objects(np.asarray(image)):
@@ -133,7 +127,7 @@ def test_local_blend_mask_covers_the_object_and_the_background_is_kept(editor, i
     for rendered, inv, shape in inverted:
         truth = rendered.objects[0]
         res = editor.edit(inv, swap(rendered, shape), blend_words=([truth.shape], [shape]), progress=False)
-        up = blend_mask(res, truth.mask.shape)
+        up = latent_mask(res, truth.mask.shape)
         assert up[truth.mask].mean() >= MIN_COVER, rendered.caption
         assert up.mean() <= MAX_MASK_SHARE, rendered.caption
         assert mask_iou(up, truth.mask) > MIN_BLEND_IOU, rendered.caption
@@ -151,7 +145,7 @@ def test_swaps_keep_only_the_cells_near_the_peak_of_the_words_map(editor, invert
             ious = {}
             for name, options in (("toy", edit.options), ("default", {**edit.options, "blend_threshold": None})):
                 res = editor.edit(inv, edit.target, progress=False, **options)
-                mask = blend_mask(res, truth.shape)
+                mask = latent_mask(res, truth.shape)
                 ious[name] = mask_iou(mask, truth)
                 if name == "toy":
                     assert mask[truth].mean() >= MIN_COVER, (rendered.caption, kind)
