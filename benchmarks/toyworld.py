@@ -11,8 +11,9 @@ Figures (written to results/toyworld.json):
 - layout_iou_p2p / layout_iou_baseline: colour and shape swaps of generated scenes, P2P against the
   target prompt alone from the same seed: IoU of the object's mask in the source and in the edit;
 - blend_mask_iou: the local-blend mask (latent, upsampled) against the true object mask of rendered,
-  inverted scenes, with the toy model's latent/2 maps (blend_mask_iou_latent4: the default latent/4 maps);
-  attention_mask_iou_unpooled: the same threshold on the source word's map without the 3x3 max-pool;
+  inverted scenes, with the toy model's latent/2 maps and the toy edits' blend settings (per kind in
+  blend_mask_iou_per_kind; blend_mask_iou_latent4: the colour swaps with the default latent/4 maps);
+  attention_mask_iou_unpooled: the source word's map thresholded at 0.3 of its peak, not pooled;
   background_psnr: PSNR of the edits outside the objects involved;
 - recon_gap_db: VAE-ceiling PSNR minus reconstruction PSNR of held-out rendered scenes, per method;
 - edit_success (and edit_success_per_kind): the five kinds of p2p_real.toyworld.edits on inversions of
@@ -107,7 +108,8 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
     gaps: dict[str, list[float]] = {m: [] for m in methods}
     seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
     inversions: dict[str, int] = dict.fromkeys(methods, 0)
-    mask_ious, mask_ious_coarse, attention_ious, background = [], [], [], []
+    mask_ious: dict[str, list[float]] = {"colour": [], "shape": [], "size": []}
+    mask_ious_coarse, attention_ious, background = [], [], []
     success: dict[str, dict[str, list[bool]]] = {m: {kind: [] for kind in KINDS} for m in EDIT_METHODS}
     failures: dict[str, list[str]] = {m: [] for m in EDIT_METHODS}
     scenes = [random_scene(rng, n_objects=1, sizes=["big"]) for _ in range(n)]
@@ -146,7 +148,7 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
             background.append(check.background_db)
             if kind == "add":
                 continue
-            mask_ious.append(mask_iou(latent_mask(res, edited.shape[:2]), truth))
+            mask_ious[kind].append(mask_iou(latent_mask(res, edited.shape[:2]), truth))
             word = torch.from_numpy(res.attention.word(rendered.objects[0].shape, row=0))[None, None]
             word = F.interpolate(word, size=edited.shape[:2], mode="nearest")[0, 0].numpy()
             attention_ious.append(mask_iou(word > 0.3 * word.max(), truth))
@@ -158,7 +160,8 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
     return {
         "recon_gap_db": {m: statistics.mean(v) for m, v in gaps.items()},
         "invert_seconds": {m: s / inversions[m] for m, s in seconds.items()},
-        "blend_mask_iou": statistics.mean(mask_ious),
+        "blend_mask_iou": statistics.mean(iou for ious in mask_ious.values() for iou in ious),
+        "blend_mask_iou_per_kind": {kind: statistics.mean(ious) for kind, ious in mask_ious.items()},
         "blend_mask_iou_latent4": statistics.mean(mask_ious_coarse),
         "attention_mask_iou_unpooled": statistics.mean(attention_ious),
         "background_psnr": statistics.mean(background),
@@ -213,6 +216,7 @@ def main() -> None:
             ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
             ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
             (f"local-blend mask IoU (latent*{ATTENTION_RES:g} maps)", real["blend_mask_iou"], ">= 0.60"),
+            *((f"  {kind}", iou, "") for kind, iou in real["blend_mask_iou_per_kind"].items()),
             ("  with latent/4 maps (colour swaps)", real["blend_mask_iou_latent4"], ""),
             ("  word map, no 3x3 max-pool", real["attention_mask_iou_unpooled"], ""),
             ("background PSNR (dB)", real["background_psnr"], ">= 30"),

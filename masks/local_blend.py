@@ -13,14 +13,15 @@ def word_maps(maps: torch.Tensor, weights: torch.Tensor, map_size: tuple[int, in
 
 
 def threshold_mask(
-    maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: bool
+    maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: int
 ) -> torch.Tensor:
-    """Max-pool 3x3 (optional), upsample to the latent (nearest), divide by the max, threshold: bool mask.
+    """Max-pool of radius `pool` map cells (0: none, 1: 3x3), upsample to the latent (nearest), divide by the
+    max, threshold: bool mask.
 
     Nearest upsampling commutes with the normalisation and the threshold, so both run at map size.
     """
-    if pool:
-        maps = F.max_pool2d(maps, kernel_size=3, stride=1, padding=1)
+    if pool > 0:
+        maps = F.max_pool2d(maps, kernel_size=2 * pool + 1, stride=1, padding=pool)
     peak = maps.amax(dim=(2, 3), keepdim=True)
     mask = (maps > peak * threshold) & (peak > 0)
     return F.interpolate(mask.to(torch.uint8), size=latent_size, mode="nearest").bool()
@@ -33,13 +34,15 @@ def blend_mask(
     add_weights: torch.Tensor,
     subtract_weights: torch.Tensor | None = None,
     threshold: float = 0.3,
+    pool: int = 1,
 ) -> torch.Tensor:
     """Float mask (targets, 1, h, w) of each target row: its blend words' region united with the source's,
-    minus the regions of the subtract words (built without pooling)."""
-    add = threshold_mask(word_maps(maps, add_weights, map_size), latent_size, threshold, pool=True)
+    minus the regions of the subtract words (built without pooling). `pool` grows the blend words' maps by
+    that many map cells before the threshold (1, a 3x3 max-pool, as the reference does; docs/design.md §3)."""
+    add = threshold_mask(word_maps(maps, add_weights, map_size), latent_size, threshold, pool=pool)
     add = add[:1] | add
     if subtract_weights is not None:
-        sub = threshold_mask(word_maps(maps, subtract_weights, map_size), latent_size, threshold, pool=False)
+        sub = threshold_mask(word_maps(maps, subtract_weights, map_size), latent_size, threshold, pool=0)
         add = add & ~(sub[:1] | sub)
     return add[1:].float()
 

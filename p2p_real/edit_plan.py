@@ -46,6 +46,7 @@ class BlendPlan:
     add: torch.Tensor | None  # (rows, tokens) token weights of the blend words
     subtract: torch.Tensor | None
     threshold: float
+    pool: int  # max-pool radius in map cells
     start_step: int
     user_mask: torch.Tensor | None  # (1, 1, h, w) at latent size
     mode: str
@@ -98,6 +99,7 @@ def plan_edit(
         add=_word_weights(tokenizer, tokens, spec.blend_words, spec.name("blend_words"), device),
         subtract=_word_weights(tokenizer, tokens, spec.subtract_words, spec.name("subtract_words"), device),
         threshold=spec.blend_threshold,
+        pool=spec.blend_pool,
         start_step=int(num_steps * spec.blend_start),
         user_mask=None if mask is None else mask.to(device, torch.float32),
         mode=spec.mask_mode,

@@ -248,7 +248,8 @@ class Editor:
         blend = plan.blend
         if blend.add is not None and controller.store.total is not None:
             mask = blend_mask(
-                controller.store.total, controller.store_size, latent_hw, blend.add, blend.subtract, blend.threshold
+                controller.store.total, controller.store_size, latent_hw, blend.add, blend.subtract, blend.threshold,
+                blend.pool,
             )
         else:
             mask = torch.ones(controller.n_rows - 1, 1, *latent_hw, device=self.device)
@@ -284,6 +285,7 @@ class Editor:
         subtract_words: Words | None = None,
         self_replace_max_res: float | None = None,
         *,
+        blend_pool: int | None = None,
         spec: EditSpec | None = None,
         callback_on_step_end: StepCallback | None = None,
     ) -> EditResult:
@@ -294,7 +296,7 @@ class Editor:
         Args:
             prompts: the source prompt, then one or more target prompts.
             edit, cross_replace_steps, self_replace_steps, blend_words, blend_threshold, blend_start,
-                equalizer, subtract_words, self_replace_max_res: the edit settings (see EditSpec). Those
+                equalizer, subtract_words, self_replace_max_res, blend_pool: the edit settings (see EditSpec). Those
                 given override `spec`; the others come from `spec`, else EditSpec.synthetic() (cross 0.8,
                 self 0.4 at latent/4, blend threshold 0.3 from 0.2 of the steps).
             num_inference_steps: DDIM steps (default: the editor's, 50).
@@ -478,6 +480,7 @@ class Editor:
         progress: bool = True,
         output_type: str = "pil",
         *,
+        blend_pool: int | None = None,
         spec: EditSpec | None = None,
         callback_on_step_end: StepCallback | None = None,
     ) -> EditResult:
@@ -491,8 +494,8 @@ class Editor:
             inv: the photo's inversion (Editor.invert or Inversion.load), made with this pipeline's model.
             targets: one target prompt or a list; each usually changes a few words of the caption.
             edit, cross_replace_steps, self_replace_steps, blend_words, blend_threshold, blend_start,
-                equalizer, mask_mode, subtract_words, self_replace_max_res, feather: the edit settings (see
-                EditSpec). Those given override `spec`; the others come from `spec`, else EditSpec() (the
+                equalizer, mask_mode, subtract_words, self_replace_max_res, feather, blend_pool: the edit
+                settings (see EditSpec). Those given override `spec`; the others come from `spec`, else EditSpec() (the
                 defaults for photos: cross 0.8, self 0.6 at latent/2, blend threshold 0.3 from 0.2).
             mask: a user mask covering the whole photo (path, PIL image, array or tensor; white = edit);
                 it replaces the attention mask, or intersects it with mask_mode="intersect".

@@ -7,7 +7,7 @@
 
 Photo keys: photo, prompt, name, method, steps, guidance, size, square, edits (and any edit key as a
 default); edit keys: target(s), name, edit, cross_replace, self_replace, self_replace_max_res, blend,
-subtract, blend_threshold, blend_start, mask, mask_mode, reweight, seed. Values take the command line's
+subtract, blend_threshold, blend_pool, blend_start, mask, mask_mode, reweight, seed. Values take the command line's
 text forms (p2p_real.notation) or plain JSON: numbers, [start, end] pairs, {word: value} mappings.
 Paths are relative to the recipe. A photo may be a saved inversion (NAME.inv.safetensors): it is edited as
 it is, its caption and settings read from the file (settings the recipe gives must match it). 'out' is a
@@ -33,7 +33,7 @@ from p2p_real.spec import EditSpec
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
 PHOTO_KEYS = {"photo", "prompt", "name", "method", "steps", "guidance", "size", "square", "edits"}
 EDIT_KEYS = {"target", "targets", "name", "edit", "cross_replace", "self_replace", "self_replace_max_res", "blend",
-             "subtract", "blend_threshold", "blend_start", "mask", "mask_mode", "reweight", "seed"}
+             "subtract", "blend_threshold", "blend_pool", "blend_start", "mask", "mask_mode", "reweight", "seed"}
 INVERSION_KEYS = {"method", "steps", "guidance", "size", "square"}
 # how a recipe spells the settings, for messages
 SPEC_NAMES = {"cross_replace_steps": "cross_replace", "self_replace_steps": "self_replace", "blend_words": "blend",
@@ -169,6 +169,8 @@ def edit_spec(settings: Mapping[str, Any], n_targets: int) -> EditSpec:
     for key in ("self_replace_max_res", "blend_threshold", "blend_start"):
         if key in settings:
             values[key] = _parsed(settings[key], notation.parse_number, key)
+    if "blend_pool" in settings:
+        values["blend_pool"] = _parsed(settings["blend_pool"], notation.parse_whole, "blend_pool")
     for key, field in (("blend", "blend_words"), ("subtract", "subtract_words")):
         if key in settings:
             values[field] = notation.pair_rows(_pairs(settings[key], key), n_targets, key)

@@ -28,6 +28,7 @@ Window = float | tuple[float, float]
 CrossWindow = Window | Mapping[str, Window]
 Words = Sequence[str | Sequence[str]]
 Equalizer = Mapping[str, float | Sequence[float]]
+MAX_BLEND_POOL = 8  # map cells; 8 is half of a 16x16 map
 MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
 
 
@@ -48,6 +49,8 @@ class EditSpec:
             every target, e.g. (["cat"], ["dog"]); None turns local blend off.
         subtract_words: words whose regions are removed from the local-blend mask (needs blend_words).
         blend_threshold: local-blend mask threshold on the normalised attention.
+        blend_pool: the blend words' maps grow by this many map cells (a max-pool) before the threshold:
+            1, a 3x3 pool as in the reference; 0 keeps a sharp model's maps to the object's outline.
         blend_start: local blend starts after this fraction of the steps.
         equalizer: reweight: {word: factor} or {word: [factor per target]}, composing with the edit.
         mask_mode: a user mask "replace"s the attention mask or "intersect"s it (needs blend_words).
@@ -63,6 +66,7 @@ class EditSpec:
     blend_words: Words | None = None
     subtract_words: Words | None = None
     blend_threshold: float = 0.3
+    blend_pool: int = 1
     blend_start: float = 0.2
     equalizer: Equalizer | None = None
     mask_mode: str = "replace"
@@ -85,6 +89,9 @@ class EditSpec:
         set_(self, "blend_words", _words(self.blend_words, n("blend_words")))
         set_(self, "subtract_words", _words(self.subtract_words, n("subtract_words")))
         set_(self, "blend_threshold", validation.fraction(self.blend_threshold, n("blend_threshold")))
+        validation.whole_number(self.blend_pool, n("blend_pool"), minimum=0)
+        if self.blend_pool > MAX_BLEND_POOL:
+            raise ValueError(f"{n('blend_pool')} must be at most {MAX_BLEND_POOL} map cells, got {self.blend_pool!r}")
         set_(self, "blend_start", validation.fraction(self.blend_start, n("blend_start")))
         set_(self, "equalizer", _equalizer(self.equalizer, n("equalizer")))
         validation.choice(self.mask_mode, MASK_MODES, n("mask_mode"))

@@ -48,6 +48,12 @@ def test_recipe_errors_name_the_file_the_entry_and_the_key(tmp_path, recipe):
     with pytest.raises(RecipeError, match=r"r\.json: photos\[0\]: edits\[0\]: blend_threshold must be a fraction"):
         plan_jobs(recipe, tmp_path / "r.json", tmp_path, "toy", "auto", "auto")
     recipe["photos"][0]["edits"][0]["blend_threshold"] = 0.5
+    recipe["photos"][0]["edits"][0]["blend_pool"] = "1.5"
+    with pytest.raises(RecipeError, match=r"edits\[0\]: blend_pool: '1\.5' is not a whole number"):
+        plan_jobs(recipe, tmp_path / "r.json", tmp_path, "toy", "auto", "auto")
+    recipe["photos"][0]["edits"][0]["blend_pool"] = "0"
+    (first, _) = plan_jobs(recipe, tmp_path / "r.json", tmp_path, "toy", "auto", "auto")
+    assert first.spec.blend_pool == 0
     recipe["photos"][0]["edits"][0]["subtract"] = "wall"
     del recipe["photos"][0]["edits"][0]["blend"]
     with pytest.raises(RecipeError, match="edits\\[0\\]: subtract needs blend"):  # the recipe's own spelling

@@ -226,12 +226,15 @@ def test_the_blend_mask_unites_source_and_target_words_minus_the_subtract_words(
     sub = editor.generate([SRC, TGT], latents=z_T(0), progress=False, subtract_words=(["wall"], ["wall"]), **kwargs)
     maps = plain.attention.maps  # (rows, 8, 8, tokens); "cat"/"dog" are token 5, "wall" token 8
 
-    def region(row: int, token: int, pool: bool) -> torch.Tensor:
+    def region(row: int, token: int, pool: int) -> torch.Tensor:
         return threshold_mask(maps[row, :, :, token][None, None], (32, 32), 0.5, pool=pool)[0]
 
-    union = region(0, 5, True) | region(1, 5, True)
-    assert not torch.equal(union, region(0, 5, True)) and not torch.equal(union, region(1, 5, True))
+    union = region(0, 5, 1) | region(1, 5, 1)
+    assert not torch.equal(union, region(0, 5, 1)) and not torch.equal(union, region(1, 5, 1))
     assert torch.equal(plain.info["blend_mask"][0].bool(), union)
-    walls = region(0, 8, False) | region(1, 8, False)
+    walls = region(0, 8, 0) | region(1, 8, 0)
     assert (union & walls).any()
     assert torch.equal(sub.info["blend_mask"][0].bool(), union & ~walls)
+    sharp = editor.generate([SRC, TGT], latents=z_T(0), progress=False, blend_pool=0, **kwargs)
+    assert torch.equal(sharp.info["blend_mask"][0].bool(), region(0, 5, 0) | region(1, 5, 0))
+    assert sharp.info["blend_mask"].sum() < plain.info["blend_mask"].sum()  # the pool grew the mask

@@ -27,10 +27,20 @@ def test_the_mask_is_the_union_of_the_source_and_target_word_regions():
     left, right = (slice(2, 6), slice(0, 2)), (slice(2, 6), slice(6, 8))
     maps = maps_with({(0, 1): left, (1, 2): right})  # source word (token 1) left, target word (token 2) right
     mask = blend_mask(maps, (H, W), (H, W), token_weights(1, 2), threshold=0.5)
-    src = threshold_mask(maps[:1, :, 1].reshape(1, 1, H, W), (H, W), 0.5, pool=True)
-    tgt = threshold_mask(maps[1:, :, 2].reshape(1, 1, H, W), (H, W), 0.5, pool=True)
+    src = threshold_mask(maps[:1, :, 1].reshape(1, 1, H, W), (H, W), 0.5, pool=1)
+    tgt = threshold_mask(maps[1:, :, 2].reshape(1, 1, H, W), (H, W), 0.5, pool=1)
     assert torch.equal(mask.bool(), src | tgt)
     assert src.any() and tgt.any() and not (src & tgt).any()  # both halves count, and they are different
+
+
+@pytest.mark.parametrize("pool", [0, 1, 2])
+def test_the_pool_grows_the_word_region_by_its_radius_in_map_cells(pool):
+    square = (slice(3, 5), slice(3, 5))
+    maps = maps_with({(0, 1): square, (1, 1): square})
+    mask = blend_mask(maps, (H, W), (H, W), token_weights(1), threshold=0.5, pool=pool)
+    expected = torch.zeros(1, 1, H, W)
+    expected[..., 3 - pool:5 + pool, 3 - pool:5 + pool] = 1  # pool 1: the reference's 3x3 max-pool
+    assert torch.equal(mask, expected)
 
 
 @pytest.mark.parametrize("row", [0, 1], ids=["in the source", "in the target"])

@@ -27,6 +27,14 @@ def test_at_the_edits_own_threshold_the_mask_is_the_one_the_edit_blended_with(ed
     assert [np.asarray(m).tolist() for m in photo_masks(res, again)] == [np.asarray(m).tolist() for m in res.masks]
 
 
+def test_an_edit_without_the_pool_is_recomputed_without_it(edited):
+    editor, res = edited
+    sharp = editor.edit(res.inversion, TARGET, spec=res.spec.replace(blend_pool=0), progress=False)
+    again = blend_masks(sharp, editor.pipe.tokenizer)
+    assert torch.equal(again, sharp.info["blend_mask"].cpu())
+    assert again.sum() < blend_masks(res, editor.pipe.tokenizer).sum()
+
+
 def test_a_higher_threshold_gives_a_smaller_mask_inside_the_lower_ones(edited):
     editor, res = edited
     low, mid, high = (blend_masks(res, editor.pipe.tokenizer, t) for t in (0.1, 0.5, 0.95))

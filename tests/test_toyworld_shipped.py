@@ -19,7 +19,7 @@ from p2p_real import Editor, load_pipeline
 from p2p_real.toyworld import quality
 from p2p_real.toyworld.captions import caption_of
 from p2p_real.toyworld.demo import DEMO_SCENE, demo_edits, run_demo
-from p2p_real.toyworld.edits import BLEND_THRESHOLD, check_edit, make_edit
+from p2p_real.toyworld.edits import SHARP_BLEND, check_edit, make_edit
 from p2p_real.toyworld.model import ATTENTION_RES, MODEL_DIR, default_model_dir
 from p2p_real.toyworld.scenes import Scene, SceneObject, random_scene, render
 from p2p_real.toyworld.vision import mask_iou, segment_objects
@@ -134,22 +134,24 @@ def test_local_blend_mask_covers_the_object_and_the_background_is_kept(editor, i
         assert background_psnr(res.images[1], rendered) > MIN_BACKGROUND_PSNR, rendered.caption
 
 
-def test_swaps_keep_only_the_cells_near_the_peak_of_the_words_map(editor, inverted):
-    """The toy edits' blend threshold for swaps in place (edits.BLEND_THRESHOLD, docs/toyworld.md "Masks"):
-    the mask still covers the object and fits it better than the photo default's."""
+def test_swaps_blend_on_the_words_map_without_the_pool(editor, inverted):
+    """The toy edits' local blend for edits in place (edits.SHARP_BLEND, docs/toyworld.md "Masks"): without the
+    3x3 max-pool the mask still covers the object (measured 0.995-1.0) and fits it better than the photo
+    default's (IoU 0.76-0.80 against 0.44-0.53)."""
     for rendered, inv, _ in inverted:
         truth = rendered.objects[0].mask
         for kind in ("colour", "shape"):
             edit = make_edit(kind, rendered)
-            assert edit.options["blend_threshold"] == BLEND_THRESHOLD > 0.3
+            assert edit.options["blend_pool"] == SHARP_BLEND["blend_pool"] == 0
             ious = {}
-            for name, options in (("toy", edit.options), ("default", {**edit.options, "blend_threshold": None})):
+            default = {**edit.options, "blend_threshold": None, "blend_pool": None}
+            for name, options in (("toy", edit.options), ("default", default)):
                 res = editor.edit(inv, edit.target, progress=False, **options)
                 mask = latent_mask(res, truth.shape)
                 ious[name] = mask_iou(mask, truth)
                 if name == "toy":
                     assert mask[truth].mean() >= MIN_COVER, (rendered.caption, kind)
-            assert ious["toy"] > ious["default"] + 0.05, (rendered.caption, kind, ious)  # measured +0.08 to +0.17
+            assert ious["toy"] > ious["default"] + 0.15, (rendered.caption, kind, ious)  # measured +0.25 to +0.32
 
 
 def test_local_blend_keeps_more_background_than_p2p_alone(editor, inverted):

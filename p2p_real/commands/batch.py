@@ -23,8 +23,8 @@ inversion (NAME.inv.safetensors: its caption and settings come from the file):
    "edits": [{{"target": "{{prompt}} at night"}}]}}
   photo keys: photo, prompt, name, method, steps, guidance, size, square, edits (and any edit key as a default)
   edit keys: target(s), name, edit, cross_replace, self_replace, self_replace_max_res, blend, subtract,
-             blend_threshold, blend_start, mask, mask_mode, reweight, seed ('edits' at the top level apply to
-             every photo; {{prompt}} stands for the photo's prompt)
+             blend_threshold, blend_pool, blend_start, mask, mask_mode, reweight, seed ('edits' at the top level
+             apply to every photo; {{prompt}} stands for the photo's prompt)
 outputs: OUT/PHOTO/EDIT.* as for `{PROG} edit`, inversions cached in OUT/inversions/.
 Run it again to resume: finished edits are skipped (an edit whose files went missing is redone); existing
 files that are not the batch's own are never replaced without --overwrite. Under `accelerate launch` the

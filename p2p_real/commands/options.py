@@ -26,7 +26,8 @@ DEFAULT_OUT = "p2p-out"
 # how the command line spells the settings, for messages
 SPEC_NAMES = {"edit": "--edit", "cross_replace_steps": "--cross-replace", "self_replace_steps": "--self-replace",
               "self_replace_max_res": "--self-replace-max-res", "blend_words": "--blend",
-              "subtract_words": "--subtract", "blend_threshold": "--blend-threshold", "blend_start": "--blend-start",
+              "subtract_words": "--subtract", "blend_threshold": "--blend-threshold", "blend_pool": "--blend-pool",
+              "blend_start": "--blend-start",
               "equalizer": "--reweight", "mask_mode": "--mask-mode"}
 SETTINGS_NAMES = {"prompt": "--prompt", "method": "--method", "num_inference_steps": "--steps",
                   "guidance_scale": "--guidance", "size": "--size", "square": "--square"}
@@ -53,6 +54,7 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 
 positive_int = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), ""))
+pool_radius = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), "", minimum=0))
 seed_value = arg_type(lambda text: validation.seed(notation.parse_whole(text), ""))
 guidance_value = arg_type(lambda text: validation.number(notation.parse_number(text), "", minimum=0))
 fraction = arg_type(notation.parse_fraction)
@@ -204,6 +206,9 @@ def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
                        help="remove these words' regions from the local-blend mask (repeatable)")
     group.add_argument("--blend-threshold", type=fraction, metavar="F",
                        help=f"local-blend mask threshold (default {defaults.blend_threshold})")
+    group.add_argument("--blend-pool", type=pool_radius, metavar="N",
+                       help="grow the blend words' maps by N map cells before the threshold (default "
+                            f"{defaults.blend_pool}, the reference's 3x3 max-pool; 0 for none)")
     group.add_argument("--blend-start", type=fraction, metavar="F",
                        help=f"start local blend after this fraction of the steps (default {defaults.blend_start})")
     group.add_argument("--reweight", type=reweight_entry, action="append", metavar="WORD=F",
@@ -252,6 +257,7 @@ def spec_from_args(args: argparse.Namespace, n_targets: int, synthetic: bool = F
         "blend_words": notation.pair_rows(args.blend or [], n_targets, "--blend"),
         "subtract_words": notation.pair_rows(args.subtract or [], n_targets, "--subtract"),
         "blend_threshold": args.blend_threshold,
+        "blend_pool": args.blend_pool,
         "blend_start": args.blend_start,
         "equalizer": notation.equalizer(args.reweight or []),
         "mask_mode": getattr(args, "mask_mode", None),

@@ -109,6 +109,8 @@ def spec_options(spec: EditSpec) -> list[str]:
         argv += [x for pair in _pairs(words, option) for x in (option, pair)]
     if spec.blend_threshold != default.blend_threshold:
         argv += ["--blend-threshold", repr(spec.blend_threshold)]
+    if spec.blend_pool != default.blend_pool:
+        argv += ["--blend-pool", str(spec.blend_pool)]
     if spec.blend_start != default.blend_start:
         argv += ["--blend-start", repr(spec.blend_start)]
     for word, factor in (spec.equalizer or {}).items():
