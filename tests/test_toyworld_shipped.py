@@ -240,3 +240,23 @@ def test_random_scenes_keep_their_attributes_through_the_vae(editor):
         decoded = quality.tensor_to_images(editor.pipe.vae.decode(editor.pipe.vae.encode(x).latent_dist.mean).sample)
     hits = [quality.caption_hits(image, caption_of(scene))["all"] for image, scene in zip(decoded, scenes)]
     assert np.mean(hits) >= 0.9
+
+
+def test_a_shape_swap_of_the_first_of_two_objects_keeps_the_other_out_of_its_mask(editor):
+    """Both objects are squares, so the swapped word names the big one too; the toy shape swap subtracts the
+    other object's colour word (docs/toyworld.md, "Edits"), without which the mask takes in the big square."""
+    scene = Scene(objects=(SceneObject("white", "square", "small", center=(0.3, 0.3)),
+                           SceneObject("blue", "square", "big", center=(0.66, 0.64))), background="yellow",
+                  seed=444_444)
+    rendered = render(scene, editor.default_size[0])
+    inv = editor.invert(rendered.image, rendered.caption, method="direct", progress=False)
+    edit = make_edit("shape", rendered, prefer="circle")
+    assert edit.options["subtract_words"] == (["blue"], ["blue"])
+    other = rendered.objects[1].mask
+    shares, kept = {}, {}
+    for name, options in (("toy", edit.options), ("no subtraction", {**edit.options, "subtract_words": None})):
+        res = editor.edit(inv, edit.target, progress=False, **options)
+        shares[name] = latent_mask(res, other.shape)[other].mean()
+        kept[name] = check_edit(edit, rendered, res.images[1]).background_db
+    assert shares["toy"] < 0.1 < 0.5 < shares["no subtraction"], shares  # measured 0.0 and 1.0
+    assert kept["toy"] > kept["no subtraction"] + 10, kept  # measured 59.0 and 32.3 dB

@@ -2,7 +2,8 @@
 
 One definition serves the demo, the benchmark and the tests on the shipped model:
 - "colour": swap the first object's colour word ("red" -> "blue"), local blend on the two colour words;
-- "shape": swap its shape word ("circle" -> "star"), local blend on the two shape words;
+- "shape": swap its shape word ("circle" -> "star"), local blend on the two shape words minus the other
+  objects' colour words;
 - "background": swap the background's colour word, local blend on the two background words minus the
   objects' colour and shape words (the background's map, grown by the blend's max-pool, reaches into them);
 - "add": refine, adding "and a small <colour> <shape>" to a one-object caption, blend on the new shape minus
@@ -82,6 +83,11 @@ def make_edit(
     first = caption.objects[0]
     used = {o.colour for o in scene.objects} | {scene.background}
     options = dict(OPTIONS[kind])
+    # a shape word may name the other object too ("a small red square and a big blue square") and attends to
+    # it: a shape swap subtracts the other objects' colour words, which no two objects share
+    others = [o.colour for o in caption.objects[1:]]
+    if others and kind == "shape":
+        options["subtract_words"] = (others, others)
     if kind == "colour":
         colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
         target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
