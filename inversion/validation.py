@@ -34,12 +34,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def whole_number(value: Any, name: str, minimum: int = 1, error: type[ValueError] = ValueError) -> int:
-    """An int (not a bool) of at least `minimum`."""
+def whole_number(
+    value: Any, name: str, minimum: int = 1, error: type[ValueError] = ValueError, maximum: int | None = None
+) -> int:
+    """An int (not a bool) of at least `minimum` (and at most `maximum`, if given)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(_named(name, f"must be a whole number, got {value!r}"))
     if value < minimum:
         raise error(_named(name, f"must be at least {minimum}, got {value!r}"))
+    if maximum is not None and value > maximum:
+        raise error(_named(name, f"must be at most {maximum}, got {value!r}"))
     return value
 
 

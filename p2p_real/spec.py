@@ -89,9 +89,7 @@ class EditSpec:
         set_(self, "blend_words", _words(self.blend_words, n("blend_words")))
         set_(self, "subtract_words", _words(self.subtract_words, n("subtract_words")))
         set_(self, "blend_threshold", validation.fraction(self.blend_threshold, n("blend_threshold")))
-        validation.whole_number(self.blend_pool, n("blend_pool"), minimum=0)
-        if self.blend_pool > MAX_BLEND_POOL:
-            raise ValueError(f"{n('blend_pool')} must be at most {MAX_BLEND_POOL} map cells, got {self.blend_pool!r}")
+        validation.whole_number(self.blend_pool, n("blend_pool"), minimum=0, maximum=MAX_BLEND_POOL)
         set_(self, "blend_start", validation.fraction(self.blend_start, n("blend_start")))
         set_(self, "equalizer", _equalizer(self.equalizer, n("equalizer")))
         validation.choice(self.mask_mode, MASK_MODES, n("mask_mode"))

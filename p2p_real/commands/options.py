@@ -27,8 +27,7 @@ DEFAULT_OUT = "p2p-out"
 SPEC_NAMES = {"edit": "--edit", "cross_replace_steps": "--cross-replace", "self_replace_steps": "--self-replace",
               "self_replace_max_res": "--self-replace-max-res", "blend_words": "--blend",
               "subtract_words": "--subtract", "blend_threshold": "--blend-threshold", "blend_pool": "--blend-pool",
-              "blend_start": "--blend-start",
-              "equalizer": "--reweight", "mask_mode": "--mask-mode"}
+              "blend_start": "--blend-start", "equalizer": "--reweight", "mask_mode": "--mask-mode"}
 SETTINGS_NAMES = {"prompt": "--prompt", "method": "--method", "num_inference_steps": "--steps",
                   "guidance_scale": "--guidance", "size": "--size", "square": "--square"}
 

@@ -83,11 +83,6 @@ def make_edit(
     first = caption.objects[0]
     used = {o.colour for o in scene.objects} | {scene.background}
     options = dict(OPTIONS[kind])
-    # a shape word may name the other object too ("a small red square and a big blue square") and attends to
-    # it: a shape swap subtracts the other objects' colour words, which no two objects share
-    others = [o.colour for o in caption.objects[1:]]
-    if others and kind == "shape":
-        options["subtract_words"] = (others, others)
     if kind == "colour":
         colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
         target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
@@ -96,6 +91,11 @@ def make_edit(
     if kind == "shape":
         shape = _pick([s for s in SHAPES if s != first.shape], rng, prefer)
         target = _replace_object(caption, ObjectPhrase(first.colour, shape, first.size))
+        # the shape word may name another object too ("a small red square and a big blue square") and attends to
+        # it: subtract the other objects' colour words, which no two objects share
+        others = [o.colour for o in caption.objects[1:]]
+        if others:
+            options["subtract_words"] = (others, others)
         return ToyEdit(kind, f"shape: {first.shape} -> {shape}", caption.text, target.text,
                        {**options, "blend_words": ([first.shape], [shape])}, first.colour, shape, scene.background)
     if kind == "background":
