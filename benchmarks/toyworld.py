@@ -9,12 +9,19 @@ Figures (written to results/toyworld.json):
   ("a big red circle on a blue background"); prompt_following_two_objects: two-object captions with every
   part found (two_object_parts has each part);
 - layout_iou_p2p / layout_iou_baseline: colour and shape swaps of generated scenes, P2P against the
-  target prompt alone from the same seed: IoU of the object's mask in the source and in the edit;
+  target prompt alone from the same seed: IoU of the edited object's mask with where a layout-keeping edit
+  draws it, the source object's mask for a colour swap and the new shape at the source object's centre, size
+  and rotation for a shape swap (vision.reshaped_mask; two shapes of one size overlap by only 0.57-0.77, so the
+  source mask would mark a perfect shape swap down); layout_iou_p2p_raw / layout_iou_baseline_raw compare with
+  the source mask for both kinds;
 - blend_mask_iou: the local-blend mask (latent, upsampled) against the true object mask of rendered,
   inverted scenes, with the toy model's latent/2 maps and the toy edits' blend settings (per kind in
   blend_mask_iou_per_kind; blend_mask_iou_latent4: the colour swaps with the default latent/4 maps);
   attention_mask_iou_unpooled: the source word's map thresholded at 0.3 of its peak, not pooled;
   background_psnr: PSNR of the edits outside the objects involved;
+- size_word_effect: mean object area from "big" and "small" captions and from text embeddings mixed between
+  them (quality.size_word_effect); size_word_share is how much of the big-small difference the size word
+  alone carries, (word - small) / (big - small): a reweight of "big" can only grow an object if it is high;
 - recon_gap_db: VAE-ceiling PSNR minus reconstruction PSNR of held-out rendered scenes, per method;
 - edit_success (and edit_success_per_kind): the five kinds of p2p_real.toyworld.edits on inversions of
   held-out scenes made with the demo's method (direct inversion), checked by vision as `check_edit` says
@@ -43,9 +50,9 @@ from p2p_real.toyworld.captions import scene_caption
 from p2p_real.toyworld.demo import DEMO_METHOD
 from p2p_real.toyworld.edits import KINDS, check_edit, make_edit
 from p2p_real.toyworld.model import ATTENTION_RES, default_model_dir
-from p2p_real.toyworld.quality import attribute_following, prompt_following
+from p2p_real.toyworld.quality import attribute_following, prompt_following, size_word_effect
 from p2p_real.toyworld.scenes import random_scene, render
-from p2p_real.toyworld.vision import find_object, mask_iou, segment_objects
+from p2p_real.toyworld.vision import find_object, mask_iou, reshaped_mask, segment_objects
 from p2p_real.toyworld.world import COLOURS, SHAPES
 
 RESULTS = Path(__file__).parent / "results" / "toyworld.json"
@@ -72,7 +79,7 @@ def object_mask(image: np.ndarray, colour: str, shape: str | None = None) -> np.
 
 def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Generator) -> dict[str, float]:
     """Generated one-object scenes, edited by a colour or shape swap with P2P and without."""
-    p2p, baseline = [], []
+    p2p, baseline, p2p_raw, baseline_raw = [], [], [], []
     latent_side = editor.pipe.unet.config.sample_size
     for i in range(n):
         scene = random_scene(rng, n_objects=1, sizes=["big"])
@@ -89,12 +96,14 @@ def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Gener
         src_mask = object_mask(images[0], obj.colour, obj.shape)
         if src_mask is None:  # the model did not draw the source object: nothing to preserve
             continue
-        for image, bucket in ((images[1], p2p), (images[2], baseline)):
+        kept = src_mask if kind == "colour" else reshaped_mask(src_mask, obj.shape, shape)
+        for image, bucket, raw in ((images[1], p2p, p2p_raw), (images[2], baseline, baseline_raw)):
             edit_mask = object_mask(image, colour, shape if kind == "shape" else None)
-            bucket.append(0.0 if edit_mask is None else mask_iou(src_mask, edit_mask))
-    return {"layout_iou_p2p": statistics.mean(p2p) if p2p else float("nan"),
-            "layout_iou_baseline": statistics.mean(baseline) if baseline else float("nan"),
-            "layout_pairs": len(p2p)}
+            bucket.append(0.0 if edit_mask is None else mask_iou(kept, edit_mask))
+            raw.append(0.0 if edit_mask is None else mask_iou(src_mask, edit_mask))
+    figures = {"layout_iou_p2p": p2p, "layout_iou_baseline": baseline, "layout_iou_p2p_raw": p2p_raw,
+               "layout_iou_baseline_raw": baseline_raw}
+    return {**{k: statistics.mean(v) if v else float("nan") for k, v in figures.items()}, "layout_pairs": len(p2p)}
 
 
 def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]) -> dict[str, object]:
@@ -201,12 +210,15 @@ def main() -> None:
                                            num_inference_steps=args.steps)
     two, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=2, num_inference_steps=args.steps)
     layout = layout_preservation(editor, args.layouts, args.steps, np.random.default_rng(7))
+    size = size_word_effect(editor.pipe)
+    size_share = (size["word"] - size["small"]) / max(size["big"] - size["small"], 1e-6)
     real = real_image_path(editor, args.scenes, args.steps, METHODS)
     results = {"model": "shipped toy model" if args.model is None else args.model, "steps": args.steps,
                "prompt_following": following,
                "prompt_following_attributes": {k: attributes[k] for k in ("colour", "shape", "size", "background",
                                                                           "all")},
-               "prompt_following_two_objects": two["all"], "two_object_parts": two, **layout, **real,
+               "prompt_following_two_objects": two["all"], "two_object_parts": two, **layout,
+               "size_word_effect": size, "size_word_share": size_share, **real,
                "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
                "seconds": round(time.perf_counter() - start, 1), "device": f"cpu ({os.cpu_count()} cores)"}
     rows = [("prompt following", following, ">= 0.90"),
@@ -215,6 +227,9 @@ def main() -> None:
             ("two-object captions, all parts", two["all"], ">= 0.70"),
             ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
             ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
+            ("  against the source mask, P2P", layout["layout_iou_p2p_raw"], ""),
+            ("  against the source mask, alone", layout["layout_iou_baseline_raw"], ""),
+            ("size carried by the size word alone", size_share, ""),
             (f"local-blend mask IoU (latent*{ATTENTION_RES:g} maps)", real["blend_mask_iou"], ">= 0.60"),
             *((f"  {kind}", iou, "") for kind, iou in real["blend_mask_iou_per_kind"].items()),
             ("  with latent/4 maps (colour swaps)", real["blend_mask_iou_latent4"], ""),

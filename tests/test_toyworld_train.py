@@ -75,6 +75,31 @@ def test_size_words_can_attend_to_the_footprint():
         assert (footprint > 0).sum() > (own > 0).sum()  # which is larger than the object
 
 
+def test_size_flip_swaps_the_size_words_of_the_context_only():
+    # --size-flip: the other tokens are encoded from the caption of the other size (docs/toyworld.md, "Edits")
+    tokenizer = build_tokenizer()
+    plain = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0)
+    flip = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0,
+                      size_flip=1.0)
+    for key in plain:  # the flip adds to a batch and changes nothing in it
+        assert np.array_equal(plain[key], flip[key])
+    swap = {"small</w>": "big</w>", "big</w>": "small</w>"}
+    flipped_rows = 0
+    for ids, other, sizes in zip(flip["input_ids"], flip["flip_ids"], flip["size_tokens"]):
+        words, others = tokenizer.convert_ids_to_tokens(ids.tolist()), tokenizer.convert_ids_to_tokens(other.tolist())
+        said = [i for i, word in enumerate(words) if word in swap]
+        assert np.nonzero(sizes)[0].tolist() == said  # every caption that says a size is flipped at p = 1
+        assert [others[i] for i in said] == [swap[words[i]] for i in said]
+        assert all(others[i] == words[i] for i in range(len(words)) if i not in said)
+        flipped_rows += bool(said)
+    assert flipped_rows >= 4
+    none = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0,
+                      size_flip=1e-9)
+    assert np.array_equal(none["flip_ids"], none["input_ids"]) and not none["size_tokens"].any()
+    with pytest.raises(ValueError, match="--size-flip"):
+        parse_args(["--out", "x", "--size-flip", "1.5"])
+
+
 def test_attention_loss_is_zero_when_attention_matches_the_mask():
     targets = torch.zeros(1, 3, 4)
     targets[0, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0])

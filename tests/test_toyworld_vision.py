@@ -16,6 +16,7 @@ from p2p_real.toyworld.vision import (
     find_object,
     mask_iou,
     match_truth,
+    reshaped_mask,
     segment_objects,
     size_class,
 )
@@ -130,3 +131,23 @@ def test_shapes_outside_the_world_are_unknown(name, points):
     shape, score = classify_shape(mask)
     assert shape == UNKNOWN, (name, shape, score)
     assert size_class(mask, shape) in ("small", "big")
+
+
+def test_reshaped_mask_is_where_the_renderer_draws_the_new_shape():
+    # the layout benchmark's measure for a shape swap (benchmarks/toyworld.py): the object of the same scene
+    # rendered as another shape, against the old shape's mask reshaped, and against the old mask itself
+    rng = np.random.default_rng(5)
+    reshaped, raw = [], []
+    for i in range(24):
+        scene = random_scene(rng, n_objects=1, sizes=["big"])
+        obj = scene.objects[0]
+        new = [s for s in SHAPES if s != obj.shape][i % 3]
+        old_mask = render(scene, 64).objects[0].mask
+        new_mask = render(scene.with_object(0, shape=new), 64).objects[0].mask
+        reshaped.append(mask_iou(reshaped_mask(old_mask, obj.shape, new), new_mask))
+        raw.append(mask_iou(old_mask, new_mask))
+    assert np.mean(reshaped) > 0.85 and np.mean(raw) < 0.7
+    same = render(random_scene(rng, n_objects=1, sizes=["big"]), 64).objects[0]
+    assert mask_iou(reshaped_mask(same.mask, same.shape, same.shape), same.mask) > 0.85
+    with pytest.raises(ValueError, match="too small"):
+        reshaped_mask(np.zeros((8, 8), dtype=bool), "circle", "star")

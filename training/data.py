@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from p2p_real.toyworld.captions import BACKGROUND, Caption, build_tokenizer, random_caption, token_tags
+from p2p_real.toyworld.captions import BACKGROUND, Caption, ObjectPhrase, build_tokenizer, random_caption, token_tags
 from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, coverage, random_scene, render
 from p2p_real.toyworld.world import SIZES
 
@@ -33,6 +33,7 @@ def make_batch(
     crop: int | None = None,
     caption_dropout: float = 0.1,
     size_footprint: bool = False,
+    size_flip: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """One batch: "images" uint8 (B, H, W, 3); with map_size > 0 also "input_ids" (B, 77),
     "token_target" (B, 77: which target map each token should attend to, or -1) and
@@ -41,6 +42,11 @@ def make_batch(
     `crop` cuts a random square of that side from each image (cheaper VAE training); captions are skipped then.
     With `size_footprint` the size words ("small", "big") attend to their object's footprint instead of the
     object itself: a disc at its centre as large as the biggest object of its shape (two more targets).
+    With `size_flip` > 0 there is also "flip_ids" (B, 77): for that share of the captions that say a size, the
+    caption with every size word swapped ("small" <-> "big"; the others repeat "input_ids"), and "size_tokens"
+    (B, 77) bool, the size words' positions in those captions. The trainer takes the size words' embeddings
+    from the true caption and every other token's from the flipped one, so the size can only be read from the
+    size word itself, which is what a reweight of it acts on (docs/toyworld.md, "Edits").
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -89,7 +95,25 @@ def make_batch(
                 token_target[b, sizes] = FOOTPRINT_TARGET + groups[sizes]
         out["token_target"] = token_target
         out["targets"] = targets
+        if size_flip > 0:
+            flipped = [c if c is None or rng.uniform() >= size_flip else flip_sizes(c) for c in captions]
+            ids = tokenizer(["" if c is None else c.text for c in flipped], padding="max_length",
+                            max_length=tokenizer.model_max_length, truncation=True)
+            out["flip_ids"] = np.asarray(ids.input_ids, dtype=np.int64)
+            out["size_tokens"] = np.zeros((batch_size, tokenizer.model_max_length), dtype=bool)
+            for b, (caption, flip) in enumerate(zip(captions, flipped)):
+                if flip is not caption:
+                    tags = token_tags(caption, tokenizer.model_max_length)
+                    out["size_tokens"][b] = [word in SIZES for word, _ in tags]
     return out
+
+
+def flip_sizes(caption: Caption) -> Caption:
+    """The caption with each object's size word swapped ("small" <-> "big"); the caption itself if it says none."""
+    if all(obj.size is None for obj in caption.objects):
+        return caption
+    swap = {"small": "big", "big": "small", None: None}
+    return Caption(tuple(ObjectPhrase(o.colour, o.shape, swap[o.size]) for o in caption.objects), caption.background)
 
 
 def footprints(scene: Scene, side: int) -> list[np.ndarray]:

@@ -72,6 +72,7 @@ class TrainSettings:
     caption_dropout: float = 0.1
     attn_weight: float = 0.05
     size_attention: str = "object"
+    size_flip: float = 0.0
     min_snr: float = 5.0
     noise_offset: float = 0.0
     attn_max_t: int = 800
@@ -144,6 +145,11 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
              "of its shape (room to grow for a reweighted 'big'; docs/toyworld.md)",
     )
     parser.add_argument(
+        "--size-flip", type=float, default=0.0,
+        help="share of the captions that say a size whose other tokens are encoded from the caption of the other "
+             "size, so that only the size word tells the size (what a reweight of it can change; docs/toyworld.md)",
+    )
+    parser.add_argument(
         "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
     )
     parser.add_argument(
@@ -171,6 +177,8 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         raise ValueError(f"--minutes must be positive, got {settings.minutes}")
     if not 0 < settings.vae_fraction <= 0.6:
         raise ValueError(f"--vae-fraction must be in (0, 0.6] (the VAE may run 1.5x it), got {settings.vae_fraction}")
+    if not 0 <= settings.size_flip <= 1:
+        raise ValueError(f"--size-flip must be in [0, 1], got {settings.size_flip}")
     if not 0 <= settings.noise_offset < 1:
         raise ValueError(f"--noise-offset must be in [0, 1), got {settings.noise_offset}")
     get_config(settings.preset)
@@ -487,6 +495,7 @@ class Run:
             map_size=map_size,
             caption_dropout=s.caption_dropout,
             size_footprint=s.size_attention == "footprint",
+            size_flip=s.size_flip,
         )
         probe = AttentionProbe(sides)
         if s.attn_weight > 0:
@@ -518,6 +527,10 @@ class Run:
             probe.clear()
             with self.autocast():
                 context = self.text_encoder(ids).last_hidden_state
+                if "flip_ids" in batch:  # every token but the size words from the caption of the other size
+                    flipped = self.text_encoder(batch["flip_ids"].to(self.device)).last_hidden_state
+                    keep = batch["size_tokens"].to(self.device)[..., None]
+                    context = torch.where(keep, context, flipped)
                 pred = forward(noisy, t, context).sample
             per_image = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3))
             mse = per_image.mean()

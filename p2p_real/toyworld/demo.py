@@ -29,8 +29,10 @@ DEMO_SCENE = Scene(
 # than from null-text inversion (benchmarks/toyworld.py measures both; docs/toyworld.md, "Which inversion"):
 # null-text's tuned unconditional embeddings are given to the target rows too and pull them to the source.
 DEMO_METHOD = "direct"
-# The new word each demo edit asks for.
-DEMO_CHOICES: dict[str, str | None] = {"colour": "blue", "shape": "star", "background": "green", "add": "blue",
+# The new word each demo edit asks for. The added object is green: on this scene an added blue, yellow, green
+# or purple circle works for three of the four colours, with the add edit's present windows and with the
+# last ones alike, and green with both.
+DEMO_CHOICES: dict[str, str | None] = {"colour": "blue", "shape": "star", "background": "green", "add": "green",
                                        "size": None}
 
 

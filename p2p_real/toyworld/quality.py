@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
@@ -175,6 +177,55 @@ def attribute_following(
         for key, hit in caption_hits(image, caption).items():
             totals[key] = totals.get(key, 0) + int(hit)
     return {key: value / max(count, 1) for key, value in totals.items()}, images, texts
+
+
+@torch.no_grad()
+def size_mixed_embeddings(pipe: StableDiffusionPipeline, captions: list[Caption]) -> dict[str, torch.Tensor]:
+    """Text embeddings of one-object captions said "big" and said "small", and two mixes of them: "word", every
+    token from the "small" caption but the size word from the "big" one, and "context", the other way round."""
+    def embed(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(pipe.device)
+        return ids, pipe.text_encoder(ids)[0]
+
+    said = {size: [Caption((dataclasses.replace(c.objects[0], size=size),), c.background) for c in captions]
+            for size in ("big", "small")}
+    (ids_big, big), (ids_small, small) = (embed([c.text for c in said[size]]) for size in ("big", "small"))
+    size_word = (ids_big != ids_small)[..., None]  # the one token where the two captions differ
+    return {"big": big, "small": small, "word": torch.where(size_word, big, small),
+            "context": torch.where(size_word, small, big)}
+
+
+@torch.no_grad()
+def size_word_effect(
+    pipe: StableDiffusionPipeline, count: int = 8, num_inference_steps: int = 25, guidance_scale: float = 7.5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Where a model reads an object's size: the mean area of the object sampled, from the same noise, from each
+    of `size_mixed_embeddings`. A reweight of "big" scales that word's attention only, so it can change a size
+    only if "word" comes out about as large as "big" (docs/toyworld.md, "Size by reweighting").
+
+    Returns {"big", "small", "word", "context"}: mean areas in pixels (0 for a missing object).
+    """
+    captions = full_captions(count, n_objects=1, seed=seed)
+    embeddings = size_mixed_embeddings(pipe, captions)
+    ids = pipe.tokenizer([""] * count, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids.to(pipe.device)
+    negative = pipe.text_encoder(ids)[0]
+    config = pipe.unet.config
+    shape = (count, config.in_channels, config.sample_size, config.sample_size)
+    latents = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed)).to(pipe.device, pipe.unet.dtype)
+    areas: dict[str, float] = {}
+    for name, embeds in embeddings.items():
+        out = pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=latents.clone(),
+                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="np").images
+        found = []
+        for caption, image in zip(captions, out):
+            obj = find_object(segment_objects((np.clip(image, 0, 1) * 255).round().astype(np.uint8)),
+                              caption.objects[0].colour)
+            found.append(0 if obj is None else obj.area)
+        areas[name] = float(np.mean(found))
+    return areas
 
 
 def image_grid(images: list[np.ndarray], columns: int = 8) -> np.ndarray:
