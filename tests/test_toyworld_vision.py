@@ -151,3 +151,5 @@ def test_reshaped_mask_is_where_the_renderer_draws_the_new_shape():
     assert mask_iou(reshaped_mask(same.mask, same.shape, same.shape), same.mask) > 0.85
     with pytest.raises(ValueError, match="too small"):
         reshaped_mask(np.zeros((8, 8), dtype=bool), "circle", "star")
+    with pytest.raises(ValueError, match="square mask"):
+        reshaped_mask(np.ones((8, 12), dtype=bool), "circle", "star")

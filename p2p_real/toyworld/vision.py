@@ -143,6 +143,8 @@ def reshaped_mask(mask: np.ndarray, shape: str, new_shape: str) -> np.ndarray:
     area = float(mask.sum())
     if area < 4:
         raise ValueError(f"mask has only {int(area)} pixels: too small to reshape")
+    if mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"expected a square mask (the renderer's images are square), got {mask.shape}")
     ys, xs = np.nonzero(mask)
     radius = math.sqrt(area / _unit_area(shape)) * SHAPE_SCALE[new_shape] / SHAPE_SCALE[shape]
     center = (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)
