@@ -76,7 +76,8 @@ def test_size_words_can_attend_to_the_footprint():
 
 
 def test_size_flip_swaps_the_size_words_of_the_context_only():
-    # --size-flip: the other tokens are encoded from the caption of the other size (docs/toyworld.md, "Edits")
+    # --size-flip: the other tokens are encoded from the caption of the other size (docs/toyworld.md, "Size by
+    # reweighting")
     tokenizer = build_tokenizer()
     plain = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0)
     flip = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0,

@@ -46,7 +46,7 @@ def make_batch(
     caption with every size word swapped ("small" <-> "big"; the others repeat "input_ids"), and "size_tokens"
     (B, 77) bool, the size words' positions in those captions. The trainer takes the size words' embeddings
     from the true caption and every other token's from the flipped one, so the size can only be read from the
-    size word itself, which is what a reweight of it acts on (docs/toyworld.md, "Edits").
+    size word itself, which is what a reweight of it acts on (docs/toyworld.md, "Size by reweighting").
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")

@@ -179,18 +179,20 @@ def attribute_following(
     return {key: value / max(count, 1) for key, value in totals.items()}, images, texts
 
 
+def _encode(pipe: StableDiffusionPipeline, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, text embeddings) of the texts, padded to the tokenizer's length."""
+    ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids.to(pipe.device)
+    return ids, pipe.text_encoder(ids)[0]
+
+
 @torch.no_grad()
 def size_mixed_embeddings(pipe: StableDiffusionPipeline, captions: list[Caption]) -> dict[str, torch.Tensor]:
     """Text embeddings of one-object captions said "big" and said "small", and two mixes of them: "word", every
     token from the "small" caption but the size word from the "big" one, and "context", the other way round."""
-    def embed(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(pipe.device)
-        return ids, pipe.text_encoder(ids)[0]
-
     said = {size: [Caption((dataclasses.replace(c.objects[0], size=size),), c.background) for c in captions]
             for size in ("big", "small")}
-    (ids_big, big), (ids_small, small) = (embed([c.text for c in said[size]]) for size in ("big", "small"))
+    (ids_big, big), (ids_small, small) = (_encode(pipe, [c.text for c in said[size]]) for size in ("big", "small"))
     size_word = (ids_big != ids_small)[..., None]  # the one token where the two captions differ
     return {"big": big, "small": small, "word": torch.where(size_word, big, small),
             "context": torch.where(size_word, small, big)}
@@ -209,9 +211,7 @@ def size_word_effect(
     """
     captions = full_captions(count, n_objects=1, seed=seed)
     embeddings = size_mixed_embeddings(pipe, captions)
-    ids = pipe.tokenizer([""] * count, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         return_tensors="pt").input_ids.to(pipe.device)
-    negative = pipe.text_encoder(ids)[0]
+    negative = _encode(pipe, [""] * count)[1]
     config = pipe.unet.config
     shape = (count, config.in_channels, config.sample_size, config.sample_size)
     latents = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed)).to(pipe.device, pipe.unet.dtype)
