@@ -83,6 +83,7 @@ def make_batch(
         ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True)
         out["input_ids"] = np.asarray(ids.input_ids, dtype=np.int64)
         token_target = np.full((batch_size, tokenizer.model_max_length), NO_TARGET, dtype=np.int64)
+        size_words = np.zeros((batch_size, tokenizer.model_max_length), dtype=bool)
         for b, caption in enumerate(captions):
             if caption is None:
                 continue
@@ -90,9 +91,9 @@ def make_batch(
             groups = np.asarray([group for _, group in tags])
             token_target[b, groups >= 0] = groups[groups >= 0]
             token_target[b, groups == BACKGROUND] = BACKGROUND_TARGET
+            size_words[b] = [word in SIZES for word, _ in tags]
             if size_footprint:
-                sizes = np.asarray([word in SIZES for word, _ in tags])
-                token_target[b, sizes] = FOOTPRINT_TARGET + groups[sizes]
+                token_target[b, size_words[b]] = FOOTPRINT_TARGET + groups[size_words[b]]
         out["token_target"] = token_target
         out["targets"] = targets
         if size_flip > 0:
@@ -100,11 +101,8 @@ def make_batch(
             ids = tokenizer(["" if c is None else c.text for c in flipped], padding="max_length",
                             max_length=tokenizer.model_max_length, truncation=True)
             out["flip_ids"] = np.asarray(ids.input_ids, dtype=np.int64)
-            out["size_tokens"] = np.zeros((batch_size, tokenizer.model_max_length), dtype=bool)
-            for b, (caption, flip) in enumerate(zip(captions, flipped)):
-                if flip is not caption:
-                    tags = token_tags(caption, tokenizer.model_max_length)
-                    out["size_tokens"][b] = [word in SIZES for word, _ in tags]
+            changed = np.asarray([flip is not caption for caption, flip in zip(captions, flipped)])
+            out["size_tokens"] = size_words & changed[:, None]
     return out
 
 
