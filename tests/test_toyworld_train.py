@@ -203,3 +203,22 @@ def test_training_continues_from_a_pipeline_folder(tmp_path):
     with pytest.raises(ValueError, match="does not fit the preset 'mini'"):
         main(["--out", str(tmp_path / "third"), "--preset", "mini", "--device", "cpu", "--minutes", "5",
               "--init-model", str(first)])
+
+
+def test_a_teacher_gives_the_target_it_is_weighted_by(tmp_path):
+    # --teacher: the denoising target is lerp(noise, teacher's prediction for the true caption, weight)
+    first = tmp_path / "first"
+    common = ["--preset", "test", "--device", "cpu", "--minutes", "5", "--samples", "0", "--attn-weight", "0"]
+    assert main(["--out", str(first), *common, "--vae-steps", "2", "--unet-steps", "2"]) == 0
+    losses = {}
+    for weight in ("0", "1"):
+        out = tmp_path / f"w{weight}"
+        assert main(["--out", str(out), *common, "--init-model", str(first), "--teacher", str(first),
+                     "--teacher-weight", weight, "--unet-steps", "1"]) == 0
+        losses[weight] = float(_rows(out)[0]["loss"])
+    assert losses["1"] < 1e-8  # the student starts as the teacher: it already predicts the whole target
+    assert losses["0"] > 1e-3  # the drawn noise alone: the usual diffusion loss
+    with pytest.raises(ValueError, match="--teacher-weight"):
+        parse_args(["--out", "x", "--teacher-weight", "1.5"])
+    with pytest.raises(FileNotFoundError, match="no unet/ folder"):
+        parse_args(["--out", "x", "--teacher", str(tmp_path)])

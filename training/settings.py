@@ -36,6 +36,8 @@ class TrainSettings:
     attn_weight: float = 0.05
     size_attention: str = "object"
     size_flip: float = 0.0
+    teacher: Path | None = None
+    teacher_weight: float = 0.8
     min_snr: float = 5.0
     noise_offset: float = 0.0
     attn_max_t: int = 800
@@ -117,6 +119,16 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
              "size, so that only the size word tells the size (what a reweight of it can change; docs/toyworld.md)",
     )
     parser.add_argument(
+        "--teacher", type=Path,
+        help="a trained pipeline folder whose UNet, given the true caption, gives part of the denoising target "
+             "(distillation): with --size-flip, it says what the true size looks like without the noise of one "
+             "drawn scene (docs/toyworld.md, 'Size by reweighting')",
+    )
+    parser.add_argument(
+        "--teacher-weight", type=float, default=0.8,
+        help="share of the teacher's prediction in the target; the rest is the drawn noise",
+    )
+    parser.add_argument(
         "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
     )
     parser.add_argument(
@@ -146,6 +158,10 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         raise ValueError(f"--vae-fraction must be in (0, 0.6] (the VAE may run 1.5x it), got {settings.vae_fraction}")
     if not 0 <= settings.size_flip <= 1:
         raise ValueError(f"--size-flip must be in [0, 1], got {settings.size_flip}")
+    if not 0 <= settings.teacher_weight <= 1:
+        raise ValueError(f"--teacher-weight must be in [0, 1], got {settings.teacher_weight}")
+    if settings.teacher is not None and not (settings.teacher / "unet").is_dir():
+        raise FileNotFoundError(f"--teacher {settings.teacher} has no unet/ folder: give a pipeline folder")
     if not 0 <= settings.noise_offset < 1:
         raise ValueError(f"--noise-offset must be in [0, 1), got {settings.noise_offset}")
     get_config(settings.preset)

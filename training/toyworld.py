@@ -68,6 +68,20 @@ def progress_bar(seconds: float, stage: str) -> tqdm:
     )
 
 
+def load_teacher(folder: Path, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A trained pipeline's UNet and text encoder, frozen, for --teacher."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    parts = []
+    for name, cls in (("unet", UNet2DConditionModel), ("text_encoder", CLIPTextModel)):
+        module = cls.from_pretrained(folder / name, torch_dtype=torch.float32).to(device).eval()
+        module.requires_grad_(False)
+        parts.append(module)
+    print(f"teacher: {folder}", flush=True)
+    return parts[0], parts[1]
+
+
 class Run:
     """One training run: models, optimisers, the time budget, checkpoints and the CSV log."""
 
@@ -105,6 +119,7 @@ class Run:
         self.ema = [p.detach().clone().float() for p in self.unet_params]
         self.ema_updates = 0
         self.last_save = time.monotonic()
+        self.teacher = load_teacher(settings.teacher, self.device) if settings.teacher is not None else None
         if settings.resume and self.state_path.is_file():
             self.load()
         else:
@@ -396,7 +411,13 @@ class Run:
                     keep = batch["size_tokens"].to(self.device)[..., None]
                     context = torch.where(keep, context, flipped)
                 pred = forward(noisy, t, context).sample
-            per_image = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3))
+            target = noise
+            if self.teacher is not None:
+                with torch.no_grad(), self.autocast():
+                    unet, encoder = self.teacher
+                    taught = unet(noisy, t, encoder(ids).last_hidden_state).sample.float()
+                target = torch.lerp(noise, taught, s.teacher_weight)
+            per_image = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
             mse = per_image.mean()
             loss = (per_image * snr_weight(a.flatten(), s.min_snr)).mean()
             attn = torch.zeros((), device=self.device)
