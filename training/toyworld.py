@@ -119,7 +119,8 @@ class Run:
         self.ema = [p.detach().clone().float() for p in self.unet_params]
         self.ema_updates = 0
         self.last_save = time.monotonic()
-        self.teacher = load_teacher(settings.teacher, self.device) if settings.teacher is not None else None
+        use_teacher = settings.teacher is not None and not settings.export_only
+        self.teacher = load_teacher(settings.teacher, self.device) if use_teacher else None
         if settings.resume and self.state_path.is_file():
             self.load()
         else:
@@ -358,7 +359,8 @@ class Run:
     # ---- stage 2: UNet + text encoder -------------------------------------------------------------------
     def train_unet(self) -> None:
         """Epsilon-prediction diffusion loss (Min-SNR weighted) plus the attention-to-mask loss at latent/2 and
-        latent/4; EMA of the weights."""
+        latent/4; EMA of the weights. With --teacher the target is partly the teacher's prediction for the true
+        caption (the logged mse is against that target)."""
         s = self.settings
         budget = self.stage_budget(STAGE_UNET)
         map_size = 2 * self.config.map_size
