@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import torch
 
-from p2p_real.toyworld.captions import BACKGROUND, Caption, ObjectPhrase, build_tokenizer, random_caption, token_tags
+from p2p_real.toyworld.captions import BACKGROUND, Caption, build_tokenizer, random_caption, token_tags
 from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, coverage, random_scene, render
 from p2p_real.toyworld.world import SIZES
 
@@ -111,7 +112,8 @@ def flip_sizes(caption: Caption) -> Caption:
     if all(obj.size is None for obj in caption.objects):
         return caption
     swap = {"small": "big", "big": "small", None: None}
-    return Caption(tuple(ObjectPhrase(o.colour, o.shape, swap[o.size]) for o in caption.objects), caption.background)
+    objects = tuple(dataclasses.replace(o, size=swap[o.size]) for o in caption.objects)
+    return dataclasses.replace(caption, objects=objects)
 
 
 def footprints(scene: Scene, side: int) -> list[np.ndarray]:

@@ -160,8 +160,9 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         raise ValueError(f"--size-flip must be in [0, 1], got {settings.size_flip}")
     if not 0 <= settings.teacher_weight <= 1:
         raise ValueError(f"--teacher-weight must be in [0, 1], got {settings.teacher_weight}")
-    if settings.teacher is not None and not (settings.teacher / "unet").is_dir():
-        raise FileNotFoundError(f"--teacher {settings.teacher} has no unet/ folder: give a pipeline folder")
+    for part in ("unet", "text_encoder") if settings.teacher is not None else ():
+        if not (settings.teacher / part).is_dir():
+            raise FileNotFoundError(f"--teacher {settings.teacher} has no {part}/ folder: give a pipeline folder")
     if not 0 <= settings.noise_offset < 1:
         raise ValueError(f"--noise-offset must be in [0, 1), got {settings.noise_offset}")
     get_config(settings.preset)
