@@ -28,25 +28,27 @@ from p2p_real.toyworld.vision import DetectedObject, background_colour, find_obj
 from p2p_real.toyworld.world import COLOURS, SHAPES
 
 KINDS: tuple[str, ...] = ("colour", "shape", "background", "add", "size")
-SIZE_WEIGHT = 3.0  # attention on the size word, times this, for the "size" edit
+SIZE_WEIGHT = 10.0  # attention on the size word, times this, for the "size" edit
 BACKGROUND_DB = 30.0  # PSNR outside the edited object that counts as "background kept"
 
 # The toy model's word maps are sharp (trained with an attention loss) and follow the object's outline; the
 # blend's 3x3 max-pool would grow a mask by a whole 16x16 map cell on every side. For an edit of the object
 # where it is (a swap, the size reweight) the mask is the words' maps without the pool, down to a tenth of
-# their peak, which still leaves a new outline room (docs/toyworld.md, "Masks"). A new background keeps the
-# default's; an added object, whose place only its own word's map tells, grows that map by two cells.
+# their peak, which still leaves a new outline room (docs/toyworld.md, "Masks"). A grown object needs more
+# room: the size reweight grows its mask by one cell. A new background keeps the default's; an added object,
+# whose place only its own word's map tells, grows that map by two cells.
 SHARP_BLEND: dict[str, Any] = {"blend_pool": 0, "blend_threshold": 0.1}
 
 # P2P settings per kind: a colour or shape swap may not keep the source's self-attention as long as a
-# background swap, or the old colour and outline come back; an added object and a grown one need the layout
-# freer still (docs/toyworld.md, "Edits").
+# background swap, or the old colour and outline come back; an added object needs the layout freer still. A
+# grown object needs no self-attention from the source and the source's cross-attention for most of the steps,
+# so that the reweighted size word acts on the object's own maps (docs/toyworld.md, "Edits").
 OPTIONS: dict[str, dict[str, Any]] = {
     "colour": {"self_replace_steps": 0.4, **SHARP_BLEND},
     "shape": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4, **SHARP_BLEND},
     "background": {},
     "add": {"self_replace_steps": 0.1, "cross_replace_steps": 0.1, "blend_pool": 2},
-    "size": {"self_replace_steps": 0.0, "cross_replace_steps": 0.2, **SHARP_BLEND},
+    "size": {"self_replace_steps": 0.0, "cross_replace_steps": 0.8, **SHARP_BLEND, "blend_pool": 1},
 }
 
 
