@@ -8,7 +8,8 @@ One definition serves the demo, the benchmark and the tests on the shipped model
   objects' colour and shape words (the background's map, grown by the blend's max-pool, reaches into them);
 - "add": refine, adding "and a small <colour> <shape>" to a one-object caption, blend on the new shape minus
   the first object's words (the new shape word also attends to the object already there);
-- "size": reweight the first object's size word (attention on "big" x `SIZE_WEIGHT`), blend on its shape.
+- "size": reweight the first object's size word (attention on "big" x `SIZE_WEIGHT`), blend on its shape grown by
+  one map cell (a grown object reaches past its old outline).
 `check_edit` says whether the edited image shows what the edit asked for, where it asked for it, and
 that the rest of the photo is kept.
 """
@@ -42,7 +43,7 @@ SHARP_BLEND: dict[str, Any] = {"blend_pool": 0, "blend_threshold": 0.1}
 # P2P settings per kind: a colour or shape swap may not keep the source's self-attention as long as a
 # background swap, or the old colour and outline come back; an added object needs the layout freer still. A
 # grown object needs no self-attention from the source and the source's cross-attention for most of the steps,
-# so that the reweighted size word acts on the object's own maps (docs/toyworld.md, "Edits").
+# so that the reweighted size word acts on the object's own maps (docs/toyworld.md, "The five edits").
 OPTIONS: dict[str, dict[str, Any]] = {
     "colour": {"self_replace_steps": 0.4, **SHARP_BLEND},
     "shape": {"self_replace_steps": 0.2, "cross_replace_steps": 0.4, **SHARP_BLEND},
