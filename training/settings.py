@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         "--teacher", type=Path,
         help="a trained pipeline folder whose UNet, given the true caption, gives part of the denoising target "
              "(distillation): with --size-flip, it says what the true size looks like without the noise of one "
-             "drawn scene (docs/toyworld.md, 'Size by reweighting')",
+             "drawn scene (docs/toyworld.md, 'A teacher teaches the size word')",
     )
     parser.add_argument(
         "--teacher-weight", type=float, default=0.8,
@@ -160,9 +160,10 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
         raise ValueError(f"--size-flip must be in [0, 1], got {settings.size_flip}")
     if not 0 <= settings.teacher_weight <= 1:
         raise ValueError(f"--teacher-weight must be in [0, 1], got {settings.teacher_weight}")
-    for part in ("unet", "text_encoder") if settings.teacher is not None else ():
-        if not (settings.teacher / part).is_dir():
-            raise FileNotFoundError(f"--teacher {settings.teacher} has no {part}/ folder: give a pipeline folder")
+    if settings.teacher is not None:
+        for part in ("unet", "text_encoder"):
+            if not (settings.teacher / part).is_dir():
+                raise FileNotFoundError(f"--teacher {settings.teacher} has no {part}/ folder: give a pipeline folder")
     if not 0 <= settings.noise_offset < 1:
         raise ValueError(f"--noise-offset must be in [0, 1), got {settings.noise_offset}")
     get_config(settings.preset)
