@@ -19,6 +19,7 @@ from p2p_real.commands.options import PROG, CliError
 from p2p_real.versions import package_version
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+MAX_QUOTED_PATH = 160  # characters of a file name an error line quotes (the middle of a longer one is cut)
 __all__ = ["COMMANDS", "CliError", "build_parser", "main"]
 
 
@@ -40,13 +41,14 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     """The `p2p-real` parser with one subparser per module of p2p_real.commands."""
-    parser = Parser(prog=PROG, description="Prompt-to-Prompt editing of real photos (null-text inversion).")
+    parser = Parser(prog=PROG, description="Prompt-to-Prompt editing of real photos (null-text inversion).",
+                    allow_abbrev=False)  # an abbreviation never stands for another option (invert --out)
     parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         command = importlib.import_module(f"p2p_real.commands.{name}")
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP, epilog=command.EPILOG or None,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
     return parser
@@ -55,7 +57,9 @@ def build_parser() -> Parser:
 def one_line(exc: BaseException) -> str:
     """An exception as one line: its message with whitespace collapsed (the type for unexpected ones)."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror.lower()}"
+        name = str(exc.filename)
+        name = name if len(name) <= MAX_QUOTED_PATH else f"{name[:MAX_QUOTED_PATH // 2]}...{name[-40:]}"
+        text = f"{name}: {exc.strerror.lower()}"
     else:
         text = str(exc) or type(exc).__name__
         if not isinstance(exc, (CliError, ValueError, OSError)):

@@ -35,9 +35,10 @@ SOURCE, TARGET = "a photo of a cat sitting on the wall", "a photo of a dog sitti
 RESULTS = Path(__file__).parent / "results" / "edit_overhead.json"
 
 
-def setup(model: str, device: str, steps: int):
-    """The pipeline (DDIM like the editor's), the editor, a shared z_T and the two runs to compare."""
-    pipe = benchmark_pipeline(model, device)
+def setup(model: str, device: str, steps: int, pipe=None):
+    """The pipeline (DDIM like the editor's; `pipe` if given, else a fresh `model`), the editor, a shared z_T
+    and the two runs to compare."""
+    pipe = benchmark_pipeline(model, device) if pipe is None else pipe
     editor = Editor(pipe, num_inference_steps=steps)
     pipe.scheduler = ddim_scheduler(editor.scheduler.config)
     h, w = pipe.unet.config.sample_size, pipe.unet.config.sample_size
@@ -55,8 +56,9 @@ def setup(model: str, device: str, steps: int):
     return pipe, {"plain": plain, "p2p": p2p}
 
 
-def invert_and_edit(pipe, device: str, steps: int, method: str) -> dict[str, float]:
-    """Seconds to invert one photo at the model's size with `method`, then to edit it (blend on one word)."""
+def invert_and_edit(pipe, device: str, steps: int, method: str, callback=None) -> dict[str, float]:
+    """Seconds to invert one photo at the model's size with `method`, then to edit it (blend on one word);
+    `callback` is passed to both calls as their callback_on_step_end."""
     import numpy as np
     import skimage.data
 
@@ -64,10 +66,10 @@ def invert_and_edit(pipe, device: str, steps: int, method: str) -> dict[str, flo
     photo = np.ascontiguousarray(skimage.data.chelsea())
     sync(device)
     start = time.perf_counter()
-    inv = editor.invert(photo, SOURCE, method=method, progress=False, square=True)
+    inv = editor.invert(photo, SOURCE, method=method, progress=False, square=True, callback_on_step_end=callback)
     sync(device)
     middle = time.perf_counter()
-    editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), progress=False)
+    editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), progress=False, callback_on_step_end=callback)
     sync(device)
     return {"invert_seconds": middle - start, "edit_seconds": time.perf_counter() - middle}
 

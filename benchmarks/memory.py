@@ -62,8 +62,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(model: str, device: torch.device, mode: str, size: int, steps: int, method: str) -> dict[str, Any]:
-    """Invert a size x size photo and edit it once; seconds of each and the peak memory (CUDA)."""
+def measure(model: str, device: torch.device, mode: str, size: int, steps: int, method: str,
+            callback: Any = None) -> dict[str, Any]:
+    """Invert a size x size photo and edit it once; seconds of each and the peak memory (CUDA). `callback` is
+    passed to both calls as their callback_on_step_end."""
     photo = np.asarray(skimage.data.astronaut())
     row: dict[str, Any] = {"mode": mode, "size": size}
     pipe = build(model, device, mode)
@@ -75,11 +77,12 @@ def measure(model: str, device: torch.device, mode: str, size: int, steps: int, 
     try:
         sync(device)
         start = time.perf_counter()
-        inv = editor.invert(photo, PROMPT, method=method, size=(size, size), progress=False)
+        inv = editor.invert(photo, PROMPT, method=method, size=(size, size), progress=False,
+                            callback_on_step_end=callback)
         sync(device)
         row["invert_s"] = round(time.perf_counter() - start, 3)
         start = time.perf_counter()
-        editor.edit(inv, TARGET, blend_words=BLEND, progress=False)
+        editor.edit(inv, TARGET, blend_words=BLEND, progress=False, callback_on_step_end=callback)
         sync(device)
         row["edit_s"] = round(time.perf_counter() - start, 3)
     except torch.cuda.OutOfMemoryError as exc:

@@ -7,7 +7,7 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from inversion.image import (
     read_rgb,
     working_image,
 )
-from inversion.metadata import PhotoInfo
-from inversion.methods import METHOD_NAMES, METHODS
+from inversion.metadata import PhotoInfo, usable_icc
+from inversion.methods import METHODS
 from inversion.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
 from inversion.settings import InversionSettings
 
@@ -93,7 +93,8 @@ def _png_info(data: torch.Tensor) -> PhotoInfo:
     """The ICC profile and EXIF stored with the photo (none in files from before they were kept)."""
     with quiet_pil(), Image.open(io.BytesIO(data.numpy().tobytes())) as img:
         exif = img.getexif()
-        return PhotoInfo(img.info.get("icc_profile") or None, exif.tobytes() if len(exif) else None)
+        icc, note = usable_icc(img.info.get("icc_profile") or None)  # files written before profiles were checked
+        return PhotoInfo(icc, exif.tobytes() if len(exif) else None, note)
 
 
 def _png_pixels(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -121,6 +122,9 @@ class Inversion:
     `uncond_embeddings` (T, 77, D) are null-text's per-step unconditional embeddings; None means the
     empty prompt, or the source prompt itself for method "negative-prompt". `pivots` (T, C, h, w) are
     direct inversion's pivot latents z*_{t-1} that the source row is set to after each sampling step.
+    Method "chain" is an edit's row made the inversion of the edited image (p2p_real.chain): its latents after
+    each step as the pivots, the unconditional embeddings it used per step, and `chain`, the edits it descends
+    from (oldest first).
     """
 
     latent_T: torch.Tensor  # (1, C, h, w) float32: the pivot's z*_T, where every edit starts
@@ -142,6 +146,7 @@ class Inversion:
     path: Path | None = None  # the file it was loaded from or last saved to (not stored in the file)
     info: PhotoInfo | None = None  # the photo's ICC profile and EXIF, written into its edits (stored in the PNG)
     model_family: str = FAMILY_SD  # "sd" (1.x/2.x) or "sdxl"; files written before SDXL support are "sd"
+    chain: list[dict[str, Any]] = field(default_factory=list)  # method "chain": the edits it continues, oldest first
 
     def __post_init__(self) -> None:
         label = "inversion" if self.path is None else str(self.path)  # what errors call it
@@ -172,6 +177,11 @@ class Inversion:
         return METHODS[self.method].uncond == "prompt"
 
     @property
+    def parent(self) -> dict[str, Any] | None:
+        """The edit this inversion continues (method "chain"): its photo, caption, method, spec and target."""
+        return self.chain[-1] if self.chain else None
+
+    @property
     def latent_size(self) -> tuple[int, int]:
         """(height, width) of the latents."""
         return int(self.latent_T.shape[-2]), int(self.latent_T.shape[-1])
@@ -196,13 +206,17 @@ class Inversion:
         """Check that the fields agree (shapes, steps, method, box); raise ArtifactError if not."""
         if self.method not in METHODS:
             raise ArtifactError(
-                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHOD_NAMES)})"
+                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHODS)})"
             )
+        if not isinstance(self.chain, list) or not all(isinstance(link, dict) for link in self.chain):
+            raise ArtifactError(f"{path}: chain must be a list of the edits it continues (dicts)")
+        if bool(self.chain) != (self.method == "chain"):
+            raise ArtifactError(f"{path}: a chain of edits belongs to method 'chain' only, and it needs one")
         if self.model_family not in FAMILY_NAMES:
             raise ArtifactError(f"{path}: unknown model_family {self.model_family!r} "
                                 f"(expected one of {', '.join(FAMILY_NAMES)})")
         method = METHODS[self.method]
-        steps = validation.whole_number(self.num_inference_steps, f"{path}: num_inference_steps", error=ArtifactError)
+        steps = validation.steps(self.num_inference_steps, f"{path}: num_inference_steps", error=ArtifactError)
         validation.number(self.guidance_scale, f"{path}: guidance_scale", error=ArtifactError)
         latent = self.latent_T
         if latent.ndim != 4 or latent.shape[0] != 1:
@@ -215,10 +229,13 @@ class Inversion:
         f = self.vae_scale_factor
         if self.size != (w * f, h * f):
             raise ArtifactError(f"{path}: size {self.size} does not match latents {w}x{h} at VAE factor {f}")
+        if max(self.size) > validation.MAX_WORKING_SIDE:  # before any step runs at that size
+            raise ArtifactError(f"{path}: its working size {self.size[0]}x{self.size[1]} is over the limit of "
+                                f"{validation.MAX_WORKING_SIDE} pixels per side")
         emb = self.uncond_embeddings
         if (emb is not None) != (method.uncond == "per-step"):
             raise ArtifactError(
-                f"{path}: per-step unconditional embeddings belong to null-text inversion only"
+                f"{path}: per-step unconditional embeddings belong to null-text inversion and chains only"
             )
         if emb is not None and (emb.ndim != 3 or emb.shape[0] != steps):
             raise ArtifactError(
@@ -227,7 +244,7 @@ class Inversion:
             )
         piv = self.pivots
         if (piv is not None) != method.follows_pivot:
-            raise ArtifactError(f"{path}: per-step pivots belong to direct inversion only")
+            raise ArtifactError(f"{path}: per-step pivots belong to direct inversion and chains only")
         if piv is not None and tuple(piv.shape) != (steps, *latent.shape[1:]):
             raise ArtifactError(
                 f"{path}: pivots {tuple(piv.shape)} must be "
@@ -263,8 +280,10 @@ class Inversion:
             )
         problems = []
         if model_id != self.model_id:
+            made = self.parent.get("model") if self.parent else None  # a chain knows the model of its edit
             problems.append(
                 f"model fingerprint {model_id[:12]}... != {self.model_id[:12]}... of the inversion"
+                + (f" (it continues an edit made with the model {made})" if made else "")
             )
         if scheduler_id != self.scheduler_id:
             diffs = scheduler_differences(self.scheduler_id, scheduler_id)
@@ -351,6 +370,7 @@ class Inversion:
             "scheduler_id": self.scheduler_id,
             "source": "" if self.source is None else _file_name(self.source),
             "model_family": self.model_family,
+            **({"chain": json.dumps(self.chain, sort_keys=True)} if self.chain else {}),  # absent: no chain
         }
 
     def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
@@ -361,12 +381,16 @@ class Inversion:
             raise ArtifactError(f"{target}: is a folder, not a file name")
         if not target.parent.is_dir():
             raise ArtifactError(f"{target}: the folder {target.parent} does not exist")
+        atomic_write_bytes(target, self.to_bytes(), replace=replace)
+        self.path = target
+        return target
+
+    def to_bytes(self) -> bytes:
+        """The safetensors file `save` writes, as bytes (for writers that make the file themselves)."""
         tensors = self._tensors()
         metadata = self._metadata()
         metadata["checksum"] = _checksum(metadata, tensors)
-        atomic_write_bytes(target, save_safetensors(tensors, metadata=metadata), replace=replace)
-        self.path = target
-        return target
+        return save_safetensors(tensors, metadata=metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Inversion:
@@ -417,6 +441,7 @@ class Inversion:
                 "vae_scale_factor": int(meta["vae_scale_factor"]),
             }
             original_size = tuple(json.loads(meta["original_size"]))
+            chain = json.loads(meta.get("chain", "[]"))  # files from before chains have none
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"{name}: malformed metadata ({exc})") from exc
         if len(fields["size"]) != 2 or len(fields["box"]) != 4:
@@ -441,5 +466,6 @@ class Inversion:
             path=source,
             info=_png_info(tensors["original_png"]),
             model_family=meta.get("model_family", FAMILY_SD),
+            chain=chain,
             **fields,
         )

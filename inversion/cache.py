@@ -14,6 +14,7 @@ from inversion.files import INVERSION_SUFFIX, file_sha256, remove_stale_temporar
 from inversion.fingerprint import pipeline_fingerprint
 from inversion.image import Source, pixel_sha256, read_rgb
 from inversion.settings import InversionSettings
+from inversion.validation import quoted
 
 
 class CachedMismatchError(MismatchError):
@@ -23,8 +24,19 @@ class CachedMismatchError(MismatchError):
 def photo_name(image: Source) -> str:
     """A file-name stem for a photo: the file's stem, or "photo" for an in-memory image."""
     if isinstance(image, (str, os.PathLike)):
-        return Path(os.fspath(image)).stem or "photo"
+        stem = " ".join(Path(os.fspath(image)).stem.replace("\\", "_").split())
+        return "".join(c for c in stem if c.isprintable()).lstrip(".") or "photo"
     return "photo"
+
+
+def cache_name(name: str) -> str:
+    """A name for a cached inversion: a plain file name that stays in the cache's folder, else ValueError."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"the inversion cache's name must be a non-empty string, got {quoted(name)}")
+    if "/" in name or "\\" in name or name.startswith(".") or not name.isprintable() or name != name.strip():
+        raise ValueError(f"the inversion cache's name {quoted(name)} must be a plain file name (no folders, not "
+                         "starting with '.'): it must stay in the cache's folder")
+    return name
 
 
 class InversionCache:
@@ -48,7 +60,7 @@ class InversionCache:
 
     def path(self, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None) -> Path:
         """Where the inversion of `image` with `settings` (resolved) on `pipe`'s model is kept."""
-        name = name or photo_name(image)
+        name = cache_name(name or photo_name(image))
         if not self.keyed:
             return self.folder / f"{name}{INVERSION_SUFFIX}"
         if isinstance(image, (str, os.PathLike)):

@@ -86,9 +86,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], make_fo
     target = Path(os.fspath(path))
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
-    if not replace and target.exists():
+    if not replace and os.path.lexists(target):  # also a dangling link: found before the work, never followed
         raise _naming(FileExistsError(errno.EEXIST, "exists", str(target)), target)
-    mode = target.stat().st_mode & 0o777 if target.is_file() else _new_file_mode()
+    mode = target.lstat().st_mode & 0o777 if target.is_file() and not target.is_symlink() else _new_file_mode()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.p2p-{host_tag()}-{os.getpid()}-", suffix=".tmp",
                                         dir=target.parent)

@@ -292,8 +292,17 @@ def load_image(
 
 
 def model_side(pipe: Any) -> int:
-    """The side in pixels of the square images the pipeline's model was trained at (sample_size x VAE factor)."""
-    return pipe.unet.config.sample_size * vae_scale_factor(pipe.vae)
+    """The side in pixels of the square images the pipeline's model was trained at (sample_size x VAE factor);
+    ValueError if the model's configuration gives a side over MAX_WORKING_SIDE (checked before any allocation)."""
+    sample = pipe.unet.config.sample_size
+    sample = max(sample) if isinstance(sample, (list, tuple)) and sample else sample
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+        raise ValueError(f"the model's unet config has sample_size {sample!r}: expected a positive whole number")
+    side = sample * vae_scale_factor(pipe.vae)
+    if side > MAX_WORKING_SIDE:
+        raise ValueError(f"the model's unet config says sample_size {sample}: a working side of {side} pixels, over "
+                         f"the limit of {MAX_WORKING_SIDE} pixels per side (a damaged or hostile configuration?)")
+    return side
 
 
 def load_for_model(pipe: Any, source: Source, size: tuple[int, int] | None = None, square: bool = False

@@ -54,7 +54,7 @@ def invert(
     on CPU is a loss for one photo (docs/inversion_speed.md, "torch.compile").
     """
     validation.choice(method, METHOD_NAMES, "method")
-    validation.whole_number(num_inference_steps, "num_inference_steps")
+    validation.steps(num_inference_steps, "num_inference_steps")
     guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
     check_prompt(prompt_tokenizer(pipe), prompt)
     if not isinstance(compile, bool):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_METHOD = "null-text"
+DEFAULT_METHOD = "direct"  # the best edits on the toy benchmark and PIE-Bench, at DDIM cost (README, "Choosing an inversion method")
 
 
 @dataclass
@@ -89,6 +89,12 @@ def direct(pivot: Pivot) -> MethodData:
     return MethodData(pivots=torch.cat(list(pivot.trajectory[-2::-1])).cpu())
 
 
+def chain(pivot: Pivot) -> MethodData:
+    """An edit's own trajectory (p2p_real.chain): made from an edit, never by inverting a photo."""
+    raise ValueError("method 'chain' is not a way to invert a photo: it is an edit continued "
+                     "(EditResult.as_inversion); choose one of " + ", ".join(METHOD_NAMES))
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered method and how sampling replays it."""
@@ -96,6 +102,7 @@ class Method:
     run: Callable[[Pivot], MethodData]
     uncond: str  # the source row's unconditional embedding: "empty" (""), "prompt" (the caption), "per-step"
     follows_pivot: bool = False  # the source row is set onto the stored pivots after every step
+    inverts_photos: bool = True  # offered for inverting a photo (False: made otherwise, e.g. from an edit)
 
 
 METHODS: dict[str, Method] = {
@@ -104,5 +111,7 @@ METHODS: dict[str, Method] = {
     "null-text-fast": Method(null_text_fast, "per-step"),
     "negative-prompt": Method(negative_prompt, "prompt"),
     "direct": Method(direct, "empty", follows_pivot=True),
+    # an edit's row as the inversion of the edited image: its latents and the unconditional embeddings it used
+    "chain": Method(chain, "per-step", follows_pivot=True, inverts_photos=False),
 }
-METHOD_NAMES = tuple(METHODS)
+METHOD_NAMES = tuple(name for name, method in METHODS.items() if method.inverts_photos)  # for inverting photos

@@ -37,7 +37,7 @@ class InversionSettings:
         if self.method is not None:
             validation.choice(self.method, METHOD_NAMES, self.name("method"))
         if self.num_inference_steps is not None:
-            validation.whole_number(self.num_inference_steps, self.name("num_inference_steps"))
+            validation.steps(self.num_inference_steps, self.name("num_inference_steps"))
         if self.guidance_scale is not None:
             guidance = validation.number(self.guidance_scale, self.name("guidance_scale"), minimum=0)
             object.__setattr__(self, "guidance_scale", guidance)

@@ -20,6 +20,7 @@ MaskSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 FEATHER = 0.01  # Gaussian sigma, as a fraction of the box's shorter side
 DILATE = 0.02  # dilation radius, as a fraction of the box's shorter side
+MAX_FEATHER = 0.5  # the largest feather: a blur half the box's shorter side (beyond it the blend is the whole box)
 MAX_MASK_SIDE = 1024  # the mask is dilated and blurred at most at this resolution, then upsampled
 MAX_MASK_PIXELS = 100_000_000  # as inversion.image.DEFAULT_MAX_PIXELS: larger mask files are refused
 MASK_FLOOR = 1.0 / 512  # within this of 0 or 1 a mask value cannot change a uint8 pixel: snap it to 0 or 1
@@ -117,8 +118,8 @@ def feathered_mask(
     Dilation radius and blur sigma are fractions of the shorter side; both run at a resolution of at
     most `max_side` before a bilinear upsampling. Values within 1/512 of 0 or 1 become exactly 0 or 1.
     """
-    if feather < 0 or dilate < 0:
-        raise MaskError(f"feather and dilate must be >= 0, got {feather!r} and {dilate!r}")
+    if not (0 <= feather <= MAX_FEATHER and 0 <= dilate <= 1):  # also NaN; checked before anything is allocated
+        raise MaskError(f"feather must be in [0, {MAX_FEATHER}] and dilate in [0, 1], got {feather!r} and {dilate!r}")
     h, w = size
     scale = min(1.0, max_side / max(h, w))
     work = (max(1, round(h * scale)), max(1, round(w * scale)))

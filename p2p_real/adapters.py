@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inversion import validation
 from p2p_real.notation import parse_number
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")  # torch.load files: pickles
+MAX_LORA_SCALE = 10.0  # |scale| of a LoRA merged into the weights (usual scales are 0 to 1.5)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class LoraFile:
 
     path: Path
     scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        validation.number(self.scale, f"LoRA {self.path.name!r} scale", minimum=-MAX_LORA_SCALE,
+                          maximum=MAX_LORA_SCALE)
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,11 @@ def parse_lora(text: str) -> LoraFile:
     head, sep, tail = text.rpartition(":")
     if sep and head:
         try:
-            return LoraFile(Path(head).expanduser(), parse_number(tail))
+            scale = parse_number(tail)
         except ValueError:
-            pass
+            scale = None
+        if scale is not None:
+            return LoraFile(Path(head).expanduser(), scale)  # a scale out of bounds is an error, not a path
     if not text.strip():
         raise ValueError("LoRA: give a file, optionally with :SCALE")
     return LoraFile(Path(text).expanduser())
@@ -124,6 +132,10 @@ def _read_weights(path: Path, what: str) -> dict[str, Any]:
             return load_file(str(path), device="cpu")
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors and torch.load raise many kinds for broken files
+        if "weights_only" in str(exc):  # torch's advice to load it unsafely would run what the pickle holds
+            raise _error(f"{what} {str(path)!r} is a pickle holding more than tensors, which torch.load refuses to "
+                         "load safely (loading it otherwise could run code from the file); use a .safetensors "
+                         "file") from None
         raise _error(f"{what} {str(path)!r} cannot be read: {' '.join(str(exc).split())[:200]}") from exc
     if not isinstance(data, dict):
         raise _error(f"{what} {str(path)!r} holds a {type(data).__name__}, not a dict of tensors")

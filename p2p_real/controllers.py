@@ -127,8 +127,8 @@ class P2PController:
         latent_size: tuple[int, int],
         unet: torch.nn.Module,
         cross_edit: CrossEdit | None,
-        self_replace_steps: Window,
-        self_replace_max_res: float,
+        self_replace_steps: Window | list[Window],
+        self_replace_max_res: float | list[float],
         num_steps: int,
         store_res: float = DEFAULT_ATTENTION_RES,
         device: torch.device | str = "cpu",
@@ -142,8 +142,19 @@ class P2PController:
         self.levels: dict[int, int] = {}
         for level, (h, w) in enumerate(self.sizes):
             self.levels.setdefault(h * w, level)
-        self.self_steps = step_range(self_replace_steps, num_steps, "self_replace_steps")
-        self.self_min_level = _max_res_level(self_replace_max_res, "self_replace_max_res")
+        # Self-attention injection per target row: a list gives each row its own window and layer limit (a sweep
+        # batches rows that differ in them); a single value applies to every row.
+        n_targets = max(n_rows - 1, 0)
+        windows = self_replace_steps if isinstance(self_replace_steps, list) else [self_replace_steps] * n_targets
+        limits = self_replace_max_res if isinstance(self_replace_max_res, list) else [self_replace_max_res] * n_targets
+        if len(windows) != n_targets or len(limits) != n_targets:
+            raise ValueError(f"self_replace_steps and self_replace_max_res need one value per target row ({n_targets})"
+                             f", got {len(windows)} and {len(limits)}")
+        self._self_ranges = [step_range(w, num_steps, "self_replace_steps") for w in windows]
+        self._self_levels = [_max_res_level(r, "self_replace_max_res") for r in limits]
+        self._self_rows: list[bool] = []  # per target: injected at this step
+        self._row_choice: dict[tuple[bool, ...], torch.Tensor] = {}  # (targets,) bool masks on the device
+        self._device = device
         wanted = _max_res_level(store_res, "store_res")
         self.store_level = min(cross_levels or {wanted}, key=lambda lv: (abs(lv - wanted), lv))
         self.store_size = self.sizes[min(self.store_level, len(self.sizes) - 1)]
@@ -172,7 +183,8 @@ class P2PController:
     def begin_step(self, step: int) -> None:
         """Select the coefficients of denoising step `step` (0 = first sampling step)."""
         self.step = step
-        self._self_on = self.n_rows > 1 and step in self.self_steps
+        self._self_rows = [step in r for r in self._self_ranges]
+        self._self_on = self.n_rows > 1 and any(self._self_rows)
         self._cross_on = self._cross_steps[step]
         self._own_needed = self._own_steps[step]
         if self._cross_on:
@@ -213,9 +225,13 @@ class P2PController:
         if is_cross and level == self.store_level:
             self._kept.append((query[src:], key[src:]))
         edit_cross = is_cross and self._cross_on
-        edit_self = not is_cross and self._self_on and level >= self.self_min_level
+        self_rows = [on and level >= lv for on, lv in zip(self._self_rows, self._self_levels)] if (
+            not is_cross and self._self_on) else []
+        edit_self = any(self_rows)
         if not (edit_cross or edit_self):
             return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        if edit_self and not all(self_rows):
+            return self._attend_some_self(query, key, value, mask, self_rows)
         head, tgt, n_tgt = slice(0, src + 1), slice(src + 1, None), self.n_rows - 1
         out_head = F.scaled_dot_product_attention(
             query[head], key[head], value[head], attn_mask=None if mask is None else mask[head]
@@ -230,6 +246,25 @@ class P2PController:
         if edit_cross and self._own_needed:
             own_value = value[tgt] * self.own_scale[:, None, :, None]
             out_tgt = out_tgt + F.scaled_dot_product_attention(query[tgt], key[tgt], own_value, attn_mask=tgt_mask)
+        return torch.cat([out_head, out_tgt])
+
+    def _attend_some_self(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          mask: torch.Tensor | None, rows: list[bool]) -> torch.Tensor:
+        """A self-attention layer where only some target rows inject: those attend with the source row's queries
+        and keys, the others with their own."""
+        choice = self._row_choice.get(tuple(rows))
+        if choice is None:
+            choice = torch.tensor(rows, device=self._device)[:, None, None, None]
+            self._row_choice[tuple(rows)] = choice
+        src = self.cond_start
+        head, tgt = slice(0, src + 1), slice(src + 1, None)
+        out_head = F.scaled_dot_product_attention(
+            query[head], key[head], value[head], attn_mask=None if mask is None else mask[head]
+        )
+        tgt_query = torch.where(choice, query[src : src + 1], query[tgt])
+        tgt_key = torch.where(choice, key[src : src + 1], key[tgt])
+        out_tgt = F.scaled_dot_product_attention(tgt_query, tgt_key, value[tgt],
+                                                 attn_mask=None if mask is None else mask[tgt])
         return torch.cat([out_head, out_tgt])
 
 

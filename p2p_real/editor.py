@@ -44,9 +44,18 @@ from p2p_real.results import (
 )
 from p2p_real.sampling import sample
 from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, settings_in
+from p2p_real.sweep import DEFAULT_BATCH, SweepResult, run_sweep
 
 # diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
 StepCallback = Callable[["Editor", int, int, dict[str, Any]], "dict[str, Any] | None"]
+
+
+def unconditional_per_step(uncond: torch.Tensor | Sequence[torch.Tensor], steps: int) -> torch.Tensor:
+    """The unconditional embedding of every step (steps, tokens, D), float32 on the CPU, from one for all steps
+    (1, tokens, D) or one per step."""
+    if torch.is_tensor(uncond):
+        return uncond.detach().float().cpu().expand(steps, -1, -1)
+    return torch.cat([u.detach().float().cpu() for u in uncond])
 
 
 class Cancelled(Exception):
@@ -69,7 +78,8 @@ class Editor:
         if problem:
             raise ValueError(problem)
         self.pipe = pipe
-        self.num_inference_steps = validation.whole_number(num_inference_steps, "num_inference_steps")
+        self.num_inference_steps = validation.steps(num_inference_steps, "num_inference_steps")
+        model_side(pipe)  # the model's configured size within the working-size limit, before any work
         self.guidance_scale = validation.number(guidance_scale, "guidance_scale", minimum=0)
         self.attention_res = validation.side_fraction(attention_res, "attention_res")
         self.scheduler = ddim_scheduler(pipe.scheduler.config)
@@ -151,7 +161,7 @@ class Editor:
 
     def _steps(self, num_inference_steps: int | None) -> int:
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
-        return validation.whole_number(steps, "num_inference_steps")
+        return validation.steps(steps, "num_inference_steps")
 
     def _size(self, height: int | None, width: int | None) -> tuple[int, int]:
         """(h, w) of the latent for an image of height x width (default: the model's size)."""
@@ -184,7 +194,7 @@ class Editor:
         prompts: list[str],
         start: torch.Tensor,
         uncond: torch.Tensor | Sequence[torch.Tensor],
-        spec: EditSpec,
+        spec: EditSpec | Sequence[EditSpec],
         *,
         source_pivots: Sequence[torch.Tensor] | None = None,
         mask: torch.Tensor | None = None,
@@ -192,10 +202,14 @@ class Editor:
         guidance_scale: float | None = None,
         progress: bool = True,
         callback_on_step_end: StepCallback | None = None,
+        trajectory: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, AttentionMaps | None]:
         """The denoising loop: rows [source, targets] from one start latent (1, C, h, w) under P2P control.
 
         Returns the final latents, the last local-blend mask (targets, 1, h, w) and the attention maps.
+        `trajectory` (steps, rows, C, h, w), if given, is filled with the latents after each step (after the
+        blend and the callback: what the next step starts from), for EditResult.as_inversion.
+        A sequence of specs, one per target, gives each target row its own settings (edit_plan.plan_rows).
         """
         steps = self._steps(num_inference_steps)
         guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
@@ -205,7 +219,7 @@ class Editor:
         latent_hw = tuple(start.shape[-2:])
         controller = P2PController(
             len(prompts), guidance > 1, latent_hw, self.pipe.unet, plan.cross_edit,
-            spec.self_replace_steps, spec.self_replace_max_res, steps, store_res=self.attention_res,
+            plan.self_windows, plan.self_max_res, steps, store_res=self.attention_res,
             device=self.device, dtype=self.dtype,
         )
         self.scheduler.set_timesteps(steps, device=self.device)
@@ -219,13 +233,16 @@ class Editor:
             controller.end_step()
             if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
                 latents[:1] = source_pivots[i]
-            if blend.active and len(prompts) > 1 and i >= blend.start_step:
+            started = blend.started(i, len(prompts) - 1) if blend.active else []
+            if any(started):
                 step_mask = self._mask_now(controller, plan, latent_hw)
                 last_mask[:] = [step_mask]
-                latents = apply_blend(latents, step_mask)
+                latents = apply_blend(latents, step_mask, started)
             if callback_on_step_end is not None:
                 out = callback_on_step_end(self, i, int(self.scheduler.timesteps[i]), {"latents": latents})
                 latents = (out or {}).get("latents", latents)
+            if trajectory is not None:
+                trajectory[i].copy_(latents)
             if self._cancelled:
                 raise Cancelled(f"cancelled after step {i + 1} of {steps}")
             return latents
@@ -361,8 +378,8 @@ class Editor:
         Args:
             image: the photo: a file path, a PIL image or an (H, W, 3) array.
             prompt: its caption (the source prompt of every edit).
-            method: "null-text" (default), "null-text-fast", "ddim", "negative-prompt" or "direct"
-                (inversion.methods; README, "Choosing an inversion method").
+            method: "direct" (default), "null-text", "null-text-fast", "negative-prompt" or "ddim"
+                (inversion.methods; README, "Choosing an inversion method", has the evidence for the default).
             num_inference_steps: DDIM steps (default: the editor's, 50); edits replay the same steps.
             guidance_scale: guidance the edits will use (default: the editor's, 7.5).
             progress: show progress bars.
@@ -425,7 +442,10 @@ class Editor:
 
         Returns:
             Reconstruction: the image, PSNR/SSIM against the photo at the working size, and the VAE's
-            own reconstruction (the ceiling any inversion can reach); `.report()` prints them.
+            own reconstruction (the ceiling any inversion can reach); `.report()` prints them with a verdict.
+            For an inversion whose source row follows its pivots (direct), whose reconstruction is exact by
+            construction, it also holds plain DDIM's reconstruction from the same start (`drift_image`,
+            `drift_psnr`): the drift the pivots correct, larger for a caption that does not fit the photo.
         """
         start, uncond, pivots = self._replay(inv)
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
@@ -435,9 +455,13 @@ class Editor:
             callback=None if pivots is None else (lambda i, z: pivots[i]), progress=progress,
             desc="reconstructing",
         )
+        rows = [latents, inv.z0.to(self.device, self.dtype)]
+        if pivots is not None:  # the drift the pivots correct: plain DDIM from the same start and caption
+            rows.append(sample(self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale,
+                               progress=progress, desc="drift without the pivots"))
         photo = load_image(inv.original, size=inv.size, multiple=1).pixels  # the photo as the model saw it
-        decoded = self.decode(torch.cat([latents, inv.z0.to(self.device, self.dtype)]))
-        image, vae_image = to_output(decoded, "pil")
+        decoded = self.decode(torch.cat(rows))
+        image, vae_image, *drift_image = to_output(decoded, "pil")
         (photo_pil,) = to_output(photo, "pil")
         return Reconstruction(
             image=image,
@@ -449,6 +473,8 @@ class Editor:
             vae_psnr=psnr(decoded[1], photo[0]),
             vae_ssim=ssim(decoded[1], photo[0]),
             method=inv.method,
+            drift_image=drift_image[0] if drift_image else None,
+            drift_psnr=psnr(decoded[2], photo[0]) if drift_image else None,
             parameters={"command": "reconstruct", **inversion_parameters(inv), **self.model_parameters()},
         )
 
@@ -483,6 +509,7 @@ class Editor:
         blend_pool: int | None = None,
         spec: EditSpec | None = None,
         callback_on_step_end: StepCallback | None = None,
+        keep_trajectory: bool = True,
     ) -> EditResult:
         """Edit an inverted photo: row 0 is its reconstruction, then one row per target prompt.
 
@@ -503,6 +530,8 @@ class Editor:
             output_type: "pil", "np" or "latent" (the final latents, not pasted back).
             spec: all edit settings at once; keyword arguments given above override it.
             callback_on_step_end: as in `generate`.
+            keep_trajectory: keep every row's latents after each step (on the CPU: steps x rows x latent), so
+                that `result.as_inversion(k)` can continue from edit k (not with output_type "latent").
 
         Returns:
             EditResult: images at the photo's resolution, masks, attention maps, and `.save(folder, name)`.
@@ -514,11 +543,39 @@ class Editor:
         photo_size = (inv.original.shape[1], inv.original.shape[0])
         user = None if mask is None else user_mask(mask, inv.latent_size, inv.box, photo_size)
         prompts = [inv.prompt, *targets]
+        keep = keep_trajectory and output_type != "latent"  # a latent result has no image to continue from
+        trajectory = torch.empty(inv.num_inference_steps, len(prompts), *start.shape[1:]) if keep else None
         final, latent_mask, attention = self._run(
             prompts, start, uncond, spec, source_pivots=pivots, mask=user,
             num_inference_steps=inv.num_inference_steps, guidance_scale=inv.guidance_scale, progress=progress,
-            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end=callback_on_step_end, trajectory=trajectory,
         )
+        result = self._edit_result(inv, prompts, spec, final, latent_mask, attention, mask, output_type)
+        if keep:
+            result.trajectory = trajectory
+            result.unconditional = unconditional_per_step(uncond, inv.num_inference_steps)
+        return result
+
+    def sweep(self, inv: Inversion, target: str, *, spec: EditSpec | None = None, mask: MaskSource | None = None,
+              progress: bool = True, batch_size: int = DEFAULT_BATCH, **lists: Any) -> SweepResult:
+        """Edit an inverted photo once per combination of settings given as lists, e.g.
+        `sweep(inv, "a dog", cross_replace_steps=[0.2, 0.5, 0.8], self_replace_steps=[0.2, 0.6])` (6 edits).
+
+        Any EditSpec setting may be listed (a list gives its values; other values, such as a (start, end) window,
+        are one value); the others come from `spec`, else EditSpec(). Combinations that share an inversion run
+        in denoising batches of up to `batch_size` targets, each the edit `edit(inv, target, spec=...)` makes.
+        SweepError (a ValueError) before any work: no such setting, an empty list, more than 64 combinations,
+        a value a setting refuses. Returns a SweepResult: one EditResult per combination, the contact sheet,
+        and `.save(folder, name)`. See p2p_real.sweep and docs/sweep.md.
+        """
+        return run_sweep(self, inv, target, lists, spec=spec, mask=mask, progress=progress, batch_size=batch_size)
+
+    def _edit_result(self, inv: Inversion, prompts: list[str], spec: EditSpec, final: torch.Tensor,
+                     latent_mask: torch.Tensor | None, attention: AttentionMaps | None, mask: MaskSource | None,
+                     output_type: str) -> EditResult:
+        """The EditResult of an edit's final latents: decoded, pasted back onto the photo, with its parameters."""
+        targets = prompts[1:]
+        photo_size = (inv.original.shape[1], inv.original.shape[0])
         mask_file, mask_sha256 = input_file(mask)
         parameters = {"command": "edit", **inversion_parameters(inv), "targets": targets, "spec": spec.to_dict(),
                       "mask": mask_file, "mask_sha256": mask_sha256, **self.model_parameters()}

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 from inversion import validation
+from inversion.validation import quoted
 from p2p_real.spec import DEFAULT_KEY, CrossWindow, Window
 
 Pair = tuple[str, tuple[str, ...]]  # (source word, target word(s): one shared or one per target)
@@ -30,9 +31,9 @@ def parse_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(f"{quoted(text)} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
+        raise ValueError(f"{quoted(text)} is not a finite number")
     return value
 
 
@@ -41,7 +42,7 @@ def parse_whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
+        raise ValueError(f"{quoted(text)} is not a whole number") from None
 
 
 def parse_fraction(text: str) -> float:
@@ -63,18 +64,18 @@ def parse_window_entry(text: str) -> WindowEntry:
         return (None, parse_window(text))
     word, _, value = text.partition("=")
     if not word.strip():
-        raise ValueError(f"WORD=WINDOW needs a word, got {text!r}")
+        raise ValueError(f"WORD=WINDOW needs a word, got {quoted(text)}")
     return (word.strip(), parse_window(value))
 
 
 def parse_pair(text: str) -> Pair:
     """SOURCE:TARGET words of a local blend; TARGET may list one word per target prompt (dog,lion)."""
     if text.count(":") > 1:
-        raise ValueError(f"use SOURCE:TARGET (one colon), got {text!r}")
+        raise ValueError(f"use SOURCE:TARGET (one colon), got {quoted(text)}")
     source, _, target = text.partition(":") if ":" in text else (text, ":", text)
     targets = tuple(t.strip() for t in target.split(","))
     if not source.strip() and not any(targets):
-        raise ValueError(f"{text!r} names no word")
+        raise ValueError(f"{quoted(text)} names no word")
     return (source.strip(), targets)
 
 
@@ -82,7 +83,7 @@ def parse_reweight(text: str) -> Reweight:
     """WORD=FACTOR, or WORD=F1,F2,... with one factor per target prompt."""
     word, sep, values = text.partition("=")
     if not sep or not word.strip() or not values.strip():
-        raise ValueError(f"use WORD=FACTOR such as fluffy=2, got {text!r}")
+        raise ValueError(f"use WORD=FACTOR such as fluffy=2, got {quoted(text)}")
     return (word.strip(), tuple(parse_number(v) for v in values.split(",")))
 
 
@@ -90,7 +91,7 @@ def parse_size(text: str) -> tuple[int, int]:
     """WIDTHxHEIGHT, both positive multiples of 8, at most validation.MAX_WORKING_SIDE."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
-        raise ValueError(f"expected WIDTHxHEIGHT such as 512x384, got {text!r}")
+        raise ValueError(f"expected WIDTHxHEIGHT such as 512x384, got {quoted(text)}")
     width, height = int(match[1]), int(match[2])
     if width < 8 or height < 8 or width % 8 or height % 8:
         raise ValueError(f"width and height must be positive multiples of 8, got {text}")

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from inversion.files import atomic_write, host_tag, remove_stale_temporaries
+from inversion.no_follow import NotRegularFileError, check_not_special, open_regular, read_fd, read_regular
 
 try:
     import fcntl
@@ -32,6 +33,7 @@ except ImportError:  # Windows
     import msvcrt
 
 LOCK_SUFFIX = ".p2p-lock"
+JOURNAL_LIMIT = 1 << 20  # bytes of a lock file's journal that are read (a journal is a few hundred)
 
 
 class OutputsBusyError(OSError):
@@ -52,9 +54,9 @@ def lock_path(folder: str | os.PathLike, name: str) -> Path:
 
 
 def read_journal(path: Path) -> dict[str, Any]:
-    """A lock file's journal ({} when there is none or it cannot be read)."""
+    """A lock file's journal ({} when there is none or it cannot be read; a link or FIFO is not followed)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        data = json.loads(read_regular(path, JOURNAL_LIMIT).decode("utf-8") or "{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -151,7 +153,7 @@ def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathL
         for attempt in range(100):
             folder.mkdir(parents=True, exist_ok=True)
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = open_regular(path, os.O_RDWR | os.O_CREAT, 0o666)  # never through a link or FIFO
             except FileNotFoundError:
                 if attempt == 99:
                     raise
@@ -160,7 +162,7 @@ def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathL
                 os.close(fd)
                 raise _busy(folder, name, path)
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
+                same = os.path.samestat(os.fstat(fd), os.lstat(path))
             except FileNotFoundError:
                 same = False
             if same:
@@ -168,7 +170,11 @@ def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathL
             os.close(fd)  # the file was removed by its last holder between our open and lock: take the new one
         else:
             raise OSError(errno.EAGAIN, "could not take the lock", str(path))
-        previous = read_journal(path)
+        try:
+            previous = json.loads(read_fd(fd, JOURNAL_LIMIT).decode("utf-8") or "{}")
+        except ValueError:
+            previous = {}
+        previous = previous if isinstance(previous, dict) else {}
         journal = {"pid": os.getpid(), "host": host_tag(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "files": sorted({Path(os.fspath(f)).name for f in files}
                                    | set(previous.get("files", []) if isinstance(previous.get("files"), list)
@@ -176,7 +182,7 @@ def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathL
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(journal).encode())
-    except OutputsBusyError:
+    except (OutputsBusyError, NotRegularFileError):
         raise
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write outputs into this folder ({exc.strerror or exc})", str(folder)
@@ -210,9 +216,10 @@ class OutputSet:
         self.reservation = reserve(self.folder, self.name, self.paths)
         try:
             for path in self.paths:
+                check_not_special(path)  # a link (also a dangling one) or FIFO: refused before anything is written
                 if path.is_dir():
                     raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-                if path.exists() and not self.may_replace(path):
+                if os.path.lexists(path) and not self.may_replace(path):
                     raise OutputExistsError(path)
             remove_stale_temporaries(self.folder)
             sidecar = self.paths[-1] if self.paths else None
@@ -227,7 +234,7 @@ class OutputSet:
     def write(self, path: Path, write: Callable[[Path], None]) -> Path:
         """Write one file of the set atomically (see inversion.files.atomic_write), never replacing one that
         may not be replaced."""
-        existed = path.exists()
+        existed = os.path.lexists(path)
         if existed:
             self.reservation.keep = True
         else:

@@ -15,14 +15,15 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL.PngImagePlugin import PngInfo
 
-from inversion.files import atomic_write
+from inversion.files import INVERSION_SUFFIX, atomic_write
+from inversion.validation import quoted
 from masks.visualize import edit_grid, grid_height, labelled_grid, to_rgb, word_heatmaps
 from p2p_real.image_files import check_quality, image_writer
 from p2p_real.image_files import image_format as image_format_of
@@ -32,6 +33,7 @@ from p2p_real.versions import package_version, versions
 if TYPE_CHECKING:
     from p2p_real.results import AttentionMaps, EditResult, Reconstruction
 
+MAX_NAME_BYTES = 150  # of an output name: its files and temporaries add up to ~60 bytes, file systems allow 255
 GRID_HEIGHT = 320  # largest cell height of result grids
 ATTENTION_HEIGHT = 192  # largest cell height of attention grids
 
@@ -112,16 +114,18 @@ class EditPaths:
     masks: list[Path]  # one per target, with local blend or a user mask
     grid: Path
     sidecar: Path
+    inversions: list[Path] = field(default_factory=list)  # NAME.K.inv.safetensors per target, when asked for
 
     def all(self) -> list[Path]:
         """Every path, the sidecar last."""
-        return [*self.images, *self.masks, self.grid, self.sidecar]
+        return [*self.images, *self.masks, *self.inversions, self.grid, self.sidecar]
 
 
-def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png"
-               ) -> EditPaths:
+def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png",
+               inversions: bool = False) -> EditPaths:
     """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png (or .jpg/.webp, see
-    image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`."""
+    image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`, and with `inversions`
+    NAME.K.inv.safetensors (each target continued, EditResult.as_inversion)."""
     suffix, _ = image_format_of(image_format)
     stem = Path(os.fspath(folder)) / name
     return EditPaths(
@@ -129,6 +133,7 @@ def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, i
         masks=[Path(f"{stem}.{k}.mask.png") for k in range(1, n_rows)] if masks else [],
         grid=Path(f"{stem}.grid.png"),
         sidecar=Path(f"{stem}.json"),
+        inversions=[Path(f"{stem}.{k}{INVERSION_SUFFIX}") for k in range(1, n_rows)] if inversions else [],
     )
 
 
@@ -136,26 +141,34 @@ def check_name(name: str, what: str = "name") -> str:
     """A name for output files: a plain file name (no folders, not hidden, not '.' or '..'), else ValueError."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{what} must not be empty")
-    if "/" in name or "\\" in name or "\0" in name or name.startswith(".") or name != name.strip():
-        raise ValueError(f"{what} {name!r} must be a plain file name (no folders, not starting with '.', no "
-                         "leading or trailing spaces); choose the folder with the output folder instead")
+    if "/" in name or "\\" in name or name.startswith(".") or name != name.strip() or not name.isprintable():
+        raise ValueError(f"{what} {quoted(name)} must be a plain file name (no folders, not starting with '.', no "
+                         "leading or trailing spaces, no line breaks or control characters); choose the folder with "
+                         "the output folder instead")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"{what} {quoted(name)} is too long: at most {MAX_NAME_BYTES} bytes (its files add "
+                         "endings, and file systems allow 255)")
     return name
 
 
 def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
               overwrite: bool = False, replaceable: Iterable[Path] = (), image_format: str = "png",
-              quality: int | None = None) -> list[Path]:
+              quality: int | None = None, inversions: bool = False) -> list[Path]:
     """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
-    and EXIF), masks (when it blended), grid and sidecar as one output set; return the paths."""
+    and EXIF), masks (when it blended), with `inversions` each target as an inversion (EditResult.as_inversion),
+    grid and sidecar as one output set; return the paths."""
     if not isinstance(result.images, (list, np.ndarray)):
         raise ValueError("only results with images can be saved: edit or generate with output_type 'pil' or 'np'")
     check_name(name)
     fmt, _ = image_format_of(image_format)
     quality = None if fmt == "png" else check_quality(quality)
     blended = result.info.get("blend_mask") is not None
-    paths = edit_paths(folder, name, len(result.prompts), blended, fmt)
+    paths = edit_paths(folder, name, len(result.prompts), blended, fmt, inversions)
+    continued = [result.as_inversion(k) for k in range(1, len(result.prompts))] if inversions else []  # may refuse
     with OutputSet(folder, name, paths.all(), overwrite, replaceable) as files:
-        return _write_edit(result, files, paths, extra, fmt, quality)
+        for path, inv in zip(paths.inversions, continued):
+            files.write(path, lambda tmp, inv=inv: tmp.write_bytes(inv.to_bytes()))
+        return [*paths.inversions, *_write_edit(result, files, paths, extra, fmt, quality)]
 
 
 def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
@@ -181,7 +194,8 @@ def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: d
     icc = photo.icc_profile if photo is not None else None
     written.append(files.write(paths.grid, png_writer(grid, png_text(parameters), icc)))
     outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks[: len(masks)]],
-               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {})}
+               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {}),
+               **({"inversions": [p.name for p in paths.inversions]} if paths.inversions else {})}
     written.append(files.write(paths.sidecar, json_writer(sidecar_data(parameters, outputs, extra))))
     return written
 
@@ -201,6 +215,8 @@ def save_reconstruction(rec: Reconstruction, folder: str | os.PathLike, name: st
     rows = [[(rec.photo, "photo (working size)"),
              (rec.vae_image, f"VAE only: {rec.vae_psnr:.2f} dB"),
              (rec.image, f"{rec.method}: {rec.psnr:.2f} dB, SSIM {rec.ssim:.3f}")]]
+    if rec.drift_image is not None:  # direct inversion: what plain DDIM makes of the same start
+        rows[0].insert(2, (rec.drift_image, f"plain DDIM (drift): {rec.drift_psnr:.2f} dB"))
     prompt = rec.parameters.get("prompt")
     outputs = {"image": image_path.name, "grid": grid_path.name}
     sidecar = sidecar_data(rec.parameters, outputs, {"metrics": rec.metrics(), **(extra or {})})

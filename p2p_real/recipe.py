@@ -1,6 +1,6 @@
 """Batch recipes: a JSON or YAML file of photos x edits, read into jobs (settings objects, never argv).
 
-    {"model": "...", "out": "results", "defaults": {"method": "null-text", "steps": 50},
+    {"model": "...", "out": "results", "defaults": {"method": "direct", "steps": 50},
      "photos": [{"photo": "cat.jpg", "prompt": "a cat sitting on a wall",
                  "edits": [{"target": "a dog sitting on a wall", "blend": "cat:dog"}]}],
      "edits": [{"target": "{prompt} at night"}]}
@@ -25,9 +25,11 @@ from typing import Any
 from inversion import validation
 from inversion.files import INVERSION_SUFFIX, safetensors_metadata
 from inversion.settings import InversionSettings
+from inversion.validation import quoted
 from p2p_real import notation
-from p2p_real.batch import Job
+from p2p_real.batch import CACHE_FOLDER, Job
 from p2p_real.outputs import check_name, slug
+from p2p_real.recipe_yaml import AliasBombError, safe_load_bounded
 from p2p_real.spec import EditSpec
 
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
@@ -55,9 +57,11 @@ def load_recipe(path: Path) -> dict[str, Any]:
             raise RecipeError(f"{path.name}: YAML recipes need pyyaml (pip install 'p2p-real[batch]'), "
                               "or write the recipe as JSON") from None
         try:
-            data = yaml.safe_load(text)
+            data = safe_load_bounded(text)
+        except AliasBombError as exc:
+            raise RecipeError(f"{path.name}: refused: {exc} (write the values out, or use 'defaults')") from exc
         except yaml.YAMLError as exc:
-            raise RecipeError(f"{path.name}: not valid YAML ({' '.join(str(exc).split())})") from exc
+            raise RecipeError(f"{path.name}: not valid YAML ({quoted(' '.join(str(exc).split()))})") from exc
     else:
         try:
             data = json.loads(text)
@@ -77,26 +81,49 @@ def _check_keys(mapping: Mapping[str, Any], allowed: set[str], where: str = "") 
     unknown = sorted(set(mapping) - allowed)
     if unknown:
         prefix = f"{where}: " if where else ""
-        raise RecipeError(f"{prefix}unknown key {unknown[0]!r} (expected one of {', '.join(sorted(allowed))})")
+        raise RecipeError(f"{prefix}unknown key {quoted(unknown[0])} (expected one of {', '.join(sorted(allowed))})")
 
 
 def output_folder(recipe: Mapping[str, Any], path: Path, default: str) -> Path:
     """The recipe's 'out' (else `default`), relative to the recipe: a folder inside the recipe's folder."""
     value = recipe.get("out", default)
     if not isinstance(value, str) or not value.strip():
-        raise RecipeError(f"{path.name}: 'out' must be a folder name, got {json.dumps(value)}")
+        raise RecipeError(f"{path.name}: 'out' must be a folder name, got {quoted(value)}")
     posix, windows = PurePosixPath(value), PureWindowsPath(value)
     if posix.is_absolute() or windows.anchor or value.startswith("~") or ".." in posix.parts or ".." in windows.parts:
-        raise RecipeError(f"{path.name}: 'out' must be a folder inside the recipe's folder, not {value!r} (a recipe "
-                          "must not write elsewhere); pass --out DIR to write anywhere")
-    return path.parent / posix
+        raise RecipeError(f"{path.name}: 'out' must be a folder inside the recipe's folder, not {quoted(value)} "
+                          "(a recipe must not write elsewhere); pass --out DIR to write anywhere")
+    folder = path.parent / posix
+    for inside in (folder, folder / CACHE_FOLDER):
+        check_inside(inside, path, "'out'")
+    return folder
+
+
+def check_inside(folder: Path, recipe_path: Path, what: str) -> None:
+    """RecipeError if `folder`, as far as it exists, leads out of the recipe's folder through a symbolic link."""
+    base = recipe_path.parent.resolve()
+    real = folder.resolve()
+    if real != base and base not in real.parents:
+        raise RecipeError(f"{recipe_path.name}: {what} {str(folder.relative_to(recipe_path.parent))!r} leads out of "
+                          "the recipe's folder through a symbolic link (a recipe must not write elsewhere); pass "
+                          "--out DIR to write anywhere")
+
+
+def check_job_folders(jobs: list[Job], recipe_path: Path) -> None:
+    """RecipeError if a job's folder inside the recipe's 'out' is a link leading out of the recipe's folder."""
+    for job in jobs:
+        check_inside(job.folder, recipe_path, f"{job.where}'s folder")
 
 
 def file_name(value: Any, fallback: str) -> str:
     """A recipe's name for a photo or edit (else the fallback, made one): a plain file name."""
     if value is None:
         return check_name(fallback.lstrip(".") or "photo")
-    return check_name(value if isinstance(value, str) else json.dumps(value), "name")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = json.dumps(value)
+    if not isinstance(value, str):
+        raise ValueError(f"name must be a file name, got {quoted(value)}")
+    return check_name(value, "name")
 
 
 def is_inversion(path: Path) -> bool:
@@ -113,7 +140,7 @@ def stored_settings(path: Path) -> dict[str, Any]:
         return {"prompt": meta["prompt"], "method": meta["method"], "steps": int(meta["num_inference_steps"]),
                 "guidance": float(meta["guidance_scale"])}
     except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(f"photo {str(path)!r} is not a readable inversion ({exc})") from exc
+        raise ValueError(f"photo {quoted(str(path))} is not a readable inversion ({exc})") from exc
 
 
 def _parsed(value: Any, parse: Callable[[str], Any], key: str) -> Any:
@@ -145,7 +172,7 @@ def _pairs(value: Any, key: str) -> list[notation.Pair]:
     if isinstance(value, Mapping):
         return [(str(source), tuple(map(str, target)) if isinstance(target, list) else (str(target),))
                 for source, target in value.items()]
-    raise ValueError(f"'{key}' cannot be {json.dumps(value)}")
+    raise ValueError(f"'{key}' cannot be {quoted(value)}")
 
 
 def _reweights(value: Any) -> list[notation.Reweight]:
@@ -156,7 +183,7 @@ def _reweights(value: Any) -> list[notation.Reweight]:
     if isinstance(value, Mapping):
         return [(str(word), tuple(factors) if isinstance(factors, list) else (factors,))
                 for word, factors in value.items()]
-    raise ValueError(f"'reweight' cannot be {json.dumps(value)}")
+    raise ValueError(f"'reweight' cannot be {quoted(value)}")
 
 
 def edit_spec(settings: Mapping[str, Any], n_targets: int) -> EditSpec:
@@ -231,8 +258,12 @@ def _photo_jobs(photo: dict[str, Any], index: int, shared_edits: list[Any], base
     if not isinstance(photo.get("photo"), str) or not photo["photo"].strip():
         raise ValueError("'photo' is required (a string)")
     path = (base / photo["photo"]).expanduser()
-    if not path.is_file():
-        raise ValueError(f"photo {str(path)!r} {'is not a file' if path.exists() else 'not found'}")
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long for the file system
+        raise ValueError(f"photo {quoted(str(path))} not found ({exc.strerror or exc})") from None
+    if not found:
+        raise ValueError(f"photo {quoted(str(path))} {'is not a file' if path.exists() else 'not found'}")
     stored = stored_settings(path) if is_inversion(path) else None
     if stored is not None and photo.get("prompt") is None:
         photo = {**photo, "prompt": stored["prompt"]}
@@ -273,7 +304,7 @@ def _edit_job(photo: dict[str, Any], entry: dict[str, Any], k: int, index: int, 
     edit_names.add(edit_name)
     mask = None if merged.get("mask") is None else (base / str(merged["mask"])).expanduser()
     if mask is not None and not mask.is_file():
-        raise ValueError(f"mask {str(mask)!r} not found")
+        raise ValueError(f"mask {quoted(str(mask))} not found")
     seed = validation.seed(_parsed(merged.get("seed", 0), notation.parse_whole, "seed"), "seed")
     spec = edit_spec(merged, len(targets))
     return Job(f"photos[{index}].edits[{k}]", photo_name, edit_name, path, settings, targets, spec, mask, seed,

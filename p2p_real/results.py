@@ -14,6 +14,7 @@ from PIL import Image
 
 from inversion.artifact import Inversion
 from inversion.files import file_sha256
+from inversion.verdict import Verdict, reconstruction_verdict
 from p2p_real.alignment import Tokens
 from p2p_real.spec import EditSpec
 
@@ -61,9 +62,22 @@ class EditResult:
     spec: EditSpec | None = None  # the settings of the edit
     inversion: Inversion | None = None  # the photo's inversion (edits of photos)
     parameters: dict[str, Any] = field(default_factory=dict)  # what determines the pixels, as JSON values
+    trajectory: torch.Tensor | None = None  # (T, rows, C, h, w) float32 on the CPU: the latents after each step
+    unconditional: torch.Tensor | None = None  # (T, tokens, D) float32 on the CPU: each step's unconditional embedding
+
+    def as_inversion(self, k: int) -> Inversion:
+        """Row k (1, 2, ...: the targets; 0: the reconstruction) of a photo edit as an Inversion of the edited
+        image, so that it can be edited again without inverting it: its latents after each step are the pivots
+        the next edit's source row follows, with the unconditional embeddings it used (method "chain", see
+        p2p_real.chain). ValueError, saying why, for a result without a trajectory (from generate, an edit with
+        keep_trajectory=False or output_type "latent")."""
+        from p2p_real.chain import edit_as_inversion
+
+        return edit_as_inversion(self, k)
 
     def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-             overwrite: bool = False, *, format: str | None = None, quality: int | None = None) -> list[Path]:
+             overwrite: bool = False, *, format: str | None = None, quality: int | None = None,
+             inversions: bool = False) -> list[Path]:
         """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
         local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
         atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written.
@@ -72,12 +86,14 @@ class EditResult:
         (else FileExistsError, nothing written), another run saving NAME into `folder` at the same time makes
         this one fail, and if a write fails (e.g. a full disk) the files written so far are removed again.
         The images are PNG unless `format` ("jpg", "webp") or the name's extension ("dog.jpg") says otherwise
-        (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1)."""
+        (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1).
+        `inversions` also writes NAME.K.inv.safetensors, `as_inversion(K)` for each target K, in the same set."""
         from p2p_real.image_files import image_format
         from p2p_real.outputs import save_edit
 
         fmt, stem = image_format(format, name)
-        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality)
+        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality,
+                         inversions=inversions)
 
 
 @dataclass
@@ -94,11 +110,33 @@ class Reconstruction:
     vae_ssim: float
     method: str
     parameters: dict[str, Any] = field(default_factory=dict)  # the inversion and the model, as JSON values
+    drift_image: Image.Image | None = None  # pivot-following methods (direct): plain DDIM from the same start
+    drift_psnr: float | None = None  # ... and its PSNR: the drift the pivots correct
 
-    def metrics(self) -> dict[str, float]:
-        """PSNR, SSIM, latent error and the VAE's own PSNR and SSIM, rounded to 6 decimals."""
+    @property
+    def lost_db(self) -> float:
+        """dB lost to inversion: the VAE ceiling's PSNR minus the reconstruction's."""
+        return float(self.vae_psnr - self.psnr)
+
+    @property
+    def drift_db(self) -> float | None:
+        """dB that plain DDIM loses from the same start (direct inversion), else None."""
+        return None if self.drift_psnr is None else float(self.vae_psnr - self.drift_psnr)
+
+    def verdict(self) -> Verdict:
+        """good / fair / poor with the reason (inversion.verdict): from the drift for direct inversion, else
+        from the dB lost to inversion."""
+        return reconstruction_verdict(self.lost_db, self.drift_db)
+
+    def metrics(self) -> dict[str, Any]:
+        """PSNR, SSIM, latent error and the VAE's own PSNR and SSIM, rounded to 6 decimals; the drift's PSNR
+        where there is one; the verdict's level."""
         names = ("psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim")
-        return {name: round(float(getattr(self, name)), 6) for name in names}
+        figures: dict[str, Any] = {name: round(float(getattr(self, name)), 6) for name in names}
+        if self.drift_psnr is not None:
+            figures["drift_psnr"] = round(float(self.drift_psnr), 6)
+        figures["verdict"] = self.verdict().level
+        return figures
 
     def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
              overwrite: bool = False) -> list[Path]:
@@ -109,14 +147,21 @@ class Reconstruction:
         return save_reconstruction(self, folder, name, extra, overwrite)
 
     def report(self) -> str:
-        """A few lines for people: the reconstruction against the VAE's ceiling."""
-        return (
-            f"method          {self.method}\n"
-            f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB, "
-            f"lost to inversion {self.vae_psnr - self.psnr:.2f} dB)\n"
-            f"SSIM            {self.ssim:.4f} (VAE ceiling {self.vae_ssim:.4f})\n"
-            f"latent MSE      {self.latent_error:.3e}"
-        )
+        """A few lines for people: what the figure measures for this method, the reconstruction against the
+        VAE's ceiling (and for direct inversion the drift it corrects), and the verdict."""
+        lines = [f"method          {self.method}"]
+        if self.drift_psnr is None:
+            lines.append(f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB, "
+                         f"lost to inversion {self.lost_db:.2f} dB)")
+        else:
+            lines += [f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB): exact by "
+                      "construction, the source row follows the pivots",
+                      f"drift           {self.drift_db:.2f} dB corrected (plain DDIM from the same start: "
+                      f"{self.drift_psnr:.2f} dB)"]
+        lines += [f"SSIM            {self.ssim:.4f} (VAE ceiling {self.vae_ssim:.4f})",
+                  f"latent MSE      {self.latent_error:.3e}",
+                  f"verdict         {self.verdict()}"]
+        return "\n".join(lines)
 
 
 def to_output(images: torch.Tensor, output_type: str) -> Any:
@@ -147,6 +192,7 @@ def inversion_parameters(inv: Inversion) -> dict[str, Any]:
         "size": list(inv.size),
         "box": list(inv.box),
         "model_fingerprint": inv.model_id,
+        **({"chain": inv.chain} if inv.chain else {}),  # the edits it continues, oldest first (p2p_real.chain)
     }
 
 

@@ -28,6 +28,7 @@ Window = float | tuple[float, float]
 CrossWindow = Window | Mapping[str, Window]
 Words = Sequence[str | Sequence[str]]
 Equalizer = Mapping[str, float | Sequence[float]]
+MAX_FEATHER = 0.5  # the paste-back feather's bound: masks.paste.MAX_FEATHER (this module stays free of torch)
 MAX_BLEND_POOL = 8  # map cells; 8 is half of a 16x16 map
 MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
 
@@ -94,7 +95,7 @@ class EditSpec:
         set_(self, "equalizer", _equalizer(self.equalizer, n("equalizer")))
         validation.choice(self.mask_mode, MASK_MODES, n("mask_mode"))
         if self.feather is not None:
-            set_(self, "feather", validation.number(self.feather, n("feather"), minimum=0))
+            set_(self, "feather", validation.number(self.feather, n("feather"), minimum=0, maximum=MAX_FEATHER))
         if self.subtract_words is not None and self.blend_words is None:
             raise ValueError(f"{n('subtract_words')} needs {n('blend_words')}: it removes words from the "
                              "local-blend mask")
@@ -128,7 +129,7 @@ class EditSpec:
         """The spec `to_dict` wrote (or any subset of its keys; the others take the defaults, those of
         generated images with `synthetic=True`)."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"edit settings must be a mapping of setting to value, got {data!r}")
+            raise ValueError(f"edit settings must be a mapping of setting to value, got {validation.quoted(data)}")
         for key in data:
             if key not in SETTINGS:
                 raise ValueError(f"unknown edit setting {key!r} (expected one of {', '.join(SETTINGS)})")
@@ -160,7 +161,7 @@ def _cross_window(value: Any, name: str) -> CrossWindow:
     windows = {}
     for word, window in value.items():
         if not isinstance(word, str) or not word.strip():
-            raise PromptError(f"{name} keys must be words (or {DEFAULT_KEY!r}), got {word!r}")
+            raise PromptError(f"{name} keys must be words (or {DEFAULT_KEY!r}), got {validation.quoted(word)}")
         windows[word] = validation.window(window, f"{name}[{word!r}]")
     return windows
 
@@ -173,8 +174,9 @@ def _words(words: Any, name: str) -> tuple[tuple[str, ...], ...] | None:
     ok = ok and all(isinstance(e, str) or (isinstance(e, Sequence) and all(isinstance(w, str) for w in e))
                     for e in words)
     if not ok:
-        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), got {words!r}")
-    return tuple((e,) if isinstance(e, str) else tuple(e) for e in words)
+        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), "
+                          f"got {validation.quoted(words)}")
+    return tuple((e,) if isinstance(e, str) else tuple(dict.fromkeys(e)) for e in words)  # duplicates: once
 
 
 def _equalizer(equalizer: Any, name: str) -> dict[str, float | tuple[float, ...]] | None:
@@ -182,11 +184,12 @@ def _equalizer(equalizer: Any, name: str) -> dict[str, float | tuple[float, ...]
     if equalizer is None or (isinstance(equalizer, Mapping) and not equalizer):
         return None
     if not isinstance(equalizer, Mapping):
-        raise PromptError(f"{name} must map words to factors, e.g. {{'fluffy': 2.0}}, got {equalizer!r}")
+        raise PromptError(f"{name} must map words to factors, e.g. {{'fluffy': 2.0}}, "
+                          f"got {validation.quoted(equalizer)}")
     out: dict[str, float | tuple[float, ...]] = {}
     for word, value in equalizer.items():
         if not isinstance(word, str) or not word.strip():
-            raise PromptError(f"{name} keys must be words, got {word!r}")
+            raise PromptError(f"{name} keys must be words, got {validation.quoted(word)}")
         label = f"{name}[{word!r}]"
         if isinstance(value, Sequence) and not isinstance(value, str):
             out[word] = tuple(reweight_factor(v, label) for v in value)

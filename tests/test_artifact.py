@@ -218,11 +218,19 @@ def test_unconditional_embeddings_follow_the_method(inversions):
     cond, empty = torch.ones(1, 77, 32), torch.zeros(1, 77, 32)
     per_step = inversions["null-text"].unconditional(cond, empty)
     assert isinstance(per_step, list) and len(per_step) == STEPS and per_step[0].shape == (1, 77, 32)
+    stored = inversions["null-text"].uncond_embeddings  # phi_T first: the order sampling uses them in
+    assert not torch.equal(stored[0], stored[-1])
+    assert all(torch.equal(e[0], stored[i]) for i, e in enumerate(per_step))
+    half = inversions["null-text"].unconditional(cond.half(), empty.half())
+    assert half[0].dtype == torch.float16 and torch.equal(half[-1][0], stored[-1].half())
     assert inversions["negative-prompt"].unconditional(cond, empty) is cond
     assert inversions["ddim"].unconditional(cond, empty) is empty
     assert inversions["direct"].unconditional(cond, empty) is empty
     pivots = inversions["direct"].source_pivots(torch.zeros(1, dtype=torch.float64))
     assert len(pivots) == STEPS and pivots[0].dtype == torch.float64 and pivots[0].shape == (1, 4, 8, 12)
+    stored = inversions["direct"].pivots  # z*_{T-1} first, z*_0 last
+    assert all(torch.equal(z[0], stored[i].double()) for i, z in enumerate(pivots))
+    assert torch.equal(pivots[-1][0].float(), inversions["direct"].z0[0])
 
 
 def test_metadata_is_plain_json_and_tensors_hold_the_photo_losslessly(saved, inversions):

@@ -36,7 +36,7 @@ def recipe(tmp_path) -> dict:
 
 def test_recipe_values_become_settings_objects_not_command_lines(tmp_path, recipe):
     first, sky = plan_jobs(recipe, tmp_path / "r.json", tmp_path / "out", "toy", "auto", "auto")
-    assert first.settings == InversionSettings("a cat on a wall", "null-text", 4, 7.5, (64, 48), False)
+    assert first.settings == InversionSettings("a cat on a wall", "direct", 4, 7.5, (64, 48), False)  # the default
     assert first.spec == EditSpec(blend_words=(("cat",), ("dog",)), equalizer={"dog": 2.0},
                                   cross_replace_steps={"default_": (0.1, 0.6), "dog": (0.0, 0.4)})
     assert sky.targets == ["a cat on a wall in the sky"] and sky.spec.self_replace_steps == (0.1, 0.5)

@@ -84,6 +84,7 @@ def runs(ws):
 # --- help, version, defaults -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_help_answers_without_importing_torch():
     heavy = ("torch", "diffusers", "transformers", "numpy", "PIL", "p2p_real.editor", "inversion.artifact")
     code = (
@@ -102,6 +103,7 @@ def test_help_answers_without_importing_torch():
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_version_and_default_model_match_the_library():
     import p2p_real
 
@@ -153,6 +155,7 @@ def test_windows_and_reweights_map_to_the_spec():
 # --- the commands ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_edit_writes_edits_at_photo_resolution_masks_grid_and_parameters(runs, ws):
     ok(runs["edit"])
     out = ws["root"] / "out/edit"
@@ -175,6 +178,7 @@ def test_edit_writes_edits_at_photo_resolution_masks_grid_and_parameters(runs, w
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
     ok(runs["edit"])
     ok(runs["reproduce"])  # the sidecar's argv, run again into another folder
@@ -188,6 +192,7 @@ def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
     assert a.latent_T.equal(b.latent_T) and a.z0.equal(b.z0)
 
 
+@pytest.mark.slow
 def test_the_python_api_writes_what_the_edit_command_writes(runs, ws, tmp_path):
     """What `p2p-real edit` does (the runs fixture: check the words, invert or reuse, edit, save) in a few
     public calls: the same files, byte for byte; the sidecars differ only by what the command adds."""
@@ -225,6 +230,7 @@ def read_safetensors(path: Path) -> tuple[dict, dict]:
         return dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
 
 
+@pytest.mark.slow
 def test_invert_saves_the_artifact_and_prints_the_reconstruction_report(runs, ws):
     ok(runs["invert"])
     from inversion.artifact import Inversion
@@ -232,9 +238,11 @@ def test_invert_saves_the_artifact_and_prints_the_reconstruction_report(runs, ws
     inv = Inversion.load(ws["root"] / "out/inv/photo.inv.safetensors")
     assert inv.prompt == "a cat on a wall" and inv.method == "negative-prompt" and inv.num_inference_steps == 3
     assert "PSNR" in runs["invert"].stdout and "VAE ceiling" in runs["invert"].stdout
+    assert "\nverdict         " in runs["invert"].stdout  # good / fair / poor, in plain words
     assert runs["invert"].stderr == ""  # --quiet: no bars, no status lines
 
 
+@pytest.mark.slow
 def test_reconstruct_of_a_saved_inversion_writes_report_and_side_by_side(runs, ws):
     ok(runs["reconstruct"])
     out = ws["root"] / "out/rec"
@@ -246,6 +254,7 @@ def test_reconstruct_of_a_saved_inversion_writes_report_and_side_by_side(runs, w
     assert grid.width > 3 * grid.height // 2  # three images side by side
 
 
+@pytest.mark.slow
 def test_attention_writes_per_word_heat_maps(runs, ws):
     ok(runs["attention"])
     out = ws["root"] / "out/att"
@@ -258,6 +267,7 @@ def test_attention_writes_per_word_heat_maps(runs, ws):
     assert grid.width > 2 * grid.height  # rows of six cells: the image and one map per word
 
 
+@pytest.mark.slow
 def test_generate_writes_source_edit_mask_and_grid_from_a_seed(runs, ws):
     ok(runs["generate"])
     out = ws["root"] / "out/gen"
@@ -278,6 +288,7 @@ def test_generate_is_deterministic_in_process(ws, tmp_path, capsys):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_env_reports_versions_device_and_cache(runs, ws):
     report = json.loads(ok(runs["env"]).stdout)
     assert report["device (auto)"] == "cpu" and report["dtype (auto)"] == "float32"
@@ -286,6 +297,7 @@ def test_env_reports_versions_device_and_cache(runs, ws):
     assert report["offline"] == "yes" and report["torch"] != "not installed"
 
 
+@pytest.mark.slow
 def test_env_picks_the_device_and_dtype_load_pipeline_picks(runs):
     from p2p_real.loading import resolve_device, resolve_dtype
 
@@ -295,6 +307,7 @@ def test_env_picks_the_device_and_dtype_load_pipeline_picks(runs):
     assert (report["device (auto)"], report["dtype (auto)"]) == (device.type, dtype)
 
 
+@pytest.mark.slow
 def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys):
     ok(runs["invert"])
     root = ws["root"]
@@ -317,6 +330,7 @@ def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys)
     assert cli.main([*argv, "--overwrite"]) == 0
 
 
+@pytest.mark.slow
 def test_edit_reuses_the_inversion_invert_left_in_the_folder(runs, ws, capsys):
     ok(runs["invert"])
     root = ws["root"]
@@ -375,6 +389,7 @@ def accelerate_prefix() -> list[str]:
             str(BIN / "p2p-real")]
 
 
+@pytest.mark.slow
 def test_batch_resumes_after_an_interruption_and_splits_across_processes(ws):
     root = ws["root"]
     recipe = write_recipe(root, ws["model"])

@@ -138,6 +138,18 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("guidance that overflows", [*EDIT, "--guidance", "1e30", "-q", *FAST], "NaN or infinite values", "main", ()),
     ("device meta", [*EDIT, "--device", "meta", "--model", "{model}"], "device 'meta' cannot run a model", "main",
      ()),
+    # The second hostile hunt (issue 28): bounds checked before anything is allocated or loaded.
+    ("steps beyond the limit", [*EDIT, "--steps", "5000"], "must be at most 1000", "script", ()),
+    ("generate: steps huge", ["generate", "a cat", "--steps", "100000000"], "must be at most 1000", "script", ()),
+    ("feather huge", [*EDIT, "--spec", '{"feather": 1e308}'], "feather must be <= 0.5", "script", ()),
+    ("name too long", [*EDIT, "--name", "x" * 250], "is too long", "script", ()),
+    ("name with a line break", [*EDIT, "--name", "a\nb"], "no line breaks", "script", ()),
+    ("ui port beyond 65535", ["ui", "--port", "70000"], "70000 is not a port", "script", ()),
+    ("abbreviated option", [*EDIT, "--overw"], "unrecognized arguments: --overw", "script", ()),
+    ("invert --out and --output", ["invert", "{photo}", "-p", "a", "--out", "d", "-o", "x.inv.safetensors"],
+     "not both", "script", ()),
+    ("lora scale huge", [*EDIT, "--lora", "{photo}:1e30"], "scale must be <= 10", "script", ()),
+    ("batch YAML alias bomb", ["batch", "{recipe_yaml_alias_bomb}"], "aliases expand to more than", "script", ()),
 ]
 
 DEFAULT_MODEL_CASE = next(i for i, case in enumerate(CASES) if case[0] == "default model offline")
@@ -151,6 +163,8 @@ def write_recipes(inputs: Path, photo: Path, model: Path) -> dict[str, Path]:
     recipes = {
         "recipe_json_error": '{"photos": [',
         "recipe_yaml_error": "photos: [unclosed\n  - x: : :\n",
+        "recipe_yaml_alias_bomb": "out: [&a0 [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+            f"&a{k} [{', '.join([f'*a{k - 1}'] * 10)}]" for k in range(1, 9)) + "]\nphotos: [{photo: p.png}]\n",
         "recipe_no_photos": json.dumps({"photos": []}),
         "recipe_typo": json.dumps({"photos": [{"photo": str(photo), "prompt": "a cat", "edits": [{"taget": "x"}]}]}),
         "recipe_bad_steps": json.dumps({"photos": [{"photo": str(photo), "prompt": "a cat", "steps": "many",
@@ -242,6 +256,7 @@ def run_main(argv: list[str], cwd: Path, capsys, monkeypatch) -> tuple[int, str]
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_line_a_nonzero_exit_and_no_file(inputs, capsys, monkeypatch):
     root, values = inputs
     assert len(CASES) >= 30 and sum(how == "script" for _, _, _, how, _ in CASES) >= 30
@@ -414,6 +429,11 @@ API_CASES: list[tuple[str, Callable[[Api], Any], str]] = [
     ("Inversion.save: into a folder that is missing",
      lambda a: a.inv.save(a.folder / "missing" / "x.inv.safetensors"), "does not exist"),
     ("Inversion.save: onto a folder", lambda a: a.inv.save(a.folder), "is a folder"),
+    ("Editor: steps beyond the limit", lambda a: _editor(a.editor.pipe, num_inference_steps=10**8),
+     "must be at most 1000"),
+    ("generate: steps beyond the limit", lambda a: a.generate(num_inference_steps=100_000_000), "at most 1000"),
+    ("edit: feather huge", lambda a: a.edit(feather=1e308), "feather must be <= 0.5"),
+    ("edit: feather NaN", lambda a: a.edit(feather=float("nan")), "feather must be a finite number"),
 ]
 
 

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import cli
+from tests.ci import unavailable
 from tests.helpers import SCRIPT, TIMEOUT, cli_env, draw_mask, draw_photo, png_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,7 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_two_runs_writing_the_same_outputs_do_not_both_succeed(ws):
     root, argv = ws
     runs = [subprocess.Popen([*SCRIPT, *argv[:5], target, *argv[6:], "-q"], cwd=root, env=cli_env(root / "home"),
@@ -96,6 +98,7 @@ def test_a_full_disk_names_the_file_removes_the_half_set_and_a_rerun_completes(w
     assert names(root / "out") == EDIT_FILES
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_writing_leaves_what_the_same_command_completes(ws, capsys):
     root, argv = ws
     code = f"""
@@ -132,8 +135,12 @@ def unwritable(folder: Path) -> Iterator[None]:
         finally:
             folder.chmod(0o755)
         return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root without chattr: cannot make a folder unwritable")
+    try:
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    except FileNotFoundError:
+        unavailable("running as root without chattr (e2fsprogs): cannot make a folder unwritable")
+    if done.returncode != 0:
+        unavailable(f"running as root and chattr +i failed ({done.stderr.strip()}): cannot make a folder unwritable")
     try:
         yield
     finally:

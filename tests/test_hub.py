@@ -86,6 +86,7 @@ def sd_checkpoint(path: Path) -> str:
 
 
 @pytest.mark.parametrize("kind", ["hub id", "single-file checkpoint"])
+@pytest.mark.slow
 def test_load_pipeline_from_a_silent_hub_fails_clearly_within_twice_the_timeout(silent, tmp_path, kind):
     model = "p2p-real-tests/silent-model" if kind == "hub id" else sd_checkpoint(tmp_path / "sd.safetensors")
     code = (
@@ -106,6 +107,7 @@ def test_load_pipeline_from_a_silent_hub_fails_clearly_within_twice_the_timeout(
     assert silent.connections  # it did ask the silent hub, not anything else
 
 
+@pytest.mark.slow
 def test_the_cli_says_so_in_one_line(silent, tmp_path):
     photo = tmp_path / "photo.png"
     from PIL import Image

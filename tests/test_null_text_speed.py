@@ -137,7 +137,7 @@ def test_null_text_fast_is_null_text_with_the_stall_stop(pivot):
                                   7.5, 3, 0.0, 0.1, False, None, None))
     expected = pivot.nti(min_improvement=FAST_MIN_IMPROVEMENT)
     assert torch.equal(data.uncond_embeddings, torch.cat(expected))
-    assert 0 < FAST_MIN_IMPROVEMENT < 0.01
+    # that the stall stop fires, and when: tests/test_null_text_schedule.py
 
 
 def test_a_null_text_fast_inversion_saves_loads_and_replays_its_embeddings(tiny_pipe, tmp_path):

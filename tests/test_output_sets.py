@@ -65,6 +65,7 @@ def test_a_full_disk_is_an_error_naming_the_file_not_the_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_temporaries_of_a_killed_writer_are_found_and_removed_by_the_next_run(tmp_path):
     killed = run_python(f"""
         import os, signal
@@ -85,6 +86,7 @@ def test_temporaries_of_a_killed_writer_are_found_and_removed_by_the_next_run(tm
     assert temporaries(tmp_path) == sorted([mine, elsewhere])
 
 
+@pytest.mark.slow
 def test_a_second_run_cannot_take_outputs_another_run_holds_and_a_kill_frees_them(tmp_path):
     holder = run_python(f"""
         import sys, time
@@ -165,6 +167,7 @@ def test_a_rewritten_set_loses_its_old_sidecar_first_and_an_interrupted_rewrite_
     assert [p.read_text() for p in paths] == ["again", "again"] and not lock_path(tmp_path, "x").exists()
 
 
+@pytest.mark.slow
 def test_a_set_a_killed_run_left_half_written_is_completed_by_the_next_run(tmp_path):
     killed = run_python(f"""
         import os, signal

@@ -40,7 +40,17 @@ def test_a_higher_threshold_gives_a_smaller_mask_inside_the_lower_ones(edited):
     low, mid, high = (blend_masks(res, editor.pipe.tokenizer, t) for t in (0.1, 0.5, 0.95))
     assert low.sum() >= mid.sum() >= high.sum() and low.sum() > high.sum()
     assert bool((high <= mid).all()) and bool((mid <= low).all())
-    assert res.spec.blend_threshold == 0.3  # the result is left as it was
+
+
+def test_recomputing_at_other_thresholds_leaves_the_result_as_it_was(edited):
+    editor, res = edited
+    spec, stored = res.spec, res.info["blend_mask"].clone()
+    masks = [np.asarray(m).copy() for m in res.masks]
+    for threshold in (0.1, 0.95):
+        blend_masks(res, editor.pipe.tokenizer, threshold)
+    assert res.spec is spec and torch.equal(res.info["blend_mask"], stored)
+    assert all(np.array_equal(np.asarray(m), k) for m, k in zip(res.masks, masks))
+    assert torch.equal(blend_masks(res, editor.pipe.tokenizer), stored)  # the default is still the edit's own
 
 
 def test_photo_masks_are_at_the_photos_resolution(edited):

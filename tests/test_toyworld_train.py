@@ -20,6 +20,7 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_train_runs_end_to_end_and_resumes(tmp_path):
     args = ["--out", str(tmp_path), "--preset", "test", "--device", "cpu", "--minutes", "5", "--samples", "0"]
     assert main([*args, "--vae-steps", "2", "--unet-steps", "2"]) == 0
@@ -180,6 +181,7 @@ def test_offset_noise_shifts_each_channel_by_one_draw_and_is_off_by_default():
     assert abs(plain.mean(dim=(2, 3)).std().item() - 1 / 16) < 0.02  # without it channel means are 1/sqrt(256)
 
 
+@pytest.mark.slow
 def test_training_continues_from_a_pipeline_folder(tmp_path):
     # --init-model: a session without the previous run's state.pt (a lent GPU) continues from committed weights
     first, second = tmp_path / "first", tmp_path / "second"
@@ -205,6 +207,7 @@ def test_training_continues_from_a_pipeline_folder(tmp_path):
               "--init-model", str(first)])
 
 
+@pytest.mark.slow
 def test_a_teacher_gives_the_target_it_is_weighted_by(tmp_path):
     # --teacher: the denoising target is lerp(noise, teacher's prediction for the true caption, weight)
     first = tmp_path / "first"

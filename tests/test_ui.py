@@ -79,6 +79,7 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
         reconstruction, report, prefilled = job.result(timeout=TIMEOUT)
         assert "inverting: DDIM pivot" in stages
         assert "PSNR" in report and "VAE ceiling" in report and "inverted now" in report
+        assert "\nverdict         " in report  # good / fair / poor, in plain words
         assert prefilled == caption  # the target starts as the caption
         assert Image.open(reconstruction).size == (72, 56)  # the working size of a 192x160 photo
 

@@ -16,11 +16,18 @@ import pytest
 from PIL import Image
 
 from tests.cdp import CHROMIUM, Chromium
+from tests.ci import unavailable
 from tests.ui_server import scene_photo
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; "
-                                                         ".ci/run installs it)")
+pytestmark = pytest.mark.slow
 TIMEOUT = 300  # seconds for the page to show what one step waits for
+
+
+@pytest.fixture(scope="session", autouse=True)  # session: set up before the page (a session fixture) starts
+def chromium_installed():
+    """Before the page is served: a skip without Chromium, a failure in CI (tests/ci.py)."""
+    if CHROMIUM is None:
+        unavailable("chromium is not installed (apt-get install chromium; .ci/run installs it)")
 
 
 def checked(group: str) -> str:

@@ -29,6 +29,7 @@ def photo(width=40, height=30, color=(40, 120, 200)):
     return Image.new("RGB", (width, height), color)
 
 
+@pytest.mark.slow
 def test_visualize_imports_neither_torch_nor_p2p_real():
     code = "import sys, masks.visualize; print([m for m in ('torch', 'p2p_real', 'matplotlib') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -16,7 +16,7 @@ EPILOG = f"""\
 recipe (JSON, or YAML with pip install 'p2p-real[batch]'); paths are relative to the recipe, 'out' is a folder
 inside the recipe's folder (--out DIR writes anywhere), names are plain file names; a photo may be a saved
 inversion (NAME.inv.safetensors: its caption and settings come from the file):
-  {{"model": "...", "out": "results", "defaults": {{"method": "null-text", "steps": 50}},
+  {{"model": "...", "out": "results", "defaults": {{"method": "direct", "steps": 50}},
    "photos": [{{"photo": "cat.jpg", "prompt": "a cat sitting on a wall",
                "edits": [{{"target": "a dog sitting on a wall", "blend": "cat:dog"}},
                          {{"target": "a fluffy cat sitting on a wall", "reweight": {{"fluffy": 2}}}}]}}],
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
     from p2p_real import batch
-    from p2p_real.recipe import load_recipe, output_folder, plan_jobs
+    from p2p_real.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
 
     recipe_path = session.existing_file(args.recipe, "recipe")
     recipe = load_recipe(recipe_path)
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
         args.model = str(local) if local.exists() else args.model
     jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
+    if not args.out:
+        check_job_folders(jobs, recipe_path)  # the recipe's 'out' and its folders stay in the recipe's folder
     for job in jobs:  # a LoRA, an embedding or a variant changes the pixels: part of each job's request
         job.run.update(session.model_request(args))
     for job in jobs:

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """--out, --steps, model and run options."""
     group = p.add_argument_group("output")
     group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
-    group.add_argument("--steps", type=options.positive_int, default=50, help="DDIM steps (default: 50)")
+    group.add_argument("--steps", type=options.steps_value, default=50, help="DDIM steps (default: 50)")
     group.add_argument("--method", choices=METHOD_NAMES, default=None,
                        help="inversion method the edits start from (default: the demo's, direct, from which the "
                             "toy model's edits work most often; docs/toyworld.md)")

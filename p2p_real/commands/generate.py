@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="the source prompt, then target prompts")
     options.add_edit_options(p, EditSpec.synthetic())
     group = p.add_argument_group("sampling")
-    group.add_argument("--steps", type=options.positive_int, default=None,
+    group.add_argument("--steps", type=options.steps_value, default=None,
                        help=f"DDIM steps (default: {options.DEFAULT_STEPS})")
     group.add_argument("--guidance", type=options.guidance_value, default=None,
                        help=f"classifier-free guidance scale (default: {options.DEFAULT_GUIDANCE})")

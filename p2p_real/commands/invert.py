@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_inversion_options(p)
     p.add_argument("-o", "--output", metavar="FILE",
                    help=f"inversion file (default: {DEFAULT_OUT}/PHOTO.inv.safetensors)")
+    p.add_argument("--out", metavar="DIR", help=f"output folder, as for the other commands: the inversion is "
+                                                f"DIR/PHOTO.inv.safetensors (default: {DEFAULT_OUT})")
     p.add_argument("--no-report", action="store_true", help="skip the reconstruction report")
     options.add_model_options(p)
     options.add_run_options(p)
@@ -33,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from inversion.files import INVERSION_SUFFIX
 
     name = session.output_name(None, inputs.name)
-    output = Path(args.output).expanduser() if args.output else Path(DEFAULT_OUT) / f"{name}{INVERSION_SUFFIX}"
+    if args.output and args.out:
+        raise CliError("give --output FILE or --out DIR, not both")
+    folder = session.out_folder(args.out) if args.out else Path(DEFAULT_OUT)
+    output = Path(args.output).expanduser() if args.output else folder / f"{name}{INVERSION_SUFFIX}"
     stem = output.name[: -len(INVERSION_SUFFIX)] if output.name.endswith(INVERSION_SUFFIX) else output.stem
     session.check_outputs([output], args.overwrite, inputs.files, stem)
     session.check_writable(output.parent)

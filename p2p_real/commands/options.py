@@ -53,6 +53,7 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 
 positive_int = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), ""))
+steps_value = arg_type(lambda text: validation.steps(notation.parse_whole(text), ""))
 pool_radius = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), "", minimum=0))
 seed_value = arg_type(lambda text: validation.seed(notation.parse_whole(text), ""))
 guidance_value = arg_type(lambda text: validation.number(notation.parse_number(text), "", minimum=0))
@@ -172,7 +173,8 @@ def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFA
     group.add_argument("-p", "--prompt", help="caption of the photo (the source prompt)")
     group.add_argument("--method", choices=METHOD_NAMES, default=None,
                        help=f"inversion method (default: {default_method}). {METHOD_GUIDE}")
-    group.add_argument("--steps", type=positive_int, default=None, help=f"DDIM steps (default: {DEFAULT_STEPS})")
+    group.add_argument("--steps", type=steps_value, default=None,
+                       help=f"DDIM steps (default: {DEFAULT_STEPS}, at most {validation.MAX_STEPS})")
     group.add_argument("--guidance", type=guidance_value, default=None,
                        help=f"classifier-free guidance scale (default: {DEFAULT_GUIDANCE})")
     group.add_argument("--size", type=size_value, default=None, metavar="WxH",

@@ -26,7 +26,7 @@ def existing_file(path: str | os.PathLike, what: str) -> Path:
         raise CliError(f"{what} {str(path)!r} not found")
     if not p.is_file():
         raise CliError(f"{what} {str(path)!r} is not a file")
-    return p.resolve()
+    return Path(os.path.abspath(p))  # a link keeps its own name (outputs are named after it), not its target's
 
 
 def is_artifact(path: str | os.PathLike) -> bool:
@@ -65,8 +65,11 @@ def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path 
             raise CliError(f"refusing to write {path} over an input file; choose another --out or --name")
         if path.is_dir():
             raise CliError(f"cannot write {path}: it is a folder")
+        if os.path.islink(path) or (path.exists() and not path.is_file()):  # never written through, even dangling
+            raise CliError(f"cannot write {path}: it is a symbolic link or a special file, not a regular file; "
+                           "remove it or choose another --out or --name")
         ours = path in replaceable or (name is not None and path.name in unfinished_files(path.parent, name))
-        if path.exists() and not overwrite and not ours:
+        if os.path.lexists(path) and not overwrite and not ours:
             raise CliError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
 
 
@@ -88,12 +91,15 @@ def reserved(folder: Path, name: str, paths: Sequence[Path], overwrite: bool, in
              log: Callable[[str], None] | None = None, replaceable: Sequence[Path] = ()) -> Iterator[Any]:
     """Hold the output set NAME in `folder` for this run (p2p_real.output_sets), checking its files again under
     the lock; another run writing the same outputs, or a folder that cannot be written, is a CliError."""
+    from inversion.no_follow import NotRegularFileError
     from p2p_real.output_sets import OutputsBusyError, reserve
 
     try:
         reservation = reserve(folder, name, paths)
     except OutputsBusyError as exc:
         raise CliError(str(exc).replace("output folder or name", "--out or --name")) from exc
+    except NotRegularFileError as exc:
+        raise CliError(f"{exc.filename} {exc.strerror}") from exc
     except OSError as exc:
         raise CliError(f"cannot write into {folder}: {(exc.strerror or str(exc)).lower()}; choose another --out"
                        ) from exc
@@ -315,7 +321,10 @@ class Inputs:
         argv = [shown_path(self.photo)] if self.photo is not None else []
         if self.inversion is not None:
             argv += ["--inversion", shown_path(self.inversion)]
-        argv += ["--prompt", inv.prompt, "--method", inv.method, "--steps", str(inv.num_inference_steps),
+        from inversion.methods import METHOD_NAMES
+
+        method = ["--method", inv.method] if inv.method in METHOD_NAMES else []  # a chain is no --method choice
+        argv += ["--prompt", inv.prompt, *method, "--steps", str(inv.num_inference_steps),
                  "--guidance", repr(inv.guidance_scale)]
         if args.size is not None:
             argv += ["--size", f"{args.size[0]}x{args.size[1]}"]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from inversion.methods import DEFAULT_METHOD
 from masks.visualize import labelled_grid, mask_overlay, word_heatmaps
 from p2p_real.editor import Editor
 from p2p_real.toyworld.edits import KINDS, ToyEdit, check_edit, make_edit
@@ -32,7 +33,7 @@ DEMO_SCENE = Scene(
 # The inversion the demo edits from. With the toy model, edits from direct inversion work far more often
 # than from null-text inversion (benchmarks/toyworld.py measures both; docs/toyworld.md, "Which inversion"):
 # null-text's tuned unconditional embeddings are given to the target rows too and pull them to the source.
-DEMO_METHOD = "direct"
+DEMO_METHOD = DEFAULT_METHOD  # direct inversion
 # The new word each demo edit asks for: on this scene every colour, shape and background tried works, and an
 # added object of each of the five colours.
 DEMO_CHOICES: dict[str, str | None] = {"colour": "red", "shape": "star", "background": "purple", "add": "yellow",

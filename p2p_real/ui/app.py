@@ -21,7 +21,9 @@ from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.editor import Cancelled
 from p2p_real.spec import EDIT_KINDS, MAX_REWEIGHT, EditSpec
 from p2p_real.ui.choices import EditChoices, changed_words, prompt_words, slider
+from p2p_real.ui.sessions import MAX_UPLOAD_BYTES, SESSION_IDLE_S
 from p2p_real.ui.studio import StepReport, Studio, Workspace, coverage_text
+from p2p_real.ui.sweeps import PAGE_SWEEPS, pick_index, sweep_page
 
 log = logging.getLogger(__name__)
 MODEL_JOBS = "model"  # the concurrency group of invert and edit
@@ -71,6 +73,22 @@ def page_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def upload_errors(preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap a component's preprocess so that an upload it cannot read is a message on the page (gr.Error)."""
+
+    @functools.wraps(preprocess)
+    def wrapped(payload: Any) -> Any:
+        """Preprocess the upload; an error becomes a gr.Error naming it."""
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(f"the upload is not a readable image ({one_line(exc)})", print_exception=False) from None
+
+    return wrapped
+
+
 def progress_report(progress: gr.Progress) -> StepReport:
     """The Studio's step reports as the page's progress bar."""
 
@@ -83,7 +101,8 @@ def progress_report(progress: gr.Progress) -> StepReport:
 
 def inversion_text(ws: Workspace) -> str:
     """The reconstruction report and where the inversion came from."""
-    how = "reused the saved inversion" if ws.origin == "reused" else "inverted now"
+    how = {"reused": "reused the saved inversion",
+           "continued": "continues the last edit, not inverted again"}.get(ws.origin, "inverted now")
     path = ws.inversion.path.name if ws.inversion.path is not None else "not saved"
     return f"{ws.reconstruction.report()}\n{how}: {path}"
 
@@ -109,13 +128,14 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
     """The page: photo and caption, inversion, edit settings, the results and the downloads."""
     spec = EditSpec()
     with gr.Blocks(title=defaults.title, analytics_enabled=False) as page:
-        workspace = gr.State(None)
+        workspace = gr.State(None, time_to_live=SESSION_IDLE_S, delete_callback=studio.forget)  # freed when idle
         gr.Markdown(f"# {defaults.title}\nInvert a photo once, then edit it by editing its caption. "
                     f"Model: `{defaults.model}`.")
         with gr.Row():
             with gr.Column():
                 photo = gr.Image(label="photo", type="filepath", image_mode=None, sources=["upload"],
                                  elem_id="photo")
+                photo.preprocess = upload_errors(photo.preprocess)  # an unreadable upload: a message, not null
                 caption = gr.Textbox(label="caption: what the photo shows", elem_id="caption")
                 with gr.Row():
                     method = gr.Dropdown(list(METHOD_NAMES), value=defaults.method, label="inversion method",
@@ -150,6 +170,19 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                 with gr.Row():
                     edit_button = gr.Button("Edit", variant="primary", elem_id="edit")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                continue_button = gr.Button("Edit this result", elem_id="continue")  # p2p_real.chain
+                with gr.Accordion("sweep: try several values of a setting at once", open=False):  # docs/sweep.md
+                    with gr.Row():
+                        sweep_setting = gr.Dropdown(list(PAGE_SWEEPS), value=next(iter(PAGE_SWEEPS)),
+                                                    label="setting to sweep", elem_id="sweep-setting")
+                        sweep_values = gr.Textbox("0.2,0.5,0.8", label="its values, comma-separated",
+                                                  elem_id="sweep-values")
+                    sweep_button = gr.Button("Sweep", elem_id="sweep")
+                    sweep_sheet = gr.Image(label="contact sheet: one edit per value", format="png",
+                                           interactive=False, elem_id="sweep-sheet")
+                    sweep_pick = gr.Dropdown([], label="pick the best: loads its settings into the controls",
+                                             allow_custom_value=True, elem_id="sweep-pick")
+                    sweep_state = gr.State([])  # (pick, slider values) per combination of the last sweep
             with gr.Column():
                 comparison = comparison_components()
                 mask = gr.Image(label="blend mask over the photo", format="png", interactive=False, elem_id="mask")
@@ -162,9 +195,10 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                                  buttons=["copy"], elem_id="command")
 
         @page_errors
-        def invert(photo: str | None, caption: str, method: str, steps: float, target: str,
+        def invert(photo: str | None, caption: str, method: str, steps: float, target: str, old: Workspace | None,
                    progress: gr.Progress = PROGRESS) -> tuple:
             """Invert the photo (or reuse its inversion); start the target from the caption."""
+            studio.forget(old)
             ws = studio.invert(photo, caption, method, int(steps), progress_report(progress))
             if ws.origin == "reused":
                 gr.Info("reused the saved inversion of this photo and these settings")
@@ -201,16 +235,45 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             """The word pickers for the current prompts."""
             return word_updates(studio.tokenizer, caption, target, reweight)
 
+        @page_errors
+        def continue_edit(ws: Workspace | None, progress: gr.Progress = PROGRESS) -> tuple:
+            """The last edit becomes the photo being edited (its own inversion); its target becomes the caption."""
+            ws = studio.continue_edit(ws, progress_report(progress))
+            return ws, ws.reconstruction.image, inversion_text(ws), ws.inversion.prompt, ws.inversion.prompt
+
+        @page_errors
+        def sweep(ws: Workspace | None, caption: str, target: str, blend_source: list[str], blend_target: list[str],
+                  threshold: float, reweight_words: list[str], factor: float, kind: str, cross: float, self_: float,
+                  setting: str, values: str) -> tuple:
+            """One edit per value of the chosen setting, the others as the page sets them: the contact sheet."""
+            if ws is None:
+                raise ValueError("invert a photo first")
+            if (caption or "").strip() != ws.inversion.prompt.strip():
+                raise ValueError(f"the caption changed since the photo was inverted with {ws.inversion.prompt!r}: "
+                                 "invert it again")
+            choices = EditChoices(target, tuple(blend_source or ()), tuple(blend_target or ()), threshold,
+                                  tuple(reweight_words or ()), factor, kind, cross, self_)
+            view = sweep_page(studio, ws, choices, setting, values)
+            return view.sheet, gr.update(choices=view.picks, value=None), list(zip(view.picks, view.sliders))
+
+        @page_errors
+        def pick(choice: str | None, combinations: list) -> tuple:
+            """Load the picked combination's settings into the edit controls."""
+            picks = [label for label, _ in combinations or []]
+            values = combinations[pick_index(picks, choice)][1]
+            return values["kind"], values["cross"], values["self"], values["threshold"]
+
         def stop() -> None:
             """Stop the invert or edit in progress after its current step."""
             studio.editor.cancel()
 
-        def forget() -> tuple:
+        def forget(old: Workspace | None) -> tuple:
             """A new photo: forget the inversion of the last one."""
+            studio.forget(old)
             return None, None, ""
 
         gpu = {"concurrency_id": MODEL_JOBS, "concurrency_limit": 1}
-        invert_button.click(invert, [photo, caption, method, steps, target],
+        invert_button.click(invert, [photo, caption, method, steps, target, workspace],
                             [workspace, reconstruction, report, target], api_name="invert", **gpu)
         edit_button.click(edit, [workspace, caption, target, blend_source, blend_target, threshold, reweight_words,
                                  factor, kind, cross, self_],
@@ -221,9 +284,16 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
         gr.on([caption.change, target.change], words, [caption, target, reweight_words],
               [blend_source, blend_target, reweight_words], api_name="words", trigger_mode="always_last",
               concurrency_id="words", show_progress="hidden")
-        photo.change(forget, None, [workspace, reconstruction, report], api_visibility="private",
+        photo.change(forget, [workspace], [workspace, reconstruction, report], api_visibility="private",
                      concurrency_id="words")
         stop_button.click(stop, None, None, api_name="stop", concurrency_id="stop", concurrency_limit=None)
+        sweep_button.click(sweep, [workspace, caption, target, blend_source, blend_target, threshold, reweight_words,
+                                   factor, kind, cross, self_, sweep_setting, sweep_values],
+                           [sweep_sheet, sweep_pick, sweep_state], api_name="sweep", **gpu)
+        sweep_pick.input(pick, [sweep_pick, sweep_state], [kind, cross, self_, threshold], api_name="pick",
+                         concurrency_id="words", show_progress="hidden")
+        continue_button.click(continue_edit, [workspace], [workspace, reconstruction, report, caption, target],
+                              api_name="continue", **gpu)
     return page
 
 
@@ -247,8 +317,9 @@ def launch(page: gr.Blocks, host: str, port: int | None, out: Path, quiet: bool 
     """Serve the page on host:port (None: the first free port from 7860) with a queue; return it running when
     `block` is False, else serve until interrupted."""
     page.queue(default_concurrency_limit=1)
-    page.launch(server_name=host, server_port=port, allowed_paths=[str(out)], show_error=False, quiet=True,
-                prevent_thread_lock=True, inbrowser=False, share=False, footer_links=["api", "settings"])
+    page.launch(server_name=host, server_port=port, blocked_paths=[str(out)], max_file_size=MAX_UPLOAD_BYTES,
+                show_error=False, quiet=True, prevent_thread_lock=True, inbrowser=False, share=False,
+                footer_links=["api", "settings"])  # serves no file of `out`: see p2p_real/ui/sessions.py
     if not quiet:
         print(f"p2p-real ui: {page.local_url} (Ctrl+C stops it)", flush=True)
     if block:

@@ -133,8 +133,10 @@ def _pairs(words: Sequence[Sequence[str]] | None, option: str) -> list[str]:
 def edit_command(photo: str, settings: InversionSettings, target: str, spec: EditSpec,
                  run_options: Sequence[str] = ()) -> str:
     """The shell line of `p2p-real edit` that inverts `photo` (a file name) with the resolved `settings` and
-    makes the same edit; `run_options` are --model, --device and --dtype."""
-    argv = ["edit", photo, "--prompt", settings.prompt or "", "--target", target, "--method", str(settings.method),
+    makes the same edit (`photo` may be an inversion file: without a method, its own is used); `run_options` are
+    --model, --device and --dtype."""
+    method = ["--method", str(settings.method)] if settings.method is not None else []
+    argv = ["edit", photo, "--prompt", settings.prompt or "", "--target", target, *method,
             "--steps", str(settings.num_inference_steps), "--guidance", repr(settings.guidance_scale)]
     if settings.size is not None:
         argv += ["--size", f"{settings.size[0]}x{settings.size[1]}"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,15 @@ from PIL import Image, ImageOps
 
 from inversion.artifact import Inversion
 from inversion.cache import InversionCache
+from inversion.files import INVERSION_SUFFIX
+from inversion.methods import METHOD_NAMES
 from inversion.settings import InversionSettings
 from masks.visualize import mask_overlay, word_heatmaps
 from p2p_real.editor import Editor
 from p2p_real.reblend import blend_masks, photo_masks
 from p2p_real.results import EditResult, Reconstruction
 from p2p_real.ui.choices import PAGE_NAMES, EditChoices, edit_command
+from p2p_real.ui.sessions import SessionFolders
 
 # (stage, step index, steps) after every step of a long call: the page's progress bar
 StepReport = Callable[[str, int, int], None]
@@ -43,11 +46,12 @@ class Workspace:
     result: EditResult | None = None
     files: list[Path] = field(default_factory=list)
     command: str = ""
+    folder: Path | None = None  # the session's own folder: the only files the page hands this session
 
     @property
     def name(self) -> str:
-        """File name stem of the outputs: the photo's."""
-        return self.photo.stem or "photo"
+        """File name stem of the outputs: the photo's (a plain one: '.png' gives 'photo')."""
+        return stem_of(self.photo)
 
     @property
     def original(self) -> Image.Image:
@@ -79,6 +83,7 @@ class Studio:
         self.edits = self.out / "edits"
         self.run_options = list(run_options)
         self.model = model
+        self.sessions = SessionFolders()  # never the user's --out: see p2p_real/ui/sessions.py
 
     @property
     def tokenizer(self) -> Any:
@@ -107,11 +112,17 @@ class Studio:
             return self.editor.invert(photo, settings.prompt, settings.method, settings.num_inference_steps,
                                       settings.guidance_scale, progress=False, callback_on_step_end=on_step)
 
-        inv, origin = self.cache.get(photo, settings, self.editor.pipe, invert, photo.stem)
+        inv, origin = self.cache.get(photo, settings, self.editor.pipe, invert, stem_of(photo))
         if report is not None:
             report("reconstructing", 0, 1)
         rec = self.editor.reconstruct(inv, progress=False)
-        return Workspace(photo, inv, rec, origin)
+        return Workspace(photo, inv, rec, origin, folder=self.sessions.new())
+
+    def forget(self, ws: Workspace | None) -> None:
+        """Free a session's workspace: its folder of downloads goes (its files in --out stay)."""
+        if isinstance(ws, Workspace):
+            self.sessions.forget(ws.folder)
+            ws.folder = None
 
     def edit(self, ws: Workspace, choices: EditChoices, report: StepReport | None = None) -> EditView:
         """Edit the inverted photo, write the edit, its mask, grid and sidecar, and describe it for the page."""
@@ -131,8 +142,11 @@ class Studio:
         start = time.perf_counter()
         res = self.editor.edit(inv, choices.target, spec=spec, progress=False, callback_on_step_end=on_step)
         seconds = round(time.perf_counter() - start, 3)
-        settings = InversionSettings(inv.prompt, inv.method, inv.num_inference_steps, inv.guidance_scale)
-        command = edit_command(ws.photo.name, settings, choices.target, spec, self.run_options)
+        chained = inv.method not in METHOD_NAMES  # continued from an edit: the command edits its inversion file
+        settings = InversionSettings(inv.prompt, None if chained else inv.method, inv.num_inference_steps,
+                                     inv.guidance_scale)
+        source = inv.path.name if chained and inv.path is not None else ws.photo.name
+        command = edit_command(source, settings, choices.target, spec, self.run_options)
         name = self._free_name(ws.name)
         written = res.save(self.edits, name, {"reproduce": command, "ui": {"edit_s": seconds}})
         ws.result, ws.command = res, command
@@ -140,7 +154,27 @@ class Studio:
         if inv.path is not None:
             ws.files.append(inv.path)
         mask, coverage = self.mask(ws)
-        return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), ws.files, command)
+        downloads = self.sessions.publish(ws.folder, ws.files) if ws.folder is not None else []
+        return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), downloads, command)
+
+    def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
+        """The last edit as the page's photo (p2p_real.chain): its inversion, saved beside the edit's files, is
+        the edit's own trajectory (nothing is inverted), its caption the edit's target."""
+        if ws is None or ws.result is None:
+            raise ValueError("edit the photo first: there is no result to continue from")
+        inv = ws.result.as_inversion(1)
+        sidecar = next((p for p in ws.files if p.suffix == ".json"), None)  # the edit's NAME.json
+        if sidecar is None:
+            raise ValueError("the last edit wrote no files to continue from: edit the photo again")
+        path = sidecar.with_name(f"{sidecar.stem}.1{INVERSION_SUFFIX}")
+        try:
+            inv.save(path, replace=False)
+        except FileExistsError:  # this edit was continued already (edit names are never reused): the same file
+            inv = Inversion.load(path)
+        if report is not None:
+            report("reconstructing", 0, 1)
+        rec = self.editor.reconstruct(inv, progress=False)
+        return replace(ws, inversion=inv, reconstruction=rec, origin="continued", result=None, files=[], command="")
 
     def mask(self, ws: Workspace | None, threshold: float | None = None) -> tuple[Image.Image | None, float | None]:
         """The last edit's blend mask over the photo at `threshold` (default: the edit's), recomputed from its
@@ -179,6 +213,11 @@ class Studio:
         while (self.edits / f"{stem}-{k}.json").exists():
             k += 1
         return f"{stem}-{k}"
+
+
+def stem_of(photo: Path) -> str:
+    """A plain file-name stem for a photo's outputs (no leading dots, no line breaks; 'photo' if none is left)."""
+    return " ".join(photo.stem.split()).lstrip(".") or "photo"
 
 
 def coverage_text(coverage: float | None) -> str:
