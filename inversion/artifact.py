@@ -157,7 +157,7 @@ class Inversion:
                     raise ArtifactError(f"{label}: {name} must be a floating-point tensor")
                 setattr(self, name, tensor.detach().float().contiguous())  # one layout, in memory and loaded
         self.size = (int(self.size[0]), int(self.size[1]))
-        self.box = tuple(int(v) for v in self.box)  # type: ignore[assignment]
+        self.box = tuple(int(v) for v in self.box)  # type: ignore[assignment]  # validate() checks it has 4
         self.validate(label)
 
     def __repr__(self) -> str:
@@ -376,6 +376,8 @@ class Inversion:
     def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
         """Write one self-contained safetensors file atomically (see inversion.files); return its path. With
         `replace=False` an existing file (also one that appears meanwhile) is never replaced: FileExistsError."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArtifactError(f"path must be a file name or path, got {type(path).__name__}")
         target = Path(os.fspath(path)).expanduser()
         if target.is_dir():
             raise ArtifactError(f"{target}: is a folder, not a file name")

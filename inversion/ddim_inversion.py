@@ -10,6 +10,7 @@ from diffusers import DDIMScheduler
 from tqdm.auto import tqdm
 
 from inversion.ddim import ddim_inverse_step
+from inversion.devices import module_dtype
 from inversion.graphed_unet import UNetCalls
 
 
@@ -54,7 +55,7 @@ def ddim_invert(
     timesteps walked backwards, so z*_k is the latent that sampling step T - k starts from.
     """
     timesteps = _timesteps(scheduler, num_steps)
-    dtype = unet.dtype
+    dtype = module_dtype(unet)
     cond = cond.to(device=z0.device, dtype=dtype)
     latents = z0.float()
     calls = unet_calls if unet_calls is not None else UNetCalls(unet, scheduler, latents, cond, graphs=False)

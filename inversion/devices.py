@@ -11,11 +11,10 @@ import itertools
 from typing import Any
 
 import torch
+from diffusers.utils import torch_utils as _diffusers_torch_utils
 
-try:  # recent diffusers answer this themselves, including for their own group offloading
-    from diffusers.utils.torch_utils import get_module_execution_device as _diffusers_execution_device
-except ImportError:  # pragma: no cover - older diffusers
-    _diffusers_execution_device = None
+# recent diffusers answer this themselves, including for their own group offloading (None: older diffusers)
+_diffusers_execution_device = getattr(_diffusers_torch_utils, "get_module_execution_device", None)
 
 
 def _normal(device: torch.device | str | int) -> torch.device:
@@ -36,6 +35,14 @@ def module_device(module: torch.nn.Module) -> torch.device:
     if device is None:
         device = next(itertools.chain(module.parameters(), module.buffers())).device
     return _normal(device)
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype a model computes in: its own `dtype` (diffusers models, SDXLUNet), else its first weight's."""
+    dtype = getattr(module, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return next(itertools.chain(module.parameters(), module.buffers())).dtype
 
 
 def pipeline_device(pipe: Any) -> torch.device:

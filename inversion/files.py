@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from inversion.no_follow import open_regular
+
 INVERSION_SUFFIX = ".inv.safetensors"  # the file ending of saved inversions
 _TEMPORARY = re.compile(r"^\..+\.p2p-(?P<host>[a-z0-9]*)-(?P<pid>\d+)-[^.]*\.tmp$")
 # hard links unsupported (FAT, some network shares): reserve the name with O_EXCL instead
@@ -76,7 +78,7 @@ def _naming(exc: OSError, target: Path) -> OSError:
     return OSError(f"{target}: {exc}")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], make_folder: bool = False,
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], make_folder: bool = False,
                  replace: bool = True) -> Path:
     """Call `write(tmp)` on a temporary file in the target's folder, flush it to disk (fsync), then move it to
     `path`: readers see the old file or the whole new one, never a part. With `replace=False` an existing file
@@ -98,7 +100,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], make_fo
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
+        fd = open_regular(tmp, os.O_RDONLY)  # still our regular file, not a link swapped in while it was written
         try:
             os.fsync(fd)
         finally:
@@ -122,10 +124,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, make_folder: bool =
     return atomic_write(path, lambda tmp: tmp.write_bytes(data), make_folder, replace)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files of atomic_write in `folder` that were left by processes of this machine that no
     longer run (a kill during a write); return them. Others' files and live writers' are left alone."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -12,18 +12,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from diffusers import DDIMScheduler
 
 from inversion.ddim import predict_noise
+from inversion.devices import module_dtype
 
 UNetCall = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def eager_unet(unet: torch.nn.Module, scheduler: DDIMScheduler) -> UNetCall:
     """A plain UNet pass (no guidance) in the UNet's dtype, returned in float32."""
-    dtype = unet.dtype
+    dtype = module_dtype(unet)
 
     def call(latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return predict_noise(unet, scheduler, latents.to(dtype), t, emb.to(dtype), 1.0).float()
@@ -64,9 +66,11 @@ class GraphedUNet:
         """The pass differentiable with respect to `phi` (float32, requires grad)."""
         if self._with_grad is None:
             sample_phi = self._emb.clone().requires_grad_(True)
-            self._with_grad = torch.cuda.make_graphed_callables(
+            graphed = torch.cuda.make_graphed_callables(
                 self._eager, (self._latents.clone(), self._t.clone(), sample_phi), num_warmup_iters=2
             )
+            # torch types the result as Module | Callable[..., object]; given a function it returns one like it
+            self._with_grad = cast(UNetCall, graphed)
         return self._with_grad(latents.float(), torch.as_tensor(t, device=self._t.device), phi)
 
 
@@ -135,7 +139,7 @@ class PrefixCache:
         self._modules = dict(unet.named_modules())
         self._names: list[str] | None = None  # found by the first traced pass
         self._outputs: dict[str, torch.Tensor] = {}
-        self._installed: list[tuple[torch.nn.Module, object]] = []
+        self._installed: list[tuple[torch.nn.Module, Callable[..., object] | None]] = []
         self._active = False
 
     @contextmanager
@@ -200,7 +204,7 @@ class PrefixCache:
         return replay
 
 
-def _restore_forward(module: torch.nn.Module, previous: object) -> None:
+def _restore_forward(module: torch.nn.Module, previous: Callable[..., object] | None) -> None:
     """Put back the module's own forward (or an instance-level one, such as an offload hook's)."""
     if previous is None:
         del module.forward

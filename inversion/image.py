@@ -254,7 +254,7 @@ def working_image(original: np.ndarray, box: Box, size: tuple[int, int]) -> np.n
     with quiet_pil():  # PIL's crop warns of bombs too; the pixel limit was checked when the photo was read
         region = Image.fromarray(original).crop(box)
         if region.size != tuple(size):
-            region = region.resize(tuple(size), Image.Resampling.LANCZOS)
+            region = region.resize(size, Image.Resampling.LANCZOS)
         return np.asarray(region, dtype=np.uint8).copy()
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_METHOD = "direct"  # the best edits on the toy benchmark and PIE-Bench, at DDIM cost (README, "Choosing an inversion method")
+# the best edits on the toy benchmark and on PIE-Bench, at DDIM cost (README, "Choosing an inversion method")
+DEFAULT_METHOD = "direct"
 
 
 @dataclass

@@ -12,12 +12,12 @@ ImageLike = np.ndarray | torch.Tensor
 def as_float_image(image: ImageLike, name: str = "image") -> np.ndarray:
     """(H, W, 3) float64 in [0, 1] from uint8/float (H, W, 3) arrays or (3, H, W) / (1, 3, H, W) tensors."""
     if torch.is_tensor(image):
-        array = image.detach().cpu()
-        if array.ndim == 4 and array.shape[0] == 1:
-            array = array[0]
-        if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-            array = array.permute(1, 2, 0)
-        array = array.float().numpy() if array.dtype != torch.uint8 else array.numpy()
+        tensor = image.detach().cpu()
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.ndim == 3 and tensor.shape[0] in (1, 3) and tensor.shape[-1] not in (1, 3):
+            tensor = tensor.permute(1, 2, 0)
+        array = tensor.float().numpy() if tensor.dtype != torch.uint8 else tensor.numpy()
     else:
         array = np.asarray(image)
     if array.ndim == 2:

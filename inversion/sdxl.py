@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from inversion.validation import PromptError
+
+if TYPE_CHECKING:
+    from diffusers.models.modeling_utils import ModelMixin
 
 FAMILY_SD = "sd"  # Stable Diffusion 1.x / 2.x: one text encoder
 FAMILY_SDXL = "sdxl"  # Stable Diffusion XL: two text encoders, pooled embedding, size/crop time ids
@@ -77,7 +80,7 @@ class SDXLUNet(torch.nn.Module):
     """SDXL's UNet called like SD's, `unet(x, t, encoder_hidden_states=packed)`: it unpacks the token and
     pooled embeddings and adds the time ids of the image size (latent size x VAE factor)."""
 
-    def __init__(self, unet: torch.nn.Module, pooled: int, vae_scale_factor: int,
+    def __init__(self, unet: ModelMixin, pooled: int, vae_scale_factor: int,
                  optimise_pooled: bool | None = None) -> None:
         super().__init__()
         self.unet = unet
@@ -200,7 +203,7 @@ def encode_sdxl(pipe: Any, prompts: Sequence[str], device: torch.device) -> torc
 def zeros_for_empty_prompt(pipe: Any) -> bool:
     """Whether the SDXL pipeline's unconditional embedding is zeros rather than the encoding of "" (its config's
     force_zeros_for_empty_prompt, True for SDXL base 1.0)."""
-    config = getattr(pipe, "config", None)
+    config: Any = getattr(pipe, "config", None)  # a diffusers FrozenDict, or anything a test pipeline has
     value = config.get("force_zeros_for_empty_prompt", False) if hasattr(config, "get") else False
     return bool(value)
 

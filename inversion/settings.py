@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from inversion import validation
@@ -47,19 +47,33 @@ class InversionSettings:
         if self.square is not None and not isinstance(self.square, bool):
             raise ValueError(f"{self.name('square')} must be True or False, got {self.square!r}")
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to any settings, resolved or not, that hold the same values (`names` is not compared)."""
+        if not isinstance(other, InversionSettings):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def _compared(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+
     def name(self, setting: str) -> str:
         """How the caller spells `setting`."""
         return (self.names or {}).get(setting, setting)
 
     def resolved(self, num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE
-                 ) -> InversionSettings:
-        """The settings of a fresh inversion: the defaults (method, steps, guidance, no square crop) filled in."""
-        return replace(
-            self,
+                 ) -> ResolvedInversionSettings:
+        """The settings of a fresh inversion: the defaults (method, steps, guidance, no square crop) filled in;
+        a PromptError if there is no prompt (a fresh inversion needs the photo's caption)."""
+        if self.prompt is None:
+            raise validation.PromptError(f"{self.name('prompt')} must be a string (the photo's caption), got None")
+        return ResolvedInversionSettings(
+            prompt=self.prompt,
             method=self.method or DEFAULT_METHOD,
             num_inference_steps=self.num_inference_steps or num_inference_steps,
             guidance_scale=guidance_scale if self.guidance_scale is None else self.guidance_scale,
+            size=self.size,
             square=bool(self.square),
+            names=self.names,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,3 +82,20 @@ class InversionSettings:
         del data["names"]
         data["size"] = None if self.size is None else list(self.size)
         return data
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: InversionSettings.__eq__ compares it with unresolved settings
+class ResolvedInversionSettings(InversionSettings):
+    """The settings of a fresh inversion (InversionSettings.resolved): every setting fixed but `size`."""
+
+    prompt: str
+    method: str
+    num_inference_steps: int
+    guidance_scale: float
+    square: bool = False
+
+    def __post_init__(self) -> None:
+        for setting in ("prompt", "method", "num_inference_steps", "guidance_scale", "square"):
+            if getattr(self, setting) is None:
+                raise ValueError(f"{self.name(setting)} must be given: resolved settings fix every setting but size")
+        super().__post_init__()

@@ -285,7 +285,7 @@ def user_mask(
         cx0, cx1 = math.floor(x0 * sx), max(math.floor(x0 * sx) + 1, math.ceil(x1 * sx))
         cy0, cy1 = math.floor(y0 * sy), max(math.floor(y0 * sy) + 1, math.ceil(y1 * sy))
         values = values[..., cy0 : min(cy1, mh), cx0 : min(cx1, mw)]
-    return resize_mask(values, tuple(size))
+    return resize_mask(values, size)
 
 
 def combine_with_user_mask(
@@ -300,5 +300,5 @@ def combine_with_user_mask(
         raise MaskError(f"mask mode must be 'replace' or 'intersect', got {mode!r}")
     if source is None:
         return mask
-    user = user_mask(source, tuple(mask.shape[-2:]), box, photo_size).to(mask.device)
+    user = user_mask(source, (mask.shape[-2], mask.shape[-1]), box, photo_size).to(mask.device)
     return combine_user_mask(mask.float(), user, mode)

@@ -167,7 +167,7 @@ def labelled_grid(
     line_h = _line_height(font)
     scaled = [[None if c is None else (fit_height(c[0], cell_height), c[1]) for c in row] for row in rows]
     n_cols = max(len(row) for row in scaled)
-    widths = [max((row[c][0].width for row in scaled if c < len(row) and row[c] is not None), default=1)
+    widths = [max((cell[0].width for row in scaled for cell in row[c:c + 1] if cell is not None), default=1)
               for c in range(n_cols)]
     captions = [[[] if c is None else wrap_caption(c[1], font, max(widths[k], 8)) for k, c in enumerate(row)]
                 for row in scaled]
@@ -200,7 +200,7 @@ def grid_height(images: Sequence[ImageLike], largest: int, smallest: int = 128) 
 
 def word_heatmaps(
     image: ImageLike, per_word: Sequence[tuple[str, np.ndarray]], alpha: float = 0.55
-) -> list[Cell]:
+) -> list[tuple[Image.Image, str]]:
     """One (overlay, word) cell per word: each word's map over the image."""
     base = to_rgb(image)
     return [(heatmap_overlay(base, values, alpha), word) for word, values in per_word]
@@ -214,5 +214,5 @@ def edit_grid(leading: Sequence[Cell], edited: Sequence[Cell], masks: Sequence[I
     if masks:
         overlays = [(mask_overlay(image, mask), f"mask {k}") for k, ((image, _), mask) in
                     enumerate(zip(edited, masks), start=1)]
-        rows.append([None] * len(leading) + overlays)
+        rows.append([*[None] * len(leading), *overlays])
     return labelled_grid(rows, cell_height)

@@ -27,6 +27,8 @@ _EXPORTS = {
     "p2p_real.loading": ("ModelLoadError", "load_pipeline"),
     "p2p_real.results": ("AttentionMaps", "EditResult", "Reconstruction"),
     "p2p_real.spec": ("EditSpec",),
+    "p2p_real.sweep": ("SweepResult",),
+    "p2p_real.sweep_grid": ("SweepError",),
 }
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -44,3 +46,5 @@ if TYPE_CHECKING:
     from p2p_real.results import EditResult as EditResult
     from p2p_real.results import Reconstruction as Reconstruction
     from p2p_real.spec import EditSpec as EditSpec
+    from p2p_real.sweep import SweepResult as SweepResult
+    from p2p_real.sweep_grid import SweepError as SweepError

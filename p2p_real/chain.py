@@ -50,6 +50,8 @@ def chain_link(result: EditResult, k: int) -> dict[str, Any]:
     from p2p_real.outputs import shareable_path
 
     inv, parameters = result.inversion, result.parameters
+    if inv is None:
+        raise ValueError(missing_trajectory(result))
     model = parameters.get("model")
     return {
         "photo": parameters.get("photo"),
@@ -78,6 +80,7 @@ def edit_as_inversion(result: EditResult, k: int) -> Inversion:
                          f"target), got {k!r}")
     k = int(k)
     parent = result.inversion
+    assert parent is not None and result.trajectory is not None  # missing_trajectory checked both
     image = edited_pixels(result.images[k])
     if image.shape != parent.original.shape:
         raise ValueError(f"row {k}'s image is {image.shape[1]}x{image.shape[0]}, not the photo's "

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from p2p_real.defaults import DEFAULT_ATTENTION_RES
 from p2p_real.spec import EditSpec, Equalizer, Window, reweight_factor
 from p2p_real.store import AttentionStore
 from p2p_real.windows import cross_alphas, step_range
+
+if TYPE_CHECKING:
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 
 @dataclass
@@ -82,7 +86,7 @@ def build_cross_edit(
     return CrossEdit(kinds, mapper, partner, scale, alpha)
 
 
-def unet_levels(unet: torch.nn.Module) -> tuple[int, set[int]]:
+def unet_levels(unet: UNet2DConditionModel) -> tuple[int, set[int]]:
     """(number of resolution levels, levels that have cross-attention) from the UNet's layer names."""
     n_down = len(getattr(unet, "down_blocks", [])) or 4
     n_up = len(getattr(unet, "up_blocks", [])) or n_down
@@ -125,7 +129,7 @@ class P2PController:
         n_rows: int,
         guidance: bool,
         latent_size: tuple[int, int],
-        unet: torch.nn.Module,
+        unet: UNet2DConditionModel,
         cross_edit: CrossEdit | None,
         self_replace_steps: Window | list[Window],
         self_replace_max_res: float | list[float],
@@ -166,7 +170,8 @@ class P2PController:
         self._cross_steps = [False] * num_steps
         self._own_steps = [False] * num_steps
         self._identity_steps = [False] * num_steps
-        self.value_map = self.own_scale = None
+        # this step's coefficients of the cross-attention edit: set by begin_step at the steps that edit
+        self.value_map = self.own_scale = torch.empty(0)
         if cross_edit is not None and n_rows > 1:
             alpha = cross_edit.alpha
             a = alpha * cross_edit.partner * cross_edit.scale

@@ -21,6 +21,8 @@ def prompt_list(prompts: str | Sequence[str], name: str = "prompts") -> list[str
     """One prompt or a list of them, as a non-empty list of non-blank strings."""
     if isinstance(prompts, str):
         prompts = [prompts]
+    if not isinstance(prompts, Sequence):  # a number, a dict, None: a ValueError, not a TypeError
+        raise PromptError(f"{name} must be a prompt or a non-empty list of strings, got {type(prompts).__name__}")
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise PromptError(f"{name} must be a non-empty list of strings, got {prompts!r}")
@@ -141,7 +143,7 @@ def plan_rows(
                 raise ValueError(f"rows of one batch must share {name}: {getattr(first, name)!r} and "
                                  f"{getattr(spec, name)!r} differ")
     rows = [plan_edit(tokenizer, [prompts[0], target], spec, num_steps) for target, spec in zip(prompts[1:], specs)]
-    edits = [row.cross_edit for row in rows]
+    edits = [row.cross_edit for row in rows if row.cross_edit is not None]  # each row has one: it has two prompts
     cross_edit = CrossEdit(
         kinds=[kind for edit in edits for kind in edit.kinds],
         mapper=torch.cat([edit.mapper for edit in edits]),

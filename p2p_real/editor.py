@@ -12,7 +12,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from inversion import sdxl, validation
-from inversion.artifact import Inversion
+from inversion.artifact import ArtifactError, Inversion
 from inversion.cache import InversionCache
 from inversion.ddim import ddim_scheduler
 from inversion.ddim_inversion import InversionStep
@@ -43,7 +43,7 @@ from p2p_real.results import (
     to_output,
 )
 from p2p_real.sampling import sample
-from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, settings_in
+from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, given_spec, settings_in
 from p2p_real.sweep import DEFAULT_BATCH, SweepResult, run_sweep
 
 # diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
@@ -216,7 +216,7 @@ class Editor:
                                      "guidance_scale", minimum=0)
         plan: EditPlan = plan_edit(self.tokenizer, prompts, spec, steps, mask, self.device)
         blend = plan.blend
-        latent_hw = tuple(start.shape[-2:])
+        latent_hw = (start.shape[-2], start.shape[-1])
         controller = P2PController(
             len(prompts), guidance > 1, latent_hw, self.pipe.unet, plan.cross_edit,
             plan.self_windows, plan.self_max_res, steps, store_res=self.attention_res,
@@ -331,7 +331,7 @@ class Editor:
         Returns:
             EditResult: images (row 0 the source), masks when blending, per-word attention maps.
         """
-        spec = (spec or EditSpec.synthetic()).updated(**settings_in(locals()))
+        spec = (given_spec(spec) or EditSpec.synthetic()).updated(**settings_in(locals()))
         prompts = prompt_list(prompts)
         validation.choice(output_type, OUTPUT_TYPES, "output_type")
         steps = self._steps(num_inference_steps)
@@ -429,6 +429,10 @@ class Editor:
             pipeline_fingerprint(self.pipe), scheduler_fingerprint(self.scheduler), inv.num_inference_steps,
             model_family=sdxl.model_family(self.pipe),
         )
+        factor = vae_scale_factor(self.pipe.vae)
+        if inv.vae_scale_factor != factor:
+            raise ArtifactError(f"inversion is not compatible: it was made with a VAE of factor "
+                                f"{inv.vae_scale_factor}, this model's VAE has factor {factor}")
         start = inv.latent_T.to(self.device, self.dtype)
         uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
         return start, uncond, inv.source_pivots(start)
@@ -536,7 +540,7 @@ class Editor:
         Returns:
             EditResult: images at the photo's resolution, masks, attention maps, and `.save(folder, name)`.
         """
-        spec = (spec or EditSpec()).updated(**settings_in(locals()))
+        spec = (given_spec(spec) or EditSpec()).updated(**settings_in(locals()))
         targets = prompt_list(targets, "targets")
         validation.choice(output_type, OUTPUT_TYPES, "output_type")
         start, uncond, pivots = self._replay(inv)

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -27,10 +27,16 @@ USER_COMMENT, IMAGE_DESCRIPTION, SOFTWARE = 0x9286, 0x010E, 0x0131
 _ASCII = b"ASCII\x00\x00\x00"  # EXIF UserComment's character code: the JSON is written with \u escapes
 
 
+@overload
+def image_format(format: str | None, name: str) -> tuple[str, str]: ...
+@overload
+def image_format(format: str | None = None, name: None = None) -> tuple[str, None]: ...
 def image_format(format: str | None = None, name: str | None = None) -> tuple[str, str | None]:
     """(format, name without its image extension): `format` ("png", "jpg"/"jpeg", "webp"), else the name's
     extension, else "png"; a ValueError when the two disagree or the format is unknown."""
     stem, suffix = name, None
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name must be a file name (a string), got {type(name).__name__}")
     if name is not None:
         suffix = SUFFIXES.get(Path(name).suffix.lower())
         if suffix is not None:
@@ -93,8 +99,9 @@ def image_writer(image: Image.Image, text: dict[str, str], format: str = "png", 
 def read_parameters(path: str | os.PathLike) -> dict[str, Any] | None:
     """The parameters a result image carries (PNG text chunk, JPEG comment or EXIF UserComment), or None."""
     with Image.open(path) as img:
-        if "parameters" in getattr(img, "text", {}):
-            return json.loads(img.text["parameters"])
+        text = getattr(img, "text", {})  # PNG text chunks (PngImageFile only)
+        if "parameters" in text:
+            return json.loads(text["parameters"])
         comment = img.info.get("comment")
         if comment:
             return json.loads(comment)

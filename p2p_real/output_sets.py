@@ -29,7 +29,7 @@ from inversion.no_follow import NotRegularFileError, check_not_special, open_reg
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: its uses check which
     import msvcrt
 
 LOCK_SUFFIX = ".p2p-lock"
@@ -231,7 +231,7 @@ class OutputSet:
             raise
         return self
 
-    def write(self, path: Path, write: Callable[[Path], None]) -> Path:
+    def write(self, path: Path, write: Callable[[Path], object]) -> Path:
         """Write one file of the set atomically (see inversion.files.atomic_write), never replacing one that
         may not be replaced."""
         existed = os.path.lexists(path)

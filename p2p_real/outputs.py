@@ -44,7 +44,7 @@ def slug(text: str, limit: int = 48) -> str:
     return words[:limit].rstrip("-") or "prompt"
 
 
-Writer = Callable[[Path], None]  # writes a file's content to the (temporary) path it is given
+Writer = Callable[[Path], object]  # writes a file's content to the (temporary) path it is given
 
 
 def shareable_path(text: str) -> str:
@@ -74,6 +74,11 @@ def png_writer(image: Any, text: dict[str, str], icc_profile: bytes | None = Non
     picture = image if hasattr(image, "save") else to_rgb(image)
     extra = {"icc_profile": icc_profile} if icc_profile else {}
     return lambda tmp: picture.save(tmp, format="PNG", pnginfo=info, **extra)
+
+
+def bytes_writer(data: bytes) -> Writer:
+    """Writes `data` as it is."""
+    return lambda tmp: tmp.write_bytes(data)
 
 
 def json_writer(data: dict[str, Any]) -> Writer:
@@ -167,7 +172,7 @@ def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: d
     continued = [result.as_inversion(k) for k in range(1, len(result.prompts))] if inversions else []  # may refuse
     with OutputSet(folder, name, paths.all(), overwrite, replaceable) as files:
         for path, inv in zip(paths.inversions, continued):
-            files.write(path, lambda tmp, inv=inv: tmp.write_bytes(inv.to_bytes()))
+            files.write(path, bytes_writer(inv.to_bytes()))
         return [*paths.inversions, *_write_edit(result, files, paths, extra, fmt, quality)]
 
 
@@ -245,8 +250,10 @@ def save_attention(attention: AttentionMaps, images: Sequence[Any], prompts: Seq
     grid_path, maps_path, sidecar_path = paths
     rows = [[(image, prompt), *word_heatmaps(image, attention.per_word(row))]
             for row, (image, prompt) in enumerate(zip(images, prompts))]
-    arrays = {f"row{row}_{k:02d}_{slug(word, 24)}": np.asarray(values, dtype=np.float32)
-              for row in range(len(prompts)) for k, (word, values) in enumerate(attention.per_word(row))}
+    # Any: numpy's stubs check **arrays against savez_compressed's own keyword allow_pickle (a bool)
+    arrays: dict[str, Any] = {f"row{row}_{k:02d}_{slug(word, 24)}": np.asarray(values, dtype=np.float32)
+                              for row in range(len(prompts))
+                              for k, (word, values) in enumerate(attention.per_word(row))}
     grid = labelled_grid(rows, grid_height(images, ATTENTION_HEIGHT))
 
     def save_npz(tmp: Path) -> None:

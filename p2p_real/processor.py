@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers.models.attention_processor import Attention
 
 from p2p_real.controllers import P2PController
+
+if TYPE_CHECKING:
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 
 class P2PAttnProcessor:
@@ -33,8 +37,8 @@ class P2PAttnProcessor:
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
-        *args,
-        **kwargs,
+        *args: Any,
+        **kwargs: Any,
     ) -> torch.Tensor:
         residual = hidden_states
         if attn.spatial_norm is not None:
@@ -103,12 +107,13 @@ class P2PAttnProcessor:
 
 
 @contextmanager
-def attention_control(unet: torch.nn.Module, controller: P2PController) -> Iterator[None]:
+def attention_control(unet: UNet2DConditionModel, controller: P2PController) -> Iterator[None]:
     """Install P2P processors on every attention layer of `unet` for the block; restore the originals
     afterwards, also when the block raises."""
     saved = dict(unet.attn_processors)
     processor = P2PAttnProcessor(controller)
-    unet.set_attn_processor({name: processor for name in saved})
+    # diffusers annotates processors as a union of its own classes; it calls any object with their __call__
+    unet.set_attn_processor({name: processor for name in saved})  # type: ignore[misc]
     try:
         yield
     finally:

@@ -32,6 +32,8 @@ def blend_masks(result: EditResult, tokenizer: Any, threshold: float | None = No
         spec = spec.replace(blend_threshold=threshold)
     steps = int(result.parameters.get("steps") or 1)
     plan = plan_edit(tokenizer, list(result.prompts), spec, steps)
+    if plan.blend.add is None:  # no blend words (as checked above)
+        return None
     maps = result.attention.maps  # (rows, h, w, tokens)
     rows, h, w, tokens = maps.shape
     latent = _latent_size(result)
@@ -60,5 +62,8 @@ def photo_masks(result: EditResult, masks: torch.Tensor) -> list[Image.Image]:
 def _latent_size(result: EditResult) -> tuple[int, int]:
     """(h, w) of the edit's latents."""
     if result.inversion is not None:
-        return tuple(result.inversion.latent_size)
-    return tuple(result.latents.shape[-2:])
+        return result.inversion.latent_size
+    if result.latents is None:
+        raise ValueError("the result keeps neither its inversion nor its latents: its latent size is unknown")
+    h, w = result.latents.shape[-2:]
+    return h, w

@@ -32,6 +32,7 @@ from p2p_real.outputs import check_name, slug
 from p2p_real.recipe_yaml import AliasBombError, safe_load_bounded
 from p2p_real.spec import EditSpec
 
+MAX_RECIPE_BYTES = 10 << 20  # a recipe of 10,000 photos with their edits is about 2 MB
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
 PHOTO_KEYS = {"photo", "prompt", "name", "method", "steps", "guidance", "size", "square", "edits"}
 EDIT_KEYS = {"target", "targets", "name", "edit", "cross_replace", "self_replace", "self_replace_max_res", "blend",
@@ -49,6 +50,8 @@ class RecipeError(ValueError):
 
 def load_recipe(path: Path) -> dict[str, Any]:
     """Read a JSON or YAML recipe (YAML needs pyyaml: pip install 'p2p-real[batch]') and check its top level."""
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path.name}: a recipe may be at most {MAX_RECIPE_BYTES:,} bytes")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
@@ -278,7 +281,8 @@ def _photo_jobs(photo: dict[str, Any], index: int, shared_edits: list[Any], base
     edits = list(photo.get("edits") or []) + shared_edits
     if not edits or not all(isinstance(e, dict) for e in edits):
         raise ValueError("needs a non-empty list of 'edits' (mappings with a 'target')")
-    jobs, edit_names = [], set()
+    jobs: list[Job] = []
+    edit_names: set[str] = set()
     for k, entry in enumerate(edits):
         try:
             jobs.append(_edit_job(photo, entry, k, index, path, photo_name, settings, base, out, run, edit_names))

@@ -35,17 +35,18 @@ def sample(
     the latents to continue from (local blend, direct inversion's pivots). NaN or infinite latents at the end
     raise NonFiniteError.
     """
-    per_step = isinstance(uncond, Sequence)
+    per_step = uncond if isinstance(uncond, Sequence) else None
     timesteps = scheduler.timesteps
-    if per_step and len(uncond) != len(timesteps):
-        raise ValueError(f"{len(uncond)} unconditional embeddings given for {len(timesteps)} steps")
+    if per_step is not None and len(per_step) != len(timesteps):
+        raise ValueError(f"{len(per_step)} unconditional embeddings given for {len(timesteps)} steps")
     n = latents.shape[0]
-    embeddings = None if per_step else guidance_embeddings(cond, uncond, n, guidance_scale)
+    # one unconditional embedding for every step; with one per step, made again at each step
+    embeddings = guidance_embeddings(cond, None if isinstance(uncond, Sequence) else uncond, n, guidance_scale)
     for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress, leave=False)):
         if begin_step is not None:
             begin_step(i)
-        if per_step:
-            embeddings = guidance_embeddings(cond, uncond[i], n, guidance_scale)
+        if per_step is not None:
+            embeddings = guidance_embeddings(cond, per_step[i], n, guidance_scale)
         noise = predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale)
         latents = ddim_step(scheduler, noise, t, latents)
         if callback is not None:

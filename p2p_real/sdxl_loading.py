@@ -28,7 +28,7 @@ def _refused(message: str) -> Exception:
     return ModelLoadError(message)
 
 
-def pipeline_class(family: str) -> tuple[type, dict[str, Any]]:
+def pipeline_class(family: str) -> tuple[type[StableDiffusionPipeline | StableDiffusionXLPipeline], dict[str, Any]]:
     """The pipeline class of a model family and the keywords it is loaded with (no safety checker for SD,
     no invisible watermark for SDXL: p2p-real decodes and writes the images itself)."""
     if family == FAMILY_SDXL:

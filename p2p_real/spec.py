@@ -23,6 +23,8 @@ DEFAULT_KEY = "default_"  # the key of the window every other word uses, in a pe
 # Generated images inject self-attention for fewer steps and only in the coarsest layers (the P2P notebook);
 # photos use the null-text notebook's 0.6 and latent/2 (the field defaults below).
 SYNTHETIC = {"self_replace_steps": 0.4, "self_replace_max_res": 0.25}
+DEFAULT_CROSS_REPLACE = 0.8  # the default cross_replace_steps and self_replace_steps: fractions of the steps
+DEFAULT_SELF_REPLACE = 0.6
 
 Window = float | tuple[float, float]
 CrossWindow = Window | Mapping[str, Window]
@@ -61,8 +63,8 @@ class EditSpec:
     """
 
     edit: str = "auto"
-    cross_replace_steps: CrossWindow = 0.8
-    self_replace_steps: Window = 0.6
+    cross_replace_steps: CrossWindow = DEFAULT_CROSS_REPLACE
+    self_replace_steps: Window = DEFAULT_SELF_REPLACE
     self_replace_max_res: float = 0.5
     blend_words: Words | None = None
     subtract_words: Words | None = None
@@ -164,6 +166,13 @@ def _cross_window(value: Any, name: str) -> CrossWindow:
             raise PromptError(f"{name} keys must be words (or {DEFAULT_KEY!r}), got {validation.quoted(word)}")
         windows[word] = validation.window(window, f"{name}[{word!r}]")
     return windows
+
+
+def given_spec(spec: Any) -> EditSpec | None:
+    """`spec=` as given to an API call: None or an EditSpec (anything else is a ValueError, not a crash)."""
+    if spec is not None and not isinstance(spec, EditSpec):
+        raise ValueError(f"spec must be an EditSpec (p2p_real.EditSpec(...)), got {type(spec).__name__}")
+    return spec
 
 
 def _words(words: Any, name: str) -> tuple[tuple[str, ...], ...] | None:

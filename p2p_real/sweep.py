@@ -22,7 +22,16 @@ from masks.paste import MaskSource, user_mask
 from masks.visualize import Cell, grid_height, labelled_grid
 from p2p_real.edit_plan import ROW_SETTINGS, prompt_list
 from p2p_real.output_sets import OutputSet
-from p2p_real.outputs import _write_edit, check_name, edit_paths, json_writer, png_text, png_writer, sidecar_data
+from p2p_real.outputs import (
+    EditPaths,
+    _write_edit,
+    check_name,
+    edit_paths,
+    json_writer,
+    png_text,
+    png_writer,
+    sidecar_data,
+)
 from p2p_real.results import AttentionMaps, EditResult
 from p2p_real.spec import SETTINGS, EditSpec
 from p2p_real.sweep_grid import Combination, SweepError, format_value, sweep_grid
@@ -32,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 8  # target rows per denoising batch
 SHEET_HEIGHT = 256  # largest cell height of the contact sheet
+SHEET_MIN_HEIGHT = 160  # smallest: small images are scaled up so that two-setting labels fit on one line
 SHEET_COLUMNS = 4  # columns of a one-setting sweep's contact sheet
 
 
@@ -99,7 +109,8 @@ class SweepResult:
         return written
 
 
-def sweep_paths(folder: str | os.PathLike, name: str, results: Sequence[EditResult] | Sequence[bool]) -> list:
+def sweep_paths(folder: str | os.PathLike, name: str, results: Sequence[EditResult] | Sequence[bool]
+                ) -> list[EditPaths]:
     """The files of each combination (outputs.EditPaths, named NAME.K), from the results or, before running,
     from whether each combination writes a mask."""
     masked = [r if isinstance(r, bool) else r.info.get("blend_mask") is not None for r in results]
@@ -177,11 +188,11 @@ def contact_sheet(inv: Inversion, results: Sequence[EditResult], combinations: S
                   target: str) -> Image.Image:
     """The photo and its reconstruction, then every combination's edited image with its settings under it."""
     leading: list[Cell | None] = [(inv.original, f"photo: {inv.prompt}"),
-                                  (results[0].images[0], f"reconstruction; edits: {target}")]
+                                  (results[0].images[0], f"reconstruction\nedits: {target}")]
     cells: list[Cell] = [(r.images[1], f"{c.index}: {c.label}") for r, c in zip(results, combinations)]
     columns = sheet_columns(combinations)
     rows = [leading] + [cells[i : i + columns] for i in range(0, len(cells), columns)]
-    height = grid_height([r.images[1] for r in results], SHEET_HEIGHT)
+    height = grid_height([r.images[1] for r in results], SHEET_HEIGHT, SHEET_MIN_HEIGHT)
     return labelled_grid(rows, height)
 
 

@@ -248,7 +248,8 @@ def test_reconstruct_of_a_saved_inversion_writes_report_and_side_by_side(runs, w
     out = ws["root"] / "out/rec"
     assert sorted(p.name for p in out.iterdir()) == ["photo.recon.grid.png", "photo.recon.json", "photo.recon.png"]
     report = json.loads((out / "photo.recon.json").read_text())
-    assert set(report["metrics"]) == {"psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim"}
+    assert set(report["metrics"]) == {"psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim", "verdict"}
+    assert f"verdict         {report['metrics']['verdict']}: " in runs["reconstruct"].stdout
     assert f"PSNR            {report['metrics']['psnr']:.2f} dB" in runs["reconstruct"].stdout
     grid = Image.open(out / "photo.recon.grid.png")
     assert grid.width > 3 * grid.height // 2  # three images side by side
@@ -262,7 +263,7 @@ def test_attention_writes_per_word_heat_maps(runs, ws):
     assert meta["words"] == [["a", "cat", "on", "a", "wall"], ["a", "dog", "on", "a", "wall"]]
     maps = np.load(out / "photo.attention.npz")
     assert "row0_01_cat" in maps and "row1_01_dog" in maps and maps["row0_01_cat"].ndim == 2
-    assert meta["parameters"]["method"] == "negative-prompt"  # the fast default for a photo
+    assert meta["parameters"]["method"] == "direct"  # the default for a photo
     grid = Image.open(out / "photo.attention.png")
     assert grid.width > 2 * grid.height  # rows of six cells: the image and one map per word
 

@@ -141,7 +141,7 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     # The second hostile hunt (issue 28): bounds checked before anything is allocated or loaded.
     ("steps beyond the limit", [*EDIT, "--steps", "5000"], "must be at most 1000", "script", ()),
     ("generate: steps huge", ["generate", "a cat", "--steps", "100000000"], "must be at most 1000", "script", ()),
-    ("feather huge", [*EDIT, "--spec", '{"feather": 1e308}'], "feather must be <= 0.5", "script", ()),
+    ("feather huge", [*EDIT, "--spec", '{{"feather": 1e308}}'], "feather must be <= 0.5", "script", ()),
     ("name too long", [*EDIT, "--name", "x" * 250], "is too long", "script", ()),
     ("name with a line break", [*EDIT, "--name", "a\nb"], "no line breaks", "script", ()),
     ("ui port beyond 65535", ["ui", "--port", "70000"], "70000 is not a port", "script", ()),

@@ -168,8 +168,8 @@ def test_a_page_sessions_state_and_folder_are_freed_and_uploads_are_capped(offli
     from p2p_real.ui.sessions import MAX_UPLOAD_BYTES, SESSION_IDLE_S
 
     page, studio = offline_page.page, offline_page.studio
-    states = [b for b in page.blocks.values() if type(b).__name__ == "State"]
-    assert states and all(s.time_to_live == SESSION_IDLE_S for s in states)
+    states = [b for b in page.blocks.values() if type(b).__name__ == "State" and b.delete_callback == studio.forget]
+    assert len(states) == 1 and states[0].time_to_live == SESSION_IDLE_S  # the workspace: photo, inversion, edit
     assert page.max_file_size == MAX_UPLOAD_BYTES
     from p2p_real.ui.studio import Workspace
 
@@ -518,3 +518,55 @@ def test_a_linked_photo_names_the_outputs_after_the_link(tmp_path, tiny_model_di
                      "--model", str(tiny_model_dir), "--no-report", "-q"])
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "p2p-out").iterdir()] == ["holiday.inv.safetensors"]
+
+
+def test_library_log_lines_reach_the_terminal_as_one_line():
+    import logging
+
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    from p2p_real.commands import session
+
+    session.setup_libraries(debug=False, quiet=True)
+    handlers = [*diffusers_logging.get_logger("diffusers").handlers,
+                *transformers_logging.get_logger("transformers").handlers, logging.lastResort]
+    assert len(handlers) >= 3
+    for handler in handlers:  # what each handler that writes to the terminal would print
+        record = logging.LogRecord("diffusers.x", logging.ERROR, __file__, 1, "first line\n%s\n\nthird",
+                                   ("second line",), None)
+        assert handler.filter(record)
+        assert handler.format(record).splitlines() == [handler.format(record)], handler
+        assert "first line second line third" in handler.format(record)
+
+
+def test_wrong_argument_types_are_value_errors_naming_the_argument(tiny_pipe, tmp_path):
+    import p2p_real
+
+    editor = p2p_real.Editor(tiny_pipe)
+    inv = editor.invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2, progress=False)
+    with pytest.raises(ValueError, match="targets must be a prompt or a non-empty list"):
+        editor.edit(inv, 5, progress=False)
+    with pytest.raises(ValueError, match="spec must be an EditSpec"):
+        editor.edit(inv, "a dog", spec="x", progress=False)
+    with pytest.raises(ValueError, match="spec must be an EditSpec"):
+        editor.generate(["a cat"], spec={"edit": "refine"}, num_inference_steps=2, progress=False)
+    with pytest.raises(ValueError, match="path must be a file name"):
+        inv.save(5)
+    result = editor.edit(inv, "a dog", progress=False)
+    with pytest.raises(ValueError, match="name must be a file name"):
+        result.save(tmp_path / "o", 5)
+
+
+def test_an_inversion_of_another_vae_factor_is_refused_naming_the_factor(tiny_pipe, tmp_path):
+    import dataclasses
+
+    import p2p_real
+    from inversion.artifact import ArtifactError
+
+    editor = p2p_real.Editor(tiny_pipe)
+    inv = editor.invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2, progress=False)
+    other = dataclasses.replace(inv, vae_scale_factor=inv.vae_scale_factor * 2,
+                                size=(inv.size[0] * 2, inv.size[1] * 2))
+    with pytest.raises(ArtifactError, match="VAE of factor"):
+        editor.reconstruct(other, progress=False)

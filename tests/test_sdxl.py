@@ -364,7 +364,7 @@ def test_sequentially_offloaded_sdxl_inverts_and_edits_as_the_whole_pipeline(tin
 
     def run(pipe):
         editor = Editor(pipe, num_inference_steps=2)
-        inv = editor.invert(photo, PROMPT, num_inner_steps=2, progress=False, size=(48, 32))
+        inv = editor.invert(photo, PROMPT, method="null-text", num_inner_steps=2, progress=False, size=(48, 32))
         return inv, editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), output_type="np", progress=False)
 
     ref_inv, ref = run(load_pipeline(tiny_sdxl_dir, device="cpu"))

@@ -148,7 +148,7 @@ def test_cancelling_stops_a_call_and_leaves_the_pipeline_as_it_was(editor, photo
     assert len(unet_calls) == 2 and all(tiny_pipe.unet.attn_processors[k] is v for k, v in before.items())
     stages = []
     with pytest.raises(Cancelled):
-        editor.invert(photo, PROMPT, progress=False, callback_on_step_end=lambda ed, step, t, kw: (
+        editor.invert(photo, PROMPT, method="null-text", progress=False, callback_on_step_end=lambda ed, step, t, kw: (
             stages.append(kw["stage"]), step == 1 and kw["stage"] == "null-text" and ed.cancel()))
     assert stages == ["ddim"] * STEPS + ["null-text"] * 2
     assert editor.generate(PROMPT, generator=0, output_type="latent", progress=False).images.shape[0] == 1

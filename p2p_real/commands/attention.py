@@ -7,13 +7,14 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
+from inversion.methods import DEFAULT_METHOD
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
 
 NAME = "attention"
 HELP = "per-word cross-attention heat maps of a photo or a prompt"
 EPILOG = ""
-METHOD = "negative-prompt"  # attention maps of a photo need a faithful replay, not null-text's precision
+METHOD = DEFAULT_METHOD  # direct: one DDIM pass, and the source row replays the photo exactly
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace, loaded: session.Session, inputs: session.Inpu
         prompts = [inv.prompt, *targets]
         from masks.visualize import to_rgb
 
-        images = [to_rgb(image).crop(tuple(inv.box)) for image in [inv.original, *result.images[1 : len(prompts)]]]
+        images = [to_rgb(image).crop(inv.box) for image in [inv.original, *result.images[1 : len(prompts)]]]
         argv = ["attention", *inputs.argv(inv, args)]
     else:
         prompts = [args.prompt, *targets]

@@ -18,7 +18,7 @@ examples:
   {PROG} edit cat.jpg -p "a cat sitting on a wall" -t "a fluffy cat sitting on a wall" --reweight fluffy=2
   {PROG} edit p2p-out/cat.inv.safetensors -t "a lion sitting on a wall" --blend cat:lion --name lion
   {PROG} edit dog.jpg -p "a dog on a sofa" -t "a cat on a sofa" --spec p2p-out/cat.json   # cat.json's settings
-  {PROG} edit cat.jpg -p "a cat sitting on a wall" -t "a dog sitting on a wall" --sweep cross=0.2,0.5,0.8 --sweep self=0.2,0.6
+  {PROG} edit cat.jpg -p "a cat on a wall" -t "a dog on a wall" --sweep cross=0.2,0.5,0.8 --sweep self=0.2,0.6
 
 outputs (in --out, NAME = the photo's stem or --name):
   NAME.inv.safetensors   the inversion (reused by the next edit of the same photo and settings; an input too)

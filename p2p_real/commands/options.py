@@ -158,12 +158,12 @@ def format_argv(args: argparse.Namespace, fmt: str) -> list[str]:
 
 
 METHOD_GUIDE = (
-    "null-text: the papers' per-step optimisation, the slowest (36 CPU s a photo for the tiny test model at "
-    "50 steps on one core; about a minute on an A100 for SD 1.5, per the paper). null-text-fast: null-text "
-    "that ends a step's optimisation once it stalls, about 2.5x less time at a higher reconstruction error. "
-    "negative-prompt, direct: one DDIM pass, no optimisation (1.5 CPU s here), and on PIE-Bench as good as "
-    "null-text (direct the best): the choice when time matters. ddim: a baseline that drifts at guidance 7.5. "
-    "README, 'Choosing an inversion method', has the figures"
+    "direct: one DDIM pass (1.5 CPU s a photo for the tiny test model at 50 steps on one core), exact "
+    "reconstruction, and the edits that work most often (toy benchmark, PIE-Bench). null-text: the papers' "
+    "per-step optimisation, the slowest (36 CPU s here; about a minute on an A100 for SD 1.5, per the paper), "
+    "whose tuned embeddings hold edits back. null-text-fast: null-text that ends a step's optimisation once it "
+    "stalls. negative-prompt: one DDIM pass, the caption as unconditional prompt. ddim: a baseline that drifts "
+    "at guidance 7.5. README, 'Choosing an inversion method', has the figures"
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shlex
 import sys
@@ -184,6 +185,19 @@ def setup_libraries(debug: bool, quiet: bool) -> None:
     if not debug:
         diffusers_logging.set_verbosity_error()
         transformers_logging.set_verbosity_error()
+    handlers = [*diffusers_logging.get_logger("diffusers").handlers, *transformers_logging.get_logger(
+        "transformers").handlers, logging.lastResort]
+    for handler in handlers:  # what reaches the terminal stays one line per message (the one-line error rule)
+        if handler is not None and one_line_record not in handler.filters:
+            handler.addFilter(one_line_record)
+
+
+def one_line_record(record: logging.LogRecord) -> bool:
+    """A logging filter that folds a record's message onto one line (a library's multi-line warning)."""
+    message = record.getMessage()
+    if "\n" in message or "\r" in message:
+        record.msg, record.args = " ".join(message.split()), ()
+    return True
 
 
 @dataclass

@@ -76,12 +76,12 @@ def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True, m
         res = editor.edit(inv, edit.target, progress=progress, **edit.options)
         seconds = time.perf_counter() - start
         timings[edit.kind] = seconds
-        image, mask = res.images[1], res.masks[0]
+        image = res.images[1]
         check = check_edit(edit, rendered, image)
         images.append(image)
         mark = "ok" if check.success else "missed"
         top.append((image, f"{edit.label} ({seconds:.1f} s, {mark})"))
-        masks_row.append((mask_overlay(image, np.asarray(mask)), "local-blend mask"))
+        masks_row.append(None if not res.masks else (mask_overlay(image, np.asarray(res.masks[0])), "local-blend mask"))
         attention = attention or res.attention
         edits_info.append({"kind": edit.kind, "label": edit.label, "target": edit.target,
                            "success": check.success, "check": check.detail,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -64,7 +65,7 @@ class Scene:
         if not self.objects:
             raise ValueError("a scene needs at least one object")
 
-    def with_object(self, index: int, **changes: object) -> Scene:
+    def with_object(self, index: int, **changes: Any) -> Scene:
         """The same scene with object `index` changed (e.g. colour="green", shape="star", size="big")."""
         if not -len(self.objects) <= index < len(self.objects):
             raise ValueError(f"object index {index} out of range for a scene of {len(self.objects)} objects")
@@ -187,7 +188,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 def _background(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
     """The background layer (H, W, 3) float32 in 0..255."""
     base = np.asarray(COLOURS[scene.background], dtype=np.float32) + np.asarray(scene.bg_tint, dtype=np.float32)
-    image = np.broadcast_to(base, (size, size, 3)).astype(np.float32)
+    image: np.ndarray = np.broadcast_to(base, (size, size, 3)).astype(np.float32)
     if scene.texture == "gradient":
         axis = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
         theta = math.radians(scene.gradient_angle)
@@ -247,15 +248,18 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 def _random_object(rng: np.random.Generator, colour: str, shape: str | None, size: str | None) -> SceneObject:
     shape = shape or SHAPES[rng.integers(len(SHAPES))]
     size = size or SIZES[rng.integers(len(SIZES))]
+    radius_u, angle = float(rng.uniform()), float(rng.uniform(-10.0, 10.0))
+    red, green, blue = (float(v) for v in rng.uniform(-8.0, 8.0, size=3))
+    shade_x, shade_y = (float(v) for v in rng.uniform(-0.04, 0.04, size=2))
     return SceneObject(
         colour=colour,
         shape=shape,
         size=size,
         center=(0.5, 0.5),
-        radius_u=float(rng.uniform()),
-        angle=float(rng.uniform(-10.0, 10.0)),
-        tint=tuple(float(v) for v in rng.uniform(-8.0, 8.0, size=3)),
-        shade=tuple(float(v) for v in rng.uniform(-0.04, 0.04, size=2)),
+        radius_u=radius_u,
+        angle=angle,
+        tint=(red, green, blue),
+        shade=(shade_x, shade_y),
     )
 
 
@@ -316,11 +320,12 @@ def random_scene(
             break
     else:
         raise ValueError(f"could not place objects of sizes {sizes} without overlap")
+    red, green, blue = (float(v) for v in rng.uniform(-6.0, 6.0, size=3))
     return Scene(
         objects=tuple(placed),
         background=background,
         texture="plain",
-        bg_tint=tuple(float(v) for v in rng.uniform(-6.0, 6.0, size=3)),
+        bg_tint=(red, green, blue),
         noise_std=float(rng.uniform(0.8, 2.0)),
         seed=int(rng.integers(2**31)),
     )

@@ -117,7 +117,8 @@ def outline_measures(mask: np.ndarray) -> tuple[float, float, float]:
     taken around the pixels' corners (so a lone pixel is 1, 1, 1)."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     centres = np.concatenate(contours).reshape(-1, 2).astype(np.float32)
-    corners = np.concatenate([centres + np.float32(offset) for offset in _PIXEL_CORNERS]).reshape(-1, 1, 2)
+    offsets = [np.asarray(offset, dtype=np.float32) for offset in _PIXEL_CORNERS]
+    corners = np.concatenate([centres + offset for offset in offsets]).reshape(-1, 1, 2)
     (_, _), (width, height), _ = cv2.minAreaRect(corners)
     area = float(mask.sum())
     hull = float(cv2.contourArea(cv2.convexHull(corners)))

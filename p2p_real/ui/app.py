@@ -19,7 +19,7 @@ from PIL import Image
 
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.editor import Cancelled
-from p2p_real.spec import EDIT_KINDS, MAX_REWEIGHT, EditSpec
+from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, EDIT_KINDS, MAX_REWEIGHT, EditSpec
 from p2p_real.ui.choices import EditChoices, changed_words, prompt_words, slider
 from p2p_real.ui.sessions import MAX_UPLOAD_BYTES, SESSION_IDLE_S
 from p2p_real.ui.studio import StepReport, Studio, Workspace, coverage_text
@@ -135,7 +135,8 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             with gr.Column():
                 photo = gr.Image(label="photo", type="filepath", image_mode=None, sources=["upload"],
                                  elem_id="photo")
-                photo.preprocess = upload_errors(photo.preprocess)  # an unreadable upload: a message, not null
+                # an unreadable upload: a message, not null (this component's method replaced: mypy refuses that)
+                photo.preprocess = upload_errors(photo.preprocess)  # type: ignore[method-assign,assignment]
                 caption = gr.Textbox(label="caption: what the photo shows", elem_id="caption")
                 with gr.Row():
                     method = gr.Dropdown(list(METHOD_NAMES), value=defaults.method, label="inversion method",
@@ -163,9 +164,9 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                                        elem_id="factor")
                 with gr.Accordion("attention injection", open=False):
                     kind = gr.Radio(list(EDIT_KINDS), value=spec.edit, label="edit kind", elem_id="kind")
-                    cross = gr.Slider(0, 1, value=spec.cross_replace_steps, step=0.05,
+                    cross = gr.Slider(0, 1, value=DEFAULT_CROSS_REPLACE, step=0.05,
                                       label="cross-attention steps", elem_id="cross")
-                    self_ = gr.Slider(0, 1, value=spec.self_replace_steps, step=0.05, label="self-attention steps",
+                    self_ = gr.Slider(0, 1, value=DEFAULT_SELF_REPLACE, step=0.05, label="self-attention steps",
                                       elem_id="self")
                 with gr.Row():
                     edit_button = gr.Button("Edit", variant="primary", elem_id="edit")
@@ -272,7 +273,7 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             studio.forget(old)
             return None, None, ""
 
-        gpu = {"concurrency_id": MODEL_JOBS, "concurrency_limit": 1}
+        gpu: dict[str, Any] = {"concurrency_id": MODEL_JOBS, "concurrency_limit": 1}
         invert_button.click(invert, [photo, caption, method, steps, target, workspace],
                             [workspace, reconstruction, report, target], api_name="invert", **gpu)
         edit_button.click(edit, [workspace, caption, target, blend_source, blend_target, threshold, reweight_words,

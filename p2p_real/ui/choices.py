@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import shlex
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Any
+from typing import Any, overload
 
 from inversion.settings import InversionSettings
 from p2p_real.alignment import PromptError, tokenize, word_indices
 from p2p_real.commands.options import PROG
 from p2p_real.notation import format_window
-from p2p_real.spec import DEFAULT_KEY, EditSpec
+from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_KEY, DEFAULT_SELF_REPLACE, EditSpec
 
 # how the page labels each setting, for the library's messages
 PAGE_NAMES = {"edit": "edit kind", "cross_replace_steps": "cross-attention steps",
@@ -55,6 +55,10 @@ def changed_words(source: Sequence[str], target: Sequence[str]) -> tuple[list[st
     return [w for w in source if w.lower() not in tgt], [w for w in target if w.lower() not in src]
 
 
+@overload
+def slider(value: float) -> float: ...
+@overload
+def slider(value: None) -> None: ...
 def slider(value: float | None) -> float | None:
     """A slider's value rounded to DIGITS decimals."""
     return None if value is None else round(float(value), DIGITS)
@@ -71,8 +75,8 @@ class EditChoices:
     reweight_words: tuple[str, ...] = ()
     reweight: float = 1.0
     edit: str = EditSpec.edit
-    cross_replace: float = EditSpec.cross_replace_steps
-    self_replace: float = EditSpec.self_replace_steps
+    cross_replace: float = DEFAULT_CROSS_REPLACE
+    self_replace: float = DEFAULT_SELF_REPLACE
 
     def spec(self) -> EditSpec:
         """The EditSpec of these choices (checked; its messages name the page's labels). Blend words on either
@@ -94,7 +98,7 @@ def spec_options(spec: EditSpec) -> list[str]:
     if spec.edit != default.edit:
         argv += ["--edit", spec.edit]
     cross = spec.cross_replace_steps
-    if isinstance(cross, dict):
+    if isinstance(cross, Mapping):
         argv += ["--cross-replace", format_window(cross.get(DEFAULT_KEY, 0.8))]
         for word, window in cross.items():
             if word != DEFAULT_KEY:

@@ -14,6 +14,7 @@ import tempfile
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 SESSION_IDLE_S = 3600  # a page session that neither inverts nor edits for this long is freed (state and files)
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # the largest photo the page accepts (a 100-megapixel JPEG is about 30 MB)
@@ -46,7 +47,7 @@ class SessionFolders:
             copies.append(copy)
         return copies
 
-    def owns(self, folder: Path | None) -> bool:
+    def owns(self, folder: Path | None) -> TypeGuard[Path]:
         """Whether `folder` is a session folder of this root."""
         return folder is not None and Path(folder).parent == self.root
 

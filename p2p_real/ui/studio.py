@@ -90,7 +90,7 @@ class Studio:
         """The editor's tokenizer (for the words a page offers; SDXL: both of its tokenizers as one)."""
         return self.editor.tokenizer
 
-    def invert(self, photo: str | os.PathLike, caption: str, method: str | None = None, steps: int | None = None,
+    def invert(self, photo: str | os.PathLike | None, caption: str, method: str | None = None, steps: int | None = None,
                report: StepReport | None = None) -> Workspace:
         """Invert the photo with its caption (or reuse its saved inversion) and reconstruct it."""
         if photo is None:
@@ -154,7 +154,9 @@ class Studio:
         if inv.path is not None:
             ws.files.append(inv.path)
         mask, coverage = self.mask(ws)
-        downloads = self.sessions.publish(ws.folder, ws.files) if ws.folder is not None else []
+        if not self.sessions.owns(ws.folder):  # a workspace made elsewhere: its own folder now
+            ws.folder = self.sessions.new()
+        downloads = self.sessions.publish(ws.folder, ws.files)
         return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), downloads, command)
 
     def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
