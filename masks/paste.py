@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from masks.local_blend import combine_user_mask
-
 Box = tuple[int, int, int, int]
 ArrayLike = np.ndarray | torch.Tensor
 MaskSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -286,19 +284,3 @@ def user_mask(
         cy0, cy1 = math.floor(y0 * sy), max(math.floor(y0 * sy) + 1, math.ceil(y1 * sy))
         values = values[..., cy0 : min(cy1, mh), cx0 : min(cx1, mw)]
     return resize_mask(values, size)
-
-
-def combine_with_user_mask(
-    mask: torch.Tensor,
-    source: MaskSource | None,
-    mode: str = "replace",
-    box: Box | None = None,
-    photo_size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """The attention mask (N, 1, h, w) replaced by ("replace") or intersected with ("intersect") a user's."""
-    if mode not in ("replace", "intersect"):
-        raise MaskError(f"mask mode must be 'replace' or 'intersect', got {mode!r}")
-    if source is None:
-        return mask
-    user = user_mask(source, (mask.shape[-2], mask.shape[-1]), box, photo_size).to(mask.device)
-    return combine_user_mask(mask.float(), user, mode)

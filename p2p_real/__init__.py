@@ -23,6 +23,7 @@ _EXPORTS = {
     "inversion.validation": ("PromptError",),
     "p2p_real.defaults": ("DEFAULT_MODEL", "TOY_MODEL"),
     "p2p_real.editor": ("Cancelled", "Editor"),
+    "p2p_real.evaluation": ("evaluate",),
     "p2p_real.finite": ("NonFiniteError",),
     "p2p_real.loading": ("ModelLoadError", "load_pipeline"),
     "p2p_real.results": ("AttentionMaps", "EditResult", "Reconstruction"),
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from p2p_real.defaults import TOY_MODEL as TOY_MODEL
     from p2p_real.editor import Cancelled as Cancelled
     from p2p_real.editor import Editor as Editor
+    from p2p_real.evaluation import evaluate as evaluate
     from p2p_real.finite import NonFiniteError as NonFiniteError
     from p2p_real.loading import ModelLoadError as ModelLoadError
     from p2p_real.loading import load_pipeline as load_pipeline

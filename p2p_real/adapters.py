@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inversion import validation
+from p2p_real.load_errors import SAFE_PICKLE_TORCH, ModelLoadError, torch_loads_pickles_safely
 from p2p_real.notation import parse_number
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -103,16 +104,12 @@ def as_embedding(item: Any) -> EmbeddingFile:
 
 
 def _error(message: str) -> Exception:
-    from p2p_real.loading import ModelLoadError
-
     return ModelLoadError(message)
 
 
 def _read_weights(path: Path, what: str) -> dict[str, Any]:
     """The tensors of a weights file; pickled files only where torch.load cannot run code from them."""
     import torch
-
-    from p2p_real.loading import SAFE_PICKLE_TORCH, torch_loads_pickles_safely
 
     if not path.is_file():
         raise _error(f"{what} {str(path)!r} " + ("is not a file" if path.exists() else "does not exist"))

@@ -42,20 +42,12 @@ from p2p_real.results import (
     mask_images,
     to_output,
 )
-from p2p_real.sampling import sample
+from p2p_real.sampling import sample, unconditional_per_step
 from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, given_spec, settings_in
 from p2p_real.sweep import DEFAULT_BATCH, SweepResult, run_sweep
 
 # diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
 StepCallback = Callable[["Editor", int, int, dict[str, Any]], "dict[str, Any] | None"]
-
-
-def unconditional_per_step(uncond: torch.Tensor | Sequence[torch.Tensor], steps: int) -> torch.Tensor:
-    """The unconditional embedding of every step (steps, tokens, D), float32 on the CPU, from one for all steps
-    (1, tokens, D) or one per step."""
-    if torch.is_tensor(uncond):
-        return uncond.detach().float().cpu().expand(steps, -1, -1)
-    return torch.cat([u.detach().float().cpu() for u in uncond])
 
 
 class Cancelled(Exception):

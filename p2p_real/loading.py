@@ -15,12 +15,12 @@ from inversion.ddim import ddim_scheduler
 from p2p_real.adapters import add_adapters
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, TOY_MODEL, TOY_MODEL_DIR
 from p2p_real.hub import bounded_hub_requests, hub_endpoint, hub_timeout, is_timeout
+from p2p_real.load_errors import SAFE_PICKLE_TORCH, ModelLoadError, torch_loads_pickles_safely
 from p2p_real.placement import check_offload, place_pipeline
 from p2p_real.sdxl_loading import checkpoint_family, folder_family, pipeline_class
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")  # torch.load files: pickles
-SAFE_PICKLE_TORCH = (2, 6)  # torch.load(weights_only=True) runs no code from the file from here on (CVE-2025-32434)
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -34,18 +34,6 @@ def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     end = text.find(". ")
     return text if end < 0 else text[: end + 1]
-
-
-class ModelLoadError(ValueError):
-    """The model could not be found or loaded; the message says what to point `model` at instead."""
-
-
-def torch_loads_pickles_safely(version: str | None = None) -> bool:
-    """Whether torch.load(weights_only=True) of this torch (or of `version`) is a safe guard against code in
-    pickled weights. Before torch 2.6 it is not (CVE-2025-32434): a crafted .ckpt/.bin file runs code."""
-    text = str(torch.__version__ if version is None else version)
-    match = re.match(r"(\d+)\.(\d+)", text)
-    return match is not None and (int(match[1]), int(match[2])) >= SAFE_PICKLE_TORCH
 
 
 def _pickle_refusal(what: str) -> str:

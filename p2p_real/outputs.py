@@ -17,12 +17,12 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL.PngImagePlugin import PngInfo
 
-from inversion.files import INVERSION_SUFFIX, atomic_write
+from inversion.files import INVERSION_SUFFIX
 from inversion.validation import quoted
 from masks.visualize import edit_grid, grid_height, labelled_grid, to_rgb, word_heatmaps
 from p2p_real.image_files import check_quality, image_writer
@@ -30,8 +30,44 @@ from p2p_real.image_files import image_format as image_format_of
 from p2p_real.output_sets import OutputSet
 from p2p_real.versions import package_version, versions
 
-if TYPE_CHECKING:
-    from p2p_real.results import AttentionMaps, EditResult, Reconstruction
+
+# What the writers below read of p2p_real.results' EditResult, Reconstruction and AttentionMaps. Described here, not
+# imported: results' save methods call these writers, so importing results would make a cycle (docs/design.md §10).
+class EditFiles(Protocol):
+    """The parts of an edit or generation (p2p_real.results.EditResult) that save_edit writes."""
+
+    images: Any
+    prompts: list[str]
+    masks: list[Any] | None
+    info: dict[str, Any]
+    parameters: dict[str, Any]
+    inversion: Any
+
+    def as_inversion(self, k: int) -> Any: ...
+
+
+class ReconstructionFiles(Protocol):
+    """The parts of a reconstruction (p2p_real.results.Reconstruction) that save_reconstruction writes."""
+
+    image: Any
+    photo: Any
+    vae_image: Any
+    drift_image: Any
+    psnr: float
+    ssim: float
+    vae_psnr: float
+    drift_psnr: float | None
+    method: str
+    parameters: dict[str, Any]
+
+    def metrics(self) -> dict[str, Any]: ...
+
+
+class WordMaps(Protocol):
+    """The part of attention maps (p2p_real.results.AttentionMaps) that save_attention writes."""
+
+    def per_word(self, row: int = 0) -> list[tuple[str, np.ndarray]]: ...
+
 
 MAX_NAME_BYTES = 150  # of an output name: its files and temporaries add up to ~60 bytes, file systems allow 255
 GRID_HEIGHT = 320  # largest cell height of result grids
@@ -87,28 +123,12 @@ def json_writer(data: dict[str, Any]) -> Writer:
     return lambda tmp: tmp.write_text(text, encoding="utf-8")
 
 
-def save_png(path: str | os.PathLike, image: Any, text: dict[str, str], replace: bool = True) -> Path:
-    """Save an image as PNG with text chunks, atomically (a single file; result sets use OutputSet)."""
-    return atomic_write(path, png_writer(image, text), make_folder=True, replace=replace)
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any], replace: bool = True) -> Path:
-    """Write JSON (indented, UTF-8) atomically."""
-    return atomic_write(path, json_writer(data), make_folder=True, replace=replace)
-
-
 def sidecar_data(parameters: dict[str, Any], outputs: dict[str, Any], extra: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """The sidecar: the parameters that determine the outputs, the files written, the caller's extra keys,
     and the library versions."""
     return {"p2p_real": package_version(), "command": parameters.get("command"), "parameters": shareable(parameters),
             "outputs": outputs, **(extra or {}), "versions": versions()}
-
-
-def write_sidecar(path: str | os.PathLike, parameters: dict[str, Any], outputs: dict[str, Any],
-                  extra: dict[str, Any] | None = None) -> Path:
-    """Write a sidecar (see sidecar_data) atomically."""
-    return write_json(path, sidecar_data(parameters, outputs, extra))
 
 
 @dataclass
@@ -156,7 +176,7 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
-def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
+def save_edit(result: EditFiles, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
               overwrite: bool = False, replaceable: Iterable[Path] = (), image_format: str = "png",
               quality: int | None = None, inversions: bool = False) -> list[Path]:
     """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
@@ -176,7 +196,7 @@ def save_edit(result: EditResult, folder: str | os.PathLike, name: str, extra: d
         return [*paths.inversions, *_write_edit(result, files, paths, extra, fmt, quality)]
 
 
-def _write_edit(result: EditResult, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
+def _write_edit(result: EditFiles, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
                 quality: int | None) -> list[Path]:
     """The files of save_edit, the sidecar last."""
     parameters = result.parameters
@@ -211,7 +231,7 @@ def reconstruction_paths(folder: str | os.PathLike, name: str) -> list[Path]:
     return [Path(f"{stem}.recon.png"), Path(f"{stem}.recon.grid.png"), Path(f"{stem}.recon.json")]
 
 
-def save_reconstruction(rec: Reconstruction, folder: str | os.PathLike, name: str,
+def save_reconstruction(rec: ReconstructionFiles, folder: str | os.PathLike, name: str,
                         extra: dict[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
     """Write the reconstruction, a photo | VAE | reconstruction grid, and the sidecar with the metrics, as one
     output set (NAME.recon)."""
@@ -241,7 +261,7 @@ def attention_paths(folder: str | os.PathLike, name: str) -> list[Path]:
     return [Path(f"{stem}.attention.png"), Path(f"{stem}.attention.npz"), Path(f"{stem}.attention.json")]
 
 
-def save_attention(attention: AttentionMaps, images: Sequence[Any], prompts: Sequence[str], folder: str | os.PathLike,
+def save_attention(attention: WordMaps, images: Sequence[Any], prompts: Sequence[str], folder: str | os.PathLike,
                    name: str, parameters: dict[str, Any], extra: dict[str, Any] | None = None,
                    overwrite: bool = False) -> list[Path]:
     """Write each prompt row's image with its words' heat maps as one grid, the maps per word (.npz: keys

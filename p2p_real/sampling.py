@@ -52,3 +52,11 @@ def sample(
         if callback is not None:
             latents = callback(i, latents)
     return check_finite(latents, "the sampled latents", f"guidance_scale={guidance_scale:g}")
+
+
+def unconditional_per_step(uncond: torch.Tensor | Sequence[torch.Tensor], steps: int) -> torch.Tensor:
+    """The unconditional embedding of every step (steps, tokens, D), float32 on the CPU, from one for all steps
+    (1, tokens, D) or one per step."""
+    if torch.is_tensor(uncond):
+        return uncond.detach().float().cpu().expand(steps, -1, -1)
+    return torch.cat([u.detach().float().cpu() for u in uncond])

@@ -15,6 +15,7 @@ from typing import Any
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from inversion.sdxl import FAMILY_SD, FAMILY_SDXL
+from p2p_real.load_errors import ModelLoadError
 
 SDXL_KEY_PREFIX = "conditioner.embedders.1."  # SDXL base: CLIP ViT-L is embedders.0, OpenCLIP bigG embedders.1
 REFINER_KEY_PREFIX = "conditioner.embedders.0.model."  # the refiner's only text encoder is OpenCLIP bigG
@@ -23,8 +24,6 @@ _REFINER = ("{what} is an SDXL refiner (it has only the second text encoder); Pr
 
 
 def _refused(message: str) -> Exception:
-    from p2p_real.loading import ModelLoadError  # loading imports this module
-
     return ModelLoadError(message)
 
 

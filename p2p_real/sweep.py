@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from PIL import Image
 
 from inversion import validation
@@ -33,6 +34,7 @@ from p2p_real.outputs import (
     sidecar_data,
 )
 from p2p_real.results import AttentionMaps, EditResult
+from p2p_real.sampling import unconditional_per_step
 from p2p_real.spec import SETTINGS, EditSpec
 from p2p_real.sweep_grid import Combination, SweepError, format_value, sweep_grid
 
@@ -150,6 +152,7 @@ def run_sweep(editor: Editor, inv: Inversion, target: str, lists: Mapping[str, A
     batch_size = validation.whole_number(batch_size, "batch_size")
     combinations = sweep_grid(spec or EditSpec(), lists)
     start, uncond, pivots = editor._replay(inv)
+    per_step = unconditional_per_step(uncond, inv.num_inference_steps)
     for combination in combinations:  # words and prompts, before any slow work
         editor.check([inv.prompt, target], combination.spec, inv.num_inference_steps)
     photo_size = (inv.original.shape[1], inv.original.shape[0])
@@ -157,18 +160,21 @@ def run_sweep(editor: Editor, inv: Inversion, target: str, lists: Mapping[str, A
     results: dict[int, EditResult] = {}
     for batch in batches(combinations, batch_size):
         specs = [c.spec for c in batch]
+        trajectory = torch.empty(inv.num_inference_steps, len(batch) + 1, *start.shape[1:])  # for as_inversion
         final, latent_mask, attention = editor._run(
             [inv.prompt] + [target] * len(batch), start, uncond, specs[0] if len(batch) == 1 else specs,
             source_pivots=pivots, mask=user, num_inference_steps=inv.num_inference_steps,
-            guidance_scale=inv.guidance_scale, progress=progress,
+            guidance_scale=inv.guidance_scale, progress=progress, trajectory=trajectory,
         )
         for row, combination in enumerate(batch, start=1):
             rows = [0, row]
             maps = None if attention is None else AttentionMaps(attention.maps[rows],
                                                                 [attention.tokens[0], attention.tokens[row]])
             row_mask = None if latent_mask is None else latent_mask[row - 1 : row]
-            results[combination.index] = editor._edit_result(
+            result = editor._edit_result(
                 inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil")
+            result.trajectory, result.unconditional = trajectory[:, rows], per_step
+            results[combination.index] = result
     ordered = [results[c.index] for c in combinations]
     return SweepResult(ordered, combinations, contact_sheet(inv, ordered, combinations, target), target)
 

@@ -14,6 +14,7 @@ import torch
 
 from p2p_real.loading import load_pipeline
 from p2p_real.testing import tiny_pipeline
+from tests.families import EDITOR_STEPS, INVERSION_METHODS, PHOTO_PROMPT, SDXL_SIZE
 
 # The tiny models are far too small to gain from threads; on a busy 2-core machine two threads spin
 # against each other and run many times slower.
@@ -80,3 +81,59 @@ def tiny_sdxl_dir(tmp_path_factory):
 def tiny_sdxl_pipe(tiny_sdxl_dir):
     """The tiny SDXL pipeline loaded with load_pipeline on the CPU; tests must leave it as they found it."""
     return load_pipeline(tiny_sdxl_dir, device="cpu")
+
+
+# --- editors, a photo and its inversions, shared by the tests of SD and SDXL ---
+# A test that holds for both model families takes `editor` (and `inversions`): it runs once per family. A test of
+# one family takes `sd_editor` / `sdxl_editor` (and `sd_inversions` / `sdxl_inversions`). All are made once.
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A real, non-square photo: 150 x 226."""
+    import skimage.data
+
+    return skimage.data.chelsea()[::2, ::2].copy()
+
+
+@pytest.fixture(scope="session")
+def sd_editor(tiny_pipe):
+    from p2p_real import Editor
+
+    return Editor(tiny_pipe, num_inference_steps=EDITOR_STEPS)
+
+
+@pytest.fixture(scope="session")
+def sdxl_editor(tiny_sdxl_pipe):
+    from p2p_real import Editor
+
+    return Editor(tiny_sdxl_pipe, num_inference_steps=EDITOR_STEPS)
+
+
+@pytest.fixture(scope="session", params=["sd", "sdxl"])
+def editor(request):
+    """The SD editor, then the SDXL one."""
+    return request.getfixturevalue(f"{request.param}_editor")
+
+
+def _invert_all(editor, photo, **kwargs) -> dict:
+    return {m: editor.invert(photo, PHOTO_PROMPT, method=m, num_inner_steps=2, progress=False, **kwargs)
+            for m in INVERSION_METHODS}
+
+
+@pytest.fixture(scope="session")
+def sd_inversions(sd_editor, photo):
+    """The photo inverted by each method with the SD editor (at its working size, 80 x 56)."""
+    return _invert_all(sd_editor, photo)
+
+
+@pytest.fixture(scope="session")
+def sdxl_inversions(sdxl_editor, photo):
+    """The photo inverted by each method with the SDXL editor, at SDXL_SIZE."""
+    return _invert_all(sdxl_editor, photo, size=SDXL_SIZE)
+
+
+@pytest.fixture(scope="session")
+def inversions(request, editor):
+    """The photo's inversions by the editor of the test."""
+    return request.getfixturevalue("sdxl_inversions" if editor.is_sdxl else "sd_inversions")

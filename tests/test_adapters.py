@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import p2p_real.adapters as adapters
 from inversion.fingerprint import pipeline_fingerprint
-from p2p_real import Editor, loading
+from p2p_real import Editor
 from p2p_real.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
 from p2p_real.alignment import tokenize
 from p2p_real.loading import ModelLoadError, load_pipeline
@@ -92,7 +93,7 @@ def test_pickled_lora_and_embedding_files_are_refused_on_torch_before_2_6(tiny_m
                                                                             kind):
     path = tmp_path / "weights.bin"
     torch.save({"x": torch.zeros(1)}, path)
-    monkeypatch.setattr(loading, "torch_loads_pickles_safely", lambda version=None: False)
+    monkeypatch.setattr(adapters, "torch_loads_pickles_safely", lambda version=None: False)
     with pytest.raises(ModelLoadError, match=r"weights\.bin': pickled weights .* \(CVE-2025-32434\)"):
         load_pipeline(tiny_model_dir, device="cpu", **{kind: [path]})
 

@@ -1,34 +1,22 @@
-"""Editing real photos with Editor.invert / reconstruct / edit (docs/design.md §3-4; the API in README.md)."""
+"""Editing real photos with Editor.invert / reconstruct / edit (docs/design.md §3-4, §12; the API in README.md),
+with Stable Diffusion and Stable Diffusion XL: `editor` and `inversions` are each family's (tests/conftest.py)."""
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
 from PIL import Image
 
 from inversion.artifact import ArtifactError, Inversion
 from p2p_real import Editor
+from tests.families import EDITOR_STEPS as STEPS
+from tests.families import PHOTO_PROMPT as PROMPT
+from tests.families import family
 
-STEPS = 5
-PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"
-
-
-@pytest.fixture(scope="module")
-def editor(tiny_pipe):
-    return Editor(tiny_pipe, num_inference_steps=STEPS)
+TARGET = "a photo of a dog sitting on a table"
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return skimage.data.chelsea()[::2, ::2].copy()  # 150 x 226, not square
-
-
-@pytest.fixture(scope="module")
-def inversions(editor, photo):
-    return {
-        m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
-        for m in ("ddim", "null-text", "negative-prompt", "direct")
-    }
+# a blend threshold that gives a mask of part of the photo: the tiny SDXL model's maps are flatter than SD's
+PARTIAL_MASK_THRESHOLD = {"sd": 0.6, "sdxl": 0.9}
 
 
 def test_direct_inversion_keeps_the_source_row_on_the_pivot_trajectory(editor, inversions):
@@ -39,13 +27,14 @@ def test_direct_inversion_keeps_the_source_row_on_the_pivot_trajectory(editor, i
     assert editor.reconstruct(inv, progress=False).latent_error == 0.0
 
 
-def test_reconstruction_reports_psnr_ssim_and_the_vae_ceiling(editor, inversions, photo):
+def test_reconstruction_reports_psnr_ssim_and_the_vae_ceiling(editor, inversions):
     for method, inv in inversions.items():
         rec = editor.reconstruct(inv, progress=False)
-        assert rec.image.size == rec.photo.size == inv.size, method
+        assert inv.model_family == family(editor) and rec.image.size == rec.photo.size == inv.size, method
         assert np.isfinite([rec.psnr, rec.ssim, rec.vae_psnr, rec.vae_ssim, rec.latent_error]).all()
         assert "VAE ceiling" in rec.report()
     direct = editor.reconstruct(inversions["direct"], progress=False)
+    assert direct.latent_error == 0.0
     assert direct.psnr == pytest.approx(direct.vae_psnr, abs=1e-4)  # exact latents: only the VAE's loss
 
 
@@ -57,20 +46,22 @@ def test_edit_returns_rows_at_the_photos_own_resolution(editor, inversions, phot
 
 
 def test_blend_back_leaves_pixels_outside_the_mask_byte_identical(editor, inversions, photo):
-    res = editor.edit(inversions["negative-prompt"], TARGET, blend_words=(["cat"], ["dog"]), blend_threshold=0.6,
-                      progress=False)
+    res = editor.edit(inversions["negative-prompt"], TARGET, blend_words=(["cat"], ["dog"]),
+                      blend_threshold=PARTIAL_MASK_THRESHOLD[family(editor)], progress=False)
+    assert all(im.size == (photo.shape[1], photo.shape[0]) for im in res.images)
     edited, mask = np.asarray(res.images[1]), np.asarray(res.masks[0])
     outside = mask == 0
     assert 0.05 < outside.mean() < 0.95
     assert np.array_equal(edited[outside], photo[outside])
     assert not np.array_equal(edited[~outside], photo[~outside])
+    assert res.parameters["model_family"] == family(editor)
 
 
 def test_user_mask_confines_the_edit_to_it(editor, inversions, photo):
     h, w = photo.shape[:2]
     user = np.zeros((h, w), np.uint8)
     user[:, : w // 2] = 255  # edit the left half only
-    res = editor.edit(inversions["ddim"], TARGET, mask=Image.fromarray(user), progress=False)
+    res = editor.edit(inversions["null-text"], TARGET, mask=Image.fromarray(user), progress=False)
     edited = np.asarray(res.images[1])
     right = slice(int(w * 0.75), None)  # beyond the feathered border
     assert np.array_equal(edited[:, right], photo[:, right])
@@ -89,6 +80,16 @@ def test_a_user_mask_can_intersect_the_attention_mask(editor, inversions, photo)
     assert not m_both[:, int(w * 0.75) :].any()
 
 
+@pytest.mark.parametrize("method", ["null-text", "direct"])
+def test_an_artifact_round_trips_exactly_and_records_the_model_family(tmp_path, editor, inversions, method):
+    inv = inversions[method]
+    loaded = Inversion.load(inv.save(tmp_path / "a.inv.safetensors"))
+    assert loaded.model_family == family(editor)
+    for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
+        a, b = getattr(inv, name), getattr(loaded, name)
+        assert (a is None and b is None) or torch.equal(a, b), name
+
+
 def test_a_saved_and_loaded_inversion_edits_the_same(editor, inversions, tmp_path):
     inv = inversions["null-text"]
     loaded = Inversion.load(inv.save(tmp_path / "photo.inv.safetensors"))
@@ -97,16 +98,16 @@ def test_a_saved_and_loaded_inversion_edits_the_same(editor, inversions, tmp_pat
     assert np.array_equal(a, b)
 
 
-def test_an_inversion_of_another_model_is_rejected(tiny_vpred_pipe, inversions):
+def test_an_inversion_of_another_model_is_rejected(tiny_vpred_pipe, sd_inversions):
     other = Editor(tiny_vpred_pipe, num_inference_steps=STEPS)
     with pytest.raises(ArtifactError, match="prediction_type"):
-        other.edit(inversions["ddim"], TARGET, progress=False)
+        other.edit(sd_inversions["ddim"], TARGET, progress=False)
     with pytest.raises(ArtifactError, match="prediction_type"):
-        other.reconstruct(inversions["ddim"], progress=False)
+        other.reconstruct(sd_inversions["ddim"], progress=False)
 
 
-def test_an_inversion_is_replayed_with_its_own_step_count(editor, inversions):
-    inv = inversions["null-text"]
+def test_an_inversion_is_replayed_with_its_own_step_count(sd_editor, sd_inversions):
+    editor, inv = sd_editor, sd_inversions["null-text"]
     with pytest.raises(ArtifactError, match=f"num_inference_steps {STEPS + 1} != {STEPS} of the inversion"):
         inv.check_compatible(inv.model_id, inv.scheduler_id, STEPS + 1)
     more = Editor(editor.pipe, num_inference_steps=STEPS + 1)  # the same model, another default step count

@@ -38,7 +38,7 @@ def photo():
 
 def _invert_and_edit(pipe, photo):
     editor = Editor(pipe, num_inference_steps=STEPS)
-    inv = editor.invert(photo, PROMPT, num_inner_steps=2, progress=False)
+    inv = editor.invert(photo, PROMPT, method="null-text", num_inner_steps=2, progress=False)
     res = editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), output_type="np", progress=False)
     return editor, inv, res
 

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from inversion.image import load_image
-from masks.paste import MaskError, combine_with_user_mask, feathered_mask, paste_back, user_mask
+from masks.local_blend import combine_user_mask
+from masks.paste import MaskError, feathered_mask, paste_back, user_mask
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_user_mask_confines_the_edit(photo):
     height, width = photo.original.shape[:2]
     drawn = np.zeros((height, width), np.uint8)
     drawn[:, : width // 3] = 255  # the user paints the left third of the photo
-    confined = combine_with_user_mask(attention, drawn, "replace", photo.box, (width, height))
+    confined = combine_user_mask(attention, user_mask(drawn, (h // 2, w // 2), photo.box, (width, height)), "replace")
     result, _ = paste_back(photo.original, np.zeros((h, w, 3)), confined, photo.box)
     changed = (result != photo.original).any(axis=2)
     side = photo.box[3] - photo.box[1]
@@ -116,7 +117,7 @@ def test_user_mask_intersects_the_attention_mask():
     attention[..., :4, :] = 1.0  # top half
     drawn = np.zeros((80, 80), bool)
     drawn[:, :40] = True  # left half, drawn at another resolution
-    both = combine_with_user_mask(attention, drawn, "intersect")
+    both = combine_user_mask(attention, user_mask(drawn, (8, 8)), "intersect")
     expected = torch.zeros(1, 1, 8, 8)
     expected[..., :4, :4] = 1.0
     torch.testing.assert_close(both, expected)
@@ -161,8 +162,6 @@ def test_bad_user_mask_files_raise_naming_them(tmp_path):
         user_mask(text, (4, 4))
     with pytest.raises(MaskError, match="not found"):
         user_mask(tmp_path / "absent.png", (4, 4))
-    with pytest.raises(MaskError, match="'replace' or 'intersect'"):
-        combine_with_user_mask(torch.ones(1, 1, 4, 4), np.ones((4, 4)), "union")
 
 
 def test_a_mask_file_is_read_without_pil_warnings_and_held_to_a_pixel_limit(tmp_path, monkeypatch):

@@ -4,35 +4,21 @@
 import json
 
 import pytest
-import skimage.data
 
 from inversion.methods import DEFAULT_METHOD
 from inversion.verdict import DRIFT_DB, LOST_DB, reconstruction_verdict
 from p2p_real import Editor
-
-STEPS = 5
-PROMPT = "a photo of a cat sitting on a table"
+from tests.families import PHOTO_PROMPT as PROMPT
 
 
 @pytest.fixture(scope="module")
-def editor(tiny_pipe):
-    return Editor(tiny_pipe, num_inference_steps=STEPS)
+def recs(sd_editor, sd_inversions):
+    return {m: sd_editor.reconstruct(sd_inversions[m], progress=False) for m in ("ddim", "null-text", "direct")}
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return skimage.data.chelsea()[::3, ::3].copy()
-
-
-@pytest.fixture(scope="module")
-def recs(editor, photo):
-    return {m: editor.reconstruct(editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False),
-                                  progress=False) for m in ("ddim", "null-text", "direct")}
-
-
-def test_the_default_method_is_direct_inversion(editor, photo):
+def test_the_default_method_is_direct_inversion(sd_editor, photo):
     assert DEFAULT_METHOD == "direct"
-    assert editor.invert(photo, PROMPT, progress=False).method == "direct"
+    assert sd_editor.invert(photo, PROMPT, progress=False).method == "direct"
 
 
 @pytest.mark.parametrize(("lost", "level"), [(0.0, "good"), (LOST_DB[0], "good"), (LOST_DB[0] + 0.01, "fair"),
@@ -50,7 +36,7 @@ def test_a_direct_verdict_follows_the_drift_not_the_exact_reconstruction(drift, 
     assert (verdict.level, verdict.figure) == (level, "drift_db")
 
 
-def test_direct_inversion_reports_the_drift_plain_ddim_would_have(editor, recs):
+def test_direct_inversion_reports_the_drift_plain_ddim_would_have(recs):
     direct, ddim = recs["direct"], recs["ddim"]
     assert direct.lost_db == pytest.approx(0.0, abs=1e-3)  # exact by construction: says nothing alone
     # the drift is plain DDIM sampled from the same start with the same caption: the ddim method's reconstruction

@@ -11,7 +11,6 @@ import pytest
 import skimage.data
 import torch
 from diffusers import StableDiffusionXLPipeline
-from PIL import Image
 
 from inversion.artifact import ArtifactError, Inversion, MismatchError
 from inversion.ddim import ddim_scheduler
@@ -21,27 +20,12 @@ from inversion.sdxl import SDXLUNet, TokenizerPair, pack, unpack
 from inversion.settings import InversionSettings
 from inversion.vae import decode_latents
 from p2p_real import Editor, EditSpec, PromptError
-from tests.attention_state import assert_restored_after_a_failing_call
+from tests.families import EDITOR_STEPS as STEPS
+from tests.families import PHOTO_PROMPT as PROMPT
+from tests.families import SDXL_SIZE
 
-STEPS = 5
 SRC, TGT = "a photo of a cat on the wall", "a photo of a dog on the wall"
-PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"
-
-
-@pytest.fixture(scope="module")
-def editor(tiny_sdxl_pipe):
-    return Editor(tiny_sdxl_pipe, num_inference_steps=STEPS)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return skimage.data.chelsea()[::2, ::2].copy()  # 150 x 226, not square
-
-
-@pytest.fixture(scope="module")
-def inversions(editor, photo):
-    return {m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False, size=(48, 32))
-            for m in ("ddim", "null-text", "negative-prompt", "direct")}
+TARGET = "a photo of a dog sitting on a table"
 
 
 def z_T(seed=0, h=32, w=32):
@@ -67,21 +51,13 @@ def unet_inputs(pipe, run):
 
 # --- generation (§1) ---
 
-def test_row_zero_equals_the_plain_sdxl_pipeline_from_the_same_latent(editor, tiny_sdxl_pipe):
-    z = z_T(1)
-    res = editor.generate([SRC, TGT], latents=z, output_type="np", progress=False, blend_words=(["cat"], ["dog"]))
-    plain = tiny_sdxl_pipe(SRC, latents=z, num_inference_steps=STEPS, guidance_scale=7.5, output_type="np").images
-    np.testing.assert_allclose(res.images[0], plain[0], atol=2e-4)
-    assert np.abs(res.images[1] - plain[0]).max() > 1e-2  # the edit did change the target
-
-
-def test_row_zero_equals_plain_generation_when_the_empty_prompt_is_encoded_not_zeroed(editor, tiny_sdxl_pipe):
+def test_row_zero_equals_plain_generation_when_the_empty_prompt_is_encoded_not_zeroed(sdxl_editor, tiny_sdxl_pipe):
     z = z_T(2)
-    assert not editor.uncond_embedding().any()  # force_zeros_for_empty_prompt, as SDXL base 1.0
+    assert not sdxl_editor.uncond_embedding().any()  # force_zeros_for_empty_prompt, as SDXL base 1.0
     tiny_sdxl_pipe.register_to_config(force_zeros_for_empty_prompt=False)
     try:
-        assert editor.uncond_embedding().abs().sum() > 0
-        res = editor.generate([SRC, TGT], latents=z, output_type="latent", progress=False)
+        assert sdxl_editor.uncond_embedding().abs().sum() > 0
+        res = sdxl_editor.generate([SRC, TGT], latents=z, output_type="latent", progress=False)
         plain = tiny_sdxl_pipe(SRC, latents=z, num_inference_steps=STEPS, guidance_scale=7.5,
                                output_type="latent").images
     finally:
@@ -89,9 +65,10 @@ def test_row_zero_equals_plain_generation_when_the_empty_prompt_is_encoded_not_z
     torch.testing.assert_close(res.images[:1], plain, atol=2e-4, rtol=1e-4)
 
 
-def test_the_unet_gets_the_tokens_pooled_embeddings_and_time_ids_the_sdxl_pipeline_gives_it(editor, tiny_sdxl_pipe):
+def test_the_unet_gets_the_tokens_pooled_embeddings_and_time_ids_the_sdxl_pipeline_gives_it(sdxl_editor,
+                                                                                          tiny_sdxl_pipe):
     z = z_T(3, 24, 40)  # 48 x 80 px: the time ids carry the size
-    ours = unet_inputs(tiny_sdxl_pipe, lambda: editor.generate(
+    ours = unet_inputs(tiny_sdxl_pipe, lambda: sdxl_editor.generate(
         [SRC], latents=z, height=48, width=80, num_inference_steps=1, output_type="latent", progress=False))
     plain = unet_inputs(tiny_sdxl_pipe, lambda: tiny_sdxl_pipe(
         SRC, latents=z, height=48, width=80, num_inference_steps=1, output_type="latent"))
@@ -102,78 +79,21 @@ def test_the_unet_gets_the_tokens_pooled_embeddings_and_time_ids_the_sdxl_pipeli
     assert ours[1]["time_ids"][0].tolist() == [48, 80, 0, 0, 48, 80]  # original size, crop, target size
 
 
-def test_packing_keeps_token_and_pooled_embeddings_apart(editor):
-    emb = editor.embed([SRC, TGT])
+def test_packing_keeps_token_and_pooled_embeddings_apart(sdxl_editor):
+    emb = sdxl_editor.embed([SRC, TGT])
     assert emb.shape == (2, 78, 64)  # 77 tokens of 32 + 32 dims, then the 32-dim pooled embedding
     tokens, pooled = unpack(emb, 32)
     assert tokens.shape == (2, 77, 64) and pooled.shape == (2, 32)
     assert torch.equal(pack(tokens, pooled), emb) and not emb[:, 77, 32:].any()
 
 
-def test_processors_are_restored_after_an_exception(editor, tiny_sdxl_pipe):
-    assert_restored_after_a_failing_call(editor, tiny_sdxl_pipe, [SRC, TGT])
+# --- edits (§2): the edits, local blend and user masks of both families are in tests/test_generate.py ---
 
-
-# --- edits (§2) ---
-
-def _generate(editor, prompts, **kwargs):
-    return editor.generate(prompts, latents=z_T(0), output_type="np", progress=False, **kwargs)
-
-
-def test_a_cross_attention_edit_gives_the_target_row_the_source_maps(editor):
-    alone = _generate(editor, [TGT])
-    res = _generate(editor, [SRC, TGT], cross_replace_steps=1.0, self_replace_steps=0.0)
-    assert np.abs(res.images[1] - alone.images[0]).mean() > 1e-3
-    torch.testing.assert_close(res.attention.maps[1], res.attention.maps[0], rtol=0, atol=1e-6)
-
-
-def test_a_refine_edit_gives_aligned_target_tokens_the_source_maps(editor):
-    res = _generate(editor, ["a castle on a field", "a gothic castle on a field"], cross_replace_steps=1.0,
-                    self_replace_steps=0.0)
-    maps = res.attention.maps
-    partners = {1: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6, **{j: j for j in range(8, 77)}}  # padding: j -> j
-    for j, i in partners.items():
-        torch.testing.assert_close(maps[1][..., j], maps[0][..., i], rtol=0, atol=1e-6, msg=f"token {j}")
-
-
-def test_a_self_attention_edit_changes_the_target_row(editor):
-    alone = _generate(editor, [TGT])
-    res = _generate(editor, [SRC, TGT], cross_replace_steps=0.0, self_replace_steps=1.0, self_replace_max_res=1.0)
-    assert np.abs(res.images[1] - alone.images[0]).mean() > 1e-4
-
-
-def test_a_target_equal_to_the_source_with_full_injection_reproduces_it(editor):
-    res = editor.generate([SRC, SRC], latents=z_T(2), cross_replace_steps=1.0, self_replace_steps=1.0,
-                          self_replace_max_res=1.0, output_type="latent", progress=False)
-    torch.testing.assert_close(res.images[1], res.images[0], atol=1e-5, rtol=1e-5)
-
-
-def test_replace_refine_and_reweight_with_per_word_windows_run_together(editor):
+def test_replace_refine_and_reweight_with_per_word_windows_run_together(sdxl_editor):
     prompts = [SRC, TGT, "a photo of a fluffy cat on the wall"]
-    res = editor.generate(prompts, generator=3, equalizer={"fluffy": 2.0}, blend_words=(["cat"], ["dog"], ["cat"]),
-                          cross_replace_steps={"default_": 0.8, "dog": 0.4}, output_type="np", progress=False)
+    res = sdxl_editor.generate(prompts, generator=3, equalizer={"fluffy": 2.0}, blend_words=(["cat"], ["dog"], ["cat"]),
+                               cross_replace_steps={"default_": 0.8, "dog": 0.4}, output_type="np", progress=False)
     assert res.images.shape == (3, 64, 64, 3) and len(res.masks) == 2 and np.isfinite(res.images).all()
-
-
-def test_local_blend_keeps_latents_outside_the_mask_equal_to_the_source(editor):
-    # the tiny SDXL model's maps are flatter than the tiny SD model's: a higher threshold gives a partial mask
-    res = editor.generate([SRC, TGT], latents=z_T(1), blend_words=(["cat"], ["dog"]), blend_threshold=0.8,
-                          output_type="latent", progress=False)
-    mask = np.asarray(res.masks[0])[::2, ::2] > 127  # image-resolution mask back to the 32x32 latent
-    assert 0 < mask.sum() < mask.size
-    outside = torch.from_numpy(~mask).expand_as(res.images[0])
-    assert torch.equal(res.images[1][outside], res.images[0][outside])
-    assert not torch.allclose(res.images[1][~outside], res.images[0][~outside])
-
-
-def test_user_mask_confines_the_edit(editor):
-    user = torch.zeros(1, 1, 32, 32)
-    user[..., 8:20, 4:16] = 1
-    final, mask, _ = editor._run([SRC, TGT], z_T(5), editor.uncond_embedding(), EditSpec.synthetic(blend_start=0.0),
-                                 mask=user, progress=False)
-    inside = user.bool().expand_as(final[:1])[0]
-    assert torch.equal(final[1][~inside], final[0][~inside])
-    assert not torch.allclose(final[1][inside], final[0][inside])
 
 
 # --- attention maps (§3): SDXL has cross-attention at latent/2 and latent/4 only ---
@@ -213,23 +133,14 @@ def test_a_word_only_one_tokenizer_knows_is_an_error_naming_the_prompt_and_token
         Editor(odd).invert(np.zeros((32, 32, 3), np.uint8), prompt, method="ddim", progress=False)
 
 
-def test_a_missing_word_is_an_error_naming_the_prompt_and_both_tokenizers(editor):
+def test_a_missing_word_is_an_error_naming_the_prompt_and_both_tokenizers(sdxl_editor):
     spec = EditSpec(blend_words=(["cat"], ["lion"]))
     with pytest.raises(PromptError, match=r"blend_words: word 'lion' is not in prompt 'a photo of a dog on the wall' "
                                           r"\(as tokenizer and tokenizer_2 read it\)"):
-        editor.check([SRC, TGT], spec)
+        sdxl_editor.check([SRC, TGT], spec)
 
 
-# --- inversion (§4) ---
-
-def test_every_inversion_method_reconstructs_with_a_report(editor, inversions):
-    for method, inv in inversions.items():
-        rec = editor.reconstruct(inv, progress=False)
-        assert inv.model_family == "sdxl" and rec.image.size == inv.size, method
-        assert np.isfinite([rec.psnr, rec.ssim, rec.vae_psnr, rec.latent_error]).all() and "VAE ceiling" in rec.report()
-    direct = editor.reconstruct(inversions["direct"], progress=False)
-    assert direct.latent_error == 0.0 and direct.psnr == pytest.approx(direct.vae_psnr, abs=1e-4)
-
+# --- inversion (§4): reconstruction, photo edits and artifacts of both families are in tests/test_edit.py ---
 
 def test_null_text_optimises_token_and_pooled_unconditional_embeddings_and_beats_ddim(tiny_sdxl_pipe):
     scheduler = ddim_scheduler(tiny_sdxl_pipe.scheduler.config)
@@ -247,8 +158,8 @@ def test_null_text_optimises_token_and_pooled_unconditional_embeddings_and_beats
     assert errors["null-text"] < errors["ddim"] / 2, errors
 
 
-def test_the_pooled_embedding_can_be_held_fixed_while_the_tokens_are_optimised(editor, tiny_sdxl_pipe):
-    phi = editor.uncond_embedding().float().requires_grad_(True)
+def test_the_pooled_embedding_can_be_held_fixed_while_the_tokens_are_optimised(sdxl_editor, tiny_sdxl_pipe):
+    phi = sdxl_editor.uncond_embedding().float().requires_grad_(True)
     for optimise, reaches_pooled in ((False, False), (True, True)):
         phi.grad = None
         unet = SDXLUNet(tiny_sdxl_pipe.unet, 32, 2, optimise_pooled=optimise)
@@ -257,50 +168,17 @@ def test_the_pooled_embedding_can_be_held_fixed_while_the_tokens_are_optimised(e
         assert bool(phi.grad[:, 77].abs().sum() > 0) == reaches_pooled
 
 
-def test_photo_edits_come_back_at_the_photos_resolution_with_outside_pixels_untouched(editor, inversions, photo):
-    res = editor.edit(inversions["negative-prompt"], TARGET, blend_words=(["cat"], ["dog"]), blend_threshold=0.9,
-                      progress=False)
-    assert all(im.size == (photo.shape[1], photo.shape[0]) for im in res.images)
-    edited, mask = np.asarray(res.images[1]), np.asarray(res.masks[0])
-    outside = mask == 0
-    assert 0.05 < outside.mean() < 0.95
-    assert np.array_equal(edited[outside], photo[outside])
-    assert not np.array_equal(edited[~outside], photo[~outside])
-    assert res.parameters["model_family"] == "sdxl"
-
-
-def test_a_user_mask_confines_a_null_text_photo_edit(editor, inversions, photo):
-    h, w = photo.shape[:2]
-    user = np.zeros((h, w), np.uint8)
-    user[:, : w // 2] = 255
-    res = editor.edit(inversions["null-text"], TARGET, mask=Image.fromarray(user), progress=False)
-    edited = np.asarray(res.images[1])
-    assert np.array_equal(edited[:, int(w * 0.75):], photo[:, int(w * 0.75):])
-    assert not np.array_equal(edited[:, : w // 4], photo[:, : w // 4])
-
-
 # --- artifacts (§4) ---
 
-@pytest.mark.parametrize("method", ["null-text", "direct"])
-def test_an_sdxl_artifact_round_trips_exactly_and_records_sdxl(tmp_path, inversions, method):
-    inv = inversions[method]
-    loaded = Inversion.load(inv.save(tmp_path / "a.inv.safetensors"))
-    assert loaded.model_family == "sdxl"
-    for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
-        a, b = getattr(inv, name), getattr(loaded, name)
-        assert (a is None and b is None) or torch.equal(a, b), name
-
-
 def test_an_sdxl_artifact_is_rejected_by_an_sd_editor_and_an_sd_one_by_an_sdxl_editor(
-        editor, inversions, tiny_pipe, photo):
-    sd_editor = Editor(tiny_pipe, num_inference_steps=STEPS)
+        sdxl_editor, sdxl_inversions, sd_editor, sd_inversions):
     with pytest.raises(ArtifactError, match=r"a Stable Diffusion XL model, not with Stable Diffusion 1\.x/2\.x"):
-        sd_editor.edit(inversions["ddim"], TARGET, progress=False)
-    sd_inv = sd_editor.invert(photo, PROMPT, method="ddim", progress=False)
+        sd_editor.edit(sdxl_inversions["ddim"], TARGET, progress=False)
+    sd_inv = sd_inversions["ddim"]
     with pytest.raises(ArtifactError, match=r"a Stable Diffusion 1\.x/2\.x model, not with Stable Diffusion XL"):
-        editor.edit(sd_inv, TARGET, progress=False)
+        sdxl_editor.edit(sd_inv, TARGET, progress=False)
     with pytest.raises(MismatchError, match="another model"):
-        sd_inv.check_matches(InversionSettings(), pipe=editor.pipe)
+        sd_inv.check_matches(InversionSettings(), pipe=sdxl_editor.pipe)
 
 
 def test_the_model_fingerprint_covers_the_second_text_encoder(tiny_sdxl_pipe):
@@ -311,14 +189,13 @@ def test_the_model_fingerprint_covers_the_second_text_encoder(tiny_sdxl_pipe):
     assert pipeline_fingerprint(changed) != pipeline_fingerprint(tiny_sdxl_pipe)
 
 
-def test_an_artifact_without_a_model_family_is_an_sd_one(tmp_path, tiny_pipe, photo):
+def test_an_artifact_without_a_model_family_is_an_sd_one(tmp_path, sd_inversions):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     from inversion.artifact import _checksum
 
-    path = Editor(tiny_pipe, num_inference_steps=2).invert(photo, PROMPT, method="ddim", progress=False).save(
-        tmp_path / "sd.inv.safetensors")
+    path = sd_inversions["ddim"].save(tmp_path / "sd.inv.safetensors")
     with safe_open(path, framework="pt") as handle:
         meta = dict(handle.metadata())
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
@@ -364,7 +241,7 @@ def test_sequentially_offloaded_sdxl_inverts_and_edits_as_the_whole_pipeline(tin
 
     def run(pipe):
         editor = Editor(pipe, num_inference_steps=2)
-        inv = editor.invert(photo, PROMPT, method="null-text", num_inner_steps=2, progress=False, size=(48, 32))
+        inv = editor.invert(photo, PROMPT, method="null-text", num_inner_steps=2, progress=False, size=SDXL_SIZE)
         return inv, editor.edit(inv, TARGET, blend_words=(["cat"], ["dog"]), output_type="np", progress=False)
 
     ref_inv, ref = run(load_pipeline(tiny_sdxl_dir, device="cpu"))

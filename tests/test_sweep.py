@@ -220,3 +220,14 @@ def test_the_page_sweeps_a_setting_and_a_pick_loads_its_values(offline_page, tmp
     assert session.predict(labels[1], api_name="/pick") == ("auto", 0.8, 0.4, 0.3)
     with pytest.raises(AppError, match="value '7' is refused"):
         session.predict(*page, "blend threshold", "0.2,7", api_name="/sweep")
+
+
+def test_a_sweep_result_can_be_continued_as_an_edit_of_an_edit(editor, inversions):
+    """Each combination keeps its own row's trajectory (docs/design.md, "Edits of edits"): its as_inversion
+    replays exactly that edit as row 0 of the next one."""
+    res = editor.sweep(inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.8], blend_words=BLEND,
+                       progress=False)
+    for picked in res.results:
+        chained = picked.as_inversion(1)
+        again = editor.edit(chained, "a photo of a dog sitting on a bed", output_type="latent", progress=False)
+        assert torch.equal(again.images[0:1], picked.latents[1:2])

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from p2p_real.toyworld.captions import BACKGROUND, Caption, build_tokenizer, random_caption, token_tags
-from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, Scene, coverage, random_scene, render
-from p2p_real.toyworld.world import SIZES
+from p2p_real.toyworld.scenes import Scene, coverage, random_scene, render
+from p2p_real.toyworld.world import SHAPE_SCALE, SIZE_RANGES, SIZES
 
 MAX_OBJECTS = 2
 BACKGROUND_TARGET = MAX_OBJECTS  # index of the background among the attention targets

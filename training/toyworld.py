@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
@@ -80,6 +83,16 @@ def load_teacher(folder: Path, device: torch.device) -> tuple[torch.nn.Module, t
         parts.append(module)
     print(f"teacher: {folder}", flush=True)
     return parts[0], parts[1]
+
+
+@dataclass
+class StepOutcome:
+    """One training step's loss and batch size, and what the log's detail column and the bar say of it."""
+
+    loss: torch.Tensor
+    images: int
+    detail: Callable[[float], str]  # given the images per second of the last window
+    postfix: Callable[[float], dict[str, str]]
 
 
 class Run:
@@ -253,71 +266,80 @@ class Run:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def batches(self, stage: int, batch_size: int, **options: Any) -> Iterable[dict]:
+        """The stage's batches from the current step on, at the preset's image size (training.data.batch_loader)."""
+        return batch_loader(self.step, self.settings.workers, pin_memory=self.cuda, seed=self.settings.seed,
+                            stage=stage, batch_size=batch_size, image_size=self.config.image_size, **options)
+
+    # ---- the loop both stages share ------------------------------------------------------------------------
+    def train_loop(self, stage: str, loader: Iterable[dict], budget: float, stop: Callable[[], bool],
+                   step: Callable[[dict], StepOutcome], optimizer: torch.optim.Optimizer, params: list,
+                   base_lr: float, warmup: int, batch_size: int, after_step: Callable[[], None] | None = None) -> None:
+        """Train one stage until `stop()`: cosine learning rate, one optimiser step per batch (gradients clipped to
+        norm 1), a log row and the bar every 50th step on CUDA or 10th elsewhere (and the first), checkpoints."""
+        started = time.monotonic() - self.elapsed[stage]
+        bar = progress_bar(budget, stage)
+        window_start, window_images = time.monotonic(), 0
+        for batch in loader:
+            self.elapsed[stage] = time.monotonic() - started
+            if stop():
+                break
+            lr = cosine_lr(base_lr, self.step, self.elapsed[stage] / budget, warmup=warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            outcome = step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            outcome.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+            self.step += 1
+            window_images += outcome.images
+            if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
+                rate = window_images / max(time.monotonic() - window_start, 1e-6)
+                window_start, window_images = time.monotonic(), 0
+                self.log({"stage": stage, "step": self.step, "seconds": round(self.elapsed[stage], 1),
+                          "images": self.step * batch_size, "loss": f"{outcome.loss.item():.5f}",
+                          "detail": outcome.detail(rate), "lr": f"{lr:.2e}"})
+                bar.set_postfix(step=self.step, **outcome.postfix(rate))
+            bar.update(max(0, round(self.elapsed[stage]) - bar.n))
+            self.maybe_save()
+        bar.close()
+
     # ---- stage 1: VAE -----------------------------------------------------------------------------------
     def train_vae(self) -> None:
         """Reconstruction (L1 + L2 + edge L1) and a small KL, on rendered images or crops of them."""
         s = self.settings
         budget = self.stage_budget(STAGE_VAE)
-        loader = batch_loader(
-            self.step,
-            s.workers,
-            pin_memory=self.cuda,
-            seed=s.seed,
-            stage=1,
-            batch_size=s.vae_batch,
-            image_size=self.config.image_size,
-            crop=s.vae_crop,
-        )
+        loader = self.batches(stage=1, batch_size=s.vae_batch, crop=s.vae_crop)
         self.vae.train()
-        started = time.monotonic() - self.elapsed[STAGE_VAE]
-        bar = progress_bar(budget, "vae")
-        window_start, window_images = time.monotonic(), 0
-        for batch in loader:
-            self.elapsed[STAGE_VAE] = time.monotonic() - started
-            if self.vae_done(budget):
-                break
-            lr = cosine_lr(s.vae_lr, self.step, self.elapsed[STAGE_VAE] / budget, warmup=100 if self.cuda else 20)
-            for group in self.vae_opt.param_groups:
-                group["lr"] = lr
-            x = images_to_tensor(batch["images"], self.device)
-            with self.autocast():
-                posterior = self.vae.encode(x).latent_dist
-                rec = self.vae.decode(posterior.sample()).sample
-            diff = rec.float() - x
-            l1, l2 = diff.abs().mean(), diff.pow(2).mean()
-            edge = (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean() + (diff[..., 1:] - diff[..., :-1]).abs().mean()
-            kl = posterior.kl().float().mean() / posterior.mean[0].numel()
-            loss = l1 + l2 + 0.5 * edge + s.kl_weight * kl
-            self.vae_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 1.0)
-            self.vae_opt.step()
-            self.step += 1
-            window_images += len(x)
-            if self.step % 10 == 0 or self.step == 1:
-                psnr = 10 * math.log10(4.0 / max(l2.item(), 1e-12))
-                self.vae_psnr = psnr if self.vae_psnr is None else 0.8 * self.vae_psnr + 0.2 * psnr
-            if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
-                rate = window_images / max(time.monotonic() - window_start, 1e-6)
-                window_start, window_images = time.monotonic(), 0
-                self.log(
-                    {
-                        "stage": STAGE_VAE,
-                        "step": self.step,
-                        "seconds": round(self.elapsed[STAGE_VAE], 1),
-                        "images": self.step * s.vae_batch,
-                        "loss": f"{loss.item():.5f}",
-                        "detail": f"psnr={psnr:.2f} smoothed={self.vae_psnr:.2f} kl={kl.item():.3f}",
-                        "lr": f"{lr:.2e}",
-                    }
-                )
-                bar.set_postfix(step=self.step, loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}", img_s=f"{rate:.0f}")
-            bar.update(max(0, round(self.elapsed[STAGE_VAE]) - bar.n))
-            self.maybe_save()
-        bar.close()
+        self.train_loop(STAGE_VAE, loader, budget, lambda: self.vae_done(budget), self.vae_step, self.vae_opt,
+                        list(self.vae.parameters()), s.vae_lr, warmup=100 if self.cuda else 20, batch_size=s.vae_batch)
         del loader
         self.vae.eval()
         self.finish_vae()
+
+    def vae_step(self, batch: dict) -> StepOutcome:
+        """The VAE's loss on one batch; every 10th step (and the first) also updates the smoothed PSNR."""
+        x = images_to_tensor(batch["images"], self.device)
+        with self.autocast():
+            posterior = self.vae.encode(x).latent_dist
+            rec = self.vae.decode(posterior.sample()).sample
+        diff = rec.float() - x
+        l1, l2 = diff.abs().mean(), diff.pow(2).mean()
+        edge = (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean() + (diff[..., 1:] - diff[..., :-1]).abs().mean()
+        kl = posterior.kl().float().mean() / posterior.mean[0].numel()
+        loss = l1 + l2 + 0.5 * edge + self.settings.kl_weight * kl
+        psnr = 0.0  # logged only on steps that also measure it
+        step = self.step + 1  # the count once this step is taken
+        if step % 10 == 0 or step == 1:
+            psnr = 10 * math.log10(4.0 / max(l2.item(), 1e-12))
+            self.vae_psnr = psnr if self.vae_psnr is None else 0.8 * self.vae_psnr + 0.2 * psnr
+        return StepOutcome(
+            loss, len(x),
+            lambda rate: f"psnr={psnr:.2f} smoothed={self.vae_psnr:.2f} kl={kl.item():.3f}",
+            lambda rate: {"loss": f"{loss.item():.4f}", "psnr": f"{psnr:.1f}", "img_s": f"{rate:.0f}"})
 
     def vae_done(self, budget: float) -> bool:
         """After its share of the time the VAE stops once its smoothed PSNR reaches the target, or at 1.5x."""
@@ -365,19 +387,8 @@ class Run:
         budget = self.stage_budget(STAGE_UNET)
         map_size = 2 * self.config.map_size
         sides = (map_size, map_size // 2)
-        loader = batch_loader(
-            self.step,
-            s.workers,
-            pin_memory=self.cuda,
-            seed=s.seed,
-            stage=2,
-            batch_size=s.unet_batch,
-            image_size=self.config.image_size,
-            map_size=map_size,
-            caption_dropout=s.caption_dropout,
-            size_footprint=s.size_attention == "footprint",
-            size_flip=s.size_flip,
-        )
+        loader = self.batches(stage=2, batch_size=s.unet_batch, map_size=map_size, caption_dropout=s.caption_dropout,
+                              size_footprint=s.size_attention == "footprint", size_flip=s.size_flip)
         probe = AttentionProbe(sides)
         if s.attn_weight > 0:
             self.unet.set_attn_processor(probe)
@@ -387,82 +398,64 @@ class Run:
         self.vae.eval()
         self.unet.train()
         self.text_encoder.train()
-        started = time.monotonic() - self.elapsed[STAGE_UNET]
-        bar = progress_bar(budget, "unet")
-        window_start, window_images = time.monotonic(), 0
-        for batch in loader:
-            self.elapsed[STAGE_UNET] = time.monotonic() - started
-            if self.elapsed[STAGE_UNET] >= budget or (s.unet_steps is not None and self.step >= s.unet_steps):
-                break
-            lr = cosine_lr(s.unet_lr, self.step, self.elapsed[STAGE_UNET] / budget, warmup=200 if self.cuda else 20)
-            for group in self.unet_opt.param_groups:
-                group["lr"] = lr
-            x = images_to_tensor(batch["images"], self.device)
-            ids = batch["input_ids"].to(self.device, non_blocking=True)
-            with torch.no_grad(), self.autocast():
-                latents = self.vae.encode(x).latent_dist.sample(generator).float() * self.scaling_factor
-            noise = training_noise(latents.shape, s.noise_offset, generator, self.device)
-            t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
-            a = alphas[t].view(-1, 1, 1, 1)
-            noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-            probe.clear()
-            with self.autocast():
-                context = self.text_encoder(ids).last_hidden_state
-                if "flip_ids" in batch:  # every token but the size words from the caption of the other size
-                    flipped = self.text_encoder(batch["flip_ids"].to(self.device)).last_hidden_state
-                    keep = batch["size_tokens"].to(self.device)[..., None]
-                    context = torch.where(keep, context, flipped)
-                pred = forward(noisy, t, context).sample
-            target = noise
-            if self.teacher is not None:
-                with torch.no_grad(), self.autocast():
-                    unet, encoder = self.teacher
-                    taught = unet(noisy, t, encoder(ids).last_hidden_state).sample.float()
-                target = torch.lerp(noise, taught, s.teacher_weight)
-            per_image = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
-            mse = per_image.mean()
-            loss = (per_image * snr_weight(a.flatten(), s.min_snr)).mean()
-            attn = torch.zeros((), device=self.device)
-            if s.attn_weight > 0:
-                token_target = batch["token_target"].to(self.device)
-                token_target = torch.where((t < s.attn_max_t)[:, None], token_target, -1)
-                targets = batch["targets"].to(self.device)
-                for side in sides:
-                    if probe.maps[side]:
-                        maps = torch.stack(probe.maps[side]).mean(0).float()
-                        attn = attn + attention_loss(maps, token_target, pool_targets(targets, map_size, side))
-                attn = attn / len(sides)
-                loss = loss + s.attn_weight * attn
-            self.unet_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.unet_params, 1.0)
-            self.unet_opt.step()
-            self.update_ema()
-            self.step += 1
-            window_images += len(x)
-            if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
-                rate = window_images / max(time.monotonic() - window_start, 1e-6)
-                window_start, window_images = time.monotonic(), 0
-                self.log(
-                    {
-                        "stage": STAGE_UNET,
-                        "step": self.step,
-                        "seconds": round(self.elapsed[STAGE_UNET], 1),
-                        "images": self.step * s.unet_batch,
-                        "loss": f"{loss.item():.5f}",
-                        "detail": f"mse={mse.item():.5f} attn={attn.item():.4f} img_s={rate:.1f}",
-                        "lr": f"{lr:.2e}",
-                    }
-                )
-                bar.set_postfix(step=self.step, mse=f"{mse.item():.4f}", attn=f"{attn.item():.3f}", img_s=f"{rate:.0f}")
-            bar.update(max(0, round(self.elapsed[STAGE_UNET]) - bar.n))
-            self.maybe_save()
-        bar.close()
+        step = functools.partial(self.unet_step, probe=probe, forward=forward, alphas=alphas, generator=generator,
+                                 sides=sides, map_size=map_size)
+
+        def stop() -> bool:
+            return self.elapsed[STAGE_UNET] >= budget or (s.unet_steps is not None and self.step >= s.unet_steps)
+
+        self.train_loop(STAGE_UNET, loader, budget, stop, step, self.unet_opt, self.unet_params, s.unet_lr,
+                        warmup=200 if self.cuda else 20, batch_size=s.unet_batch, after_step=self.update_ema)
         del loader
         self.unet.set_attn_processor(AttnProcessor2_0())
         self.record_unet_progress()
         self.stage = STAGE_DONE
         self.save()
+
+    def unet_step(self, batch: dict, probe: AttentionProbe, forward: Callable, alphas: torch.Tensor,
+                  generator: torch.Generator, sides: tuple[int, int], map_size: int) -> StepOutcome:
+        """The diffusion loss (and the attention loss) of the UNet and text encoder on one batch."""
+        s = self.settings
+        x = images_to_tensor(batch["images"], self.device)
+        ids = batch["input_ids"].to(self.device, non_blocking=True)
+        with torch.no_grad(), self.autocast():
+            latents = self.vae.encode(x).latent_dist.sample(generator).float() * self.scaling_factor
+        noise = training_noise(latents.shape, s.noise_offset, generator, self.device)
+        t = torch.randint(0, len(alphas), (len(latents),), generator=generator, device=self.device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+        probe.clear()
+        with self.autocast():
+            context = self.text_encoder(ids).last_hidden_state
+            if "flip_ids" in batch:  # every token but the size words from the caption of the other size
+                flipped = self.text_encoder(batch["flip_ids"].to(self.device)).last_hidden_state
+                keep = batch["size_tokens"].to(self.device)[..., None]
+                context = torch.where(keep, context, flipped)
+            pred = forward(noisy, t, context).sample
+        target = noise
+        if self.teacher is not None:
+            with torch.no_grad(), self.autocast():
+                unet, encoder = self.teacher
+                taught = unet(noisy, t, encoder(ids).last_hidden_state).sample.float()
+            target = torch.lerp(noise, taught, s.teacher_weight)
+        per_image = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+        mse = per_image.mean()
+        loss = (per_image * snr_weight(a.flatten(), s.min_snr)).mean()
+        attn = torch.zeros((), device=self.device)
+        if s.attn_weight > 0:
+            token_target = batch["token_target"].to(self.device)
+            token_target = torch.where((t < s.attn_max_t)[:, None], token_target, -1)
+            targets = batch["targets"].to(self.device)
+            for side in sides:
+                if probe.maps[side]:
+                    maps = torch.stack(probe.maps[side]).mean(0).float()
+                    attn = attn + attention_loss(maps, token_target, pool_targets(targets, map_size, side))
+            attn = attn / len(sides)
+            loss = loss + s.attn_weight * attn
+        return StepOutcome(
+            loss, len(x),
+            lambda rate: f"mse={mse.item():.5f} attn={attn.item():.4f} img_s={rate:.1f}",
+            lambda rate: {"mse": f"{mse.item():.4f}", "attn": f"{attn.item():.3f}", "img_s": f"{rate:.0f}"})
 
     def record_unet_progress(self) -> None:
         """The UNet stage's steps, seconds and images so far, in info.json (also for --export-only mid-run)."""

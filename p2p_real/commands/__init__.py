@@ -4,4 +4,4 @@ A command module parses its arguments, imports the library inside `run` (so that
 loads no torch), calls it and prints. cli.py builds the parser from COMMANDS.
 """
 
-COMMANDS = ("edit", "invert", "reconstruct", "attention", "generate", "batch", "env", "demo", "ui")
+COMMANDS = ("edit", "invert", "reconstruct", "attention", "generate", "batch", "evaluate", "env", "demo", "ui")

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import CLIPTokenizer
 
-from p2p_real.toyworld.scenes import Scene
 from p2p_real.toyworld.tokenizer import END, build_clip_tokenizer
-from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, check_attributes
+from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, Scene, check_attributes
 
 # Words that the tokenizer splits into two tokens ("|" marks the split), so multi-token words get exercised.
 SPLIT_WORDS: dict[str, str] = {"purple": "pur|ple", "triangle": "tri|angle"}

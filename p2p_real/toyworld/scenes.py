@@ -5,78 +5,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
-from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, check_attributes
+from p2p_real.toyworld.captions import scene_caption
+from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, Scene, SceneObject, check_attributes
 
-TEXTURES: tuple[str, ...] = ("plain", "gradient", "mottled")
-
-# Circumradius as a fraction of the image side, per size class (before the shape's own factor).
-SIZE_RANGES: dict[str, tuple[float, float]] = {"small": (0.10, 0.13), "big": (0.19, 0.235)}
-# Scale per shape so that a triangle and a circle of one size class look about as large.
-SHAPE_SCALE: dict[str, float] = {"circle": 1.0, "square": 1.08, "triangle": 1.22, "star": 1.2}
 STAR_INNER = 0.45  # inner/outer radius of the five-pointed star
 SUPERSAMPLE = 4  # shapes are rasterised at 4x and averaged down, for anti-aliased edges
-
-
-@dataclass(frozen=True)
-class SceneObject:
-    """One shape: what it is (colour, shape, size) and the small random details of how it looks."""
-
-    colour: str
-    shape: str
-    size: str
-    center: tuple[float, float]  # (x, y) as fractions of the image side
-    radius_u: float = 0.5  # where in its size class's radius range it falls, in [0, 1]
-    angle: float = 0.0  # rotation jitter in degrees
-    tint: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB offset of the colour
-    shade: tuple[float, float] = (0.0, 0.0)  # brightness gradient across the object (x, y)
-
-    def __post_init__(self) -> None:
-        check_attributes(colour=self.colour, shape=self.shape, size=self.size)
-
-    @property
-    def radius(self) -> float:
-        """Circumradius as a fraction of the image side."""
-        low, high = SIZE_RANGES[self.size]
-        return (low + self.radius_u * (high - low)) * SHAPE_SCALE[self.shape]
-
-
-@dataclass(frozen=True)
-class Scene:
-    """All the parameters of one image; `render` turns it into pixels, the same every time."""
-
-    objects: tuple[SceneObject, ...]
-    background: str
-    texture: str = "plain"
-    texture_strength: float = 0.0
-    gradient_angle: float = 0.0
-    bg_tint: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    noise_std: float = 1.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_attributes(colour=self.background)
-        if self.texture not in TEXTURES:
-            raise ValueError(f"texture {self.texture!r} is not one of {TEXTURES}")
-        if not self.objects:
-            raise ValueError("a scene needs at least one object")
-
-    def with_object(self, index: int, **changes: Any) -> Scene:
-        """The same scene with object `index` changed (e.g. colour="green", shape="star", size="big")."""
-        if not -len(self.objects) <= index < len(self.objects):
-            raise ValueError(f"object index {index} out of range for a scene of {len(self.objects)} objects")
-        objects = list(self.objects)
-        changed = dataclasses.replace(objects[index], **changes)
-        objects[index] = dataclasses.replace(changed, center=_fit_center(changed.center, changed.radius))
-        return dataclasses.replace(self, objects=tuple(objects))
-
-    def with_background(self, colour: str) -> Scene:
-        """The same scene on a background of another colour (same texture and noise)."""
-        return dataclasses.replace(self, background=colour)
 
 
 @dataclass
@@ -106,12 +43,6 @@ class RenderedScene:
         for obj in self.objects:
             mask &= ~obj.mask
         return mask
-
-
-def _fit_center(center: tuple[float, float], radius: float) -> tuple[float, float]:
-    """Move a centre just enough that a shape of this circumradius stays inside the image."""
-    margin = min(radius + 0.01, 0.5)
-    return (float(np.clip(center[0], margin, 1 - margin)), float(np.clip(center[1], margin, 1 - margin)))
 
 
 def shape_polygon(shape: str, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
@@ -204,8 +135,6 @@ def _background(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray
 
 def render(scene: Scene, size: int = 128) -> RenderedScene:
     """Render a scene at size x size pixels: RGB uint8 image, caption and true object masks."""
-    from p2p_real.toyworld.captions import scene_caption
-
     if size < 16:
         raise ValueError(f"image size must be at least 16 pixels, got {size}")
     rng = np.random.default_rng(scene.seed)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from p2p_real.toyworld.scenes import SHAPE_SCALE, SIZE_RANGES, coverage, shape_polygon
-from p2p_real.toyworld.world import COLOURS
+from p2p_real.toyworld.scenes import coverage, shape_polygon
+from p2p_real.toyworld.world import COLOURS, SHAPE_SCALE, SIZE_RANGES
 
 COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
 # Circumradius (fraction of the image side, shape factor removed) between the small and big ranges.
