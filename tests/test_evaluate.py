@@ -224,6 +224,34 @@ def test_evaluate_measures_every_photo_and_method_and_resumes(tmp_path, photos, 
     assert json.loads(row_path(out, "sun", "ddim").read_text())["request"]["steps"] == 3
 
 
+def test_each_process_measures_its_share_of_the_photos(tmp_path, photos, editor):
+    out = tmp_path / "eval"
+    first = p2p_real.evaluate(editor, photos, out, ["ddim"], process=(0, 2), report=False, progress=False)
+    assert [r["photo"] for r in first.rows] == ["red"] and not (out / "evaluation.json").exists()
+    second = p2p_real.evaluate(editor, photos, out, ["ddim"], process=(1, 2), report=False, progress=False)
+    assert [r["photo"] for r in second.rows] == ["red", "sun"] and second.skipped == 1  # finished rows: everyone's
+    last = p2p_real.evaluate(editor, photos, out, ["ddim"], progress=False)
+    assert last.skipped == 2 and len(json.loads((out / "evaluation.json").read_text())["rows"]) == 2
+
+
+@pytest.mark.slow
+def test_accelerate_launch_splits_the_photos_and_the_first_process_writes_the_report(tmp_path, photos,
+                                                                                     tiny_model_dir):
+    from tests.helpers import ok, run_cli
+    from tests.test_cli import accelerate_prefix
+
+    argv = ["evaluate", str(photos), "--model", str(tiny_model_dir), "--steps", "2", "--methods", "ddim,direct",
+            "--out", str(tmp_path / "eval"), "-q"]
+    result = ok(run_cli(argv, tmp_path, tmp_path / "home", accelerate_prefix()))
+    assert "4 rows measured, 0 skipped" in result.stdout and result.stdout.count("| ddim ") == 1
+    rows = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["rows"]
+    assert sorted((r["photo"], r["method"]) for r in rows) == [("red", "ddim"), ("red", "direct"), ("sun", "ddim"),
+                                                              ("sun", "direct")]
+    measured_by = {name: json.loads(row_path(tmp_path / "eval", name, "ddim").read_text())["process"]
+                   for name in ("red", "sun")}
+    assert measured_by == {"red": 0, "sun": 1}  # one photo each
+
+
 def test_the_report_embeds_the_plots_and_never_replaces_a_file_it_did_not_write(tmp_path, photos, editor):
     out = tmp_path / "eval"
     out.mkdir()
@@ -290,6 +318,19 @@ def test_a_case_that_fails_is_listed_and_the_others_go_on(tmp_path, editor):
     assert (case, method) == ("001", "ddim") and "horse" in reason
     assert not row_path(tmp_path / "eval", "001", "ddim").exists()  # tried again by the next run
     assert "001 / ddim: " in (tmp_path / "eval" / "evaluation.html").read_text()
+
+
+def test_background_psnr_per_edit_type():
+    from p2p_real.evaluation.report import edit_type_lines
+
+    rows = [{"photo": "a", "method": "ddim", "edit_type": "1", "bg_psnr": 20.0},
+            {"photo": "b", "method": "ddim", "edit_type": "1", "bg_psnr": 30.0},
+            {"photo": "c", "method": "ddim", "edit_type": "10", "bg_psnr": 15.0},
+            {"photo": "c", "method": "direct", "edit_type": "10", "bg_psnr": None}]
+    lines = edit_type_lines(rows)
+    assert lines[0] == "Background PSNR per edit type (cases: type 1: 2, type 10: 1)"
+    assert [c.strip() for c in lines[3].strip("|").split("|")] == ["ddim", "25.00", "15.00"]
+    assert [c.strip() for c in lines[4].strip("|").split("|")] == ["direct", "-", "-"]
 
 
 def test_the_pie_table_scales_as_the_pnp_inversion_readme():

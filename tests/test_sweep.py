@@ -204,7 +204,7 @@ def test_the_page_sweeps_a_setting_and_a_pick_loads_its_values(offline_page, tmp
 
     from tests.ui_server import METHOD, STEPS, scene_photo
 
-    photo, caption = scene_photo(tmp_path / "scene.png")
+    photo, caption = scene_photo(tmp_path / "scene.png", size=(176, 160))  # not test_ui's photo: the page caches
     target = caption.replace("circle", "square")
     session = Client(offline_page.url, verbose=False, download_files=str(tmp_path / "downloads"))
     session.predict(handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")

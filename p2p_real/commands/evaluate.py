@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         result = p2p_real.evaluate(loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite,
                                    extra=extra, **common)
     else:  # each process measures its share; then the first reads every row back and writes the report
-        p2p_real.evaluate(loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite,
-                          process=(rank, n_processes), report=False, **common)
+        share = p2p_real.evaluate(loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite,
+                                  process=(rank, n_processes), report=False, **common)
         if state is not None:
             state.wait_for_everyone()
         if rank != 0:
@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
         result = measure(loaded.editor, args.folder, out, args.methods, overwrite=False,
                          **{**common, "metric_models": load_metric_models(args.metric_models)})
+        result.skipped = share.skipped  # the rows finished before this run (every process saw the same)
+        result.seconds += share.seconds
 
         result.written = write_report(result, out, args.overwrite, extra)
         if state is not None:

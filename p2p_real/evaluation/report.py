@@ -103,8 +103,20 @@ def summary_lines(result: Evaluation) -> list[str]:
              _cell(e["seconds"], 2)] for e in table]
     lines = ["Reconstruction (mean per method; drift: plain DDIM's PSNR from direct's start)", *_table(head, body)]
     if result.pie:
-        lines += ["", *pie_table_lines(table, result.not_computed)]
+        lines += ["", *pie_table_lines(table, result.not_computed), "", *edit_type_lines(result.rows)]
     return lines
+
+
+def edit_type_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Background PSNR per method and PIE-Bench edit type (editing_type_id), with the cases of each type."""
+    types = sorted({str(row.get("edit_type", "")) for row in rows}, key=lambda t: (len(t), t))
+    head = ["method", *(f"type {t or '?'}" for t in types)]
+    body = [[method, *(_cell(mean([r.get("bg_psnr") for r in rows
+                                   if r["method"] == method and str(r.get("edit_type", "")) == t]), 2)
+                       for t in types)] for method in method_order(rows)]
+    counts = ", ".join(f"type {t or '?'}: {len({r['photo'] for r in rows if str(r.get('edit_type', '')) == t})}"
+                       for t in types)
+    return [f"Background PSNR per edit type (cases: {counts})", *_table(head, body)]
 
 
 def pie_table_lines(table: Sequence[dict[str, Any]], not_computed: dict[str, str]) -> list[str]:

@@ -151,10 +151,10 @@ def edit_row(editor: Any, case: Case, inv: Any, models: MetricModels, progress: 
 
 
 def _write_row(out: Path, name: str, method: str, request: dict[str, Any], row: dict[str, Any],
-               overwrite: bool) -> None:
-    """Write one row file atomically (an output set of one file)."""
+               overwrite: bool, process: int = 0) -> None:
+    """Write one row file atomically (an output set of one file), with the index of the process that measured it."""
     path = row_path(out, name, method)
-    text = json.dumps({"request": request, "row": row}, indent=1, sort_keys=True)
+    text = json.dumps({"request": request, "row": row, "process": process}, indent=1, sort_keys=True)
     with OutputSet(path.parent, path.stem, [path], overwrite=overwrite or path.exists()) as files:
         files.write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -232,7 +232,7 @@ def measure(
             if log is not None:
                 log(f"{case.name} / {method}: failed: {reason}")
             continue
-        _write_row(out, case.name, method, request, row, overwrite)
+        _write_row(out, case.name, method, request, row, overwrite, index)
         result.rows.append(row)
     result.seconds = time.perf_counter() - start
     return result
