@@ -26,6 +26,13 @@ _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, QUOTE_CH
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
 
 
+def callback(value: Any, name: str) -> Any:
+    """None or something callable (a step callback), else a ValueError naming it."""
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a function called after each step (or None), got {quoted(value)}")
+    return value
+
+
 def quoted(value: Any) -> str:
     """repr(value) for an error message, at most QUOTE_CHARS characters whatever its size or depth."""
     text = _SHORT.repr(value)

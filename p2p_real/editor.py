@@ -206,6 +206,7 @@ class Editor:
         steps = self._steps(num_inference_steps)
         guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
                                      "guidance_scale", minimum=0)
+        validation.callback(callback_on_step_end, "callback_on_step_end")
         plan: EditPlan = plan_edit(self.tokenizer, prompts, spec, steps, mask, self.device)
         blend = plan.blend
         latent_hw = (start.shape[-2], start.shape[-1])
@@ -393,6 +394,7 @@ class Editor:
         """
         settings = InversionSettings(prompt, method, num_inference_steps, guidance_scale, size, square).resolved(
             self.num_inference_steps, self.guidance_scale)
+        validation.callback(callback_on_step_end, "callback_on_step_end")
 
         def step(s: InversionStep) -> None:
             """Call the user's callback with one inversion step; stop if cancelled."""

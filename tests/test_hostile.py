@@ -556,6 +556,12 @@ def test_wrong_argument_types_are_value_errors_naming_the_argument(tiny_pipe, tm
     result = editor.edit(inv, "a dog", progress=False)
     with pytest.raises(ValueError, match="name must be a file name"):
         result.save(tmp_path / "o", 5)
+    for call in (lambda: editor.edit(inv, "a dog", callback_on_step_end="print", progress=False),
+                 lambda: editor.generate(["a cat"], callback_on_step_end=3, num_inference_steps=2, progress=False),
+                 lambda: editor.invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2,
+                                       callback_on_step_end=[], progress=False)):
+        with pytest.raises(ValueError, match="callback_on_step_end must be a function"):
+            call()
 
 
 def test_an_inversion_of_another_vae_factor_is_refused_naming_the_factor(tiny_pipe, tmp_path):
