@@ -41,14 +41,21 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     """The `p2p-real` parser with one subparser per module of p2p_real.commands."""
-    parser = Parser(prog=PROG, description="Prompt-to-Prompt editing of real photos (null-text inversion).",
-                    allow_abbrev=False)  # an abbreviation never stands for another option (invert --out)
+    parser = Parser(
+        prog=PROG, description="Prompt-to-Prompt editing of real photos (null-text inversion).", allow_abbrev=False
+    )  # an abbreviation never stands for another option (invert --out)
     parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         command = importlib.import_module(f"p2p_real.commands.{name}")
-        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP, epilog=command.EPILOG or None,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        p = sub.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.HELP,
+            epilog=command.EPILOG or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
+        )
         command.add_arguments(p)
         p.set_defaults(run=command.run)
     return parser
@@ -58,7 +65,7 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line: its message with whitespace collapsed (the type for unexpected ones)."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
         name = str(exc.filename)
-        name = name if len(name) <= MAX_QUOTED_PATH else f"{name[:MAX_QUOTED_PATH // 2]}...{name[-40:]}"
+        name = name if len(name) <= MAX_QUOTED_PATH else f"{name[: MAX_QUOTED_PATH // 2]}...{name[-40:]}"
         text = f"{name}: {exc.strerror.lower()}"
     else:
         text = str(exc) or type(exc).__name__
@@ -77,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{exc.prog}: error: {' '.join(str(exc).split())} (see {exc.prog} --help)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (finished outputs are kept; run the same command again to resume)",
-              file=sys.stderr)
+        print(f"{PROG}: interrupted (finished outputs are kept; run the same command again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if "--debug" in argv:  # as given: the arguments may not have parsed

@@ -46,12 +46,18 @@ def setup(model: str, device: str, steps: int, pipe=None):
     z = torch.randn(1, 4, h, w, generator=torch.Generator().manual_seed(0)).to(device, dtype)
 
     def plain():
-        return pipe([SOURCE, TARGET], latents=z.expand(2, -1, -1, -1), num_inference_steps=steps,
-                    guidance_scale=7.5, output_type="latent").images
+        return pipe(
+            [SOURCE, TARGET],
+            latents=z.expand(2, -1, -1, -1),
+            num_inference_steps=steps,
+            guidance_scale=7.5,
+            output_type="latent",
+        ).images
 
     def p2p():
-        return editor.generate([SOURCE, TARGET], latents=z, blend_words=(["cat"], ["dog"]),
-                               output_type="latent", progress=False).images
+        return editor.generate(
+            [SOURCE, TARGET], latents=z, blend_words=(["cat"], ["dog"]), output_type="latent", progress=False
+        ).images
 
     return pipe, {"plain": plain, "p2p": p2p}
 
@@ -121,8 +127,9 @@ def cpu_peak(model: str, device: str, steps: int, name: str) -> float:
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "print(json.dumps(peak - base))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -168,8 +175,10 @@ def main() -> None:
     print(f"{'run':<8}{'seconds (median)':>18}{'peak MiB above model':>24}")
     for name in ("plain", "p2p"):
         print(f"{name:<8}{med[name]:>18.3f}{peaks[name] / 2**20:>24.1f}")
-    print(f"device {gpu}, model {model}, {args.steps} steps: time ratio {entry['time_ratio']:.3f}, "
-          f"memory ratio {entry['memory_ratio']:.3f} (with weights {entry['total_memory_ratio']:.3f})")
+    print(
+        f"device {gpu}, model {model}, {args.steps} steps: time ratio {entry['time_ratio']:.3f}, "
+        f"memory ratio {entry['memory_ratio']:.3f} (with weights {entry['total_memory_ratio']:.3f})"
+    )
     if photo:
         print(f"photo: {args.invert} inversion {photo['invert_seconds']:.2f} s, edit {photo['edit_seconds']:.2f} s")
     data = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}

@@ -92,10 +92,34 @@ class Profile:
     judges_goals: bool = True  # the goals are the GPU's: a smoke run only shows that the code runs
 
 
-GPU = Profile("gpu", "cuda", "sd15", "sdxl", "sd15", (512, 1024), steps=50, memory_steps=5, repeats=3,
-              budget_s=420.0, grace_s=20.0)
-SMOKE = Profile("smoke", "cpu", "tiny", "tiny-sdxl", "tiny", (64, 96), steps=2, memory_steps=1, repeats=1,
-                budget_s=300.0, grace_s=10.0, threads=1, judges_goals=False)
+GPU = Profile(
+    "gpu",
+    "cuda",
+    "sd15",
+    "sdxl",
+    "sd15",
+    (512, 1024),
+    steps=50,
+    memory_steps=5,
+    repeats=3,
+    budget_s=420.0,
+    grace_s=20.0,
+)
+SMOKE = Profile(
+    "smoke",
+    "cpu",
+    "tiny",
+    "tiny-sdxl",
+    "tiny",
+    (64, 96),
+    steps=2,
+    memory_steps=1,
+    repeats=1,
+    budget_s=300.0,
+    grace_s=10.0,
+    threads=1,
+    judges_goals=False,
+)
 
 
 @dataclass
@@ -130,8 +154,9 @@ class RowClock:
         """Stop the row if `remaining` more units of `per_unit` seconds would take it past its allowance."""
         projected = self.elapsed() + per_unit * remaining
         if projected > self.allowance:
-            raise OverBudget(f"would take about {projected:.0f} s (projected {what}), over its "
-                             f"{self.allowance:.0f} s budget")
+            raise OverBudget(
+                f"would take about {projected:.0f} s (projected {what}), over its {self.allowance:.0f} s budget"
+            )
         self.check()
 
     def step(self, stage: str, index: int, total: int) -> None:
@@ -146,8 +171,11 @@ class RowClock:
         if index - first_index < 2:
             self.check()
             return
-        self._project((now - first_time) / (index - first_index), total - index - 1,
-                      f"after step {index + 1} of {total} of {stage}")
+        self._project(
+            (now - first_time) / (index - first_index),
+            total - index - 1,
+            f"after step {index + 1} of {total} of {stage}",
+        )
 
     def editor_callback(self, editor: Editor, step: int, timestep: int, kwargs: dict[str, Any]) -> None:
         """An Editor callback_on_step_end (invert, edit, generate) that checks the budget after every step."""
@@ -264,6 +292,7 @@ class Row:
 
 # --- the rows' measurements: the existing benchmarks' functions, with the budget's checks passed in ---
 
+
 def _overhead(model_of: Callable[[Profile], str]) -> RowRun:
     """Editor.generate (2 prompts, replace + local blend) against plain diffusers on the same batch: time ratio."""
 
@@ -274,8 +303,13 @@ def _overhead(model_of: Callable[[Profile], str]) -> RowRun:
         runs = clock.counted(runs, planned)
         times = edit_overhead.time_runs(runs, ctx.device, repeats)
         med = {name: statistics.median(t) for name, t in times.items()}
-        details: dict[str, Any] = {"model": model, "steps": steps, "repeats": repeats,
-                                   "plain_seconds": med["plain"], "p2p_seconds": med["p2p"]}
+        details: dict[str, Any] = {
+            "model": model,
+            "steps": steps,
+            "repeats": repeats,
+            "plain_seconds": med["plain"],
+            "p2p_seconds": med["p2p"],
+        }
         if ctx.cuda:
             peaks = {name: edit_overhead.cuda_peak(r, ctx.device) for name, r in runs.items()}
             details["memory_ratio"] = peaks["p2p"] / peaks["plain"]
@@ -289,10 +323,12 @@ def _invert_edit(model_of: Callable[[Profile], str], method: str) -> RowRun:
 
     def run(ctx: Context, clock: RowClock) -> Measured:
         model = model_of(ctx.profile)
-        t = edit_overhead.invert_and_edit(ctx.pipeline(model), ctx.device, ctx.profile.steps, method,
-                                          callback=clock.editor_callback)
-        return Measured(t["invert_seconds"] + t["edit_seconds"],
-                        {"model": model, "steps": ctx.profile.steps, "method": method, **t})
+        t = edit_overhead.invert_and_edit(
+            ctx.pipeline(model), ctx.device, ctx.profile.steps, method, callback=clock.editor_callback
+        )
+        return Measured(
+            t["invert_seconds"] + t["edit_seconds"], {"model": model, "steps": ctx.profile.steps, "method": method, **t}
+        )
 
     return run
 
@@ -316,14 +352,25 @@ def _null_text_reference(ctx: Context, clock: RowClock) -> Measured:
     def ours(e: Editor, p: inversion.PhotoPivot, g: float) -> list[torch.Tensor]:
         return inversion.run_ours(e, p, g, callback=clock.inversion_callback(steps))
 
-    rows = inversion.side_by_side(editor, pivot, {inversion.REFERENCE: reference, inversion.OURS: ours},
-                                  guidance, 1, ctx.device)
+    rows = inversion.side_by_side(
+        editor, pivot, {inversion.REFERENCE: reference, inversion.OURS: ours}, guidance, 1, ctx.device
+    )
     ref, our = rows[inversion.REFERENCE], rows[inversion.OURS]
-    return Measured(ref["seconds"] / our["seconds"], {
-        "model": ctx.profile.sd, "steps": steps, "photo": "chelsea", "dtype": str(editor.dtype).removeprefix("torch."),
-        "reference_seconds": ref["seconds"], "seconds": our["seconds"], "reference_psnr": ref["psnr"],
-        "psnr": our["psnr"], "reference_latent_error": ref["latent_error"], "latent_error": our["latent_error"],
-    })
+    return Measured(
+        ref["seconds"] / our["seconds"],
+        {
+            "model": ctx.profile.sd,
+            "steps": steps,
+            "photo": "chelsea",
+            "dtype": str(editor.dtype).removeprefix("torch."),
+            "reference_seconds": ref["seconds"],
+            "seconds": our["seconds"],
+            "reference_psnr": ref["psnr"],
+            "psnr": our["psnr"],
+            "reference_latent_error": ref["latent_error"],
+            "latent_error": our["latent_error"],
+        },
+    )
 
 
 def _compile_vs_graphs(ctx: Context, clock: RowClock) -> Measured:
@@ -333,8 +380,9 @@ def _compile_vs_graphs(ctx: Context, clock: RowClock) -> Measured:
     steps = ctx.profile.steps
     runs = {
         "graphs": lambda: inversion.run_ours(editor, pivot, guidance, callback=clock.inversion_callback(steps)),
-        "compiled": lambda: inversion.run_ours(editor, pivot, guidance, compile=True,
-                                               callback=clock.inversion_callback(steps)),
+        "compiled": lambda: inversion.run_ours(
+            editor, pivot, guidance, compile=True, callback=clock.inversion_callback(steps)
+        ),
     }
     order = ("compiled", "graphs", "compiled", "graphs")
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -344,11 +392,18 @@ def _compile_vs_graphs(ctx: Context, clock: RowClock) -> Measured:
         seconds[name].append(timing.wall)
         clock.unit_done(len(order))
     graphs = statistics.median(seconds["graphs"])
-    return Measured(seconds["compiled"][1] / graphs, {
-        "model": ctx.profile.sd, "steps": steps, "photo": "chelsea", "graphs_seconds": graphs,
-        "compiled_seconds": seconds["compiled"][1], "compiled_first_seconds": seconds["compiled"][0],
-        "cuda_graphs": ctx.cuda,
-    })
+    return Measured(
+        seconds["compiled"][1] / graphs,
+        {
+            "model": ctx.profile.sd,
+            "steps": steps,
+            "photo": "chelsea",
+            "graphs_seconds": graphs,
+            "compiled_seconds": seconds["compiled"][1],
+            "compiled_first_seconds": seconds["compiled"][0],
+            "cuda_graphs": ctx.cuda,
+        },
+    )
 
 
 def _memory(mode: str, size_index: int) -> RowRun:
@@ -361,12 +416,21 @@ def _memory(mode: str, size_index: int) -> RowRun:
         ctx.release()
         before = torch.cuda.memory_allocated() / memory.GIB if ctx.cuda else None
         size, steps = ctx.profile.sizes[size_index], ctx.profile.memory_steps
-        row = memory.measure(ctx.profile.memory_model, torch.device(ctx.device), mode, size, steps, "null-text",
-                             callback=clock.editor_callback)
+        row = memory.measure(
+            ctx.profile.memory_model,
+            torch.device(ctx.device),
+            mode,
+            size,
+            steps,
+            "null-text",
+            callback=clock.editor_callback,
+        )
         if "error" in row:
             raise RuntimeError(row["error"])
-        return Measured(row["peak_reserved_gib"], {"model": ctx.profile.memory_model, "steps": steps,
-                                                   "allocated_before_gib": before, **row})
+        return Measured(
+            row["peak_reserved_gib"],
+            {"model": ctx.profile.memory_model, "steps": steps, "allocated_before_gib": before, **row},
+        )
 
     return run
 
@@ -380,40 +444,159 @@ def _sdxl(p: Profile) -> str:
 
 
 ROWS: tuple[Row, ...] = (
-    Row("edit-overhead", "P2P edit (replace + local blend, 2 prompts, 50 steps) / plain diffusers, SD 1.5 512 px fp16",
-        "x", _overhead(_sd), Goal("<=", 1.05), (60, 60), (5, 0)),
-    Row("invert-edit-null-text", "invert (null-text) + edit of one 512 px photo, SD 1.5 fp16", "s",
-        _invert_edit(_sd, "null-text"), Goal("<=", 10.0), (60, 60), (5, 0)),
-    Row("invert-edit-direct", "invert (direct) + edit of one 512 px photo, SD 1.5 fp16", "s",
-        _invert_edit(_sd, "direct"), Goal("<=", 2.0), (30, 60), (2, 0)),
-    Row("invert-edit-null-text-fast", "invert (null-text-fast) + edit of one 512 px photo, SD 1.5 fp16", "s",
-        _invert_edit(_sd, "null-text-fast"), None, (45, 60), (3, 0)),
-    Row("invert-edit-negative-prompt", "invert (negative-prompt) + edit of one 512 px photo, SD 1.5 fp16", "s",
-        _invert_edit(_sd, "negative-prompt"), None, (30, 60), (2, 0)),
-    Row("invert-edit-ddim", "invert (DDIM) + edit of one 512 px photo, SD 1.5 fp16", "s",
-        _invert_edit(_sd, "ddim"), None, (30, 60), (2, 0)),
-    Row("null-text-reference", "null-text inversion, ours fp16 / the reference-style loop fp32 (x faster), one photo",
-        "x", _null_text_reference, Goal(">=", 2.0), (150, 60), (30, 0)),
-    Row("memory-model-512", "peak GPU memory, null-text invert + edit, 512 px, model offload", "GiB",
-        _memory("model", 0), Goal("<=", 6.0), (45, 60), (5, 0)),
-    Row("memory-none-512", "peak GPU memory, null-text invert + edit, 512 px, no offload", "GiB",
-        _memory("none", 0), None, (30, 60), (5, 0)),
-    Row("memory-sequential-512", "peak GPU memory, null-text invert + edit, 512 px, sequential offload", "GiB",
-        _memory("sequential", 0), None, (90, 60), (10, 0)),
-    Row("memory-none-1024", "peak GPU memory, null-text invert + edit, 1024 px, no offload", "GiB",
-        _memory("none", 1), None, (45, 60), (5, 0)),
-    Row("memory-model-1024", "peak GPU memory, null-text invert + edit, 1024 px, model offload", "GiB",
-        _memory("model", 1), None, (45, 60), (5, 0)),
-    Row("memory-sequential-1024", "peak GPU memory, null-text invert + edit, 1024 px, sequential offload", "GiB",
-        _memory("sequential", 1), None, (90, 60), (10, 0)),
-    Row("sdxl-overhead", "P2P edit / plain diffusers, SDXL 1024 px fp16 (2 prompts, 50 steps)", "x",
-        _overhead(_sdxl), Goal("<=", 1.10), (120, 60), (20, 0)),
-    Row("sdxl-invert-edit-direct", "invert (direct) + edit of one 1024 px photo, SDXL fp16", "s",
-        _invert_edit(_sdxl, "direct"), None, (60, 60), (10, 0)),
-    Row("compile-vs-graphs", "null-text inversion with torch.compile / with our CUDA graphs (time, after compiling)",
-        "x", _compile_vs_graphs, None, (180, 60), (60, 90)),
-    Row("sdxl-invert-edit-null-text", "invert (null-text) + edit of one 1024 px photo, SDXL fp16", "s",
-        _invert_edit(_sdxl, "null-text"), None, (200, 60), (60, 0)),
+    Row(
+        "edit-overhead",
+        "P2P edit (replace + local blend, 2 prompts, 50 steps) / plain diffusers, SD 1.5 512 px fp16",
+        "x",
+        _overhead(_sd),
+        Goal("<=", 1.05),
+        (60, 60),
+        (5, 0),
+    ),
+    Row(
+        "invert-edit-null-text",
+        "invert (null-text) + edit of one 512 px photo, SD 1.5 fp16",
+        "s",
+        _invert_edit(_sd, "null-text"),
+        Goal("<=", 10.0),
+        (60, 60),
+        (5, 0),
+    ),
+    Row(
+        "invert-edit-direct",
+        "invert (direct) + edit of one 512 px photo, SD 1.5 fp16",
+        "s",
+        _invert_edit(_sd, "direct"),
+        Goal("<=", 2.0),
+        (30, 60),
+        (2, 0),
+    ),
+    Row(
+        "invert-edit-null-text-fast",
+        "invert (null-text-fast) + edit of one 512 px photo, SD 1.5 fp16",
+        "s",
+        _invert_edit(_sd, "null-text-fast"),
+        None,
+        (45, 60),
+        (3, 0),
+    ),
+    Row(
+        "invert-edit-negative-prompt",
+        "invert (negative-prompt) + edit of one 512 px photo, SD 1.5 fp16",
+        "s",
+        _invert_edit(_sd, "negative-prompt"),
+        None,
+        (30, 60),
+        (2, 0),
+    ),
+    Row(
+        "invert-edit-ddim",
+        "invert (DDIM) + edit of one 512 px photo, SD 1.5 fp16",
+        "s",
+        _invert_edit(_sd, "ddim"),
+        None,
+        (30, 60),
+        (2, 0),
+    ),
+    Row(
+        "null-text-reference",
+        "null-text inversion, ours fp16 / the reference-style loop fp32 (x faster), one photo",
+        "x",
+        _null_text_reference,
+        Goal(">=", 2.0),
+        (150, 60),
+        (30, 0),
+    ),
+    Row(
+        "memory-model-512",
+        "peak GPU memory, null-text invert + edit, 512 px, model offload",
+        "GiB",
+        _memory("model", 0),
+        Goal("<=", 6.0),
+        (45, 60),
+        (5, 0),
+    ),
+    Row(
+        "memory-none-512",
+        "peak GPU memory, null-text invert + edit, 512 px, no offload",
+        "GiB",
+        _memory("none", 0),
+        None,
+        (30, 60),
+        (5, 0),
+    ),
+    Row(
+        "memory-sequential-512",
+        "peak GPU memory, null-text invert + edit, 512 px, sequential offload",
+        "GiB",
+        _memory("sequential", 0),
+        None,
+        (90, 60),
+        (10, 0),
+    ),
+    Row(
+        "memory-none-1024",
+        "peak GPU memory, null-text invert + edit, 1024 px, no offload",
+        "GiB",
+        _memory("none", 1),
+        None,
+        (45, 60),
+        (5, 0),
+    ),
+    Row(
+        "memory-model-1024",
+        "peak GPU memory, null-text invert + edit, 1024 px, model offload",
+        "GiB",
+        _memory("model", 1),
+        None,
+        (45, 60),
+        (5, 0),
+    ),
+    Row(
+        "memory-sequential-1024",
+        "peak GPU memory, null-text invert + edit, 1024 px, sequential offload",
+        "GiB",
+        _memory("sequential", 1),
+        None,
+        (90, 60),
+        (10, 0),
+    ),
+    Row(
+        "sdxl-overhead",
+        "P2P edit / plain diffusers, SDXL 1024 px fp16 (2 prompts, 50 steps)",
+        "x",
+        _overhead(_sdxl),
+        Goal("<=", 1.10),
+        (120, 60),
+        (20, 0),
+    ),
+    Row(
+        "sdxl-invert-edit-direct",
+        "invert (direct) + edit of one 1024 px photo, SDXL fp16",
+        "s",
+        _invert_edit(_sdxl, "direct"),
+        None,
+        (60, 60),
+        (10, 0),
+    ),
+    Row(
+        "compile-vs-graphs",
+        "null-text inversion with torch.compile / with our CUDA graphs (time, after compiling)",
+        "x",
+        _compile_vs_graphs,
+        None,
+        (180, 60),
+        (60, 90),
+    ),
+    Row(
+        "sdxl-invert-edit-null-text",
+        "invert (null-text) + edit of one 1024 px photo, SDXL fp16",
+        "s",
+        _invert_edit(_sdxl, "null-text"),
+        None,
+        (200, 60),
+        (60, 0),
+    ),
 )
 
 
@@ -436,6 +619,7 @@ def select_rows(spec: str | None, rows: tuple[Row, ...] = ROWS) -> list[Row]:
 
 # --- running and reporting ---
 
+
 def device_name(device: str) -> str:
     """The GPU's name, or the CPU with its core count."""
     if device.startswith("cuda"):
@@ -443,11 +627,19 @@ def device_name(device: str) -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
-def _record(row: Row, status: str, value: float | None = None, reason: str | None = None, **extra: Any
-            ) -> dict[str, Any]:
-    return {"name": row.name, "what": row.what, "unit": row.unit, "value": value,
-            "goal": None if row.goal is None else f"{row.goal.op} {row.goal.target:g}", "status": status,
-            **({"reason": reason} if reason else {}), **extra}
+def _record(
+    row: Row, status: str, value: float | None = None, reason: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "what": row.what,
+        "unit": row.unit,
+        "value": value,
+        "goal": None if row.goal is None else f"{row.goal.op} {row.goal.target:g}",
+        "status": status,
+        **({"reason": reason} if reason else {}),
+        **extra,
+    }
 
 
 def run_row(row: Row, ctx: Context, left_s: float) -> dict[str, Any]:
@@ -458,8 +650,12 @@ def run_row(row: Row, ctx: Context, left_s: float) -> dict[str, Any]:
     floor = row.floor(ctx.profile)
     if allowance <= 0 or allowance < floor:
         limit = "its budget" if budget <= left_s else "what is left of the overall budget"
-        return _record(row, "skipped", reason=f"needs at least {floor:.0f} s; {limit} is {max(allowance, 0):.0f} s",
-                       budget_s=budget)
+        return _record(
+            row,
+            "skipped",
+            reason=f"needs at least {floor:.0f} s; {limit} is {max(allowance, 0):.0f} s",
+            budget_s=budget,
+        )
     clock = RowClock(allowance)
     failure: tuple[str, str] | None = None
     try:
@@ -480,8 +676,13 @@ def run_row(row: Row, ctx: Context, left_s: float) -> dict[str, Any]:
     return _record(row, status, value, budget_s=budget, seconds=seconds, details=measured.details)
 
 
-def run_rows(rows: list[Row], ctx: Context, budget_s: float, started: float | None = None,
-             report: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def run_rows(
+    rows: list[Row],
+    ctx: Context,
+    budget_s: float,
+    started: float | None = None,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run the rows in order within `budget_s` seconds from `started` (default: now); their records."""
     deadline = (time.perf_counter() if started is None else started) + budget_s
     records = []
@@ -519,8 +720,14 @@ def table(results: dict[str, Any]) -> str:
 
 def unmeasured(rows: tuple[Row, ...] = ROWS) -> dict[str, Any]:
     """A results document in which no row was ever measured."""
-    return {"device": None, "torch": None, "diffusers": None, "date": None, "profile": None,
-            "rows": [_record(row, "unmeasured") for row in rows]}
+    return {
+        "device": None,
+        "torch": None,
+        "diffusers": None,
+        "date": None,
+        "profile": None,
+        "rows": [_record(row, "unmeasured") for row in rows],
+    }
 
 
 def merge(previous: dict[str, Any] | None, current: dict[str, Any], rows: tuple[Row, ...] = ROWS) -> dict[str, Any]:
@@ -544,10 +751,12 @@ def merge(previous: dict[str, Any] | None, current: dict[str, Any], rows: tuple[
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", help="comma-separated row names or groups (default: all); known: "
-                        + ", ".join(r.name for r in ROWS))
-    parser.add_argument("--budget", type=float, help=f"overall seconds (default {GPU.budget_s:g}; "
-                        f"smoke {SMOKE.budget_s:g})")
+    parser.add_argument(
+        "--rows", help="comma-separated row names or groups (default: all); known: " + ", ".join(r.name for r in ROWS)
+    )
+    parser.add_argument(
+        "--budget", type=float, help=f"overall seconds (default {GPU.budget_s:g}; smoke {SMOKE.budget_s:g})"
+    )
     parser.add_argument("--smoke", action="store_true", help="the tiny models on the CPU, few steps (a test)")
     parser.add_argument("--json", type=Path, help=f"results file (default {RESULTS}; a smoke run: a temporary file)")
     parser.add_argument("--table", action="store_true", help="print the README table of the results file and stop")
@@ -585,8 +794,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     date = datetime.now(timezone.utc)
     previous = json.loads(path.read_text()) if path.exists() else None
     current: dict[str, Any] = {
-        "device": device, "torch": torch.__version__, "diffusers": diffusers.__version__,
-        "date": date.isoformat(timespec="seconds"), "profile": profile.name, "budget_s": budget, "rows": []}
+        "device": device,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "date": date.isoformat(timespec="seconds"),
+        "profile": profile.name,
+        "budget_s": budget,
+        "rows": [],
+    }
 
     def save() -> dict[str, Any]:
         """Write the results so far (after every row: a run killed from outside keeps what it measured)."""
@@ -600,8 +815,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         current["rows"].append(record)
         save()
         extra = f" ({record['reason']})" if "reason" in record else ""
-        print(f"{record['name']:<28}{record['status']:<10}{figure(record) if record['value'] is not None else ''}"
-              f"{extra}", flush=True)
+        print(
+            f"{record['name']:<28}{record['status']:<10}{figure(record) if record['value'] is not None else ''}{extra}",
+            flush=True,
+        )
 
     threads = torch.get_num_threads()
     if profile.threads:
@@ -611,10 +828,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     results = save()
-    print(f"\n{device}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"{current['elapsed_s']:.0f} s of a {budget:.0f} s budget; wrote {path}\n")
+    print(
+        f"\n{device}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"{current['elapsed_s']:.0f} s of a {budget:.0f} s budget; wrote {path}\n"
+    )
     print(table(results))
     return results
+
 
 if __name__ == "__main__":
     main()

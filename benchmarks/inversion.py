@@ -106,8 +106,9 @@ def prepare(editor: Editor, photo: np.ndarray, prompt: str, steps: int) -> Photo
     return PhotoPivot(loaded.pixels, z0, cond, uncond, trajectory, seconds)
 
 
-def reference_null_text(unet, scheduler, trajectory, cond, uncond, guidance: float, inner: int = 10,
-                        epsilon: float = 1e-5) -> list[torch.Tensor]:
+def reference_null_text(
+    unet, scheduler, trajectory, cond, uncond, guidance: float, inner: int = 10, epsilon: float = 1e-5
+) -> list[torch.Tensor]:
     """Null-text inversion the way the original notebook runs it (see the module docstring): the embeddings."""
     flags = [p.requires_grad for p in unet.parameters()]
     unet.requires_grad_(True)  # as in the original: backward also fills the weights' .grad
@@ -133,8 +134,9 @@ def reference_null_text(unet, scheduler, trajectory, cond, uncond, guidance: flo
             unet.zero_grad(set_to_none=True)
             embeddings.append(phi.detach())
             with torch.no_grad():
-                latent = ddim_step(scheduler, guided_noise(unet, scheduler, latent, t, cond, phi.detach(), guidance),
-                                   t, latent)
+                latent = ddim_step(
+                    scheduler, guided_noise(unet, scheduler, latent, t, cond, phi.detach(), guidance), t, latent
+                )
     finally:
         for p, flag in zip(unet.parameters(), flags):
             p.requires_grad_(flag)
@@ -149,8 +151,9 @@ def run_reference(editor: Editor, pivot: PhotoPivot, guidance: float) -> list[to
         unet.to(torch.float32)
     try:
         trajectory = [z.float() for z in pivot.trajectory]
-        return reference_null_text(unet, editor.scheduler, trajectory, pivot.cond.float(), pivot.uncond.float(),
-                                   guidance)
+        return reference_null_text(
+            unet, editor.scheduler, trajectory, pivot.cond.float(), pivot.uncond.float(), guidance
+        )
     finally:
         if dtype != torch.float32:
             unet.to(dtype)
@@ -161,8 +164,17 @@ def run_ours(editor: Editor, pivot: PhotoPivot, guidance: float, **options) -> l
     pipe = editor.pipe
     calls_options = {k: options.pop(k) for k in ("prefix_cache", "compile") if k in options}
     calls = UNetCalls(pipe.unet, editor.scheduler, pivot.z0, pivot.cond, **calls_options)
-    return null_text_optimize(pipe.unet, editor.scheduler, pivot.trajectory, pivot.cond, pivot.uncond, guidance,
-                              progress=False, unet_calls=calls, **options)
+    return null_text_optimize(
+        pipe.unet,
+        editor.scheduler,
+        pivot.trajectory,
+        pivot.cond,
+        pivot.uncond,
+        guidance,
+        progress=False,
+        unet_calls=calls,
+        **options,
+    )
 
 
 def variants(names: list[str]) -> dict[str, Callable[[Editor, PhotoPivot, float], list[torch.Tensor]]]:
@@ -190,21 +202,29 @@ def reconstruction(editor: Editor, pivot: PhotoPivot, phis: list[torch.Tensor], 
     """Replay per-step embeddings with the editor's sampler from z*_T: latent error and PSNR of the image."""
     dtype = editor.pipe.unet.dtype
     uncond = [phi.to(dtype) for phi in phis]
-    latents = sample(editor.pipe.unet, editor.scheduler, pivot.trajectory[-1].to(dtype), pivot.cond.to(dtype),
-                     uncond, guidance, progress=False)
+    latents = sample(
+        editor.pipe.unet,
+        editor.scheduler,
+        pivot.trajectory[-1].to(dtype),
+        pivot.cond.to(dtype),
+        uncond,
+        guidance,
+        progress=False,
+    )
     decoded = decode_latents(editor.pipe.vae, latents)
     return {"latent_error": latent_error(latents, pivot.z0), "psnr": psnr(decoded[0], pivot.pixels[0])}
 
 
-def side_by_side(editor: Editor, pivot: PhotoPivot, runs: dict, guidance: float, repeats: int,
-                 device: str) -> dict[str, dict]:
+def side_by_side(
+    editor: Editor, pivot: PhotoPivot, runs: dict, guidance: float, repeats: int, device: str
+) -> dict[str, dict]:
     """Every variant `repeats` times in turns (the order rotates); median seconds, the first run's seconds
     (what one photo costs where a variant pays once, e.g. compiling) and the reconstruction."""
     names = list(runs)
     times: dict[str, list[Timing]] = {n: [] for n in names}
     rows: dict[str, dict] = {}
     for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             phis, timing = timed(device, runs[name], editor, pivot, guidance)
             times[name].append(timing)
@@ -226,7 +246,8 @@ def speedups(rows: dict[str, dict[str, dict]], key: str) -> dict[str, dict[str, 
         gaps = [rows[p][name]["psnr"] - rows[p][REFERENCE]["psnr"] for p in rows]
         errors = [rows[p][name]["latent_error"] / rows[p][REFERENCE]["latent_error"] for p in rows]
         summary[name] = {
-            "speedup": statistics.median(ratios), "speedups": ratios,
+            "speedup": statistics.median(ratios),
+            "speedups": ratios,
             "psnr_gap_db": max(gaps, key=abs),
             "equal_psnr": all(abs(g) <= PSNR_TOLERANCE for g in gaps),
             "latent_error_ratio": statistics.median(errors),
@@ -246,11 +267,19 @@ def method_table(editor: Editor, photos: list[str], device: str) -> dict[str, di
             inv, timing = timed(device, editor.invert, photo, prompt, method=method, progress=False)
             rec = editor.reconstruct(inv, progress=False)
             r = rows[name][method] = {
-                "seconds": timing.wall, "cpu_seconds": timing.cpu, "latent_error": rec.latent_error,
-                "psnr": rec.psnr, "ssim": rec.ssim, "vae_ceiling_psnr": rec.vae_psnr, "vae_ceiling_ssim": rec.vae_ssim,
+                "seconds": timing.wall,
+                "cpu_seconds": timing.cpu,
+                "latent_error": rec.latent_error,
+                "psnr": rec.psnr,
+                "ssim": rec.ssim,
+                "vae_ceiling_psnr": rec.vae_psnr,
+                "vae_ceiling_ssim": rec.vae_ssim,
             }
-            print(f"{name:<10}{method:<17}{timing.wall:>9.2f}{r['latent_error']:>12.3e}{r['psnr']:>8.2f}"
-                  f"{r['ssim']:>8.3f}{r['vae_ceiling_psnr']:>10.2f}", flush=True)
+            print(
+                f"{name:<10}{method:<17}{timing.wall:>9.2f}{r['latent_error']:>12.3e}{r['psnr']:>8.2f}"
+                f"{r['ssim']:>8.3f}{r['vae_ceiling_psnr']:>10.2f}",
+                flush=True,
+            )
     return rows
 
 
@@ -264,9 +293,12 @@ def null_text_table(editor: Editor, args: argparse.Namespace, device: str) -> di
         pivot = prepare(editor, load(), prompt, args.steps)
         rows[name] = side_by_side(editor, pivot, runs, args.guidance, args.repeats, device)
         for variant, r in rows[name].items():
-            print(f"{name:<10}{variant:<22}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}{r['first_cpu_seconds']:>10.2f}"
-                  f"{r['latent_error']:>12.3e}"
-                  f"{r['psnr']:>8.2f}", flush=True)
+            print(
+                f"{name:<10}{variant:<22}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}{r['first_cpu_seconds']:>10.2f}"
+                f"{r['latent_error']:>12.3e}"
+                f"{r['psnr']:>8.2f}",
+                flush=True,
+            )
     return rows
 
 
@@ -295,8 +327,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=list(PHOTOS))
-    parser.add_argument("--variants", nargs="+", default=[OURS, "no-prefix-cache", FAST, "min-improvement-1%"],
-                        help="null-text variants run side by side with the reference")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=[OURS, "no-prefix-cache", FAST, "min-improvement-1%"],
+        help="null-text variants run side by side with the reference",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant per photo (median time)")
     parser.add_argument("--no-methods", action="store_true", help="skip the table of all methods")
     parser.add_argument("--no-reference", action="store_true", help="skip the side-by-side null-text table")
@@ -311,12 +347,18 @@ def main() -> None:
     device = str(resolve_device(args.device))
     model = args.model if args.model != "auto" else ("sd15" if device.startswith("cuda") else "tiny")
     torch.manual_seed(0)
-    editor = Editor(benchmark_pipeline(model, device), num_inference_steps=args.steps,
-                    guidance_scale=args.guidance)
+    editor = Editor(benchmark_pipeline(model, device), num_inference_steps=args.steps, guidance_scale=args.guidance)
     dtype = editor.dtype
-    entry: dict = {"device": device_name(device), "model": model, "steps": args.steps, "guidance": args.guidance,
-                   "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                   "timer": "process CPU seconds" if device == "cpu" else "wall seconds", "note": args.note}
+    entry: dict = {
+        "device": device_name(device),
+        "model": model,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "dtype": str(dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+        "timer": "process CPU seconds" if device == "cpu" else "wall seconds",
+        "note": args.note,
+    }
     if not args.no_methods:
         entry["photos"] = method_table(editor, args.photos, device)
     if not args.no_reference:
@@ -324,15 +366,19 @@ def main() -> None:
         entry["null_text"] = rows
         entry["null_text_summary"] = speedups(rows, "cpu_seconds" if device == "cpu" else "seconds")
         for name, s in entry["null_text_summary"].items():
-            print(f"{name}: {s['speedup']:.2f}x the reference, PSNR gap {s['psnr_gap_db']:+.2f} dB, "
-                  f"latent error x{s['latent_error_ratio']:.2f}")
+            print(
+                f"{name}: {s['speedup']:.2f}x the reference, PSNR gap {s['psnr_gap_db']:+.2f} dB, "
+                f"latent error x{s['latent_error_ratio']:.2f}"
+            )
     if not args.no_edit:
         entry["invert_edit"] = {}
         for method in EDIT_METHODS:
             timing = invert_and_edit(editor, device, method)
             entry["invert_edit"][method] = {"seconds": timing.wall, "cpu_seconds": timing.cpu}
-            print(f"invert ({method}) + edit of one photo: {timing.wall:.1f} s ({timing.cpu:.1f} CPU s) "
-                  f"on {entry['device']}")
+            print(
+                f"invert ({method}) + edit of one photo: {timing.wall:.1f} s ({timing.cpu:.1f} CPU s) "
+                f"on {entry['device']}"
+            )
         entry["invert_edit_seconds"] = entry["invert_edit"]["null-text"]["seconds"]
     if editor.dtype != dtype:
         raise RuntimeError(f"the model's dtype changed during the benchmark: {dtype} -> {editor.dtype}")

@@ -62,8 +62,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(model: str, device: torch.device, mode: str, size: int, steps: int, method: str,
-            callback: Any = None) -> dict[str, Any]:
+def measure(
+    model: str, device: torch.device, mode: str, size: int, steps: int, method: str, callback: Any = None
+) -> dict[str, Any]:
     """Invert a size x size photo and edit it once; seconds of each and the peak memory (CUDA). `callback` is
     passed to both calls as their callback_on_step_end."""
     photo = np.asarray(skimage.data.astronaut())
@@ -77,8 +78,9 @@ def measure(model: str, device: torch.device, mode: str, size: int, steps: int, 
     try:
         sync(device)
         start = time.perf_counter()
-        inv = editor.invert(photo, PROMPT, method=method, size=(size, size), progress=False,
-                            callback_on_step_end=callback)
+        inv = editor.invert(
+            photo, PROMPT, method=method, size=(size, size), progress=False, callback_on_step_end=callback
+        )
         sync(device)
         row["invert_s"] = round(time.perf_counter() - start, 3)
         start = time.perf_counter()
@@ -111,17 +113,20 @@ def table(rows: list[dict[str, Any]]) -> str:
         if "skipped" in r:
             lines.append(f"{r['mode']:<12}{r['size']:>6}  skipped: {r['skipped']}")
             continue
-        lines.append(f"{r['mode']:<12}{r['size']:>6}{cell(r.get('peak_allocated_gib'), '.2f'):>16}"
-                     f"{cell(r.get('peak_reserved_gib'), '.2f'):>19}{cell(r.get('invert_s'), '.1f'):>10}"
-                     f"{cell(r.get('edit_s'), '.1f'):>9}" + (f"  {r['error']}" if "error" in r else ""))
+        lines.append(
+            f"{r['mode']:<12}{r['size']:>6}{cell(r.get('peak_allocated_gib'), '.2f'):>16}"
+            f"{cell(r.get('peak_reserved_gib'), '.2f'):>19}{cell(r.get('invert_s'), '.1f'):>10}"
+            f"{cell(r.get('edit_s'), '.1f'):>9}" + (f"  {r['error']}" if "error" in r else "")
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; print the table and merge the entry into the JSON file; return the entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["auto", "tiny", "sd15"], default="auto",
-                        help="auto: sd15 on CUDA, tiny elsewhere")
+    parser.add_argument(
+        "--model", choices=["auto", "tiny", "sd15"], default="auto", help="auto: sd15 on CUDA, tiny elsewhere"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--sizes", nargs="+", type=int, help="photo sides in pixels (sd15: 512 1024, tiny: 64 128)")
@@ -144,9 +149,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else:
                 rows.append(measure(model, device, mode, size, args.steps, args.method))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    entry = {"device": device_name(device), "model": model, "steps": args.steps, "method": args.method,
-             "dtype": "float16" if device.type == "cuda" else "float32", "limit_gib": args.limit_gib,
-             "torch": torch.__version__, "runs": rows}
+    entry = {
+        "device": device_name(device),
+        "model": model,
+        "steps": args.steps,
+        "method": args.method,
+        "dtype": "float16" if device.type == "cuda" else "float32",
+        "limit_gib": args.limit_gib,
+        "torch": torch.__version__,
+        "runs": rows,
+    }
     print(table(rows))
     data = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
     key = (entry["device"], entry["model"], entry["limit_gib"])

@@ -35,8 +35,14 @@ def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
     _calm(unet)
     scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=build_clip_tokenizer(TEST_WORDS), unet=unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=build_clip_tokenizer(TEST_WORDS),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     return _placed(pipe, device, dtype)
 
@@ -56,14 +62,23 @@ def _sd_vae(sample_size: int, **config: object) -> AutoencoderKL:
 
 def _clip_vit_l() -> CLIPTextModel:
     """CLIP ViT-L/14's text encoder (SD 1.x's, and SDXL's first)."""
-    return CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-    ))
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+        )
+    )
 
 
-def _placed(pipe: StableDiffusionPipeline | StableDiffusionXLPipeline, device: str, dtype: torch.dtype
-            ) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
+def _placed(
+    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline, device: str, dtype: torch.dtype
+) -> StableDiffusionPipeline | StableDiffusionXLPipeline:
     """The pipeline on `device` in `dtype`, its VAE in float32 (as load_pipeline keeps a VAE whose config asks
     for it, and as the benchmarks always ran it), progress bars off."""
     pipe.to(device, dtype)
@@ -101,17 +116,31 @@ def sdxl_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
         )
         vae = _sd_vae(sample_size=1024, scaling_factor=0.13025, force_upcast=True)
         text_encoder = _clip_vit_l()
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-            num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
-        ))
+        text_encoder_2 = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=20,
+                max_position_embeddings=77,
+                hidden_act="gelu",
+                projection_dim=1280,
+            )
+        )
     _calm(unet)
     tokenizer_2 = build_clip_tokenizer(TEST_WORDS)
     tokenizer_2.pad_token = "!"
     scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=build_clip_tokenizer(TEST_WORDS),
-        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, add_watermarker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=build_clip_tokenizer(TEST_WORDS),
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
     )
     return _placed(pipe, device, dtype)
 

@@ -62,9 +62,16 @@ def attention_levels(pipe, seeds: int, steps: int, sizes: tuple[int, ...], thres
                 coverage, stability, peak, finals[res] = [], [], [], []
                 for seed in range(seeds):
                     seen.clear()
-                    out = editor.generate([SOURCE, TARGET], generator=seed, height=size, width=size,
-                                          blend_words=(["cat"], ["dog"]), blend_threshold=threshold,
-                                          output_type="latent", progress=False)
+                    out = editor.generate(
+                        [SOURCE, TARGET],
+                        generator=seed,
+                        height=size,
+                        width=size,
+                        blend_words=(["cat"], ["dog"]),
+                        blend_threshold=threshold,
+                        output_type="latent",
+                        progress=False,
+                    )
                     final = seen[-1]
                     finals[res].append(final)
                     coverage.append(float(final.mean()))
@@ -73,9 +80,17 @@ def attention_levels(pipe, seeds: int, steps: int, sizes: tuple[int, ...], thres
                     top = np.sort(word)[::-1][: max(1, word.size // 4)]
                     peak.append(float(top.sum() / word.sum()))
                 h, w = out.attention.maps.shape[1:3]
-                rows.append({"size": size, "threshold": threshold, "attention_res": res, "map": f"{h}x{w}",
-                             "coverage": statistics.mean(coverage), "stability_iou": statistics.mean(stability),
-                             "top_quarter_mass": statistics.mean(peak)})
+                rows.append(
+                    {
+                        "size": size,
+                        "threshold": threshold,
+                        "attention_res": res,
+                        "map": f"{h}x{w}",
+                        "coverage": statistics.mean(coverage),
+                        "stability_iou": statistics.mean(stability),
+                        "top_quarter_mass": statistics.mean(peak),
+                    }
+                )
             agree = statistics.mean(_iou(a, b) for a, b in zip(finals[0.5], finals[0.25]))
             for row in rows[-2:]:
                 row["iou_between_levels"] = agree
@@ -84,20 +99,23 @@ def attention_levels(pipe, seeds: int, steps: int, sizes: tuple[int, ...], thres
 
 def null_text_pooled(pipe, steps: int) -> list:
     """Reconstruction after null-text inversion with and without the pooled embedding optimised."""
-    photos = {"chelsea": skimage.data.chelsea()[::2, ::2], "astronaut": skimage.data.astronaut()[::4, ::4],
-              "coffee": skimage.data.coffee()[::4, ::4]}
+    photos = {
+        "chelsea": skimage.data.chelsea()[::2, ::2],
+        "astronaut": skimage.data.astronaut()[::4, ::4],
+        "coffee": skimage.data.coffee()[::4, ::4],
+    }
     editor = Editor(pipe, num_inference_steps=steps)
     rows = []
     for name, photo in photos.items():
         photo = np.ascontiguousarray(photo)
         ddim = editor.reconstruct(editor.invert(photo, CAPTION, method="ddim", progress=False), progress=False)
-        row = {"photo": name, "ddim_latent_error": ddim.latent_error, "ddim_psnr": ddim.psnr,
-               "vae_psnr": ddim.vae_psnr}
+        row = {"photo": name, "ddim_latent_error": ddim.latent_error, "ddim_psnr": ddim.psnr, "vae_psnr": ddim.vae_psnr}
         for pooled in (False, True):
             sdxl.OPTIMISE_POOLED = pooled
             try:
-                rec = editor.reconstruct(editor.invert(photo, CAPTION, method="null-text", progress=False),
-                                         progress=False)
+                rec = editor.reconstruct(
+                    editor.invert(photo, CAPTION, method="null-text", progress=False), progress=False
+                )
             finally:
                 sdxl.OPTIMISE_POOLED = True
             key = "tokens_and_pooled" if pooled else "tokens_only"
@@ -124,20 +142,37 @@ def main() -> None:
     print(f"{'size':>5}{'thr':>5}{'level':>7}{'map':>7}{'coverage':>10}{'stability':>11}{'top 1/4':>9}{'agree':>7}")
     for r in levels:
         level = "lat/2" if r["attention_res"] == 0.5 else "lat/4"
-        print(f"{r['size']:>5}{r['threshold']:>5}{level:>7}{r['map']:>7}{r['coverage']:>10.2f}"
-              f"{r['stability_iou']:>11.2f}{r['top_quarter_mass']:>9.2f}{r['iou_between_levels']:>7.2f}")
+        print(
+            f"{r['size']:>5}{r['threshold']:>5}{level:>7}{r['map']:>7}{r['coverage']:>10.2f}"
+            f"{r['stability_iou']:>11.2f}{r['top_quarter_mass']:>9.2f}{r['iou_between_levels']:>7.2f}"
+        )
     nti = null_text_pooled(pipe, args.steps)
-    print(f"{'photo':<10}{'DDIM err':>10}{'tokens err':>12}{'+pooled err':>13}{'DDIM dB':>9}{'tokens dB':>11}"
-          f"{'+pooled dB':>12}")
+    print(
+        f"{'photo':<10}{'DDIM err':>10}{'tokens err':>12}{'+pooled err':>13}{'DDIM dB':>9}{'tokens dB':>11}"
+        f"{'+pooled dB':>12}"
+    )
     for r in nti:
-        print(f"{r['photo']:<10}{r['ddim_latent_error']:>10.3f}{r['tokens_only_latent_error']:>12.3f}"
-              f"{r['tokens_and_pooled_latent_error']:>13.3f}{r['ddim_psnr']:>9.2f}{r['tokens_only_psnr']:>11.2f}"
-              f"{r['tokens_and_pooled_psnr']:>12.2f}")
+        print(
+            f"{r['photo']:<10}{r['ddim_latent_error']:>10.3f}{r['tokens_only_latent_error']:>12.3f}"
+            f"{r['tokens_and_pooled_latent_error']:>13.3f}{r['ddim_psnr']:>9.2f}{r['tokens_only_psnr']:>11.2f}"
+            f"{r['tokens_and_pooled_psnr']:>12.2f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     model = "tiny-sdxl (random weights)" if args.model == "tiny" else args.model
-    args.json.write_text(json.dumps({"model": model, "steps": args.steps,
-                                     "seeds": args.seeds, "attention_levels": levels, "null_text_pooled": nti,
-                                     "torch": torch.__version__}, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "model": model,
+                "steps": args.steps,
+                "seeds": args.seeds,
+                "attention_levels": levels,
+                "null_text_pooled": nti,
+                "torch": torch.__version__,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

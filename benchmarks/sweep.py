@@ -58,9 +58,13 @@ def measure(model: str, device: str, steps: int, repeats: int) -> dict:
         return [r.latents for r in editor.sweep(inv, TARGET, spec=base, progress=False, **LISTS).results]
 
     def separate():
-        return [editor.edit(inv, TARGET, spec=base.replace(cross_replace_steps=c, self_replace_steps=s),
-                            progress=False).latents
-                for c in LISTS["cross_replace_steps"] for s in LISTS["self_replace_steps"]]
+        return [
+            editor.edit(
+                inv, TARGET, spec=base.replace(cross_replace_steps=c, self_replace_steps=s), progress=False
+            ).latents
+            for c in LISTS["cross_replace_steps"]
+            for s in LISTS["self_replace_steps"]
+        ]
 
     runs = {"sweep": sweep, "separate": separate}
     outputs = {name: run() for name, run in runs.items()}  # warm-up, and the results to compare
@@ -74,11 +78,19 @@ def measure(model: str, device: str, steps: int, repeats: int) -> dict:
             times[name].append(time.perf_counter() - start)
     difference = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(outputs["sweep"], outputs["separate"]))
     best = {name: min(t) for name, t in times.items()}
-    return {"model": model, "device": device, "steps": steps, "combinations": 6, "repeats": repeats,
-            "sweep_seconds": round(best["sweep"], 3), "separate_seconds": round(best["separate"], 3),
-            "speedup": round(best["separate"] / best["sweep"], 2),
-            "max_relative_latent_difference": float(f"{difference:.2e}"),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {
+        "model": model,
+        "device": device,
+        "steps": steps,
+        "combinations": 6,
+        "repeats": repeats,
+        "sweep_seconds": round(best["sweep"], 3),
+        "separate_seconds": round(best["separate"], 3),
+        "speedup": round(best["separate"] / best["sweep"], 2),
+        "max_relative_latent_difference": float(f"{difference:.2e}"),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def main() -> None:
@@ -91,10 +103,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     row = measure(args.model, args.device, args.steps, args.repeats)
-    print(f"{'model':<8} {'device':<8} {'steps':>5} {'sweep (6) s':>12} {'6 edits s':>10} {'speedup':>8} "
-          f"{'max rel. diff':>14}")
-    print(f"{row['model']:<8} {row['device']:<8} {row['steps']:>5} {row['sweep_seconds']:>12.3f} "
-          f"{row['separate_seconds']:>10.3f} {row['speedup']:>7.2f}x {row['max_relative_latent_difference']:>14.1e}")
+    print(
+        f"{'model':<8} {'device':<8} {'steps':>5} {'sweep (6) s':>12} {'6 edits s':>10} {'speedup':>8} "
+        f"{'max rel. diff':>14}"
+    )
+    print(
+        f"{row['model']:<8} {row['device']:<8} {row['steps']:>5} {row['sweep_seconds']:>12.3f} "
+        f"{row['separate_seconds']:>10.3f} {row['speedup']:>7.2f}x {row['max_relative_latent_difference']:>14.1e}"
+    )
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data.setdefault("runs", {})[f"{row['device']}/{row['model']}"] = row
     data["speedup"] = row["speedup"] if row["model"] == "tiny" and row["device"] == "cpu" else data.get("speedup")

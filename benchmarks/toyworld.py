@@ -93,8 +93,7 @@ def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Gener
         source = scene_caption(scene)
         target = source.replace(f"{obj.colour} {obj.shape}", f"{colour} {shape}")
         z = torch.randn(1, 4, latent_side, latent_side, generator=torch.Generator().manual_seed(1000 + i))
-        res = editor.generate([source, target], latents=z, num_inference_steps=steps, output_type="np",
-                              progress=False)
+        res = editor.generate([source, target], latents=z, num_inference_steps=steps, output_type="np", progress=False)
         alone = editor.generate([target], latents=z, num_inference_steps=steps, output_type="np", progress=False)
         images = [(np.clip(x, 0, 1) * 255).round().astype(np.uint8) for x in (*res.images, alone.images[0])]
         src_mask = object_mask(images[0], obj.colour, obj.shape)
@@ -105,8 +104,12 @@ def layout_preservation(editor: Editor, n: int, steps: int, rng: np.random.Gener
             edit_mask = object_mask(image, colour, shape if kind == "shape" else None)
             bucket.append(0.0 if edit_mask is None else mask_iou(kept, edit_mask))
             raw.append(0.0 if edit_mask is None else mask_iou(src_mask, edit_mask))
-    figures = {"layout_iou_p2p": p2p, "layout_iou_baseline": baseline, "layout_iou_p2p_raw": p2p_raw,
-               "layout_iou_baseline_raw": baseline_raw}
+    figures = {
+        "layout_iou_p2p": p2p,
+        "layout_iou_baseline": baseline,
+        "layout_iou_p2p_raw": p2p_raw,
+        "layout_iou_baseline_raw": baseline_raw,
+    }
     return {**{k: statistics.mean(v) if v else float("nan") for k, v in figures.items()}, "layout_pairs": len(p2p)}
 
 
@@ -133,8 +136,9 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
         invs = {}
         for method in methods if i < 4 else EDIT_METHODS:
             start = time.perf_counter()
-            current = editor.invert(rendered.image, rendered.caption, method=method, num_inference_steps=steps,
-                                    progress=False)
+            current = editor.invert(
+                rendered.image, rendered.caption, method=method, num_inference_steps=steps, progress=False
+            )
             seconds[method] += time.perf_counter() - start
             inversions[method] += 1
             if i < 4:
@@ -189,9 +193,10 @@ def real_image_path(editor: Editor, n: int, steps: int, methods: tuple[str, ...]
         "edit_success_per_kind": {kind: float(np.mean(hits)) for kind, hits in success[DEMO_METHOD].items()},
         "edits": len(every[DEMO_METHOD]),
         "failed_edits": failures[DEMO_METHOD],
-        "edit_success_by_method": {m: {"all": float(np.mean(every[m])),
-                                       **{kind: float(np.mean(hits)) for kind, hits in success[m].items()}}
-                                   for m in EDIT_METHODS},
+        "edit_success_by_method": {
+            m: {"all": float(np.mean(every[m])), **{kind: float(np.mean(hits)) for kind, hits in success[m].items()}}
+            for m in EDIT_METHODS
+        },
         "failed_edits_by_method": failures,
     }
 
@@ -219,9 +224,12 @@ def main() -> None:
     parser.add_argument("--layouts", type=int, default=16, help="generated scenes for layout preservation")
     parser.add_argument("--scenes", type=int, default=6, help="one-object held-out scenes (x5 edits; +1/3 with two)")
     parser.add_argument("--json", type=Path, default=RESULTS)
-    parser.add_argument("--only-edits", action="store_true",
-                        help="measure only the held-out scenes' reconstruction and edits per method, and update "
-                             "those figures in the JSON (the others are kept)")
+    parser.add_argument(
+        "--only-edits",
+        action="store_true",
+        help="measure only the held-out scenes' reconstruction and edits per method, and update "
+        "those figures in the JSON (the others are kept)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     model = args.model or str(default_model_dir())
@@ -229,47 +237,64 @@ def main() -> None:
     start = time.perf_counter()
     if args.only_edits:
         real = real_image_path(editor, args.scenes, args.steps, METHODS)
-        results = {**json.loads(args.json.read_text()), **real,
-                   "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
-                   "edits_seconds": round(time.perf_counter() - start, 1)}
+        results = {
+            **json.loads(args.json.read_text()),
+            **real,
+            "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
+            "edits_seconds": round(time.perf_counter() - start, 1),
+        }
         print_edit_table(real)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         return
     following, _, _ = prompt_following(editor.pipe, count=args.prompts, num_inference_steps=args.steps)
-    attributes, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=1,
-                                           num_inference_steps=args.steps)
+    attributes, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=1, num_inference_steps=args.steps)
     two, _, _ = attribute_following(editor.pipe, count=args.prompts, n_objects=2, num_inference_steps=args.steps)
     layout = layout_preservation(editor, args.layouts, args.steps, np.random.default_rng(7))
     size = size_word_effect(editor.pipe)
     size_share = (size["word"] - size["small"]) / max(size["big"] - size["small"], 1e-6)
     real = real_image_path(editor, args.scenes, args.steps, METHODS)
-    results = {"model": "shipped toy model" if args.model is None else args.model, "steps": args.steps,
-               "prompt_following": following,
-               "prompt_following_attributes": {k: attributes[k] for k in ("colour", "shape", "size", "background",
-                                                                          "all")},
-               "prompt_following_two_objects": two["all"], "two_object_parts": two, **layout,
-               "size_word_effect": size, "size_word_share": size_share, **real,
-               "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
-               "seconds": round(time.perf_counter() - start, 1), "device": f"cpu ({os.cpu_count()} cores)"}
-    rows = [("prompt following", following, ">= 0.90"),
-            *((f"  {k}, full captions", attributes[k], ">= 0.90") for k in ("colour", "shape", "size", "background")),
-            ("  every attribute at once", attributes["all"], ""),
-            ("two-object captions, all parts", two["all"], ">= 0.70"),
-            ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
-            ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
-            ("  against the source mask, P2P", layout["layout_iou_p2p_raw"], ""),
-            ("  against the source mask, alone", layout["layout_iou_baseline_raw"], ""),
-            ("size carried by the size word alone", size_share, ""),
-            (f"local-blend mask IoU (latent*{ATTENTION_RES:g} maps)", real["blend_mask_iou"], ">= 0.60"),
-            *((f"  {kind}", iou, "") for kind, iou in real["blend_mask_iou_per_kind"].items()),
-            ("  against the source object alone", real["blend_mask_iou_source"], ""),
-            ("  with latent/4 maps (colour swaps)", real["blend_mask_iou_latent4"], ""),
-            ("  word map, no 3x3 max-pool", real["attention_mask_iou_unpooled"], ""),
-            ("background PSNR (dB)", real["background_psnr"], ">= 30"),
-            *((f"recon gap {m} (dB)", g, "< 1 (null-text)") for m, g in real["recon_gap_db"].items()),
-            *((f"edit success, {m} inversion" + (" (demo)" if m == DEMO_METHOD else ""), v["all"],
-               ">= 0.80" if m == DEMO_METHOD else "") for m, v in real["edit_success_by_method"].items()),
-            *((f"  {kind} ({DEMO_METHOD})", v, ">= 0.80") for kind, v in real["edit_success_per_kind"].items())]
+    results = {
+        "model": "shipped toy model" if args.model is None else args.model,
+        "steps": args.steps,
+        "prompt_following": following,
+        "prompt_following_attributes": {k: attributes[k] for k in ("colour", "shape", "size", "background", "all")},
+        "prompt_following_two_objects": two["all"],
+        "two_object_parts": two,
+        **layout,
+        "size_word_effect": size,
+        "size_word_share": size_share,
+        **real,
+        "recon_gap_db_null_text": real["recon_gap_db"].get("null-text"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "device": f"cpu ({os.cpu_count()} cores)",
+    }
+    rows = [
+        ("prompt following", following, ">= 0.90"),
+        *((f"  {k}, full captions", attributes[k], ">= 0.90") for k in ("colour", "shape", "size", "background")),
+        ("  every attribute at once", attributes["all"], ""),
+        ("two-object captions, all parts", two["all"], ">= 0.70"),
+        ("layout IoU, P2P", layout["layout_iou_p2p"], ">= 0.80"),
+        ("layout IoU, target prompt alone", layout["layout_iou_baseline"], "lower"),
+        ("  against the source mask, P2P", layout["layout_iou_p2p_raw"], ""),
+        ("  against the source mask, alone", layout["layout_iou_baseline_raw"], ""),
+        ("size carried by the size word alone", size_share, ""),
+        (f"local-blend mask IoU (latent*{ATTENTION_RES:g} maps)", real["blend_mask_iou"], ">= 0.60"),
+        *((f"  {kind}", iou, "") for kind, iou in real["blend_mask_iou_per_kind"].items()),
+        ("  against the source object alone", real["blend_mask_iou_source"], ""),
+        ("  with latent/4 maps (colour swaps)", real["blend_mask_iou_latent4"], ""),
+        ("  word map, no 3x3 max-pool", real["attention_mask_iou_unpooled"], ""),
+        ("background PSNR (dB)", real["background_psnr"], ">= 30"),
+        *((f"recon gap {m} (dB)", g, "< 1 (null-text)") for m, g in real["recon_gap_db"].items()),
+        *(
+            (
+                f"edit success, {m} inversion" + (" (demo)" if m == DEMO_METHOD else ""),
+                v["all"],
+                ">= 0.80" if m == DEMO_METHOD else "",
+            )
+            for m, v in real["edit_success_by_method"].items()
+        ),
+        *((f"  {kind} ({DEMO_METHOD})", v, ">= 0.80") for kind, v in real["edit_success_per_kind"].items()),
+    ]
     print(f"{'figure':<36}{'value':>10}  goal")
     for name, value, goal in rows:
         print(f"{name:<36}{value:>10.3f}  {goal}")

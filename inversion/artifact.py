@@ -205,16 +205,15 @@ class Inversion:
     def validate(self, path: str = "inversion") -> None:
         """Check that the fields agree (shapes, steps, method, box); raise ArtifactError if not."""
         if self.method not in METHODS:
-            raise ArtifactError(
-                f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHODS)})"
-            )
+            raise ArtifactError(f"{path}: unknown method {self.method!r} (expected one of {', '.join(METHODS)})")
         if not isinstance(self.chain, list) or not all(isinstance(link, dict) for link in self.chain):
             raise ArtifactError(f"{path}: chain must be a list of the edits it continues (dicts)")
         if bool(self.chain) != (self.method == "chain"):
             raise ArtifactError(f"{path}: a chain of edits belongs to method 'chain' only, and it needs one")
         if self.model_family not in FAMILY_NAMES:
-            raise ArtifactError(f"{path}: unknown model_family {self.model_family!r} "
-                                f"(expected one of {', '.join(FAMILY_NAMES)})")
+            raise ArtifactError(
+                f"{path}: unknown model_family {self.model_family!r} (expected one of {', '.join(FAMILY_NAMES)})"
+            )
         method = METHODS[self.method]
         steps = validation.steps(self.num_inference_steps, f"{path}: num_inference_steps", error=ArtifactError)
         validation.number(self.guidance_scale, f"{path}: guidance_scale", error=ArtifactError)
@@ -222,16 +221,16 @@ class Inversion:
         if latent.ndim != 4 or latent.shape[0] != 1:
             raise ArtifactError(f"{path}: latent_T must be (1, C, h, w), got {tuple(latent.shape)}")
         if tuple(self.z0.shape) != tuple(latent.shape):
-            raise ArtifactError(
-                f"{path}: z0 {tuple(self.z0.shape)} does not match latent_T {tuple(latent.shape)}"
-            )
+            raise ArtifactError(f"{path}: z0 {tuple(self.z0.shape)} does not match latent_T {tuple(latent.shape)}")
         h, w = self.latent_size
         f = self.vae_scale_factor
         if self.size != (w * f, h * f):
             raise ArtifactError(f"{path}: size {self.size} does not match latents {w}x{h} at VAE factor {f}")
         if max(self.size) > validation.MAX_WORKING_SIDE:  # before any step runs at that size
-            raise ArtifactError(f"{path}: its working size {self.size[0]}x{self.size[1]} is over the limit of "
-                                f"{validation.MAX_WORKING_SIDE} pixels per side")
+            raise ArtifactError(
+                f"{path}: its working size {self.size[0]}x{self.size[1]} is over the limit of "
+                f"{validation.MAX_WORKING_SIDE} pixels per side"
+            )
         emb = self.uncond_embeddings
         if (emb is not None) != (method.uncond == "per-step"):
             raise ArtifactError(
@@ -239,16 +238,14 @@ class Inversion:
             )
         if emb is not None and (emb.ndim != 3 or emb.shape[0] != steps):
             raise ArtifactError(
-                f"{path}: uncond_embeddings {tuple(emb.shape)} must be "
-                f"({steps}, tokens, dim) for {steps} steps"
+                f"{path}: uncond_embeddings {tuple(emb.shape)} must be ({steps}, tokens, dim) for {steps} steps"
             )
         piv = self.pivots
         if (piv is not None) != method.follows_pivot:
             raise ArtifactError(f"{path}: per-step pivots belong to direct inversion and chains only")
         if piv is not None and tuple(piv.shape) != (steps, *latent.shape[1:]):
             raise ArtifactError(
-                f"{path}: pivots {tuple(piv.shape)} must be "
-                f"({steps}, {', '.join(map(str, latent.shape[1:]))})"
+                f"{path}: pivots {tuple(piv.shape)} must be ({steps}, {', '.join(map(str, latent.shape[1:]))})"
             )
         for name in ("latent_T", "z0", "uncond_embeddings", "pivots"):
             tensor = getattr(self, name)
@@ -289,17 +286,13 @@ class Inversion:
             diffs = scheduler_differences(self.scheduler_id, scheduler_id)
             problems.append("scheduler settings differ (inversion vs now): " + "; ".join(diffs))
         if num_inference_steps != self.num_inference_steps:
-            problems.append(
-                f"num_inference_steps {num_inference_steps} != {self.num_inference_steps} of the inversion"
-            )
+            problems.append(f"num_inference_steps {num_inference_steps} != {self.num_inference_steps} of the inversion")
         if (
             guidance_scale is not None
             and METHODS[self.method].uncond == "per-step"
             and not math.isclose(guidance_scale, self.guidance_scale, rel_tol=1e-6)
         ):
-            problems.append(
-                f"guidance_scale {guidance_scale} != {self.guidance_scale} the {self.method} data is for"
-            )
+            problems.append(f"guidance_scale {guidance_scale} != {self.guidance_scale} the {self.method} data is for")
         if problems:
             raise ArtifactError("inversion is not compatible: " + "; ".join(problems))
 
@@ -314,19 +307,29 @@ class Inversion:
         label = self.path.name if self.path is not None else "the inversion"
         if pipe is not None:
             try:
-                self.check_compatible(pipeline_fingerprint(pipe), scheduler_fingerprint(pipe.scheduler),
-                                      self.num_inference_steps, model_family=model_family(pipe))
+                self.check_compatible(
+                    pipeline_fingerprint(pipe),
+                    scheduler_fingerprint(pipe.scheduler),
+                    self.num_inference_steps,
+                    model_family=model_family(pipe),
+                )
             except ArtifactError as exc:
                 raise MismatchError(f"{label} was made with another model or scheduler: {exc}") from exc
-        stored = {"prompt": self.prompt, "method": self.method, "num_inference_steps": self.num_inference_steps,
-                  "guidance_scale": self.guidance_scale}
+        stored = {
+            "prompt": self.prompt,
+            "method": self.method,
+            "num_inference_steps": self.num_inference_steps,
+            "guidance_scale": self.guidance_scale,
+        }
         for setting, value in stored.items():
             asked = getattr(settings, setting)
             if asked is not None and asked != value:
                 raise MismatchError(f"{label} was inverted with {settings.name(setting)} {value!r}, not {asked!r}")
         if settings.size is not None and tuple(settings.size) != self.size:
-            raise MismatchError(f"{label} was inverted at {self.size[0]}x{self.size[1]}, not at "
-                                f"{settings.name('size')} {settings.size[0]}x{settings.size[1]}")
+            raise MismatchError(
+                f"{label} was inverted at {self.size[0]}x{self.size[1]}, not at "
+                f"{settings.name('size')} {settings.size[0]}x{settings.size[1]}"
+            )
         if image is None:
             return
         if settings.square is not None and pipe is not None:
@@ -412,9 +415,7 @@ class Inversion:
         except Exception as exc:  # safetensors raises its own error types for broken headers
             raise ArtifactError(f"{name}: not a safetensors file ({exc})") from exc
         if metadata.get("format") != FORMAT:
-            raise ArtifactError(
-                f"{name}: not a p2p-real inversion (metadata 'format' is {metadata.get('format')!r})"
-            )
+            raise ArtifactError(f"{name}: not a p2p-real inversion (metadata 'format' is {metadata.get('format')!r})")
         version = metadata.get("format_version")
         if version != str(FORMAT_VERSION):
             raise ArtifactError(
@@ -428,8 +429,9 @@ class Inversion:
         return cls._from_parts(metadata, tensors, source, max_pixels)
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], source: Path,
-                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Inversion:
+    def _from_parts(
+        cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], source: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Inversion:
         name = str(source)
         for key in ("latent_T", "z0", "original_png"):
             if key not in tensors:

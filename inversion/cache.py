@@ -34,8 +34,10 @@ def cache_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"the inversion cache's name must be a non-empty string, got {quoted(name)}")
     if "/" in name or "\\" in name or name.startswith(".") or not name.isprintable() or name != name.strip():
-        raise ValueError(f"the inversion cache's name {quoted(name)} must be a plain file name (no folders, not "
-                         "starting with '.'): it must stay in the cache's folder")
+        raise ValueError(
+            f"the inversion cache's name {quoted(name)} must be a plain file name (no folders, not "
+            "starting with '.'): it must stay in the cache's folder"
+        )
     return name
 
 
@@ -71,8 +73,9 @@ class InversionCache:
         key = json.dumps([content, settings.resolved().to_dict(), model], sort_keys=True)
         return self.folder / f"{name}.{hashlib.sha256(key.encode()).hexdigest()[:12]}{INVERSION_SUFFIX}"
 
-    def find(self, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None
-             ) -> tuple[Inversion | None, str]:
+    def find(
+        self, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None
+    ) -> tuple[Inversion | None, str]:
         """(the saved inversion, "") if one fits the photo, settings and model; else (None, why not), why
         being "" when nothing is saved. With replace=False a saved one that does not fit raises CachedMismatchError."""
         path = self.path(image, settings, pipe, name)
@@ -87,8 +90,9 @@ class InversionCache:
             return None, str(exc)
         return inv, ""
 
-    def save(self, inv: Inversion, image: Source, settings: InversionSettings, pipe: Any,
-             name: str | None = None) -> Path:
+    def save(
+        self, inv: Inversion, image: Source, settings: InversionSettings, pipe: Any, name: str | None = None
+    ) -> Path:
         """Save `inv` where `find` looks for it (the folder is created; temporary files that a killed run left
         there are removed)."""
         path = self.path(image, settings, pipe, name)
@@ -96,9 +100,16 @@ class InversionCache:
         remove_stale_temporaries(path.parent)
         return inv.save(path)
 
-    def get(self, image: Source, settings: InversionSettings, pipe: Any, invert: Callable[[], Inversion],
-            name: str | None = None, log: Callable[[str], None] | None = None, save: bool = True
-            ) -> tuple[Inversion, str]:
+    def get(
+        self,
+        image: Source,
+        settings: InversionSettings,
+        pipe: Any,
+        invert: Callable[[], Inversion],
+        name: str | None = None,
+        log: Callable[[str], None] | None = None,
+        save: bool = True,
+    ) -> tuple[Inversion, str]:
         """(the saved inversion, "reused") if one fits, else (invert(), "fresh") after saving it here.
         `log` hears why a saved one did not fit before it is replaced. `save=False` leaves saving a fresh
         inversion to the caller (`save`), e.g. once the edit it is for has succeeded."""

@@ -71,15 +71,17 @@ def _commit_new(tmp: Path, target: Path) -> None:
 def _naming(exc: OSError, target: Path) -> OSError:
     """The error of writing `target`, naming `target` (not the temporary file)."""
     if isinstance(exc, FileExistsError):
-        return FileExistsError(errno.EEXIST, "exists already (another run may have written it meanwhile); "
-                                             "it was not replaced", str(target))
+        return FileExistsError(
+            errno.EEXIST, "exists already (another run may have written it meanwhile); it was not replaced", str(target)
+        )
     if exc.errno is not None:
         return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target))
     return OSError(f"{target}: {exc}")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], make_folder: bool = False,
-                 replace: bool = True) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], object], make_folder: bool = False, replace: bool = True
+) -> Path:
     """Call `write(tmp)` on a temporary file in the target's folder, flush it to disk (fsync), then move it to
     `path`: readers see the old file or the whole new one, never a part. With `replace=False` an existing file
     is never replaced, also one that appeared while `write` ran: FileExistsError. An existing file keeps its
@@ -92,8 +94,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], make_
         raise _naming(FileExistsError(errno.EEXIST, "exists", str(target)), target)
     mode = target.lstat().st_mode & 0o777 if target.is_file() and not target.is_symlink() else _new_file_mode()
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.p2p-{host_tag()}-{os.getpid()}-", suffix=".tmp",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.p2p-{host_tag()}-{os.getpid()}-", suffix=".tmp", dir=target.parent
+        )
     except OSError as exc:
         raise _naming(exc, target) from exc
     os.close(fd)

@@ -35,11 +35,7 @@ def _plain_config(config: Any) -> dict[str, Any]:
     """A module's config as a plain dict, without bookkeeping keys (versions, dtype, paths)."""
     if hasattr(config, "to_dict"):
         config = config.to_dict()
-    return {
-        str(k): v
-        for k, v in dict(config).items()
-        if not str(k).startswith("_") and str(k) not in _VOLATILE_KEYS
-    }
+    return {str(k): v for k, v in dict(config).items() if not str(k).startswith("_") and str(k) not in _VOLATILE_KEYS}
 
 
 def _offloaded(module: torch.nn.Module, name: str) -> torch.Tensor:
@@ -60,9 +56,7 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
     names = list(state)
     if not names:
         return
-    picks = sorted(
-        {round(k * (len(names) - 1) / (_WEIGHTS_PER_MODULE - 1)) for k in range(_WEIGHTS_PER_MODULE)}
-    )
+    picks = sorted({round(k * (len(names) - 1) / (_WEIGHTS_PER_MODULE - 1)) for k in range(_WEIGHTS_PER_MODULE)})
     for index in picks:
         name = names[index]
         tensor = state[name].detach()
@@ -78,8 +72,13 @@ def _hash_weights(digest: Any, module: torch.nn.Module) -> None:
 
 
 def model_fingerprint(
-    unet: torch.nn.Module, text_encoder: torch.nn.Module, vae: torch.nn.Module, tokenizer: Any = None,
-    adapters: Any = None, text_encoder_2: torch.nn.Module | None = None, tokenizer_2: Any = None,
+    unet: torch.nn.Module,
+    text_encoder: torch.nn.Module,
+    vae: torch.nn.Module,
+    tokenizer: Any = None,
+    adapters: Any = None,
+    text_encoder_2: torch.nn.Module | None = None,
+    tokenizer_2: Any = None,
 ) -> str:
     """Hex sha256 over the UNet / text encoder / VAE configs and a few of their weights (as float16), and the
     adapters merged into them (see ADAPTERS) when there are any.
@@ -106,9 +105,15 @@ def model_fingerprint(
 
 def pipeline_fingerprint(pipe: Any) -> str:
     """model_fingerprint of a Stable Diffusion (or SDXL) pipeline's parts and the adapters load_pipeline merged in."""
-    return model_fingerprint(pipe.unet, pipe.text_encoder, pipe.vae, getattr(pipe, "tokenizer", None),
-                             getattr(pipe, ADAPTERS, None), getattr(pipe, "text_encoder_2", None),
-                             getattr(pipe, "tokenizer_2", None))
+    return model_fingerprint(
+        pipe.unet,
+        pipe.text_encoder,
+        pipe.vae,
+        getattr(pipe, "tokenizer", None),
+        getattr(pipe, ADAPTERS, None),
+        getattr(pipe, "text_encoder_2", None),
+        getattr(pipe, "tokenizer_2", None),
+    )
 
 
 def scheduler_fingerprint(scheduler: Any) -> str:

@@ -36,8 +36,9 @@ def eager_unet(unet: torch.nn.Module, scheduler: DDIMScheduler) -> UNetCall:
 class GraphedUNet:
     """Replays UNet passes for one latent shape from CUDA graphs; call `available` before use."""
 
-    def __init__(self, unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor,
-                 emb: torch.Tensor) -> None:
+    def __init__(
+        self, unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor, emb: torch.Tensor
+    ) -> None:
         self._eager = eager_unet(unet, scheduler)
         device = latents.device
         self._latents = latents.detach().float().clone()
@@ -224,8 +225,16 @@ class UNetCalls:
     with the prefix cache inside `fixed_input` blocks (`prefix_cache=False` turns it off). `compile=True`
     runs every pass through torch.compile instead (no CUDA graphs or prefix cache of ours then)."""
 
-    def __init__(self, unet: torch.nn.Module, scheduler: DDIMScheduler, latents: torch.Tensor,
-                 emb: torch.Tensor, graphs: bool = True, prefix_cache: bool = True, compile: bool = False) -> None:
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        scheduler: DDIMScheduler,
+        latents: torch.Tensor,
+        emb: torch.Tensor,
+        graphs: bool = True,
+        prefix_cache: bool = True,
+        compile: bool = False,
+    ) -> None:
         self._eager = compiled_unet(unet, scheduler) if compile else eager_unet(unet, scheduler)
         self._graphed: GraphedUNet | None = None
         self._prefix = PrefixCache(unet) if prefix_cache and not compile else None

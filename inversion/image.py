@@ -78,9 +78,7 @@ def array_to_rgb(array: np.ndarray, name: str = "array") -> np.ndarray:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         hint = " (channels must come last)" if array.ndim == 3 and array.shape[0] in (1, 3, 4) else ""
-        raise ImageError(
-            f"{name}: shape {array.shape} is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4){hint}"
-        )
+        raise ImageError(f"{name}: shape {array.shape} is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4){hint}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageError(f"{name}: zero size {array.shape[1]}x{array.shape[0]}")
     if array.dtype == np.uint8:
@@ -182,8 +180,9 @@ def _open_file(path: Path, max_pixels: int) -> tuple[np.ndarray, PhotoInfo]:
         raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         needs = missing_reader(path)
-        raise ImageError(f"{name}: {needs}" if needs else f"{name}: not an image (unrecognised or unsupported "
-                         "format)") from exc
+        raise ImageError(
+            f"{name}: {needs}" if needs else f"{name}: not an image (unrecognised or unsupported format)"
+        ) from exc
     except PermissionError as exc:
         raise ImageError(f"{name}: not readable (permission denied)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -205,9 +204,7 @@ def read_photo(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np
         return rgb, str(path), info
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
-            raise ImageError(
-                f"image: {source.width}x{source.height} exceeds the limit of {max_pixels} pixels"
-            )
+            raise ImageError(f"image: {source.width}x{source.height} exceeds the limit of {max_pixels} pixels")
         with quiet_pil():
             try:
                 source.load()
@@ -222,9 +219,7 @@ def read_photo(source: Source, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np
         if source.size > 4 * max_pixels:
             raise ImageError(f"array: shape {source.shape} exceeds the limit of {max_pixels} pixels")
         return array_to_rgb(source, "array"), None, PhotoInfo()
-    raise ImageError(
-        f"image source must be a path, a PIL image or a numpy array, got {type(source).__name__}"
-    )
+    raise ImageError(f"image source must be a path, a PIL image or a numpy array, got {type(source).__name__}")
 
 
 def working_size(width: int, height: int, model_pixels: int, multiple: int = 8) -> tuple[int, int]:
@@ -287,8 +282,7 @@ def load_image(
         w, h = working_size(width, height, model_pixels, multiple)
     box = crop_box(width, height, w, h)
     pixels = torch.from_numpy(working_image(original, box, (w, h))).permute(2, 0, 1)[None].float() / 255.0
-    return LoadedImage(original=original, pixels=pixels, box=box, sha256=pixel_sha256(original), source=path,
-                       info=info)
+    return LoadedImage(original=original, pixels=pixels, box=box, sha256=pixel_sha256(original), source=path, info=info)
 
 
 def model_side(pipe: Any) -> int:
@@ -300,13 +294,14 @@ def model_side(pipe: Any) -> int:
         raise ValueError(f"the model's unet config has sample_size {sample!r}: expected a positive whole number")
     side = sample * vae_scale_factor(pipe.vae)
     if side > MAX_WORKING_SIDE:
-        raise ValueError(f"the model's unet config says sample_size {sample}: a working side of {side} pixels, over "
-                         f"the limit of {MAX_WORKING_SIDE} pixels per side (a damaged or hostile configuration?)")
+        raise ValueError(
+            f"the model's unet config says sample_size {sample}: a working side of {side} pixels, over "
+            f"the limit of {MAX_WORKING_SIDE} pixels per side (a damaged or hostile configuration?)"
+        )
     return side
 
 
-def load_for_model(pipe: Any, source: Source, size: tuple[int, int] | None = None, square: bool = False
-                   ) -> LoadedImage:
+def load_for_model(pipe: Any, source: Source, size: tuple[int, int] | None = None, square: bool = False) -> LoadedImage:
     """`load_image` at the working size of the pipeline's model: about model_side(pipe)^2 pixels, sides
     multiples of lcm(8, VAE factor), unless `size` or `square` say otherwise."""
     side = model_side(pipe)

@@ -60,8 +60,9 @@ def invert(
     if not isinstance(compile, bool):
         raise ValueError(f"compile must be True or False, got {compile!r}")
     if compile and is_offloaded(pipe.unet):
-        raise ValueError("compile=True needs the UNet on its device, but it is CPU-offloaded; turn offload off "
-                         "or leave compile off")
+        raise ValueError(
+            "compile=True needs the UNet on its device, but it is CPU-offloaded; turn offload off or leave compile off"
+        )
 
     loaded = load_for_model(pipe, image, size, square)
     device = pipeline_device(pipe)
@@ -69,11 +70,22 @@ def invert(
     cond, uncond = encode_prompts(pipe, [prompt]), encode_unconditional(pipe)
     scheduler.set_timesteps(num_inference_steps, device=device)
     unet = denoiser(pipe)  # SDXL: the UNet taking packed embeddings and adding the size/crop time ids
-    calls = UNetCalls(unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet),
-                      compile=compile)
+    calls = UNetCalls(unet, scheduler, z0, cond, graphs=cuda_graphs and not is_offloaded(pipe.unet), compile=compile)
     trajectory = ddim_invert(unet, scheduler, z0, cond, progress=progress, callback=callback, unet_calls=calls)
-    pivot = Pivot(unet, scheduler, trajectory, cond, uncond, guidance_scale, num_inner_steps, epsilon,
-                  learning_rate, progress, callback, calls)
+    pivot = Pivot(
+        unet,
+        scheduler,
+        trajectory,
+        cond,
+        uncond,
+        guidance_scale,
+        num_inner_steps,
+        epsilon,
+        learning_rate,
+        progress,
+        callback,
+        calls,
+    )
     data = METHODS[method].run(pivot)
     return Inversion(
         latent_T=trajectory[-1].cpu(),
@@ -95,4 +107,3 @@ def invert(
         info=loaded.info,
         model_family=model_family(pipe),
     )
-

@@ -64,8 +64,10 @@ def usable_icc(icc: Any) -> tuple[bytes | None, str]:
     if not isinstance(icc, bytes) or len(icc) < 20:
         return None, "the photo's ICC profile is not readable: left out of the outputs"
     if len(icc) > MAX_ICC_BYTES:
-        return None, (f"the photo's ICC profile ({len(icc):,} bytes) is over {MAX_ICC_BYTES:,} bytes, more than "
-                      "PNG readers accept: left out of the outputs (they are sRGB-like as decoded)")
+        return None, (
+            f"the photo's ICC profile ({len(icc):,} bytes) is over {MAX_ICC_BYTES:,} bytes, more than "
+            "PNG readers accept: left out of the outputs (they are sRGB-like as decoded)"
+        )
     space = icc[16:20]
     if space not in RGB_SPACES:
         shown = space.decode("ascii", "replace").strip() or "unknown"
@@ -73,8 +75,12 @@ def usable_icc(icc: Any) -> tuple[bytes | None, str]:
     return icc, ""
 
 
-def exif_for_output(info: PhotoInfo | None, size: tuple[int, int], tags: dict[int, Any] | None = None,
-                    exif_tags: dict[int, Any] | None = None) -> bytes | None:
+def exif_for_output(
+    info: PhotoInfo | None,
+    size: tuple[int, int],
+    tags: dict[int, Any] | None = None,
+    exif_tags: dict[int, Any] | None = None,
+) -> bytes | None:
     """EXIF bytes for an output of `size` (width, height) made from the photo: the photo's EXIF with its size
     tags updated, plus `tags` (IFD0) and `exif_tags` (Exif IFD); None when there is nothing to write or it
     would not fit a JPEG's EXIF segment (then the tags are left out first)."""

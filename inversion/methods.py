@@ -59,9 +59,19 @@ def _optimised_embeddings(pivot: Pivot, min_improvement: float | None) -> Method
     from inversion.null_text import null_text_optimize
 
     phis = null_text_optimize(
-        pivot.unet, pivot.scheduler, pivot.trajectory, pivot.cond, pivot.uncond, pivot.guidance_scale,
-        pivot.num_inner_steps, pivot.epsilon, learning_rate=pivot.learning_rate, progress=pivot.progress,
-        callback=pivot.callback, unet_calls=pivot.unet_calls, min_improvement=min_improvement,
+        pivot.unet,
+        pivot.scheduler,
+        pivot.trajectory,
+        pivot.cond,
+        pivot.uncond,
+        pivot.guidance_scale,
+        pivot.num_inner_steps,
+        pivot.epsilon,
+        learning_rate=pivot.learning_rate,
+        progress=pivot.progress,
+        callback=pivot.callback,
+        unet_calls=pivot.unet_calls,
+        min_improvement=min_improvement,
     )
     return MethodData(uncond_embeddings=torch.cat(phis).cpu())
 
@@ -92,8 +102,10 @@ def direct(pivot: Pivot) -> MethodData:
 
 def chain(pivot: Pivot) -> MethodData:
     """An edit's own trajectory (p2p_real.chain): made from an edit, never by inverting a photo."""
-    raise ValueError("method 'chain' is not a way to invert a photo: it is an edit continued "
-                     "(EditResult.as_inversion); choose one of " + ", ".join(METHOD_NAMES))
+    raise ValueError(
+        "method 'chain' is not a way to invert a photo: it is an edit continued "
+        "(EditResult.as_inversion); choose one of " + ", ".join(METHOD_NAMES)
+    )
 
 
 @dataclass(frozen=True)

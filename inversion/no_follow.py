@@ -37,9 +37,12 @@ def _kind(mode: int) -> str:
 
 def refusal(path: str | os.PathLike, mode: int) -> NotRegularFileError:
     """The error for a name that is not a regular file (it is never followed nor written)."""
-    return NotRegularFileError(errno.EPERM, f"is {_kind(mode)}, not a regular file; p2p-real does not write or "
-                                            "lock through it: remove it or choose another folder or name",
-                               os.fspath(path))
+    return NotRegularFileError(
+        errno.EPERM,
+        f"is {_kind(mode)}, not a regular file; p2p-real does not write or "
+        "lock through it: remove it or choose another folder or name",
+        os.fspath(path),
+    )
 
 
 def check_not_special(path: str | os.PathLike) -> None:

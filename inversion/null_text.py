@@ -72,9 +72,7 @@ def null_text_optimize(
     timesteps = scheduler.timesteps
     n_steps = len(timesteps)
     if len(trajectory) != n_steps + 1:
-        raise ValueError(
-            f"trajectory has {len(trajectory)} latents, expected {n_steps + 1} for {n_steps} steps"
-        )
+        raise ValueError(f"trajectory has {len(trajectory)} latents, expected {n_steps + 1} for {n_steps} steps")
     validation.whole_number(num_inner_steps, "num_inner_steps", minimum=0)
     device = trajectory[-1].device
     cond = cond.detach().to(device).clone()
@@ -104,9 +102,17 @@ def null_text_optimize(
 class _Step:
     """One denoising step of null-text: the Adam steps on phi_t, then the DDIM step with the final phi_t."""
 
-    def __init__(self, calls: UNetCalls, scheduler: DDIMScheduler, latents: torch.Tensor, t: torch.Tensor,
-                 target: torch.Tensor, out_cond: torch.Tensor, guidance_scale: float,
-                 min_improvement: float | None = None) -> None:
+    def __init__(
+        self,
+        calls: UNetCalls,
+        scheduler: DDIMScheduler,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        target: torch.Tensor,
+        out_cond: torch.Tensor,
+        guidance_scale: float,
+        min_improvement: float | None = None,
+    ) -> None:
         self.calls, self.scheduler, self.latents, self.t = calls, scheduler, latents, t
         self.target, self.out_cond, self.guidance_scale = target, out_cond, guidance_scale
         self.min_improvement = min_improvement
@@ -120,8 +126,9 @@ class _Step:
         guided = out_uncond + self.guidance_scale * (self.out_cond - out_uncond)
         return ddim_step(self.scheduler, guided, self.t, self.latents)
 
-    def optimize(self, phi: torch.Tensor, lr: float, threshold: float, inner_steps: int,
-                 bar: tqdm) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def optimize(
+        self, phi: torch.Tensor, lr: float, threshold: float, inner_steps: int, bar: tqdm
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(phi_t, z_{t-1}, loss): up to `inner_steps` Adam steps, stopping once the loss is below threshold."""
         phi = phi.detach().requires_grad_(True)
         optimizer = torch.optim.Adam([phi], lr=lr)

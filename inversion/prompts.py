@@ -85,8 +85,9 @@ def encode_prompts(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
     if hasattr(pipe, "encode_prompt"):
         return pipe.encode_prompt(prompts, device, 1, False)[0]
     tok = pipe.tokenizer
-    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids
+    ids = tok(
+        prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     return pipe.text_encoder(ids.to(module_device(pipe.text_encoder)))[0].to(device)
 
 

@@ -41,7 +41,7 @@ def is_sdxl(pipe: Any) -> bool:
 
 
 def model_family(pipe: Any) -> str:
-    """"sdxl" for SDXL pipelines, "sd" for the others."""
+    """ "sdxl" for SDXL pipelines, "sd" for the others."""
     return FAMILY_SDXL if is_sdxl(pipe) else FAMILY_SD
 
 
@@ -80,8 +80,9 @@ class SDXLUNet(torch.nn.Module):
     """SDXL's UNet called like SD's, `unet(x, t, encoder_hidden_states=packed)`: it unpacks the token and
     pooled embeddings and adds the time ids of the image size (latent size x VAE factor)."""
 
-    def __init__(self, unet: ModelMixin, pooled: int, vae_scale_factor: int,
-                 optimise_pooled: bool | None = None) -> None:
+    def __init__(
+        self, unet: ModelMixin, pooled: int, vae_scale_factor: int, optimise_pooled: bool | None = None
+    ) -> None:
         super().__init__()
         self.unet = unet
         self.pooled = pooled
@@ -111,8 +112,7 @@ class SDXLUNet(torch.nn.Module):
             self._time_ids[key] = torch.tensor([time_ids(h, w)], dtype=dtype, device=sample.device)
         return self._time_ids[key].expand(sample.shape[0], -1)
 
-    def forward(self, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor,
-                **kwargs: Any) -> Any:
+    def forward(self, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor, **kwargs: Any) -> Any:
         """The UNet's output for packed embeddings; other keywords go to the UNet as they are."""
         tokens, pooled = unpack(encoder_hidden_states, self.pooled)
         if not self.optimise_pooled:  # null-text: the gradient reaches the token embeddings only
@@ -195,8 +195,9 @@ class TokenizerPair:
 def encode_sdxl(pipe: Any, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
     """Packed (n, 77 + k, D) embeddings of the prompts through the pipeline's own encode_prompt (both
     encoders' penultimate layers, the second one's pooled projection; textual inversion and LoRA apply)."""
-    tokens, _, pooled, _ = pipe.encode_prompt(list(prompts), device=device, num_images_per_prompt=1,
-                                              do_classifier_free_guidance=False)
+    tokens, _, pooled, _ = pipe.encode_prompt(
+        list(prompts), device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+    )
     return pack(tokens, pooled)
 
 
@@ -214,14 +215,17 @@ def parts_problem(pipe: Any) -> str | None:
     unet_config = getattr(getattr(pipe, "unet", None), "config", None)
     xl = ("text_encoder_2", "tokenizer_2")
     looks_xl = any(getattr(pipe, p, None) is not None for p in xl) or (
-        getattr(unet_config, "addition_embed_type", None) == "text_time")
+        getattr(unet_config, "addition_embed_type", None) == "text_time"
+    )
     if not looks_xl:
         sd_parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
         missing = [p for p in sd_parts if getattr(pipe, p, None) is None]
         return f"pipe is not a Stable Diffusion pipeline: it has no {', '.join(missing)}" if missing else None
     if getattr(pipe, "text_encoder", None) is None and getattr(pipe, "text_encoder_2", None) is not None:
-        return ("pipe is an SDXL refiner (it has only the second text encoder); Prompt-to-Prompt needs a model "
-                "with both text encoders, such as stabilityai/stable-diffusion-xl-base-1.0")
+        return (
+            "pipe is an SDXL refiner (it has only the second text encoder); Prompt-to-Prompt needs a model "
+            "with both text encoders, such as stabilityai/stable-diffusion-xl-base-1.0"
+        )
     parts = ("unet", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")
     missing = [p for p in parts if getattr(pipe, p, None) is None]
     if getattr(unet_config, "addition_embed_type", None) != "text_time" and "unet" not in missing:

@@ -42,8 +42,9 @@ class InversionSettings:
             guidance = validation.number(self.guidance_scale, self.name("guidance_scale"), minimum=0)
             object.__setattr__(self, "guidance_scale", guidance)
         if self.size is not None:
-            object.__setattr__(self, "size", validation.size(self.size, self.name("size"),
-                                                               maximum=validation.MAX_WORKING_SIDE))
+            object.__setattr__(
+                self, "size", validation.size(self.size, self.name("size"), maximum=validation.MAX_WORKING_SIDE)
+            )
         if self.square is not None and not isinstance(self.square, bool):
             raise ValueError(f"{self.name('square')} must be True or False, got {self.square!r}")
 
@@ -60,8 +61,9 @@ class InversionSettings:
         """How the caller spells `setting`."""
         return (self.names or {}).get(setting, setting)
 
-    def resolved(self, num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE
-                 ) -> ResolvedInversionSettings:
+    def resolved(
+        self, num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE
+    ) -> ResolvedInversionSettings:
         """The settings of a fresh inversion: the defaults (method, steps, guidance, no square crop) filled in;
         a PromptError if there is no prompt (a fresh inversion needs the photo's caption)."""
         if self.prompt is None:

@@ -178,7 +178,12 @@ def size(value: Any, name: str, multiple: int = 1, maximum: int | None = None) -
         what = "positive whole numbers" if multiple == 1 else f"positive multiples of {multiple}"
         raise ValueError(_named(name, f"must be (width, height), {what}, got {quoted(value)}"))
     if maximum is not None and max(value) > maximum:
-        raise ValueError(_named(name, f"{value[0]}x{value[1]} is too large: a working image may be at most {maximum} "
-                                "pixels per side (the edit is pasted back onto the photo at its own resolution "
-                                "anyway)"))
+        raise ValueError(
+            _named(
+                name,
+                f"{value[0]}x{value[1]} is too large: a working image may be at most {maximum} "
+                "pixels per side (the edit is pasted back onto the photo at its own resolution "
+                "anyway)",
+            )
+        )
     return int(value[0]), int(value[1])

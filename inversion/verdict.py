@@ -52,7 +52,7 @@ def reconstruction_verdict(lost_db: float, drift_db: float | None = None) -> Ver
             "good": "exact reconstruction, and the caption agrees with the photo",
             "fair": "exact reconstruction, but plain DDIM drifts from this caption: check that it describes the photo",
             "poor": "exact reconstruction, but plain DDIM drifts far from this caption: it may not describe the "
-                    "photo, and edits may not take",
+            "photo, and edits may not take",
         }[level]
         return Verdict(level, "drift_db", drift_db, f"{advice} (drift {drift_db:.2f} dB)")
     level = _level(lost_db, LOST_DB)

@@ -14,9 +14,7 @@ def word_maps(maps: torch.Tensor, weights: torch.Tensor, map_size: tuple[int, in
     return summed.reshape(maps.shape[0], 1, *map_size)
 
 
-def threshold_mask(
-    maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: int
-) -> torch.Tensor:
+def threshold_mask(maps: torch.Tensor, latent_size: tuple[int, int], threshold: float, pool: int) -> torch.Tensor:
     """Max-pool of radius `pool` map cells (0: none, 1: 3x3), upsample to the latent (nearest), divide by the
     max, threshold: bool mask.
 
@@ -68,14 +66,24 @@ def _rows_blend_mask(
     thresholds = list(threshold) if isinstance(threshold, Sequence) else [threshold] * n_targets
     pools = list(pool) if isinstance(pool, Sequence) else [pool] * n_targets
     if len(thresholds) != n_targets or len(pools) != n_targets:
-        raise ValueError(f"blend thresholds and pools need one value per target row ({n_targets}), got "
-                         f"{len(thresholds)} and {len(pools)}")
+        raise ValueError(
+            f"blend thresholds and pools need one value per target row ({n_targets}), got "
+            f"{len(thresholds)} and {len(pools)}"
+        )
     rows = []
     for k in range(1, n_targets + 1):
         pair = [0, k]
-        rows.append(blend_mask(maps[pair], map_size, latent_size, add_weights[pair],
-                               None if subtract_weights is None else subtract_weights[pair],
-                               float(thresholds[k - 1]), int(pools[k - 1])))
+        rows.append(
+            blend_mask(
+                maps[pair],
+                map_size,
+                latent_size,
+                add_weights[pair],
+                None if subtract_weights is None else subtract_weights[pair],
+                float(thresholds[k - 1]),
+                int(pools[k - 1]),
+            )
+        )
     return torch.cat(rows)
 
 

@@ -69,9 +69,7 @@ def _masks(mask: ArrayLike, n: int) -> torch.Tensor:
             raise MaskError(f"a 4-D mask must be (N, 1, h, w), got shape {tuple(m.shape)}")
         m = m[:, 0]
     if m.ndim != 3 or m.shape[0] not in (1, n) or m.shape[1] == 0 or m.shape[2] == 0:
-        raise MaskError(
-            f"mask must be (h, w), (N, h, w) or (N, 1, h, w) with N = 1 or {n}, got {tuple(m.shape)}"
-        )
+        raise MaskError(f"mask must be (h, w), (N, h, w) or (N, 1, h, w) with N = 1 or {n}, got {tuple(m.shape)}")
     m = m.float()
     if not torch.isfinite(m).all():
         raise MaskError("mask contains NaN or infinite values")
@@ -166,9 +164,9 @@ def paste_back(
     out_images, out_masks = [], []
     for image, m in zip(images, masks):
         edit = (
-            F.interpolate(
-                image[None].to(dev), size=box_size, mode="bicubic", align_corners=False, antialias=True
-            )[0].clamp(0, 1)
+            F.interpolate(image[None].to(dev), size=box_size, mode="bicubic", align_corners=False, antialias=True)[
+                0
+            ].clamp(0, 1)
             * 255.0
         )
         soft = feathered_mask(m[None].to(dev), box_size, feather, dilate, max_mask_side)[0]  # (1, bh, bw)
@@ -248,14 +246,10 @@ def _mask_values(source: MaskSource) -> np.ndarray:
             gray = array[..., :3].mean(axis=2)
             array = gray * array[..., 3] if array.shape[2] == 4 else gray
         if array.ndim != 2:
-            raise MaskError(
-                f"{name}: mask array must be (H, W) or (H, W, 1/3/4), got shape {np.shape(source)}"
-            )
+            raise MaskError(f"{name}: mask array must be (H, W) or (H, W, 1/3/4), got shape {np.shape(source)}")
         values = array
     else:
-        raise MaskError(
-            f"mask must be a path, a PIL image, an array or a tensor, got {type(source).__name__}"
-        )
+        raise MaskError(f"mask must be a path, a PIL image, an array or a tensor, got {type(source).__name__}")
     if values.size == 0:
         raise MaskError(f"{name}: mask has zero size")
     if not np.isfinite(values).all():

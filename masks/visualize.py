@@ -167,13 +167,17 @@ def labelled_grid(
     line_h = _line_height(font)
     scaled = [[None if c is None else (fit_height(c[0], cell_height), c[1]) for c in row] for row in rows]
     n_cols = max(len(row) for row in scaled)
-    widths = [max((cell[0].width for row in scaled for cell in row[c:c + 1] if cell is not None), default=1)
-              for c in range(n_cols)]
-    captions = [[[] if c is None else wrap_caption(c[1], font, max(widths[k], 8)) for k, c in enumerate(row)]
-                for row in scaled]
+    widths = [
+        max((cell[0].width for row in scaled for cell in row[c : c + 1] if cell is not None), default=1)
+        for c in range(n_cols)
+    ]
+    captions = [
+        [[] if c is None else wrap_caption(c[1], font, max(widths[k], 8)) for k, c in enumerate(row)] for row in scaled
+    ]
     text_heights = [max((len(lines) for lines in row), default=0) * line_h for row in captions]
     canvas = Image.new(
-        "RGB", (sum(widths) + pad * (n_cols + 1), sum(cell_height + t + 2 * pad for t in text_heights) + pad),
+        "RGB",
+        (sum(widths) + pad * (n_cols + 1), sum(cell_height + t + 2 * pad for t in text_heights) + pad),
         background,
     )
     draw = ImageDraw.Draw(canvas)
@@ -206,13 +210,15 @@ def word_heatmaps(
     return [(heatmap_overlay(base, values, alpha), word) for word, values in per_word]
 
 
-def edit_grid(leading: Sequence[Cell], edited: Sequence[Cell], masks: Sequence[ImageLike], cell_height: int
-              ) -> Image.Image:
+def edit_grid(
+    leading: Sequence[Cell], edited: Sequence[Cell], masks: Sequence[ImageLike], cell_height: int
+) -> Image.Image:
     """The picture of an edit: the leading cells (the photo and its reconstruction, or the source image), the
     edited images, and a second row with each edited image's mask over it ("mask k"), when there are masks."""
     rows: list[list[Cell | None]] = [[*leading, *edited]]
     if masks:
-        overlays = [(mask_overlay(image, mask), f"mask {k}") for k, ((image, _), mask) in
-                    enumerate(zip(edited, masks), start=1)]
+        overlays = [
+            (mask_overlay(image, mask), f"mask {k}") for k, ((image, _), mask) in enumerate(zip(edited, masks), start=1)
+        ]
         rows.append([*[None] * len(leading), *overlays])
     return labelled_grid(rows, cell_height)

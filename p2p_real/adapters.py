@@ -33,8 +33,7 @@ class LoraFile:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        validation.number(self.scale, f"LoRA {self.path.name!r} scale", minimum=-MAX_LORA_SCALE,
-                          maximum=MAX_LORA_SCALE)
+        validation.number(self.scale, f"LoRA {self.path.name!r} scale", minimum=-MAX_LORA_SCALE, maximum=MAX_LORA_SCALE)
 
 
 @dataclass(frozen=True)
@@ -130,9 +129,11 @@ def _read_weights(path: Path, what: str) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors and torch.load raise many kinds for broken files
         if "weights_only" in str(exc):  # torch's advice to load it unsafely would run what the pickle holds
-            raise _error(f"{what} {str(path)!r} is a pickle holding more than tensors, which torch.load refuses to "
-                         "load safely (loading it otherwise could run code from the file); use a .safetensors "
-                         "file") from None
+            raise _error(
+                f"{what} {str(path)!r} is a pickle holding more than tensors, which torch.load refuses to "
+                "load safely (loading it otherwise could run code from the file); use a .safetensors "
+                "file"
+            ) from None
         raise _error(f"{what} {str(path)!r} cannot be read: {' '.join(str(exc).split())[:200]}") from exc
     if not isinstance(data, dict):
         raise _error(f"{what} {str(path)!r} holds a {type(data).__name__}, not a dict of tensors")
@@ -171,17 +172,19 @@ def _check_sdxl_embedding(state: dict[str, Any], path: Path) -> None:
     """An SDXL textual inversion has one vector set per text encoder: clip_l (CLIP ViT-L), clip_g (OpenCLIP bigG)."""
     missing = [k for k in SDXL_EMBEDDING_KEYS if k not in state]
     if missing:
-        raise _error(f"embedding {str(path)!r} is not an SDXL embedding: it lacks {', '.join(missing)} (it has "
-                     f"{', '.join(sorted(state)) or 'no tensors'}); SDXL needs one vector set per text encoder")
+        raise _error(
+            f"embedding {str(path)!r} is not an SDXL embedding: it lacks {', '.join(missing)} (it has "
+            f"{', '.join(sorted(state)) or 'no tensors'}); SDXL needs one vector set per text encoder"
+        )
 
 
 def _load_sdxl_embedding(pipe: Any, state: dict[str, Any], word: str) -> None:
     """Load an SDXL textual inversion into both text encoders and tokenizers under one word, so both tokenizers
     read the word as the same tokens."""
-    pipe.load_textual_inversion(state["clip_l"], token=word, text_encoder=pipe.text_encoder,
-                                tokenizer=pipe.tokenizer)
-    pipe.load_textual_inversion(state["clip_g"], token=word, text_encoder=pipe.text_encoder_2,
-                                tokenizer=pipe.tokenizer_2)
+    pipe.load_textual_inversion(state["clip_l"], token=word, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(
+        state["clip_g"], token=word, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
 
 
 def add_embedding(pipe: Any, embedding: EmbeddingFile) -> dict[str, Any]:
@@ -193,8 +196,10 @@ def add_embedding(pipe: Any, embedding: EmbeddingFile) -> dict[str, Any]:
     state = _read_weights(embedding.path, "embedding")
     vocabulary = pipe.tokenizer.get_vocab()
     if word in vocabulary or f"{word}</w>" in vocabulary:  # "</w>": how CLIP's vocabulary spells whole words
-        raise _error(f"embedding {str(embedding.path)!r}: the word {word!r} is already in the tokenizer's "
-                     "vocabulary (prompts using it would change meaning); give it another with FILE:WORD")
+        raise _error(
+            f"embedding {str(embedding.path)!r}: the word {word!r} is already in the tokenizer's "
+            "vocabulary (prompts using it would change meaning); give it another with FILE:WORD"
+        )
     before = len(pipe.tokenizer)
     xl = getattr(pipe, "tokenizer_2", None) is not None
     if xl:
@@ -205,10 +210,15 @@ def add_embedding(pipe: Any, embedding: EmbeddingFile) -> dict[str, Any]:
         else:
             pipe.load_textual_inversion(state, token=word)
     except Exception as exc:  # shape mismatches, unknown layouts: all mean the same to the user
-        raise _error(f"embedding {str(embedding.path)!r} does not fit this model: "
-                     f"{' '.join(str(exc).split())[:300]}") from exc
-    return {"embedding": embedding.path.name, "word": word, "vectors": len(pipe.tokenizer) - before,
-            "sha256": file_sha256(embedding.path)}
+        raise _error(
+            f"embedding {str(embedding.path)!r} does not fit this model: {' '.join(str(exc).split())[:300]}"
+        ) from exc
+    return {
+        "embedding": embedding.path.name,
+        "word": word,
+        "vectors": len(pipe.tokenizer) - before,
+        "sha256": file_sha256(embedding.path),
+    }
 
 
 def add_adapters(pipe: Any, loras: Any = (), embeddings: Any = ()) -> list[dict[str, Any]]:

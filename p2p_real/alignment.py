@@ -78,8 +78,9 @@ def word_indices(tokenizer: PreTrainedTokenizerBase, tokens: Tokens, word: str, 
                 found.extend(range(i, end))
     if not found:
         reading = getattr(tokenizer, "reading", None)  # SDXL: which tokenizers were asked
-        raise PromptError(f"{prefix}word {word!r} is not in prompt {tokens.prompt!r}" + (f" ({reading})" if reading
-                                                                                        else ""))
+        raise PromptError(
+            f"{prefix}word {word!r} is not in prompt {tokens.prompt!r}" + (f" ({reading})" if reading else "")
+        )
     return found
 
 

@@ -50,8 +50,12 @@ class Job:
 
     def paths(self) -> EditPaths:
         """The files the job writes."""
-        return edit_paths(self.folder, self.edit_name, len(self.targets) + 1,
-                          self.spec.blend_words is not None or self.mask is not None)
+        return edit_paths(
+            self.folder,
+            self.edit_name,
+            len(self.targets) + 1,
+            self.spec.blend_words is not None or self.mask is not None,
+        )
 
     def request(self) -> dict[str, Any]:
         """What the job asks for, as JSON values (inputs by name and content hash): its sidecar records it."""
@@ -70,7 +74,7 @@ class Job:
 
 
 def resume_state(job: Job, overwrite: bool) -> str:
-    """"finished": the job's sidecar holds this request and every file of the job is there; "incomplete": the
+    """ "finished": the job's sidecar holds this request and every file of the job is there; "incomplete": the
     sidecar holds it but files are missing (the job is redone, replacing its own files); "new": no sidecar. A
     sidecar of another request raises ValueError unless `overwrite` ("new" then)."""
     path = job.paths().sidecar
@@ -86,8 +90,10 @@ def resume_state(job: Job, overwrite: bool) -> str:
         files = [*job.paths().all(), *(job.folder / str(name) for name in listed if name)]
         return "finished" if all(p.is_file() for p in files) else "incomplete"
     if not overwrite:
-        raise ValueError(f"{path} holds another edit (its settings differ); pass --overwrite to redo it, "
-                         "or give the edit another 'name'")
+        raise ValueError(
+            f"{path} holds another edit (its settings differ); pass --overwrite to redo it, "
+            "or give the edit another 'name'"
+        )
     return "new"
 
 
@@ -153,9 +159,17 @@ def check_jobs(editor: Any, jobs: list[Job], label: str) -> None:
             raise ValueError(f"{label}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
 
 
-def run_jobs(editor: Any, jobs: list[Job], out: Path, rank: int = 0, *, progress: bool = True,
-             raise_errors: bool = False, extra: dict[str, Any] | None = None,
-             log: Callable[[str], None] | None = None) -> None:
+def run_jobs(
+    editor: Any,
+    jobs: list[Job],
+    out: Path,
+    rank: int = 0,
+    *,
+    progress: bool = True,
+    raise_errors: bool = False,
+    extra: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Run the jobs photo by photo: each photo inverted once (kept in OUT/inversions and reused by later
     runs), then each edit made and saved with the job's request in its sidecar. A failed job is marked
     and the others go on, unless `raise_errors`."""
@@ -174,15 +188,28 @@ def run_jobs(editor: Any, jobs: list[Job], out: Path, rank: int = 0, *, progress
             with reserve(job.folder, job.edit_name, job.paths().all()):  # another run on this job: it fails
                 if job.photo_name not in inversions:
                     inversions[job.photo_name], _ = prepare_inversion(
-                        editor, None if job.inversion else job.photo, job.settings, job.targets, job.spec,
-                        inversion=job.photo if job.inversion else None, cache=cache, name=job.photo_name,
-                        progress=progress, log=log)
+                        editor,
+                        None if job.inversion else job.photo,
+                        job.settings,
+                        job.targets,
+                        job.spec,
+                        inversion=job.photo if job.inversion else None,
+                        cache=cache,
+                        name=job.photo_name,
+                        progress=progress,
+                        log=log,
+                    )
                 torch.manual_seed(job.seed)
-                result = editor.edit(inversions[job.photo_name], job.targets, spec=job.spec, mask=job.mask,
-                                     progress=progress)
+                result = editor.edit(
+                    inversions[job.photo_name], job.targets, spec=job.spec, mask=job.mask, progress=progress
+                )
                 runtime = {**(extra or {}).get("runtime", {}), "edit_s": round(time.perf_counter() - start, 3)}
-                result.save(job.folder, job.edit_name, {**(extra or {}), "job": job.request(), "runtime": runtime,
-                                                        "process": rank}, overwrite=job.overwrite)
+                result.save(
+                    job.folder,
+                    job.edit_name,
+                    {**(extra or {}), "job": job.request(), "runtime": runtime, "process": rank},
+                    overwrite=job.overwrite,
+                )
             job.status = "done"
         except KeyboardInterrupt:
             raise
@@ -203,6 +230,8 @@ def summary(jobs: list[Job], seconds: float) -> list[str]:
     widths = [max(len(row[c]) for row in table) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     counts = {s: sum(j.status.split(":")[0] == s for j in jobs) for s in ("done", "skipped", "failed", "to do")}
-    lines.append(f"{counts['done']} done, {counts['skipped']} skipped (finished before), {counts['failed']} failed, "
-                 f"{counts['to do']} to do, in {seconds:.1f} s")
+    lines.append(
+        f"{counts['done']} done, {counts['skipped']} skipped (finished before), {counts['failed']} failed, "
+        f"{counts['to do']} to do, in {seconds:.1f} s"
+    )
     return lines

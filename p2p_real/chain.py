@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from p2p_real.results import EditResult
 
 CHAIN = "chain"  # the method name of an inversion made from an edit (inversion.methods.METHODS)
-HOW = ("edit the photo with Editor.edit (keep_trajectory=True, the default) and output_type 'pil' or 'np', "
-       "or invert the edited image anew")
+HOW = (
+    "edit the photo with Editor.edit (keep_trajectory=True, the default) and output_type 'pil' or 'np', "
+    "or invert the edited image anew"
+)
 
 
 def edited_pixels(image: Any) -> np.ndarray:
@@ -34,13 +36,13 @@ def edited_pixels(image: Any) -> np.ndarray:
 def missing_trajectory(result: EditResult) -> str | None:
     """Why `result` cannot be continued (None if it can)."""
     if result.inversion is None:
-        return ("this result was generated, not made from a photo's inversion: it has no photo to continue "
-                "from; " + HOW)
+        return "this result was generated, not made from a photo's inversion: it has no photo to continue from; " + HOW
     if not isinstance(result.images, (list, np.ndarray)):
         return "this result holds latents only (output_type 'latent'), not the edited image; " + HOW
     if result.trajectory is None or result.unconditional is None:
-        return ("this edit recorded no trajectory (made with keep_trajectory=False, or by a call that records "
-                "none); " + HOW)
+        return (
+            "this edit recorded no trajectory (made with keep_trajectory=False, or by a call that records none); " + HOW
+        )
     return None
 
 
@@ -76,15 +78,18 @@ def edit_as_inversion(result: EditResult, k: int) -> Inversion:
         raise ValueError(problem)
     rows = len(result.prompts)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= int(k) < rows:
-        raise ValueError(f"k must be a row of the edit, 0 to {rows - 1} (0 the reconstruction, then one per "
-                         f"target), got {k!r}")
+        raise ValueError(
+            f"k must be a row of the edit, 0 to {rows - 1} (0 the reconstruction, then one per target), got {k!r}"
+        )
     k = int(k)
     parent = result.inversion
     assert parent is not None and result.trajectory is not None  # missing_trajectory checked both
     image = edited_pixels(result.images[k])
     if image.shape != parent.original.shape:
-        raise ValueError(f"row {k}'s image is {image.shape[1]}x{image.shape[0]}, not the photo's "
-                         f"{parent.original.shape[1]}x{parent.original.shape[0]}: it was changed after the edit")
+        raise ValueError(
+            f"row {k}'s image is {image.shape[1]}x{image.shape[0]}, not the photo's "
+            f"{parent.original.shape[1]}x{parent.original.shape[0]}: it was changed after the edit"
+        )
     pivots = result.trajectory[:, k]
     return Inversion(
         latent_T=parent.latent_T,

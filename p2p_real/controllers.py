@@ -49,8 +49,9 @@ class CrossEdit:
 def _equalizer_values(word: str, value: float | Sequence[float], n_targets: int, name: str) -> list[float]:
     values = list(value) if isinstance(value, Sequence) else [value] * n_targets
     if len(values) != n_targets:
-        raise PromptError(f"{name}[{word!r}] gives {len(values)} values for {n_targets} target prompts "
-                          "(give one, or one per target)")
+        raise PromptError(
+            f"{name}[{word!r}] gives {len(values)} values for {n_targets} target prompts (give one, or one per target)"
+        )
     return [reweight_factor(v, f"{name}[{word!r}]") for v in values]
 
 
@@ -152,8 +153,10 @@ class P2PController:
         windows = self_replace_steps if isinstance(self_replace_steps, list) else [self_replace_steps] * n_targets
         limits = self_replace_max_res if isinstance(self_replace_max_res, list) else [self_replace_max_res] * n_targets
         if len(windows) != n_targets or len(limits) != n_targets:
-            raise ValueError(f"self_replace_steps and self_replace_max_res need one value per target row ({n_targets})"
-                             f", got {len(windows)} and {len(limits)}")
+            raise ValueError(
+                f"self_replace_steps and self_replace_max_res need one value per target row ({n_targets})"
+                f", got {len(windows)} and {len(limits)}"
+            )
         self._self_ranges = [step_range(w, num_steps, "self_replace_steps") for w in windows]
         self._self_levels = [_max_res_level(r, "self_replace_max_res") for r in limits]
         self._self_rows: list[bool] = []  # per target: injected at this step
@@ -230,8 +233,11 @@ class P2PController:
         if is_cross and level == self.store_level:
             self._kept.append((query[src:], key[src:]))
         edit_cross = is_cross and self._cross_on
-        self_rows = [on and level >= lv for on, lv in zip(self._self_rows, self._self_levels)] if (
-            not is_cross and self._self_on) else []
+        self_rows = (
+            [on and level >= lv for on, lv in zip(self._self_rows, self._self_levels)]
+            if (not is_cross and self._self_on)
+            else []
+        )
         edit_self = any(self_rows)
         if not (edit_cross or edit_self):
             return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
@@ -253,8 +259,9 @@ class P2PController:
             out_tgt = out_tgt + F.scaled_dot_product_attention(query[tgt], key[tgt], own_value, attn_mask=tgt_mask)
         return torch.cat([out_head, out_tgt])
 
-    def _attend_some_self(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          mask: torch.Tensor | None, rows: list[bool]) -> torch.Tensor:
+    def _attend_some_self(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, rows: list[bool]
+    ) -> torch.Tensor:
         """A self-attention layer where only some target rows inject: those attend with the source row's queries
         and keys, the others with their own."""
         choice = self._row_choice.get(tuple(rows))
@@ -268,8 +275,9 @@ class P2PController:
         )
         tgt_query = torch.where(choice, query[src : src + 1], query[tgt])
         tgt_key = torch.where(choice, key[src : src + 1], key[tgt])
-        out_tgt = F.scaled_dot_product_attention(tgt_query, tgt_key, value[tgt],
-                                                 attn_mask=None if mask is None else mask[tgt])
+        out_tgt = F.scaled_dot_product_attention(
+            tgt_query, tgt_key, value[tgt], attn_mask=None if mask is None else mask[tgt]
+        )
         return torch.cat([out_head, out_tgt])
 
 

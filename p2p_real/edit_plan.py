@@ -76,8 +76,9 @@ class EditPlan:
     self_max_res: float | list[float]
 
 
-def _word_weights(tokenizer: PreTrainedTokenizerBase, tokens: list[Tokens], words: Words | None, name: str,
-                  device: torch.device | str) -> torch.Tensor | None:
+def _word_weights(
+    tokenizer: PreTrainedTokenizerBase, tokens: list[Tokens], words: Words | None, name: str, device: torch.device | str
+) -> torch.Tensor | None:
     """(rows, tokens) on `device`: 1 on the tokens of each row's words."""
     if words is None:
         return None
@@ -119,8 +120,17 @@ def plan_edit(
     return EditPlan(prompts, tokens, cross_edit, blend, spec.self_replace_steps, spec.self_replace_max_res)
 
 
-ROW_SETTINGS = ("edit", "cross_replace_steps", "self_replace_steps", "self_replace_max_res", "blend_threshold",
-                "blend_pool", "blend_start", "equalizer", "feather")  # what rows of one batch may set each their own
+ROW_SETTINGS = (
+    "edit",
+    "cross_replace_steps",
+    "self_replace_steps",
+    "self_replace_max_res",
+    "blend_threshold",
+    "blend_pool",
+    "blend_start",
+    "equalizer",
+    "feather",
+)  # what rows of one batch may set each their own
 
 
 def plan_rows(
@@ -140,8 +150,9 @@ def plan_rows(
     for spec in specs[1:]:
         for name in ("blend_words", "subtract_words", "mask_mode"):
             if getattr(spec, name) != getattr(first, name):
-                raise ValueError(f"rows of one batch must share {name}: {getattr(first, name)!r} and "
-                                 f"{getattr(spec, name)!r} differ")
+                raise ValueError(
+                    f"rows of one batch must share {name}: {getattr(first, name)!r} and {getattr(spec, name)!r} differ"
+                )
     rows = [plan_edit(tokenizer, [prompts[0], target], spec, num_steps) for target, spec in zip(prompts[1:], specs)]
     edits = [row.cross_edit for row in rows if row.cross_edit is not None]  # each row has one: it has two prompts
     cross_edit = CrossEdit(
@@ -161,5 +172,11 @@ def plan_rows(
         user_mask=None if mask is None else mask.to(device, torch.float32),
         mode=first.mask_mode,
     )
-    return EditPlan(prompts, tokens, cross_edit, blend, [spec.self_replace_steps for spec in specs],
-                    [spec.self_replace_max_res for spec in specs])
+    return EditPlan(
+        prompts,
+        tokens,
+        cross_edit,
+        blend,
+        [spec.self_replace_steps for spec in specs],
+        [spec.self_replace_max_res for spec in specs],
+    )

@@ -60,8 +60,13 @@ class Editor:
     The pipeline is used as it is and left exactly as it was after every call.
     """
 
-    def __init__(self, pipe: Any, num_inference_steps: int = DEFAULT_STEPS,
-                 guidance_scale: float = DEFAULT_GUIDANCE, attention_res: float = DEFAULT_ATTENTION_RES) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        attention_res: float = DEFAULT_ATTENTION_RES,
+    ) -> None:
         """`attention_res` is the side of the stored attention maps (heat maps, local blend) as a fraction of
         the latent's side: 1/4 (16x16 at 512 px, as the original code) unless a small model wants finer maps
         (the toy-world model: p2p_real.toyworld.model.ATTENTION_RES); the nearest UNet level with
@@ -135,8 +140,9 @@ class Editor:
         """Images (N, 3, H, W) in [0, 1] from latents; NonFiniteError if the VAE gives NaN or infinity."""
         return check_finite(decode_latents(self.pipe.vae, latents), "the decoded images")
 
-    def check(self, prompts: str | Sequence[str], spec: EditSpec | None = None,
-              num_inference_steps: int | None = None) -> None:
+    def check(
+        self, prompts: str | Sequence[str], spec: EditSpec | None = None, num_inference_steps: int | None = None
+    ) -> None:
         """Check prompts and every word of the settings before any slow work (inverting takes minutes).
 
         Args:
@@ -164,8 +170,9 @@ class Editor:
         width = validation.multiple_of(w0 if width is None else width, multiple, "width", most)
         return height // factor, width // factor
 
-    def _start_latent(self, latents: torch.Tensor | None, generator: torch.Generator | int | None,
-                      latent_hw: tuple[int, int]) -> torch.Tensor:
+    def _start_latent(
+        self, latents: torch.Tensor | None, generator: torch.Generator | int | None, latent_hw: tuple[int, int]
+    ) -> torch.Tensor:
         shape = (1, self.latent_channels, *latent_hw)
         if latents is not None:
             if not torch.is_tensor(latents) or tuple(latents.shape) != shape:
@@ -204,16 +211,25 @@ class Editor:
         A sequence of specs, one per target, gives each target row its own settings (edit_plan.plan_rows).
         """
         steps = self._steps(num_inference_steps)
-        guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
-                                     "guidance_scale", minimum=0)
+        guidance = validation.number(
+            self.guidance_scale if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0
+        )
         validation.callback(callback_on_step_end, "callback_on_step_end")
         plan: EditPlan = plan_edit(self.tokenizer, prompts, spec, steps, mask, self.device)
         blend = plan.blend
         latent_hw = (start.shape[-2], start.shape[-1])
         controller = P2PController(
-            len(prompts), guidance > 1, latent_hw, self.pipe.unet, plan.cross_edit,
-            plan.self_windows, plan.self_max_res, steps, store_res=self.attention_res,
-            device=self.device, dtype=self.dtype,
+            len(prompts),
+            guidance > 1,
+            latent_hw,
+            self.pipe.unet,
+            plan.cross_edit,
+            plan.self_windows,
+            plan.self_max_res,
+            steps,
+            store_res=self.attention_res,
+            device=self.device,
+            dtype=self.dtype,
         )
         self.scheduler.set_timesteps(steps, device=self.device)
         cond = self.embed(prompts)
@@ -242,8 +258,16 @@ class Editor:
 
         with attention_control(self.pipe.unet, controller):
             latents = sample(
-                self.denoiser, self.scheduler, latents, cond, uncond, guidance,
-                begin_step=controller.begin_step, callback=after_step, progress=progress, desc="editing",
+                self.denoiser,
+                self.scheduler,
+                latents,
+                cond,
+                uncond,
+                guidance,
+                begin_step=controller.begin_step,
+                callback=after_step,
+                progress=progress,
+                desc="editing",
             )
         if blend.active and len(prompts) > 1 and not last_mask:  # blend started after the last step
             last_mask.append(self._mask_now(controller, plan, latent_hw))
@@ -258,7 +282,12 @@ class Editor:
         blend = plan.blend
         if blend.add is not None and controller.store.total is not None:
             mask = blend_mask(
-                controller.store.total, controller.store_size, latent_hw, blend.add, blend.subtract, blend.threshold,
+                controller.store.total,
+                controller.store_size,
+                latent_hw,
+                blend.add,
+                blend.subtract,
+                blend.threshold,
                 blend.pool,
             )
         else:
@@ -270,9 +299,13 @@ class Editor:
         result's parameters."""
         name = getattr(self.pipe, "name_or_path", None)
         adapters = getattr(self.pipe, ADAPTERS, None)
-        return {"model": str(name) if name else None, "model_family": sdxl.model_family(self.pipe),
-                **({"adapters": adapters} if adapters else {}),
-                "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+        return {
+            "model": str(name) if name else None,
+            "model_family": sdxl.model_family(self.pipe),
+            **({"adapters": adapters} if adapters else {}),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
 
     def generate(
         self,
@@ -328,25 +361,45 @@ class Editor:
         prompts = prompt_list(prompts)
         validation.choice(output_type, OUTPUT_TYPES, "output_type")
         steps = self._steps(num_inference_steps)
-        guidance = validation.number(self.guidance_scale if guidance_scale is None else guidance_scale,
-                                     "guidance_scale", minimum=0)
+        guidance = validation.number(
+            self.guidance_scale if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0
+        )
         latent_hw = self._size(height, width)
         start = self._start_latent(latents, generator, latent_hw)
         final, mask, attention = self._run(
-            prompts, start, self.uncond_embedding(), spec, num_inference_steps=steps, guidance_scale=guidance,
-            progress=progress, callback_on_step_end=callback_on_step_end,
+            prompts,
+            start,
+            self.uncond_embedding(),
+            spec,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            progress=progress,
+            callback_on_step_end=callback_on_step_end,
         )
         factor = vae_scale_factor(self.pipe.vae)
         size = (latent_hw[1] * factor, latent_hw[0] * factor)
         images = final if output_type == "latent" else to_output(self.decode(final), output_type)
         masks = mask_images(mask, size) if mask is not None else None
         parameters = {
-            "command": "generate", "prompts": prompts, "spec": spec.to_dict(), "steps": steps, "guidance": guidance,
-            "size": list(size), "seed": generator if isinstance(generator, int) and latents is None else None,
+            "command": "generate",
+            "prompts": prompts,
+            "spec": spec.to_dict(),
+            "steps": steps,
+            "guidance": guidance,
+            "size": list(size),
+            "seed": generator if isinstance(generator, int) and latents is None else None,
             **self.model_parameters(),
         }
-        return EditResult(images, prompts, masks, attention, final, {"size": size, "blend_mask": mask},
-                          spec=spec, parameters=parameters)
+        return EditResult(
+            images,
+            prompts,
+            masks,
+            attention,
+            final,
+            {"size": size, "blend_mask": mask},
+            spec=spec,
+            parameters=parameters,
+        )
 
     def invert(
         self,
@@ -393,14 +446,16 @@ class Editor:
             Inversion: start latent, per-step data and the original photo.
         """
         settings = InversionSettings(prompt, method, num_inference_steps, guidance_scale, size, square).resolved(
-            self.num_inference_steps, self.guidance_scale)
+            self.num_inference_steps, self.guidance_scale
+        )
         validation.callback(callback_on_step_end, "callback_on_step_end")
 
         def step(s: InversionStep) -> None:
             """Call the user's callback with one inversion step; stop if cancelled."""
             if callback_on_step_end is not None:
-                callback_on_step_end(self, s.index, s.timestep, {"latents": s.latents, "stage": s.stage,
-                                                                 "loss": s.loss})
+                callback_on_step_end(
+                    self, s.index, s.timestep, {"latents": s.latents, "stage": s.stage, "loss": s.loss}
+                )
             if self._cancelled:
                 raise Cancelled(f"inversion cancelled at step {s.index + 1} ({s.stage})")
 
@@ -408,9 +463,20 @@ class Editor:
             """Invert the photo with the resolved settings."""
             self._cancelled = False
             return invert(
-                self.pipe, self.scheduler, image, settings.prompt, settings.method, settings.num_inference_steps,
-                settings.guidance_scale, num_inner_steps, epsilon, progress, settings.size, settings.square,
-                callback=step, compile=compile,
+                self.pipe,
+                self.scheduler,
+                image,
+                settings.prompt,
+                settings.method,
+                settings.num_inference_steps,
+                settings.guidance_scale,
+                num_inner_steps,
+                epsilon,
+                progress,
+                settings.size,
+                settings.square,
+                callback=step,
+                compile=compile,
             )
 
         return run() if cache is None else cache.get(image, settings, self.pipe, run, name)[0]
@@ -420,13 +486,17 @@ class Editor:
         if not isinstance(inv, Inversion):
             raise ValueError(f"expected an Inversion (from Editor.invert or Inversion.load), got {type(inv).__name__}")
         inv.check_compatible(
-            pipeline_fingerprint(self.pipe), scheduler_fingerprint(self.scheduler), inv.num_inference_steps,
+            pipeline_fingerprint(self.pipe),
+            scheduler_fingerprint(self.scheduler),
+            inv.num_inference_steps,
             model_family=sdxl.model_family(self.pipe),
         )
         factor = vae_scale_factor(self.pipe.vae)
         if inv.vae_scale_factor != factor:
-            raise ArtifactError(f"inversion is not compatible: it was made with a VAE of factor "
-                                f"{inv.vae_scale_factor}, this model's VAE has factor {factor}")
+            raise ArtifactError(
+                f"inversion is not compatible: it was made with a VAE of factor "
+                f"{inv.vae_scale_factor}, this model's VAE has factor {factor}"
+            )
         start = inv.latent_T.to(self.device, self.dtype)
         uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
         return start, uncond, inv.source_pivots(start)
@@ -449,14 +519,30 @@ class Editor:
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
         cond = self.embed([inv.prompt])
         latents = sample(
-            self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale,
-            callback=None if pivots is None else (lambda i, z: pivots[i]), progress=progress,
+            self.denoiser,
+            self.scheduler,
+            start,
+            cond,
+            uncond,
+            inv.guidance_scale,
+            callback=None if pivots is None else (lambda i, z: pivots[i]),
+            progress=progress,
             desc="reconstructing",
         )
         rows = [latents, inv.z0.to(self.device, self.dtype)]
         if pivots is not None:  # the drift the pivots correct: plain DDIM from the same start and caption
-            rows.append(sample(self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale,
-                               progress=progress, desc="drift without the pivots"))
+            rows.append(
+                sample(
+                    self.denoiser,
+                    self.scheduler,
+                    start,
+                    cond,
+                    uncond,
+                    inv.guidance_scale,
+                    progress=progress,
+                    desc="drift without the pivots",
+                )
+            )
         photo = load_image(inv.original, size=inv.size, multiple=1).pixels  # the photo as the model saw it
         decoded = self.decode(torch.cat(rows))
         image, vae_image, *drift_image = to_output(decoded, "pil")
@@ -544,9 +630,17 @@ class Editor:
         keep = keep_trajectory and output_type != "latent"  # a latent result has no image to continue from
         trajectory = torch.empty(inv.num_inference_steps, len(prompts), *start.shape[1:]) if keep else None
         final, latent_mask, attention = self._run(
-            prompts, start, uncond, spec, source_pivots=pivots, mask=user,
-            num_inference_steps=inv.num_inference_steps, guidance_scale=inv.guidance_scale, progress=progress,
-            callback_on_step_end=callback_on_step_end, trajectory=trajectory,
+            prompts,
+            start,
+            uncond,
+            spec,
+            source_pivots=pivots,
+            mask=user,
+            num_inference_steps=inv.num_inference_steps,
+            guidance_scale=inv.guidance_scale,
+            progress=progress,
+            callback_on_step_end=callback_on_step_end,
+            trajectory=trajectory,
         )
         result = self._edit_result(inv, prompts, spec, final, latent_mask, attention, mask, output_type)
         if keep:
@@ -554,8 +648,17 @@ class Editor:
             result.unconditional = unconditional_per_step(uncond, inv.num_inference_steps)
         return result
 
-    def sweep(self, inv: Inversion, target: str, *, spec: EditSpec | None = None, mask: MaskSource | None = None,
-              progress: bool = True, batch_size: int = DEFAULT_BATCH, **lists: Any) -> SweepResult:
+    def sweep(
+        self,
+        inv: Inversion,
+        target: str,
+        *,
+        spec: EditSpec | None = None,
+        mask: MaskSource | None = None,
+        progress: bool = True,
+        batch_size: int = DEFAULT_BATCH,
+        **lists: Any,
+    ) -> SweepResult:
         """Edit an inverted photo once per combination of settings given as lists, e.g.
         `sweep(inv, "a dog", cross_replace_steps=[0.2, 0.5, 0.8], self_replace_steps=[0.2, 0.6])` (6 edits).
 
@@ -568,28 +671,57 @@ class Editor:
         """
         return run_sweep(self, inv, target, lists, spec=spec, mask=mask, progress=progress, batch_size=batch_size)
 
-    def _edit_result(self, inv: Inversion, prompts: list[str], spec: EditSpec, final: torch.Tensor,
-                     latent_mask: torch.Tensor | None, attention: AttentionMaps | None, mask: MaskSource | None,
-                     output_type: str) -> EditResult:
+    def _edit_result(
+        self,
+        inv: Inversion,
+        prompts: list[str],
+        spec: EditSpec,
+        final: torch.Tensor,
+        latent_mask: torch.Tensor | None,
+        attention: AttentionMaps | None,
+        mask: MaskSource | None,
+        output_type: str,
+    ) -> EditResult:
         """The EditResult of an edit's final latents: decoded, pasted back onto the photo, with its parameters."""
         targets = prompts[1:]
         photo_size = (inv.original.shape[1], inv.original.shape[0])
         mask_file, mask_sha256 = input_file(mask)
-        parameters = {"command": "edit", **inversion_parameters(inv), "targets": targets, "spec": spec.to_dict(),
-                      "mask": mask_file, "mask_sha256": mask_sha256, **self.model_parameters()}
+        parameters = {
+            "command": "edit",
+            **inversion_parameters(inv),
+            "targets": targets,
+            "spec": spec.to_dict(),
+            "mask": mask_file,
+            "mask_sha256": mask_sha256,
+            **self.model_parameters(),
+        }
         info = {"size": photo_size, "method": inv.method, "blend_mask": latent_mask}
         if output_type == "latent":
-            return EditResult(final, prompts, None, attention, final, info, spec=spec, inversion=inv,
-                              parameters=parameters)
+            return EditResult(
+                final, prompts, None, attention, final, info, spec=spec, inversion=inv, parameters=parameters
+            )
         decoded = self.decode(final)
         if latent_mask is None:  # no blend: the whole working box is the edit
             latent_mask = torch.ones(len(targets), 1, *inv.latent_size)
         full = torch.ones(1, 1, *inv.latent_size)
         pasted, soft = paste_back(
-            inv.original, decoded.cpu(), torch.cat([full, latent_mask.float().cpu()]), inv.box,
-            feather=self._feather(spec.feather, attention), device=self.device,
+            inv.original,
+            decoded.cpu(),
+            torch.cat([full, latent_mask.float().cpu()]),
+            inv.box,
+            feather=self._feather(spec.feather, attention),
+            device=self.device,
         )
         images = torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0
         masks = [Image.fromarray((m * 255).round().astype(np.uint8)) for m in soft[1:]]
-        return EditResult(to_output(images, output_type), prompts, masks, attention, final, info, spec=spec,
-                          inversion=inv, parameters=parameters)
+        return EditResult(
+            to_output(images, output_type),
+            prompts,
+            masks,
+            attention,
+            final,
+            info,
+            spec=spec,
+            inversion=inv,
+            parameters=parameters,
+        )

@@ -60,14 +60,25 @@ def check_quality(quality: int | None) -> int:
     return quality
 
 
-def save_image(path: str | os.PathLike, image: Image.Image, text: dict[str, str], format: str = "png",
-               quality: int | None = None, info: PhotoInfo | None = None) -> Path:
+def save_image(
+    path: str | os.PathLike,
+    image: Image.Image,
+    text: dict[str, str],
+    format: str = "png",
+    quality: int | None = None,
+    info: PhotoInfo | None = None,
+) -> Path:
     """Write an RGB image atomically in `format` (see image_writer)."""
     return atomic_write(path, image_writer(image, text, format, quality, info), make_folder=True)
 
 
-def image_writer(image: Image.Image, text: dict[str, str], format: str = "png", quality: int | None = None,
-                 info: PhotoInfo | None = None) -> Callable[[Path], None]:
+def image_writer(
+    image: Image.Image,
+    text: dict[str, str],
+    format: str = "png",
+    quality: int | None = None,
+    info: PhotoInfo | None = None,
+) -> Callable[[Path], None]:
     """Writes an RGB image in `format` to the path it is given, carrying the photo's ICC profile and EXIF
     (`info`, sizes updated) and `text` (its "parameters" JSON and a few readable fields)."""
     fmt, _ = image_format(format)
@@ -87,8 +98,9 @@ def image_writer(image: Image.Image, text: dict[str, str], format: str = "png", 
         tags = {SOFTWARE: text["Software"]} if "Software" in text else {}
         if "prompt" in text and text["prompt"].isascii():
             tags[IMAGE_DESCRIPTION] = text["prompt"]
-        exif = exif_for_output(info, picture.size, tags, {USER_COMMENT: _ASCII + parameters.encode()}
-                               if parameters else None)
+        exif = exif_for_output(
+            info, picture.size, tags, {USER_COMMENT: _ASCII + parameters.encode()} if parameters else None
+        )
         if fmt == "jpg" and parameters and len(parameters.encode()) <= MAX_EXIF_BYTES:
             options["comment"] = parameters.encode()
     if exif:
@@ -107,5 +119,5 @@ def read_parameters(path: str | os.PathLike) -> dict[str, Any] | None:
             return json.loads(comment)
         user = img.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
         if isinstance(user, bytes) and user.startswith(_ASCII):
-            return json.loads(user[len(_ASCII):].decode("ascii"))
+            return json.loads(user[len(_ASCII) :].decode("ascii"))
     return None

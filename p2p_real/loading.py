@@ -86,8 +86,9 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     else:
         raise ValueError(f"dtype {dtype!r} is not one of auto, float32, float16, bfloat16")
     if resolved in (torch.float16, torch.bfloat16) and resolved not in HALF_DTYPES.get(device.type, ()):
-        raise ValueError(f"dtype {dtype!r} needs a CUDA device (float16 also runs on mps and xpu); "
-                         f"on {device.type} use float32")
+        raise ValueError(
+            f"dtype {dtype!r} needs a CUDA device (float16 also runs on mps and xpu); on {device.type} use float32"
+        )
     return resolved
 
 
@@ -110,7 +111,12 @@ def _from_folder(path: Path, dtype: torch.dtype, **source: str) -> Any:
     cls, options = pipeline_class(folder_family(path))
     try:
         return cls.from_pretrained(
-            path, **{_DTYPE_KW: dtype}, **options, local_files_only=True, **_weights_kwargs(), **source,
+            path,
+            **{_DTYPE_KW: dtype},
+            **options,
+            local_files_only=True,
+            **_weights_kwargs(),
+            **source,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         pickled = sorted(p for p in path.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
@@ -154,8 +160,9 @@ def _pretrained(model_id: str, dtype: torch.dtype, **kwargs: str | bool) -> Any:
     folder = Path(DiffusionPipeline.download(model_id, safety_checker=None, **_weights_kwargs(), **kwargs))
     cls, options = pipeline_class(folder_family(folder))
     variant = {"variant": kwargs["variant"]} if "variant" in kwargs else {}
-    pipe = cls.from_pretrained(folder, **{_DTYPE_KW: dtype}, **options, local_files_only=True, **_weights_kwargs(),
-                               **variant)
+    pipe = cls.from_pretrained(
+        folder, **{_DTYPE_KW: dtype}, **options, local_files_only=True, **_weights_kwargs(), **variant
+    )
     pipe.register_to_config(_name_or_path=model_id)
     return pipe
 
@@ -188,8 +195,9 @@ def model_path(model: str | os.PathLike) -> Path:
     text = os.fspath(model)
     if text == TOY_MODEL:
         if not (TOY_MODEL_DIR / "model_index.json").is_file():
-            raise ModelLoadError(f"the toy-world model is not installed in {TOY_MODEL_DIR} "
-                                 "(train it with python -m training.toyworld)")
+            raise ModelLoadError(
+                f"the toy-world model is not installed in {TOY_MODEL_DIR} (train it with python -m training.toyworld)"
+            )
         return TOY_MODEL_DIR
     return Path(text).expanduser()
 
@@ -202,8 +210,10 @@ def source_options(model: str, kind: str, variant: str | None = None, revision: 
         if not isinstance(variant, str) or not variant.strip():
             raise ModelLoadError(f"variant {variant!r} must be a weights variant name such as 'fp16'")
         if kind == "file":
-            raise ModelLoadError(f"variant {variant!r} applies to diffusers folders and hub ids, not to the "
-                                 f"single checkpoint file {model!r}")
+            raise ModelLoadError(
+                f"variant {variant!r} applies to diffusers folders and hub ids, not to the "
+                f"single checkpoint file {model!r}"
+            )
         options["variant"] = variant
     if revision is not None:
         if not isinstance(revision, str) or not revision.strip():
@@ -276,8 +286,7 @@ def load_pipeline(
     elif path.is_file():
         if not text.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ModelLoadError(
-                f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) "
-                "nor a diffusers folder"
+                f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) nor a diffusers folder"
             )
         source_options(text, "file", variant, revision)
         pipe = _from_file(path, torch_dtype)

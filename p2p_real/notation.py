@@ -132,8 +132,10 @@ def pair_rows(pairs: Sequence[Pair], n_targets: int, name: str) -> list[list[str
         return None
     for source, targets in pairs:
         if len(targets) not in (1, n_targets):
-            raise ValueError(f"{name} {source}:{','.join(targets)} lists {len(targets)} target words for "
-                             f"{n_targets} target prompts (give one word, or one per target)")
+            raise ValueError(
+                f"{name} {source}:{','.join(targets)} lists {len(targets)} target words for "
+                f"{n_targets} target prompts (give one word, or one per target)"
+            )
     rows = [[source for source, _ in pairs if source]]
     for j in range(n_targets):
         row = [targets[j] if len(targets) > 1 else targets[0] for _, targets in pairs]

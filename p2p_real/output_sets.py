@@ -132,8 +132,10 @@ _GUARD = threading.Lock()
 def _busy(folder: Path, name: str, path: Path) -> OutputsBusyError:
     journal = read_journal(path)
     who = f"process {journal['pid']}" if "pid" in journal else "another process"
-    return OutputsBusyError(f"another p2p-real run ({who}) is writing {name}.* in {folder}; wait for it to finish, "
-                            "or choose another output folder or name")
+    return OutputsBusyError(
+        f"another p2p-real run ({who}) is writing {name}.* in {folder}; wait for it to finish, "
+        "or choose another output folder or name"
+    )
 
 
 def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathLike] = ()) -> Reservation:
@@ -175,18 +177,22 @@ def reserve(folder: str | os.PathLike, name: str, files: Iterable[str | os.PathL
         except ValueError:
             previous = {}
         previous = previous if isinstance(previous, dict) else {}
-        journal = {"pid": os.getpid(), "host": host_tag(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   "files": sorted({Path(os.fspath(f)).name for f in files}
-                                   | set(previous.get("files", []) if isinstance(previous.get("files"), list)
-                                         else []))}
+        journal = {
+            "pid": os.getpid(),
+            "host": host_tag(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "files": sorted(
+                {Path(os.fspath(f)).name for f in files}
+                | set(previous.get("files", []) if isinstance(previous.get("files"), list) else [])
+            ),
+        }
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(journal).encode())
     except (OutputsBusyError, NotRegularFileError):
         raise
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write outputs into this folder ({exc.strerror or exc})", str(folder)
-                      ) from exc
+        raise OSError(exc.errno, f"cannot write outputs into this folder ({exc.strerror or exc})", str(folder)) from exc
     reservation = Reservation(folder, name, fd, previous, made)
     with _GUARD:
         _HELD[os.path.abspath(path)] = reservation
@@ -202,8 +208,14 @@ class OutputSet:
     set. If the block raises, the files this set created are removed again.
     """
 
-    def __init__(self, folder: str | os.PathLike, name: str, paths: Sequence[Path], overwrite: bool = False,
-                 replaceable: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        name: str,
+        paths: Sequence[Path],
+        overwrite: bool = False,
+        replaceable: Iterable[Path] = (),
+    ) -> None:
         self.folder, self.name, self.paths = Path(os.fspath(folder)), name, list(paths)
         self.overwrite, self.replaceable = overwrite, {Path(p) for p in replaceable}
         self.created: list[Path] = []

@@ -97,8 +97,11 @@ def shareable(parameters: dict[str, Any]) -> dict[str, Any]:
 
 def png_text(parameters: dict[str, Any], **extra: str) -> dict[str, str]:
     """PNG text chunks: the parameters as JSON, a few readable fields, and the software that wrote it."""
-    return {"parameters": json.dumps(shareable(parameters), sort_keys=True, ensure_ascii=False), **extra,
-            "Software": f"p2p-real {package_version()}"}
+    return {
+        "parameters": json.dumps(shareable(parameters), sort_keys=True, ensure_ascii=False),
+        **extra,
+        "Software": f"p2p-real {package_version()}",
+    }
 
 
 def png_writer(image: Any, text: dict[str, str], icc_profile: bytes | None = None) -> Writer:
@@ -123,12 +126,19 @@ def json_writer(data: dict[str, Any]) -> Writer:
     return lambda tmp: tmp.write_text(text, encoding="utf-8")
 
 
-def sidecar_data(parameters: dict[str, Any], outputs: dict[str, Any], extra: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+def sidecar_data(
+    parameters: dict[str, Any], outputs: dict[str, Any], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The sidecar: the parameters that determine the outputs, the files written, the caller's extra keys,
     and the library versions."""
-    return {"p2p_real": package_version(), "command": parameters.get("command"), "parameters": shareable(parameters),
-            "outputs": outputs, **(extra or {}), "versions": versions()}
+    return {
+        "p2p_real": package_version(),
+        "command": parameters.get("command"),
+        "parameters": shareable(parameters),
+        "outputs": outputs,
+        **(extra or {}),
+        "versions": versions(),
+    }
 
 
 @dataclass
@@ -146,8 +156,9 @@ class EditPaths:
         return [*self.images, *self.masks, *self.inversions, self.grid, self.sidecar]
 
 
-def edit_paths(folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png",
-               inversions: bool = False) -> EditPaths:
+def edit_paths(
+    folder: str | os.PathLike, name: str, n_rows: int, masks: bool, image_format: str = "png", inversions: bool = False
+) -> EditPaths:
     """Where EditResult.save puts the files of a result with `n_rows` rows: NAME.K.png (or .jpg/.webp, see
     image_format), NAME.K.mask.png, NAME.grid.png and NAME.json in `folder`, and with `inversions`
     NAME.K.inv.safetensors (each target continued, EditResult.as_inversion)."""
@@ -167,18 +178,30 @@ def check_name(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{what} must not be empty")
     if "/" in name or "\\" in name or name.startswith(".") or name != name.strip() or not name.isprintable():
-        raise ValueError(f"{what} {quoted(name)} must be a plain file name (no folders, not starting with '.', no "
-                         "leading or trailing spaces, no line breaks or control characters); choose the folder with "
-                         "the output folder instead")
+        raise ValueError(
+            f"{what} {quoted(name)} must be a plain file name (no folders, not starting with '.', no "
+            "leading or trailing spaces, no line breaks or control characters); choose the folder with "
+            "the output folder instead"
+        )
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError(f"{what} {quoted(name)} is too long: at most {MAX_NAME_BYTES} bytes (its files add "
-                         "endings, and file systems allow 255)")
+        raise ValueError(
+            f"{what} {quoted(name)} is too long: at most {MAX_NAME_BYTES} bytes (its files add "
+            "endings, and file systems allow 255)"
+        )
     return name
 
 
-def save_edit(result: EditFiles, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-              overwrite: bool = False, replaceable: Iterable[Path] = (), image_format: str = "png",
-              quality: int | None = None, inversions: bool = False) -> list[Path]:
+def save_edit(
+    result: EditFiles,
+    folder: str | os.PathLike,
+    name: str,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    replaceable: Iterable[Path] = (),
+    image_format: str = "png",
+    quality: int | None = None,
+    inversions: bool = False,
+) -> list[Path]:
     """Write an edit's (or generation's) images (PNG, JPEG or WebP at `quality`, with the photo's ICC profile
     and EXIF), masks (when it blended), with `inversions` each target as an inversion (EditResult.as_inversion),
     grid and sidecar as one output set; return the paths."""
@@ -196,21 +219,31 @@ def save_edit(result: EditFiles, folder: str | os.PathLike, name: str, extra: di
         return [*paths.inversions, *_write_edit(result, files, paths, extra, fmt, quality)]
 
 
-def _write_edit(result: EditFiles, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str,
-                quality: int | None) -> list[Path]:
+def _write_edit(
+    result: EditFiles, files: OutputSet, paths: EditPaths, extra: dict[str, Any] | None, fmt: str, quality: int | None
+) -> list[Path]:
     """The files of save_edit, the sidecar last."""
     parameters = result.parameters
     source = result.prompts[0]
     images = [image if hasattr(image, "save") else to_rgb(image) for image in result.images]
     photo = result.inversion.info if result.inversion is not None else None
-    written = [files.write(path, image_writer(image, png_text(parameters, source_prompt=source, prompt=prompt,
-                                                                  row=str(k)), fmt, quality, photo))
-               for k, (path, image, prompt) in enumerate(zip(paths.images, images, result.prompts))]
+    written = [
+        files.write(
+            path,
+            image_writer(
+                image, png_text(parameters, source_prompt=source, prompt=prompt, row=str(k)), fmt, quality, photo
+            ),
+        )
+        for k, (path, image, prompt) in enumerate(zip(paths.images, images, result.prompts))
+    ]
     masks = list(result.masks or [])[: len(paths.masks)]
-    written += [files.write(path, png_writer(mask, png_text(parameters, prompt=prompt, row=str(k))))
-                for k, (path, mask, prompt) in enumerate(zip(paths.masks, masks, result.prompts[1:]), start=1)]
-    edited = [(image, f"{k}: {prompt}") for k, (image, prompt) in
-              enumerate(zip(images[1:], result.prompts[1:]), start=1)]
+    written += [
+        files.write(path, png_writer(mask, png_text(parameters, prompt=prompt, row=str(k))))
+        for k, (path, mask, prompt) in enumerate(zip(paths.masks, masks, result.prompts[1:]), start=1)
+    ]
+    edited = [
+        (image, f"{k}: {prompt}") for k, (image, prompt) in enumerate(zip(images[1:], result.prompts[1:]), start=1)
+    ]
     if result.inversion is not None:
         leading = [(result.inversion.original, "photo"), (images[0], "reconstruction")]
     else:
@@ -218,9 +251,13 @@ def _write_edit(result: EditFiles, files: OutputSet, paths: EditPaths, extra: di
     grid = edit_grid(leading, edited, masks, grid_height(images, GRID_HEIGHT))
     icc = photo.icc_profile if photo is not None else None
     written.append(files.write(paths.grid, png_writer(grid, png_text(parameters), icc)))
-    outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks[: len(masks)]],
-               "grid": paths.grid.name, **({"quality": quality} if quality is not None else {}),
-               **({"inversions": [p.name for p in paths.inversions]} if paths.inversions else {})}
+    outputs = {
+        "images": [p.name for p in paths.images],
+        "masks": [p.name for p in paths.masks[: len(masks)]],
+        "grid": paths.grid.name,
+        **({"quality": quality} if quality is not None else {}),
+        **({"inversions": [p.name for p in paths.inversions]} if paths.inversions else {}),
+    }
     written.append(files.write(paths.sidecar, json_writer(sidecar_data(parameters, outputs, extra))))
     return written
 
@@ -231,15 +268,24 @@ def reconstruction_paths(folder: str | os.PathLike, name: str) -> list[Path]:
     return [Path(f"{stem}.recon.png"), Path(f"{stem}.recon.grid.png"), Path(f"{stem}.recon.json")]
 
 
-def save_reconstruction(rec: ReconstructionFiles, folder: str | os.PathLike, name: str,
-                        extra: dict[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+def save_reconstruction(
+    rec: ReconstructionFiles,
+    folder: str | os.PathLike,
+    name: str,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the reconstruction, a photo | VAE | reconstruction grid, and the sidecar with the metrics, as one
     output set (NAME.recon)."""
     paths = reconstruction_paths(folder, check_name(name))
     image_path, grid_path, sidecar_path = paths
-    rows = [[(rec.photo, "photo (working size)"),
-             (rec.vae_image, f"VAE only: {rec.vae_psnr:.2f} dB"),
-             (rec.image, f"{rec.method}: {rec.psnr:.2f} dB, SSIM {rec.ssim:.3f}")]]
+    rows = [
+        [
+            (rec.photo, "photo (working size)"),
+            (rec.vae_image, f"VAE only: {rec.vae_psnr:.2f} dB"),
+            (rec.image, f"{rec.method}: {rec.psnr:.2f} dB, SSIM {rec.ssim:.3f}"),
+        ]
+    ]
     if rec.drift_image is not None:  # direct inversion: what plain DDIM makes of the same start
         rows[0].insert(2, (rec.drift_image, f"plain DDIM (drift): {rec.drift_psnr:.2f} dB"))
     prompt = rec.parameters.get("prompt")
@@ -247,10 +293,13 @@ def save_reconstruction(rec: ReconstructionFiles, folder: str | os.PathLike, nam
     sidecar = sidecar_data(rec.parameters, outputs, {"metrics": rec.metrics(), **(extra or {})})
     with OutputSet(folder, f"{name}.recon", paths, overwrite) as files:
         return [
-            files.write(image_path, png_writer(rec.image, png_text(rec.parameters,
-                                                                   **({"prompt": prompt} if prompt else {})))),
-            files.write(grid_path, png_writer(labelled_grid(rows, grid_height([rec.photo], GRID_HEIGHT)),
-                                              png_text(rec.parameters))),
+            files.write(
+                image_path, png_writer(rec.image, png_text(rec.parameters, **({"prompt": prompt} if prompt else {})))
+            ),
+            files.write(
+                grid_path,
+                png_writer(labelled_grid(rows, grid_height([rec.photo], GRID_HEIGHT)), png_text(rec.parameters)),
+            ),
             files.write(sidecar_path, json_writer(sidecar)),
         ]
 
@@ -261,19 +310,30 @@ def attention_paths(folder: str | os.PathLike, name: str) -> list[Path]:
     return [Path(f"{stem}.attention.png"), Path(f"{stem}.attention.npz"), Path(f"{stem}.attention.json")]
 
 
-def save_attention(attention: WordMaps, images: Sequence[Any], prompts: Sequence[str], folder: str | os.PathLike,
-                   name: str, parameters: dict[str, Any], extra: dict[str, Any] | None = None,
-                   overwrite: bool = False) -> list[Path]:
+def save_attention(
+    attention: WordMaps,
+    images: Sequence[Any],
+    prompts: Sequence[str],
+    folder: str | os.PathLike,
+    name: str,
+    parameters: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write each prompt row's image with its words' heat maps as one grid, the maps per word (.npz: keys
     row{R}_{K}_{word}), and the sidecar (with the words of each row), as one output set (NAME.attention)."""
     paths = attention_paths(folder, check_name(name))
     grid_path, maps_path, sidecar_path = paths
-    rows = [[(image, prompt), *word_heatmaps(image, attention.per_word(row))]
-            for row, (image, prompt) in enumerate(zip(images, prompts))]
+    rows = [
+        [(image, prompt), *word_heatmaps(image, attention.per_word(row))]
+        for row, (image, prompt) in enumerate(zip(images, prompts))
+    ]
     # Any: numpy's stubs check **arrays against savez_compressed's own keyword allow_pickle (a bool)
-    arrays: dict[str, Any] = {f"row{row}_{k:02d}_{slug(word, 24)}": np.asarray(values, dtype=np.float32)
-                              for row in range(len(prompts))
-                              for k, (word, values) in enumerate(attention.per_word(row))}
+    arrays: dict[str, Any] = {
+        f"row{row}_{k:02d}_{slug(word, 24)}": np.asarray(values, dtype=np.float32)
+        for row in range(len(prompts))
+        for k, (word, values) in enumerate(attention.per_word(row))
+    }
     grid = labelled_grid(rows, grid_height(images, ATTENTION_HEIGHT))
 
     def save_npz(tmp: Path) -> None:
@@ -285,5 +345,8 @@ def save_attention(attention: WordMaps, images: Sequence[Any], prompts: Sequence
     outputs = {"grid": grid_path.name, "maps": maps_path.name}
     sidecar = sidecar_data(parameters, outputs, {"words": words, **(extra or {})})
     with OutputSet(folder, f"{name}.attention", paths, overwrite) as files:
-        return [files.write(grid_path, png_writer(grid, png_text(parameters))), files.write(maps_path, save_npz),
-                files.write(sidecar_path, json_writer(sidecar))]
+        return [
+            files.write(grid_path, png_writer(grid, png_text(parameters))),
+            files.write(maps_path, save_npz),
+            files.write(sidecar_path, json_writer(sidecar)),
+        ]

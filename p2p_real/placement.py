@@ -58,8 +58,9 @@ def enable_offload(pipe: Any, mode: str, device: torch.device) -> None:
     enable(device=device)
 
 
-def place_pipeline(pipe: Any, device: torch.device, dtype: torch.dtype, offload: str | None = None,
-                   vae_tiling: bool | None = None) -> Any:
+def place_pipeline(
+    pipe: Any, device: torch.device, dtype: torch.dtype, offload: str | None = None, vae_tiling: bool | None = None
+) -> Any:
     """Move a pipeline loaded in `dtype` onto `device` (or offload it there), with its VAE in vae_dtype and
     tiled as set_vae_tiling says; returns the pipeline."""
     offload = check_offload(offload, device)

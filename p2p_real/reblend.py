@@ -37,8 +37,15 @@ def blend_masks(result: EditResult, tokenizer: Any, threshold: float | None = No
     maps = result.attention.maps  # (rows, h, w, tokens)
     rows, h, w, tokens = maps.shape
     latent = _latent_size(result)
-    return blend_mask(maps.reshape(rows, h * w, tokens), (h, w), latent, plan.blend.add, plan.blend.subtract,
-                      spec.blend_threshold, spec.blend_pool)
+    return blend_mask(
+        maps.reshape(rows, h * w, tokens),
+        (h, w),
+        latent,
+        plan.blend.add,
+        plan.blend.subtract,
+        spec.blend_threshold,
+        spec.blend_pool,
+    )
 
 
 def photo_masks(result: EditResult, masks: torch.Tensor) -> list[Image.Image]:

@@ -35,12 +35,33 @@ from p2p_real.spec import EditSpec
 MAX_RECIPE_BYTES = 10 << 20  # a recipe of 10,000 photos with their edits is about 2 MB
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
 PHOTO_KEYS = {"photo", "prompt", "name", "method", "steps", "guidance", "size", "square", "edits"}
-EDIT_KEYS = {"target", "targets", "name", "edit", "cross_replace", "self_replace", "self_replace_max_res", "blend",
-             "subtract", "blend_threshold", "blend_pool", "blend_start", "mask", "mask_mode", "reweight", "seed"}
+EDIT_KEYS = {
+    "target",
+    "targets",
+    "name",
+    "edit",
+    "cross_replace",
+    "self_replace",
+    "self_replace_max_res",
+    "blend",
+    "subtract",
+    "blend_threshold",
+    "blend_pool",
+    "blend_start",
+    "mask",
+    "mask_mode",
+    "reweight",
+    "seed",
+}
 INVERSION_KEYS = {"method", "steps", "guidance", "size", "square"}
 # how a recipe spells the settings, for messages
-SPEC_NAMES = {"cross_replace_steps": "cross_replace", "self_replace_steps": "self_replace", "blend_words": "blend",
-              "subtract_words": "subtract", "equalizer": "reweight"}
+SPEC_NAMES = {
+    "cross_replace_steps": "cross_replace",
+    "self_replace_steps": "self_replace",
+    "blend_words": "blend",
+    "subtract_words": "subtract",
+    "equalizer": "reweight",
+}
 SETTINGS_NAMES = {"num_inference_steps": "steps", "guidance_scale": "guidance"}
 
 
@@ -57,8 +78,9 @@ def load_recipe(path: Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise RecipeError(f"{path.name}: YAML recipes need pyyaml (pip install 'p2p-real[batch]'), "
-                              "or write the recipe as JSON") from None
+            raise RecipeError(
+                f"{path.name}: YAML recipes need pyyaml (pip install 'p2p-real[batch]'), or write the recipe as JSON"
+            ) from None
         try:
             data = safe_load_bounded(text)
         except AliasBombError as exc:
@@ -69,8 +91,9 @@ def load_recipe(path: Path) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RecipeError(f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                              ) from exc
+            raise RecipeError(
+                f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from exc
     if not isinstance(data, dict):
         raise RecipeError(f"{path.name}: a recipe must be a mapping with a 'photos' list")
     _check_keys(data, RECIPE_KEYS, path.name)
@@ -94,8 +117,10 @@ def output_folder(recipe: Mapping[str, Any], path: Path, default: str) -> Path:
         raise RecipeError(f"{path.name}: 'out' must be a folder name, got {quoted(value)}")
     posix, windows = PurePosixPath(value), PureWindowsPath(value)
     if posix.is_absolute() or windows.anchor or value.startswith("~") or ".." in posix.parts or ".." in windows.parts:
-        raise RecipeError(f"{path.name}: 'out' must be a folder inside the recipe's folder, not {quoted(value)} "
-                          "(a recipe must not write elsewhere); pass --out DIR to write anywhere")
+        raise RecipeError(
+            f"{path.name}: 'out' must be a folder inside the recipe's folder, not {quoted(value)} "
+            "(a recipe must not write elsewhere); pass --out DIR to write anywhere"
+        )
     folder = path.parent / posix
     for inside in (folder, folder / CACHE_FOLDER):
         check_inside(inside, path, "'out'")
@@ -107,9 +132,11 @@ def check_inside(folder: Path, recipe_path: Path, what: str) -> None:
     base = recipe_path.parent.resolve()
     real = folder.resolve()
     if real != base and base not in real.parents:
-        raise RecipeError(f"{recipe_path.name}: {what} {str(folder.relative_to(recipe_path.parent))!r} leads out of "
-                          "the recipe's folder through a symbolic link (a recipe must not write elsewhere); pass "
-                          "--out DIR to write anywhere")
+        raise RecipeError(
+            f"{recipe_path.name}: {what} {str(folder.relative_to(recipe_path.parent))!r} leads out of "
+            "the recipe's folder through a symbolic link (a recipe must not write elsewhere); pass "
+            "--out DIR to write anywhere"
+        )
 
 
 def check_job_folders(jobs: list[Job], recipe_path: Path) -> None:
@@ -140,8 +167,12 @@ def stored_settings(path: Path) -> dict[str, Any]:
         meta = safetensors_metadata(path)
         if meta.get("format") != "p2p-real-inversion":
             raise ValueError(f"{path.name} is not an inversion saved by p2p-real")
-        return {"prompt": meta["prompt"], "method": meta["method"], "steps": int(meta["num_inference_steps"]),
-                "guidance": float(meta["guidance_scale"])}
+        return {
+            "prompt": meta["prompt"],
+            "method": meta["method"],
+            "steps": int(meta["num_inference_steps"]),
+            "guidance": float(meta["guidance_scale"]),
+        }
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"photo {quoted(str(path))} is not a readable inversion ({exc})") from exc
 
@@ -173,8 +204,10 @@ def _pairs(value: Any, key: str) -> list[notation.Pair]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [_parsed(v, notation.parse_pair, key) for v in value]
     if isinstance(value, Mapping):
-        return [(str(source), tuple(map(str, target)) if isinstance(target, list) else (str(target),))
-                for source, target in value.items()]
+        return [
+            (str(source), tuple(map(str, target)) if isinstance(target, list) else (str(target),))
+            for source, target in value.items()
+        ]
     raise ValueError(f"'{key}' cannot be {quoted(value)}")
 
 
@@ -184,8 +217,9 @@ def _reweights(value: Any) -> list[notation.Reweight]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [_parsed(v, notation.parse_reweight, "reweight") for v in value]
     if isinstance(value, Mapping):
-        return [(str(word), tuple(factors) if isinstance(factors, list) else (factors,))
-                for word, factors in value.items()]
+        return [
+            (str(word), tuple(factors) if isinstance(factors, list) else (factors,)) for word, factors in value.items()
+        ]
     raise ValueError(f"'reweight' cannot be {quoted(value)}")
 
 
@@ -216,9 +250,12 @@ def inversion_settings(photo: Mapping[str, Any], stored: Mapping[str, Any] | Non
     """The inversion settings of a photo entry (merged with the recipe's defaults): resolved for a photo; for a
     saved inversion (`stored`: its own settings) those the entry leaves out are the inversion's."""
     size = photo.get("size")
-    given = {"prompt": photo.get("prompt"), "method": photo.get("method"),
-             "steps": _parsed(photo.get("steps"), notation.parse_whole, "steps"),
-             "guidance": _parsed(photo.get("guidance"), notation.parse_number, "guidance")}
+    given = {
+        "prompt": photo.get("prompt"),
+        "method": photo.get("method"),
+        "steps": _parsed(photo.get("steps"), notation.parse_whole, "steps"),
+        "guidance": _parsed(photo.get("guidance"), notation.parse_number, "guidance"),
+    }
     if stored is not None:
         given = {key: stored[key] if value is None else value for key, value in given.items()}
     settings = InversionSettings(
@@ -233,14 +270,18 @@ def inversion_settings(photo: Mapping[str, Any], stored: Mapping[str, Any] | Non
     return settings if stored is not None else settings.resolved()
 
 
-def plan_jobs(recipe: Mapping[str, Any], recipe_path: Path, out: Path, model: str, device: str, dtype: str
-              ) -> list[Job]:
+def plan_jobs(
+    recipe: Mapping[str, Any], recipe_path: Path, out: Path, model: str, device: str, dtype: str
+) -> list[Job]:
     """Expand photos x edits into jobs, every setting checked; errors name the recipe and the entry."""
     defaults = recipe.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise RecipeError(f"{recipe_path.name}: 'defaults' must be a mapping")
-    _check_keys(defaults, (PHOTO_KEYS | EDIT_KEYS) - {"photo", "prompt", "name", "edits", "target", "targets"},
-                f"{recipe_path.name}: defaults")
+    _check_keys(
+        defaults,
+        (PHOTO_KEYS | EDIT_KEYS) - {"photo", "prompt", "name", "edits", "target", "targets"},
+        f"{recipe_path.name}: defaults",
+    )
     shared_edits = list(recipe.get("edits") or [])
     run = {"model": model, "device": device, "dtype": dtype}
     jobs: list[Job] = []
@@ -254,8 +295,15 @@ def plan_jobs(recipe: Mapping[str, Any], recipe_path: Path, out: Path, model: st
     return jobs
 
 
-def _photo_jobs(photo: dict[str, Any], index: int, shared_edits: list[Any], base: Path, out: Path,
-                run: dict[str, str], photo_names: set[str]) -> list[Job]:
+def _photo_jobs(
+    photo: dict[str, Any],
+    index: int,
+    shared_edits: list[Any],
+    base: Path,
+    out: Path,
+    run: dict[str, str],
+    photo_names: set[str],
+) -> list[Job]:
     """The jobs of one photo entry: its own edits, then the recipe's shared ones."""
     _check_keys(photo, PHOTO_KEYS | (EDIT_KEYS - {"target", "targets"}))
     if not isinstance(photo.get("photo"), str) or not photo["photo"].strip():
@@ -291,8 +339,19 @@ def _photo_jobs(photo: dict[str, Any], index: int, shared_edits: list[Any], base
     return jobs
 
 
-def _edit_job(photo: dict[str, Any], entry: dict[str, Any], k: int, index: int, path: Path, photo_name: str,
-              settings: InversionSettings, base: Path, out: Path, run: dict[str, str], edit_names: set[str]) -> Job:
+def _edit_job(
+    photo: dict[str, Any],
+    entry: dict[str, Any],
+    k: int,
+    index: int,
+    path: Path,
+    photo_name: str,
+    settings: InversionSettings,
+    base: Path,
+    out: Path,
+    run: dict[str, str],
+    edit_names: set[str],
+) -> Job:
     _check_keys(entry, EDIT_KEYS)
     merged = {key: value for key, value in photo.items() if key not in PHOTO_KEYS}
     merged.update({key: value for key, value in entry.items() if key != "name"})
@@ -311,6 +370,17 @@ def _edit_job(photo: dict[str, Any], entry: dict[str, Any], k: int, index: int, 
         raise ValueError(f"mask {quoted(str(mask))} not found")
     seed = validation.seed(_parsed(merged.get("seed", 0), notation.parse_whole, "seed"), "seed")
     spec = edit_spec(merged, len(targets))
-    return Job(f"photos[{index}].edits[{k}]", photo_name, edit_name, path, settings, targets, spec, mask, seed,
-               out / photo_name, run, inversion=is_inversion(path))
-
+    return Job(
+        f"photos[{index}].edits[{k}]",
+        photo_name,
+        edit_name,
+        path,
+        settings,
+        targets,
+        spec,
+        mask,
+        seed,
+        out / photo_name,
+        run,
+        inversion=is_inversion(path),
+    )

@@ -75,9 +75,17 @@ class EditResult:
 
         return edit_as_inversion(self, k)
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-             overwrite: bool = False, *, format: str | None = None, quality: int | None = None,
-             inversions: bool = False) -> list[Path]:
+    def save(
+        self,
+        folder: str | os.PathLike,
+        name: str,
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        *,
+        format: str | None = None,
+        quality: int | None = None,
+        inversions: bool = False,
+    ) -> list[Path]:
         """Write NAME.0.png (the source or reconstruction), NAME.K.png per target, NAME.K.mask.png (with
         local blend or a user mask), NAME.grid.png and the sidecar NAME.json into `folder`, each file
         atomically and the sidecar last; `extra` adds keys to the sidecar. Returns the paths written.
@@ -92,8 +100,7 @@ class EditResult:
         from p2p_real.outputs import save_edit
 
         fmt, stem = image_format(format, name)
-        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality,
-                         inversions=inversions)
+        return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality, inversions=inversions)
 
 
 @dataclass
@@ -138,8 +145,9 @@ class Reconstruction:
         figures["verdict"] = self.verdict().level
         return figures
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-             overwrite: bool = False) -> list[Path]:
+    def save(
+        self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> list[Path]:
         """Write NAME.recon.png, NAME.recon.grid.png (photo | VAE only | reconstruction) and the sidecar
         NAME.recon.json with the metrics, as one output set (see EditResult.save); returns the paths written."""
         from p2p_real.outputs import save_reconstruction
@@ -151,16 +159,22 @@ class Reconstruction:
         VAE's ceiling (and for direct inversion the drift it corrects), and the verdict."""
         lines = [f"method          {self.method}"]
         if self.drift_psnr is None:
-            lines.append(f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB, "
-                         f"lost to inversion {self.lost_db:.2f} dB)")
+            lines.append(
+                f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB, "
+                f"lost to inversion {self.lost_db:.2f} dB)"
+            )
         else:
-            lines += [f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB): exact by "
-                      "construction, the source row follows the pivots",
-                      f"drift           {self.drift_db:.2f} dB corrected (plain DDIM from the same start: "
-                      f"{self.drift_psnr:.2f} dB)"]
-        lines += [f"SSIM            {self.ssim:.4f} (VAE ceiling {self.vae_ssim:.4f})",
-                  f"latent MSE      {self.latent_error:.3e}",
-                  f"verdict         {self.verdict()}"]
+            lines += [
+                f"PSNR            {self.psnr:.2f} dB (VAE ceiling {self.vae_psnr:.2f} dB): exact by "
+                "construction, the source row follows the pivots",
+                f"drift           {self.drift_db:.2f} dB corrected (plain DDIM from the same start: "
+                f"{self.drift_psnr:.2f} dB)",
+            ]
+        lines += [
+            f"SSIM            {self.ssim:.4f} (VAE ceiling {self.vae_ssim:.4f})",
+            f"latent MSE      {self.latent_error:.3e}",
+            f"verdict         {self.verdict()}",
+        ]
         return "\n".join(lines)
 
 

@@ -19,8 +19,10 @@ from p2p_real.load_errors import ModelLoadError
 
 SDXL_KEY_PREFIX = "conditioner.embedders.1."  # SDXL base: CLIP ViT-L is embedders.0, OpenCLIP bigG embedders.1
 REFINER_KEY_PREFIX = "conditioner.embedders.0.model."  # the refiner's only text encoder is OpenCLIP bigG
-_REFINER = ("{what} is an SDXL refiner (it has only the second text encoder); Prompt-to-Prompt needs a model with "
-            "both text encoders, such as stabilityai/stable-diffusion-xl-base-1.0")
+_REFINER = (
+    "{what} is an SDXL refiner (it has only the second text encoder); Prompt-to-Prompt needs a model with "
+    "both text encoders, such as stabilityai/stable-diffusion-xl-base-1.0"
+)
 
 
 def _refused(message: str) -> Exception:
@@ -36,7 +38,7 @@ def pipeline_class(family: str) -> tuple[type[StableDiffusionPipeline | StableDi
 
 
 def index_family(index: Mapping[str, Any], what: str) -> str:
-    """"sdxl" or "sd" from a model_index.json's contents; refuses an SDXL refiner."""
+    """ "sdxl" or "sd" from a model_index.json's contents; refuses an SDXL refiner."""
     name = str(index.get("_class_name", ""))
     second = index.get("text_encoder_2")
     has_second = isinstance(second, (list, tuple)) and len(second) == 2 and second[0] is not None

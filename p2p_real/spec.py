@@ -87,8 +87,9 @@ class EditSpec:
         validation.choice(self.edit, EDIT_KINDS, n("edit"), error=PromptError)
         set_(self, "cross_replace_steps", _cross_window(self.cross_replace_steps, n("cross_replace_steps")))
         set_(self, "self_replace_steps", validation.window(self.self_replace_steps, n("self_replace_steps")))
-        set_(self, "self_replace_max_res", validation.side_fraction(self.self_replace_max_res,
-                                                                    n("self_replace_max_res")))
+        set_(
+            self, "self_replace_max_res", validation.side_fraction(self.self_replace_max_res, n("self_replace_max_res"))
+        )
         set_(self, "blend_words", _words(self.blend_words, n("blend_words")))
         set_(self, "subtract_words", _words(self.subtract_words, n("subtract_words")))
         set_(self, "blend_threshold", validation.fraction(self.blend_threshold, n("blend_threshold")))
@@ -99,14 +100,17 @@ class EditSpec:
         if self.feather is not None:
             set_(self, "feather", validation.number(self.feather, n("feather"), minimum=0, maximum=MAX_FEATHER))
         if self.subtract_words is not None and self.blend_words is None:
-            raise ValueError(f"{n('subtract_words')} needs {n('blend_words')}: it removes words from the "
-                             "local-blend mask")
+            raise ValueError(
+                f"{n('subtract_words')} needs {n('blend_words')}: it removes words from the local-blend mask"
+            )
         if self.mask_mode == "intersect" and self.blend_words is None:
-            raise ValueError(f"{n('mask_mode')} 'intersect' needs {n('blend_words')}: there is no attention "
-                             "mask to intersect with")
+            raise ValueError(
+                f"{n('mask_mode')} 'intersect' needs {n('blend_words')}: there is no attention mask to intersect with"
+            )
         if self.edit == "reweight" and not self.equalizer:
-            raise PromptError(f"{n('edit')} 'reweight' needs an equalizer: give {n('equalizer')}, "
-                              "e.g. {'fluffy': 2.0}")
+            raise PromptError(
+                f"{n('edit')} 'reweight' needs an equalizer: give {n('equalizer')}, e.g. {{'fluffy': 2.0}}"
+            )
 
     def name(self, setting: str) -> str:
         """How the caller spells `setting` (the field name unless `names` says otherwise)."""
@@ -126,8 +130,9 @@ class EditSpec:
         return {name: _plain(getattr(self, name)) for name in SETTINGS}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], names: Mapping[str, str] | None = None,
-                  synthetic: bool = False) -> EditSpec:
+    def from_dict(
+        cls, data: Mapping[str, Any], names: Mapping[str, str] | None = None, synthetic: bool = False
+    ) -> EditSpec:
         """The spec `to_dict` wrote (or any subset of its keys; the others take the defaults, those of
         generated images with `synthetic=True`)."""
         if not isinstance(data, Mapping):
@@ -180,11 +185,11 @@ def _words(words: Any, name: str) -> tuple[tuple[str, ...], ...] | None:
     if words is None:
         return None
     ok = isinstance(words, Sequence) and not isinstance(words, str)
-    ok = ok and all(isinstance(e, str) or (isinstance(e, Sequence) and all(isinstance(w, str) for w in e))
-                    for e in words)
+    ok = ok and all(
+        isinstance(e, str) or (isinstance(e, Sequence) and all(isinstance(w, str) for w in e)) for e in words
+    )
     if not ok:
-        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), "
-                          f"got {validation.quoted(words)}")
+        raise PromptError(f"{name} must give words per prompt, e.g. (['cat'], ['dog']), got {validation.quoted(words)}")
     return tuple((e,) if isinstance(e, str) else tuple(dict.fromkeys(e)) for e in words)  # duplicates: once
 
 
@@ -193,8 +198,9 @@ def _equalizer(equalizer: Any, name: str) -> dict[str, float | tuple[float, ...]
     if equalizer is None or (isinstance(equalizer, Mapping) and not equalizer):
         return None
     if not isinstance(equalizer, Mapping):
-        raise PromptError(f"{name} must map words to factors, e.g. {{'fluffy': 2.0}}, "
-                          f"got {validation.quoted(equalizer)}")
+        raise PromptError(
+            f"{name} must map words to factors, e.g. {{'fluffy': 2.0}}, got {validation.quoted(equalizer)}"
+        )
     out: dict[str, float | tuple[float, ...]] = {}
     for word, value in equalizer.items():
         if not isinstance(word, str) or not word.strip():
@@ -211,6 +217,8 @@ def reweight_factor(value: Any, name: str) -> float:
     """One reweight factor: a finite number in [-MAX_REWEIGHT, MAX_REWEIGHT]."""
     factor = validation.number(value, name, error=PromptError)
     if abs(factor) > MAX_REWEIGHT:
-        raise PromptError(f"{name} must be in [-{MAX_REWEIGHT:g}, {MAX_REWEIGHT:g}] (the paper uses [-2, 2]; larger "
-                          f"factors swamp the other words and overflow), got {value!r}")
+        raise PromptError(
+            f"{name} must be in [-{MAX_REWEIGHT:g}, {MAX_REWEIGHT:g}] (the paper uses [-2, 2]; larger "
+            f"factors swamp the other words and overflow), got {value!r}"
+        )
     return factor

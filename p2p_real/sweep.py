@@ -80,12 +80,22 @@ class SweepResult:
             for name, value in combination.spec.to_dict().items():
                 if name in combination.settings and value not in swept.setdefault(name, []):
                     swept[name].append(value)
-        return {**common, "command": "sweep", "target": self.target, "swept": swept,
-                "combinations": [{"index": c.index, "label": c.label, "spec": c.spec.to_dict()}
-                                 for c in self.combinations]}
+        return {
+            **common,
+            "command": "sweep",
+            "target": self.target,
+            "swept": swept,
+            "combinations": [{"index": c.index, "label": c.label, "spec": c.spec.to_dict()} for c in self.combinations],
+        }
 
-    def save(self, folder: str | os.PathLike, name: str, extra: dict[str, Any] | None = None,
-             overwrite: bool = False, per_edit: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    def save(
+        self,
+        folder: str | os.PathLike,
+        name: str,
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        per_edit: Sequence[dict[str, Any]] | None = None,
+    ) -> list[Path]:
         """Write each combination K as an ordinary edit named NAME.K (NAME.K.0.png, NAME.K.1.png, NAME.K.1.mask.png,
         NAME.K.grid.png, NAME.K.json: see EditResult.save), the contact sheet NAME.sweep.png and the sweep's
         sidecar NAME.sweep.json, as one output set: atomically, nothing replaced without `overwrite`, all or
@@ -101,8 +111,14 @@ class SweepResult:
         written: list[Path] = []
         with OutputSet(folder, name, every, overwrite) as files:
             for k, (combination, result, edit) in enumerate(zip(self.combinations, self.results, paths)):
-                note = {"sweep": {"index": combination.index, "of": len(self), "label": combination.label,
-                                  "sheet": sheet.name}}
+                note = {
+                    "sweep": {
+                        "index": combination.index,
+                        "of": len(self),
+                        "label": combination.label,
+                        "sheet": sheet.name,
+                    }
+                }
                 own = {**(extra or {}), **(per_edit[k] if per_edit is not None else {}), **note}
                 written += _write_edit(result, files, edit, own, "png", None)
             written.append(files.write(sheet, png_writer(self.sheet, png_text(parameters))))
@@ -111,8 +127,9 @@ class SweepResult:
         return written
 
 
-def sweep_paths(folder: str | os.PathLike, name: str, results: Sequence[EditResult] | Sequence[bool]
-                ) -> list[EditPaths]:
+def sweep_paths(
+    folder: str | os.PathLike, name: str, results: Sequence[EditResult] | Sequence[bool]
+) -> list[EditPaths]:
     """The files of each combination (outputs.EditPaths, named NAME.K), from the results or, before running,
     from whether each combination writes a mask."""
     masked = [r if isinstance(r, bool) else r.info.get("blend_mask") is not None for r in results]
@@ -142,8 +159,17 @@ def batches(combinations: Sequence[Combination], batch_size: int) -> list[list[C
     return out
 
 
-def run_sweep(editor: Editor, inv: Inversion, target: str, lists: Mapping[str, Any], *, spec: EditSpec | None = None,
-              mask: MaskSource | None = None, progress: bool = True, batch_size: int = DEFAULT_BATCH) -> SweepResult:
+def run_sweep(
+    editor: Editor,
+    inv: Inversion,
+    target: str,
+    lists: Mapping[str, Any],
+    *,
+    spec: EditSpec | None = None,
+    mask: MaskSource | None = None,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+) -> SweepResult:
     """Editor.sweep: check every combination, run them in batches, and build the results and the sheet."""
     targets = prompt_list(target, "target")
     if len(targets) != 1:
@@ -162,17 +188,28 @@ def run_sweep(editor: Editor, inv: Inversion, target: str, lists: Mapping[str, A
         specs = [c.spec for c in batch]
         trajectory = torch.empty(inv.num_inference_steps, len(batch) + 1, *start.shape[1:])  # for as_inversion
         final, latent_mask, attention = editor._run(
-            [inv.prompt] + [target] * len(batch), start, uncond, specs[0] if len(batch) == 1 else specs,
-            source_pivots=pivots, mask=user, num_inference_steps=inv.num_inference_steps,
-            guidance_scale=inv.guidance_scale, progress=progress, trajectory=trajectory,
+            [inv.prompt] + [target] * len(batch),
+            start,
+            uncond,
+            specs[0] if len(batch) == 1 else specs,
+            source_pivots=pivots,
+            mask=user,
+            num_inference_steps=inv.num_inference_steps,
+            guidance_scale=inv.guidance_scale,
+            progress=progress,
+            trajectory=trajectory,
         )
         for row, combination in enumerate(batch, start=1):
             rows = [0, row]
-            maps = None if attention is None else AttentionMaps(attention.maps[rows],
-                                                                [attention.tokens[0], attention.tokens[row]])
+            maps = (
+                None
+                if attention is None
+                else AttentionMaps(attention.maps[rows], [attention.tokens[0], attention.tokens[row]])
+            )
             row_mask = None if latent_mask is None else latent_mask[row - 1 : row]
             result = editor._edit_result(
-                inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil")
+                inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil"
+            )
             result.trajectory, result.unconditional = trajectory[:, rows], per_step
             results[combination.index] = result
     ordered = [results[c.index] for c in combinations]
@@ -190,11 +227,14 @@ def sheet_columns(combinations: Sequence[Combination]) -> int:
     return min(len(combinations), SHEET_COLUMNS)
 
 
-def contact_sheet(inv: Inversion, results: Sequence[EditResult], combinations: Sequence[Combination],
-                  target: str) -> Image.Image:
+def contact_sheet(
+    inv: Inversion, results: Sequence[EditResult], combinations: Sequence[Combination], target: str
+) -> Image.Image:
     """The photo and its reconstruction, then every combination's edited image with its settings under it."""
-    leading: list[Cell | None] = [(inv.original, f"photo: {inv.prompt}"),
-                                  (results[0].images[0], f"reconstruction\nedits: {target}")]
+    leading: list[Cell | None] = [
+        (inv.original, f"photo: {inv.prompt}"),
+        (results[0].images[0], f"reconstruction\nedits: {target}"),
+    ]
     cells: list[Cell] = [(r.images[1], f"{c.index}: {c.label}") for r, c in zip(results, combinations)]
     columns = sheet_columns(combinations)
     rows = [leading] + [cells[i : i + columns] for i in range(0, len(cells), columns)]

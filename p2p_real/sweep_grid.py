@@ -20,8 +20,13 @@ from p2p_real.spec import SETTINGS, EditSpec
 MAX_COMBINATIONS = 64
 # Short names of the settings a sweep usually varies (the command line and the page); the full field names
 # work too.
-SHORT_NAMES = {"cross": "cross_replace_steps", "self": "self_replace_steps", "threshold": "blend_threshold",
-               "start": "blend_start", "pool": "blend_pool"}
+SHORT_NAMES = {
+    "cross": "cross_replace_steps",
+    "self": "self_replace_steps",
+    "threshold": "blend_threshold",
+    "start": "blend_start",
+    "pool": "blend_pool",
+}
 LABELS = {field: short for short, field in SHORT_NAMES.items()}
 # How values are written as text (the command line, the page), for the settings that have a short text form.
 TEXT_VALUES: dict[str, Callable[[str], Any]] = {
@@ -56,8 +61,10 @@ def setting_name(text: str) -> str:
     name = text.strip().replace("-", "_")
     name = SHORT_NAMES.get(name, name)
     if name not in SETTINGS:
-        raise SweepError(f"{text!r} is not an edit setting to sweep (short names: {', '.join(SHORT_NAMES)}; or one "
-                         f"of {', '.join(SETTINGS)})")
+        raise SweepError(
+            f"{text!r} is not an edit setting to sweep (short names: {', '.join(SHORT_NAMES)}; or one "
+            f"of {', '.join(SETTINGS)})"
+        )
     return name
 
 
@@ -65,8 +72,10 @@ def parse_values(name: str, text: str) -> list[Any]:
     """The comma-separated values of one swept setting, as text: '0.2,0.5,0.8' (windows may be '0.1:0.8')."""
     parse = TEXT_VALUES.get(name)
     if parse is None:
-        raise SweepError(f"{name} cannot be swept from text (text sweeps take {', '.join(TEXT_VALUES)}); sweep it "
-                         "from Python with Editor.sweep")
+        raise SweepError(
+            f"{name} cannot be swept from text (text sweeps take {', '.join(TEXT_VALUES)}); sweep it "
+            "from Python with Editor.sweep"
+        )
     pieces = [piece.strip() for piece in text.split(",")]
     if not text.strip() or not all(pieces):
         raise SweepError(f"sweep of {name}: give comma-separated values, e.g. {name}=0.2,0.5, got {text!r}")
@@ -133,8 +142,9 @@ def sweep_grid(base: EditSpec, lists: Mapping[str, Any]) -> list[Combination]:
     MAX_COMBINATIONS combinations, or a value (or a combination) the setting refuses.
     """
     if not lists:
-        raise SweepError("a sweep needs at least one setting given as a list of values, e.g. "
-                         "cross_replace_steps=[0.2, 0.5, 0.8]")
+        raise SweepError(
+            "a sweep needs at least one setting given as a list of values, e.g. cross_replace_steps=[0.2, 0.5, 0.8]"
+        )
     values: dict[str, list[Any]] = {}
     for name, given in lists.items():
         if name not in SETTINGS:

@@ -57,8 +57,16 @@ def prepare_inversion(
         """Invert the photo with the resolved settings (logged)."""
         if log is not None:
             log(f"inverting {photo_name(photo)} ({resolved.method}, {resolved.num_inference_steps} steps)")
-        inv = editor.invert(photo, resolved.prompt, resolved.method, resolved.num_inference_steps,
-                            resolved.guidance_scale, progress, resolved.size, resolved.square)
+        inv = editor.invert(
+            photo,
+            resolved.prompt,
+            resolved.method,
+            resolved.num_inference_steps,
+            resolved.guidance_scale,
+            progress,
+            resolved.size,
+            resolved.square,
+        )
         if log is not None and inv.info is not None and inv.info.note:
             log(inv.info.note)  # e.g. a photo's ICC profile left out of the outputs
         return inv

@@ -20,10 +20,22 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio", "--no-default-browser-check",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1", "--remote-debugging-pipe")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--mute-audio",
+    "--no-default-browser-check",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    "--remote-debugging-pipe",
+)
 
 
 class Chromium:
@@ -35,9 +47,13 @@ class Chromium:
         profile.mkdir(parents=True, exist_ok=True)
         to_child, self._to_chrome = _high_pipe()
         self._from_chrome, from_child = _high_pipe()
-        actions = [(os.POSIX_SPAWN_DUP2, to_child, 3), (os.POSIX_SPAWN_DUP2, from_child, 4),
-                   (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-                   (os.POSIX_SPAWN_DUP2, 1, 2), (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+        actions = [
+            (os.POSIX_SPAWN_DUP2, to_child, 3),
+            (os.POSIX_SPAWN_DUP2, from_child, 4),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        ]
         argv = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
         self.pid = os.posix_spawn(CHROMIUM, argv, os.environ, file_actions=actions, setsid=True)
         os.close(to_child)
@@ -50,8 +66,9 @@ class Chromium:
         for domain in ("Page", "Runtime", "Network"):
             self.send(f"{domain}.enable", session=self.session)
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 60) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         """Send one command and return its result (events that arrive meanwhile go to `events`)."""
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
@@ -83,8 +100,12 @@ class Chromium:
 
     def evaluate(self, expression: str, timeout: float = 60) -> Any:
         """The value of a JavaScript expression in the page (promises awaited)."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True}, self.session, timeout)
+        result = self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            self.session,
+            timeout,
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -105,10 +126,14 @@ class Chromium:
 
     def set_files(self, selector: str, *paths: Path) -> None:
         """Choose files in the <input type=file> that `selector` finds, as a person picking them would."""
-        found = self.send("Runtime.evaluate", {"expression": f"document.querySelector({json.dumps(selector)})"},
-                          self.session)
-        self.send("DOM.setFileInputFiles", {"files": [str(p) for p in paths], "objectId": found["result"]["objectId"]},
-                  self.session)
+        found = self.send(
+            "Runtime.evaluate", {"expression": f"document.querySelector({json.dumps(selector)})"}, self.session
+        )
+        self.send(
+            "DOM.setFileInputFiles",
+            {"files": [str(p) for p in paths], "objectId": found["result"]["objectId"]},
+            self.session,
+        )
 
     def type_text(self, selector: str, text: str) -> None:
         """Replace the text of the field that `selector` finds by typing `text` into it."""
@@ -122,8 +147,12 @@ class Chromium:
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page (not only the window)."""
         metrics = self.send("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
-        size = {"width": int(metrics["width"]), "height": int(metrics["height"]), "deviceScaleFactor": 1,
-                "mobile": False}
+        size = {
+            "width": int(metrics["width"]),
+            "height": int(metrics["height"]),
+            "deviceScaleFactor": 1,
+            "mobile": False,
+        }
         self.send("Emulation.setDeviceMetricsOverride", size, self.session)
         data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, self.session)
         path.write_bytes(base64.b64decode(data["data"]))

@@ -117,8 +117,10 @@ def editor(request):
 
 
 def _invert_all(editor, photo, **kwargs) -> dict:
-    return {m: editor.invert(photo, PHOTO_PROMPT, method=m, num_inner_steps=2, progress=False, **kwargs)
-            for m in INVERSION_METHODS}
+    return {
+        m: editor.invert(photo, PHOTO_PROMPT, method=m, num_inner_steps=2, progress=False, **kwargs)
+        for m in INVERSION_METHODS
+    }
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-IGNORED = shutil.ignore_patterns(".venv", "venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info",
-                                 ".mypy_cache", "p2p-demo")
+IGNORED = shutil.ignore_patterns(
+    ".venv", "venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", ".mypy_cache", "p2p-demo"
+)
 TIMEOUT = 900  # seconds per test run
 
 
@@ -48,70 +49,170 @@ FEATHER = ("tests/test_feather.py", "tests/test_paste.py")
 
 MUTATIONS = (
     # the twelve survivors of the first audit
-    Mutation("edits-off", "every P2P attention edit switched off: the controller returns plain attention",
-             "p2p_real/controllers.py", "if not (edit_cross or edit_self):", "if True:",
-             ("tests/test_attention_edits_applied.py", "tests/test_edit.py")),
-    Mutation("fast-never-stops", "null-text-fast never stops a step early (the method passes no stall threshold)",
-             "inversion/methods.py", "return _optimised_embeddings(pivot, FAST_MIN_IMPROVEMENT)",
-             "return _optimised_embeddings(pivot, None)", NULL_TEXT),
-    Mutation("fast-stops-after-one", "null-text-fast stops every step after its first Adam step",
-             "inversion/null_text.py", "previous - loss < self.min_improvement * previous",
-             "previous - loss < 1e30 * previous", NULL_TEXT),
-    Mutation("cache-key-no-model", "the inversion cache key ignores the model fingerprint",
-             "inversion/cache.py", "model = [pipeline_fingerprint(pipe), str(pipe.unet.dtype)]",
-             "model = [str(pipe.unet.dtype)]", ("tests/test_inversion_identity.py",)),
-    Mutation("cache-reuse-across-models", "the cache reuses an inversion without checking the model",
-             "inversion/cache.py", "inv.check_matches(settings.resolved(), image, pipe)",
-             "inv.check_matches(settings.resolved(), image)", ("tests/test_inversion_identity.py",)),
-    Mutation("check-matches-no-prompt", "check_matches ignores the prompt",
-             "inversion/artifact.py", 'stored = {"prompt": self.prompt, "method": self.method,',
-             'stored = {"method": self.method,', IDENTITY),
-    Mutation("check-matches-no-guidance", "check_matches ignores the guidance scale",
-             "inversion/artifact.py", '"guidance_scale": self.guidance_scale}', "}", IDENTITY),
-    Mutation("to-dict-no-threshold", "EditSpec.to_dict drops blend_threshold",
-             "p2p_real/spec.py", "return {name: _plain(getattr(self, name)) for name in SETTINGS}",
-             'return {name: _plain(getattr(self, name)) for name in SETTINGS if name != "blend_threshold"}',
-             ("tests/test_edit_settings.py", "tests/test_workflow.py")),
-    Mutation("no-lr-decay", "null-text's learning-rate decay removed",
-             "inversion/null_text.py", "step_learning_rate(i, learning_rate)", "learning_rate", NULL_TEXT),
-    Mutation("no-epsilon-slack", "null-text's per-step epsilon slack removed",
-             "inversion/null_text.py", "epsilon + EPSILON_SLACK * i", "epsilon", NULL_TEXT),
-    Mutation("feather-no-cell", "the default feather ignores the attention-map cell size",
-             "p2p_real/editor.py", "return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))",
-             "return FEATHER", FEATHER),
-    Mutation("feather-ignored", "spec.feather ignored by Editor.edit",
-             "p2p_real/editor.py", "feather=self._feather(spec.feather, attention)",
-             "feather=self._feather(None, attention)", FEATHER),
-    Mutation("fingerprint-no-adapters", "LoRA and embedding descriptions left out of the model fingerprint",
-             "inversion/fingerprint.py", "    if adapters:\n", "    if False:\n",
-             ("tests/test_inversion_identity.py", "tests/test_adapters.py")),
+    Mutation(
+        "edits-off",
+        "every P2P attention edit switched off: the controller returns plain attention",
+        "p2p_real/controllers.py",
+        "if not (edit_cross or edit_self):",
+        "if True:",
+        ("tests/test_attention_edits_applied.py", "tests/test_edit.py"),
+    ),
+    Mutation(
+        "fast-never-stops",
+        "null-text-fast never stops a step early (the method passes no stall threshold)",
+        "inversion/methods.py",
+        "return _optimised_embeddings(pivot, FAST_MIN_IMPROVEMENT)",
+        "return _optimised_embeddings(pivot, None)",
+        NULL_TEXT,
+    ),
+    Mutation(
+        "fast-stops-after-one",
+        "null-text-fast stops every step after its first Adam step",
+        "inversion/null_text.py",
+        "previous - loss < self.min_improvement * previous",
+        "previous - loss < 1e30 * previous",
+        NULL_TEXT,
+    ),
+    Mutation(
+        "cache-key-no-model",
+        "the inversion cache key ignores the model fingerprint",
+        "inversion/cache.py",
+        "model = [pipeline_fingerprint(pipe), str(pipe.unet.dtype)]",
+        "model = [str(pipe.unet.dtype)]",
+        ("tests/test_inversion_identity.py",),
+    ),
+    Mutation(
+        "cache-reuse-across-models",
+        "the cache reuses an inversion without checking the model",
+        "inversion/cache.py",
+        "inv.check_matches(settings.resolved(), image, pipe)",
+        "inv.check_matches(settings.resolved(), image)",
+        ("tests/test_inversion_identity.py",),
+    ),
+    Mutation(
+        "check-matches-no-prompt",
+        "check_matches ignores the prompt",
+        "inversion/artifact.py",
+        '        stored = {\n            "prompt": self.prompt,\n',
+        "        stored = {\n",
+        IDENTITY,
+    ),
+    Mutation(
+        "check-matches-no-guidance",
+        "check_matches ignores the guidance scale",
+        "inversion/artifact.py",
+        '            "guidance_scale": self.guidance_scale,\n        }',
+        "        }",
+        IDENTITY,
+    ),
+    Mutation(
+        "to-dict-no-threshold",
+        "EditSpec.to_dict drops blend_threshold",
+        "p2p_real/spec.py",
+        "return {name: _plain(getattr(self, name)) for name in SETTINGS}",
+        'return {name: _plain(getattr(self, name)) for name in SETTINGS if name != "blend_threshold"}',
+        ("tests/test_edit_settings.py", "tests/test_workflow.py"),
+    ),
+    Mutation(
+        "no-lr-decay",
+        "null-text's learning-rate decay removed",
+        "inversion/null_text.py",
+        "step_learning_rate(i, learning_rate)",
+        "learning_rate",
+        NULL_TEXT,
+    ),
+    Mutation(
+        "no-epsilon-slack",
+        "null-text's per-step epsilon slack removed",
+        "inversion/null_text.py",
+        "epsilon + EPSILON_SLACK * i",
+        "epsilon",
+        NULL_TEXT,
+    ),
+    Mutation(
+        "feather-no-cell",
+        "the default feather ignores the attention-map cell size",
+        "p2p_real/editor.py",
+        "return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))",
+        "return FEATHER",
+        FEATHER,
+    ),
+    Mutation(
+        "feather-ignored",
+        "spec.feather ignored by Editor.edit",
+        "p2p_real/editor.py",
+        "feather=self._feather(spec.feather, attention)",
+        "feather=self._feather(None, attention)",
+        FEATHER,
+    ),
+    Mutation(
+        "fingerprint-no-adapters",
+        "LoRA and embedding descriptions left out of the model fingerprint",
+        "inversion/fingerprint.py",
+        "    if adapters:\n",
+        "    if False:\n",
+        ("tests/test_inversion_identity.py", "tests/test_adapters.py"),
+    ),
     # what the three tests that could not fail were meant to see
-    Mutation("stall-rule-off", "the stall stop never fires (tests/test_null_text_speed.py asserted on a constant)",
-             "inversion/null_text.py", "return self.min_improvement is not None and previous - loss",
-             "return False and previous - loss", NULL_TEXT),
-    Mutation("reblend-changes-result", "recomputing a mask at another threshold changes the result's own spec "
-             "(tests/test_reblend.py checked a frozen default)",
-             "p2p_real/reblend.py", "spec = spec.replace(blend_threshold=threshold)",
-             "spec = result.spec = spec.replace(blend_threshold=threshold)", ("tests/test_reblend.py",)),
-    Mutation("embeddings-reversed", "per-step embeddings handed to sampling in reverse order "
-             "(tests/test_artifact.py checked their count and shape)",
-             "inversion/artifact.py", "return [e[None].to(cond) for e in self.uncond_embeddings]",
-             "return [e[None].to(cond) for e in self.uncond_embeddings.flip(0)]", ("tests/test_artifact.py",)),
+    Mutation(
+        "stall-rule-off",
+        "the stall stop never fires (tests/test_null_text_speed.py asserted on a constant)",
+        "inversion/null_text.py",
+        "return self.min_improvement is not None and previous - loss",
+        "return False and previous - loss",
+        NULL_TEXT,
+    ),
+    Mutation(
+        "reblend-changes-result",
+        "recomputing a mask at another threshold changes the result's own spec "
+        "(tests/test_reblend.py checked a frozen default)",
+        "p2p_real/reblend.py",
+        "spec = spec.replace(blend_threshold=threshold)",
+        "spec = result.spec = spec.replace(blend_threshold=threshold)",
+        ("tests/test_reblend.py",),
+    ),
+    Mutation(
+        "embeddings-reversed",
+        "per-step embeddings handed to sampling in reverse order "
+        "(tests/test_artifact.py checked their count and shape)",
+        "inversion/artifact.py",
+        "return [e[None].to(cond) for e in self.uncond_embeddings]",
+        "return [e[None].to(cond) for e in self.uncond_embeddings.flip(0)]",
+        ("tests/test_artifact.py",),
+    ),
     # untested before issue 27: the CUDA-graph bookkeeping and the processor's parity with diffusers
-    Mutation("graph-output-not-copied", "a graph replay returns its static output instead of a copy",
-             "inversion/graphed_unet.py", "return self._out.clone()", "return self._out",
-             ("tests/test_graphed_unet.py",)),
-    Mutation("graph-input-not-copied", "a graph replay runs on the latents of the previous call",
-             "inversion/graphed_unet.py", "self._latents.copy_(latents)", "self._latents.copy_(self._latents)",
-             ("tests/test_graphed_unet.py",)),
-    Mutation("processor-no-rescale", "the processor drops AttnProcessor2_0's output rescale",
-             "p2p_real/processor.py", "hidden_states = hidden_states / attn.rescale_output_factor",
-             "hidden_states = hidden_states", ("tests/test_attention_processor.py",)),
-    Mutation("processor-drops-mask", "the processor drops the attention mask",
-             "p2p_real/processor.py",
-             "hidden_states = self.controller.attend(query, key, value, attention_mask, is_cross)",
-             "hidden_states = self.controller.attend(query, key, value, None, is_cross)",
-             ("tests/test_attention_processor.py",)),
+    Mutation(
+        "graph-output-not-copied",
+        "a graph replay returns its static output instead of a copy",
+        "inversion/graphed_unet.py",
+        "return self._out.clone()",
+        "return self._out",
+        ("tests/test_graphed_unet.py",),
+    ),
+    Mutation(
+        "graph-input-not-copied",
+        "a graph replay runs on the latents of the previous call",
+        "inversion/graphed_unet.py",
+        "self._latents.copy_(latents)",
+        "self._latents.copy_(self._latents)",
+        ("tests/test_graphed_unet.py",),
+    ),
+    Mutation(
+        "processor-no-rescale",
+        "the processor drops AttnProcessor2_0's output rescale",
+        "p2p_real/processor.py",
+        "hidden_states = hidden_states / attn.rescale_output_factor",
+        "hidden_states = hidden_states",
+        ("tests/test_attention_processor.py",),
+    ),
+    Mutation(
+        "processor-drops-mask",
+        "the processor drops the attention mask",
+        "p2p_real/processor.py",
+        "hidden_states = self.controller.attend(query, key, value, attention_mask, is_cross)",
+        "hidden_states = self.controller.attend(query, key, value, None, is_cross)",
+        ("tests/test_attention_processor.py",),
+    ),
 )
 
 
@@ -141,10 +242,13 @@ def environment(copy: Path) -> dict[str, str]:
 
 def check_imports(copy: Path) -> None:
     """Refuse to run unless the copy's packages are the ones a test run imports."""
-    code = ("import cli, inversion, masks, p2p_real\n"
-            "print('\\n'.join(m.__file__ for m in (cli, inversion, masks, p2p_real)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=environment(copy), capture_output=True,
-                         text=True, check=True).stdout.split()
+    code = (
+        "import cli, inversion, masks, p2p_real\n"
+        "print('\\n'.join(m.__file__ for m in (cli, inversion, masks, p2p_real)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=copy, env=environment(copy), capture_output=True, text=True, check=True
+    ).stdout.split()
     outside = [f for f in out if not Path(f).resolve().is_relative_to(copy.resolve())]
     if outside:
         raise SystemExit(f"the tests would import the original, not the copy: {outside}")
@@ -155,8 +259,7 @@ def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
     start = time.monotonic()
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
     try:
-        done = subprocess.run(command, cwd=copy, env=environment(copy), capture_output=True, text=True,
-                              timeout=TIMEOUT)
+        done = subprocess.run(command, cwd=copy, env=environment(copy), capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         return -1, time.monotonic() - start, f"timed out after {TIMEOUT} s"
     lines = (done.stdout + done.stderr).strip().splitlines()

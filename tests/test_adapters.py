@@ -34,8 +34,9 @@ def embedding_file(tmp_path_factory):
 
 
 def _generate(pipe, prompts=(SRC, TGT), **kwargs):
-    return Editor(pipe, num_inference_steps=3).generate(list(prompts), generator=0, output_type="np",
-                                                          progress=False, **kwargs)
+    return Editor(pipe, num_inference_steps=3).generate(
+        list(prompts), generator=0, output_type="np", progress=False, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,7 @@ def test_an_embeddings_word_works_in_prompts_and_blend_words(tiny_model_dir, emb
     tokens = tokenize(editor.tokenizer, prompts[1])
     assert len(tokens.spans[tokens.words.index("shinystyle")]) == 2  # both vectors, as encode_prompt uses them
     editor.check(prompts, EditSpec(blend_words=(["cat"], ["shinystyle"])))
-    res = editor.generate(prompts, blend_words=(["cat"], ["shinystyle"]), generator=0, output_type="np",
-                          progress=False)
+    res = editor.generate(prompts, blend_words=(["cat"], ["shinystyle"]), generator=0, output_type="np", progress=False)
     assert res.attention.word("shinystyle", row=1).shape == res.attention.word("cat", row=0).shape
     assert res.parameters["adapters"][0] == {**res.parameters["adapters"][0], "word": "shinystyle", "vectors": 2}
     ids = pipe.tokenizer.convert_tokens_to_ids(["shinystyle", "shinystyle_1"])
@@ -89,8 +89,7 @@ def test_a_pickled_a1111_embedding_loads_where_torch_loads_pickles_safely(tiny_m
 
 
 @pytest.mark.parametrize("kind", ["loras", "embeddings"])
-def test_pickled_lora_and_embedding_files_are_refused_on_torch_before_2_6(tiny_model_dir, tmp_path, monkeypatch,
-                                                                            kind):
+def test_pickled_lora_and_embedding_files_are_refused_on_torch_before_2_6(tiny_model_dir, tmp_path, monkeypatch, kind):
     path = tmp_path / "weights.bin"
     torch.save({"x": torch.zeros(1)}, path)
     monkeypatch.setattr(adapters, "torch_loads_pickles_safely", lambda version=None: False)
@@ -98,13 +97,19 @@ def test_pickled_lora_and_embedding_files_are_refused_on_torch_before_2_6(tiny_m
         load_pipeline(tiny_model_dir, device="cpu", **{kind: [path]})
 
 
-def test_adapter_files_that_cannot_be_used_are_errors_naming_them(tiny_model_dir, tmp_path, embedding_file,
-                                                                  monkeypatch):
+def test_adapter_files_that_cannot_be_used_are_errors_naming_them(
+    tiny_model_dir, tmp_path, embedding_file, monkeypatch
+):
     with pytest.raises(ModelLoadError, match=r"LoRA '.*missing\.safetensors' does not exist"):
         load_pipeline(tiny_model_dir, device="cpu", loras=[tmp_path / "missing.safetensors"])
     other = tmp_path / "other.safetensors"
-    save_file({"unet.no_such_block.to_q.lora_A.weight": torch.zeros(4, 8),
-               "unet.no_such_block.to_q.lora_B.weight": torch.zeros(8, 4)}, other)
+    save_file(
+        {
+            "unet.no_such_block.to_q.lora_A.weight": torch.zeros(4, 8),
+            "unet.no_such_block.to_q.lora_B.weight": torch.zeros(8, 4),
+        },
+        other,
+    )
     with pytest.raises(ModelLoadError, match=r"LoRA '.*other\.safetensors'"):
         load_pipeline(tiny_model_dir, device="cpu", loras=[other])
     with pytest.raises(ModelLoadError, match="the word 'cat' is already in the tokenizer's vocabulary"):
@@ -139,8 +144,9 @@ def test_the_text_forms_of_lora_and_embedding_files():
     assert parse_lora("C:/models/style.safetensors").path.name == "style.safetensors"  # a drive, not a scale
     assert parse_lora("style.safetensors:-1").scale == -1.0
     assert parse_embedding("charturner.pt").word == "charturner"
-    assert parse_embedding("learned_embeds.bin:<cat-toy>") == EmbeddingFile(parse_lora("learned_embeds.bin").path,
-                                                                            "<cat-toy>")
+    assert parse_embedding("learned_embeds.bin:<cat-toy>") == EmbeddingFile(
+        parse_lora("learned_embeds.bin").path, "<cat-toy>"
+    )
     assert parse_embedding("C:/emb/charturner.pt").word == "charturner"
     with pytest.raises(ValueError, match="one word without spaces"):
         parse_embedding("x.pt:two words")

@@ -278,8 +278,16 @@ def test_a_saved_artifact_names_the_photo_without_the_folders_of_this_machine(tm
     folder.mkdir(parents=True)
     Image.fromarray(np.ascontiguousarray(skimage.data.chelsea()[::6, ::6])).save(folder / "cat.png")
     scheduler = ddim_scheduler(tiny_pipe.scheduler.config)
-    inv = invert(tiny_pipe, scheduler, folder / "cat.png", PROMPT, method="ddim", num_inference_steps=2,
-                 progress=False, size=(24, 16))
+    inv = invert(
+        tiny_pipe,
+        scheduler,
+        folder / "cat.png",
+        PROMPT,
+        method="ddim",
+        num_inference_steps=2,
+        progress=False,
+        size=(24, 16),
+    )
     metadata, _ = read(inv.save(tmp_path / "cat.inv.safetensors"))
     assert metadata["source"] == "cat.png"
     assert not [key for key, value in metadata.items() if str(tmp_path) in value or "someone" in value]

@@ -19,19 +19,19 @@ def z_T() -> torch.Tensor:
 
 
 def generate(editor: Editor, **settings) -> torch.Tensor:
-    return editor.generate([SRC, TGT], latents=z_T(), output_type="latent", progress=False,
-                           **settings).images
+    return editor.generate([SRC, TGT], latents=z_T(), output_type="latent", progress=False, **settings).images
 
 
 def test_cross_and_self_injection_each_pull_the_target_towards_the_source(tiny_pipe):
     editor = Editor(tiny_pipe, num_inference_steps=STEPS)
     plain = generate(editor, **NO_INJECTION)
-    alone = tiny_pipe(TGT, latents=z_T(), num_inference_steps=STEPS,
-                      output_type="latent").images
+    alone = tiny_pipe(TGT, latents=z_T(), num_inference_steps=STEPS, output_type="latent").images
     torch.testing.assert_close(plain[1:], alone, atol=2e-4, rtol=1e-4)  # no injection: the target prompt alone
     source_gap, gaps = float((plain[1] - plain[0]).abs().mean()), []
-    for settings in ({"cross_replace_steps": 1.0, "self_replace_steps": 0.0},
-                     {"cross_replace_steps": 0.0, "self_replace_steps": 1.0, "self_replace_max_res": 1.0}):
+    for settings in (
+        {"cross_replace_steps": 1.0, "self_replace_steps": 0.0},
+        {"cross_replace_steps": 0.0, "self_replace_steps": 1.0, "self_replace_max_res": 1.0},
+    ):
         edited = generate(editor, **settings)
         assert torch.equal(edited[0], plain[0]), settings  # the source row is never edited
         assert (edited[1] - plain[1]).abs().max() > 1e-3, settings

@@ -53,8 +53,9 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_cross_attention_equals_attn_processor_2_0(tiny_pipe, masked):
     hidden, text, mask = inputs()
     attn = module(cross_attention_dim=TEXT_DIM)
-    ours, theirs = both(attn, tiny_pipe.unet, hidden, encoder_hidden_states=text,
-                        attention_mask=mask if masked else None)
+    ours, theirs = both(
+        attn, tiny_pipe.unet, hidden, encoder_hidden_states=text, attention_mask=mask if masked else None
+    )
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
     if masked:  # the mask did something, so it was passed on
         unmasked, _ = both(attn, tiny_pipe.unet, hidden, encoder_hidden_states=text)

@@ -28,17 +28,35 @@ def test_plan_keeps_a_photos_edits_together_and_balances_processes():
 @pytest.fixture
 def recipe(tmp_path) -> dict:
     draw_photo(tmp_path / "cat.png")
-    return {"photos": [{"photo": "cat.png", "prompt": "a cat on a wall", "steps": "4", "size": [64, 48],
-                        "edits": [{"target": "a dog on a wall", "blend": {"cat": "dog"}, "reweight": "dog=2",
-                                   "cross_replace": {"default_": "0.1:0.6", "dog": [0.0, 0.4]}}]}],
-            "edits": [{"target": "{prompt} in the sky", "name": "sky", "self_replace": [0.1, 0.5]}]}
+    return {
+        "photos": [
+            {
+                "photo": "cat.png",
+                "prompt": "a cat on a wall",
+                "steps": "4",
+                "size": [64, 48],
+                "edits": [
+                    {
+                        "target": "a dog on a wall",
+                        "blend": {"cat": "dog"},
+                        "reweight": "dog=2",
+                        "cross_replace": {"default_": "0.1:0.6", "dog": [0.0, 0.4]},
+                    }
+                ],
+            }
+        ],
+        "edits": [{"target": "{prompt} in the sky", "name": "sky", "self_replace": [0.1, 0.5]}],
+    }
 
 
 def test_recipe_values_become_settings_objects_not_command_lines(tmp_path, recipe):
     first, sky = plan_jobs(recipe, tmp_path / "r.json", tmp_path / "out", "toy", "auto", "auto")
     assert first.settings == InversionSettings("a cat on a wall", "direct", 4, 7.5, (64, 48), False)  # the default
-    assert first.spec == EditSpec(blend_words=(("cat",), ("dog",)), equalizer={"dog": 2.0},
-                                  cross_replace_steps={"default_": (0.1, 0.6), "dog": (0.0, 0.4)})
+    assert first.spec == EditSpec(
+        blend_words=(("cat",), ("dog",)),
+        equalizer={"dog": 2.0},
+        cross_replace_steps={"default_": (0.1, 0.6), "dog": (0.0, 0.4)},
+    )
     assert sky.targets == ["a cat on a wall in the sky"] and sky.spec.self_replace_steps == (0.1, 0.5)
     assert (first.edit_name, sky.edit_name, first.folder) == ("01-a-dog-on-a-wall", "sky", tmp_path / "out" / "cat")
 
@@ -80,8 +98,11 @@ def test_a_job_whose_files_went_missing_is_redone_not_skipped(tmp_path, recipe):
     first.folder.mkdir(parents=True)
     for path in paths.all()[:-1]:
         path.write_bytes(b"png")
-    outputs = {"images": [p.name for p in paths.images], "masks": [p.name for p in paths.masks],
-               "grid": paths.grid.name}
+    outputs = {
+        "images": [p.name for p in paths.images],
+        "masks": [p.name for p in paths.masks],
+        "grid": paths.grid.name,
+    }
     paths.sidecar.write_text(json.dumps({"job": first.request(), "outputs": outputs}))
     assert resume_state(first, overwrite=False) == "finished"
     paths.images[1].unlink()  # the user deleted an edit: the sidecar alone does not make the job finished
@@ -99,8 +120,9 @@ def test_a_recipes_out_may_be_any_folder_below_it(tmp_path):
     assert output_folder({}, tmp_path / "r.json", "p2p-out") == tmp_path / "p2p-out"
 
 
-@pytest.mark.parametrize(("where", "name"), [("photo", "../x"), ("photo", ".hidden"), ("edit", "a/b"),
-                                             ("edit", "/abs"), ("edit", "..")])
+@pytest.mark.parametrize(
+    ("where", "name"), [("photo", "../x"), ("photo", ".hidden"), ("edit", "a/b"), ("edit", "/abs"), ("edit", "..")]
+)
 def test_names_are_plain_file_names(tmp_path, recipe, where, name):
     entry = recipe["photos"][0] if where == "photo" else recipe["photos"][0]["edits"][0]
     entry["name"] = name
@@ -108,17 +130,21 @@ def test_names_are_plain_file_names(tmp_path, recipe, where, name):
         plan_jobs(recipe, tmp_path / "r.json", tmp_path / "out", "toy", "auto", "auto")
 
 
-def test_a_saved_inversion_is_a_batch_photo_and_missing_files_are_redone(tmp_path, tiny_pipe, tiny_model_dir,
-                                                                         capsys, monkeypatch):
+def test_a_saved_inversion_is_a_batch_photo_and_missing_files_are_redone(
+    tmp_path, tiny_pipe, tiny_model_dir, capsys, monkeypatch
+):
     import cli
     import p2p_real
 
     draw_photo(tmp_path / "cat.png")
-    p2p_real.Editor(tiny_pipe).invert(tmp_path / "cat.png", "a cat on a wall", method="ddim", num_inference_steps=2,
-                                      progress=False).save(tmp_path / "cat.inv.safetensors")
+    p2p_real.Editor(tiny_pipe).invert(
+        tmp_path / "cat.png", "a cat on a wall", method="ddim", num_inference_steps=2, progress=False
+    ).save(tmp_path / "cat.inv.safetensors")
     (tmp_path / "cat.png").unlink()  # the inversion is all the batch needs
-    recipe = {"model": str(tiny_model_dir), "photos": [{"photo": "cat.inv.safetensors", "edits": [
-        {"target": "{prompt} at night", "name": "night"}]}]}
+    recipe = {
+        "model": str(tiny_model_dir),
+        "photos": [{"photo": "cat.inv.safetensors", "edits": [{"target": "{prompt} at night", "name": "night"}]}],
+    }
     (tmp_path / "r.json").write_text(json.dumps(recipe))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["batch", "r.json", "-q"]) == 0, capsys.readouterr().err

@@ -42,8 +42,10 @@ def editor(tiny_pipe):
 @pytest.fixture(scope="module")
 def inversions(editor):
     photo = skimage.data.chelsea()[::6, ::6].copy()  # 50 x 76, not square
-    return {m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
-            for m in ("ddim", "null-text", "negative-prompt", "direct")}
+    return {
+        m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
+        for m in ("ddim", "null-text", "negative-prompt", "direct")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,9 @@ def test_row_0_of_an_edit_of_edit_k_is_edit_k(editor, first, method):
         chained = res.as_inversion(k)
         assert (chained.method, chained.prompt) == ("chain", TARGETS[k - 1])
         assert not torch.allclose(res.latents[k], res.latents[0])  # the edit changed something to carry
-        second = editor.edit(chained, SECOND, blend_words=(["dog" if k == 1 else "lion"], ["dog"]),
-                             output_type="latent", progress=False)
+        second = editor.edit(
+            chained, SECOND, blend_words=(["dog" if k == 1 else "lion"], ["dog"]), output_type="latent", progress=False
+        )
         assert (second.latents[0] - res.latents[k]).abs().max() <= 1e-5
         assert not torch.allclose(second.latents[1], second.latents[0])
         rec = editor.reconstruct(chained, progress=False)
@@ -72,22 +75,38 @@ def test_row_0_of_an_edit_of_edit_k_is_edit_k(editor, first, method):
 
 def test_the_chained_inversion_carries_what_row_k_used(editor, inversions, first):
     empty, caption = editor.uncond_embedding(), editor.embed([PROMPT])
-    expected = {"null-text": inversions["null-text"].uncond_embeddings, "negative-prompt": caption.expand(
-        STEPS_TINY, -1, -1), "ddim": empty.expand(STEPS_TINY, -1, -1), "direct": empty.expand(STEPS_TINY, -1, -1)}
+    expected = {
+        "null-text": inversions["null-text"].uncond_embeddings,
+        "negative-prompt": caption.expand(STEPS_TINY, -1, -1),
+        "ddim": empty.expand(STEPS_TINY, -1, -1),
+        "direct": empty.expand(STEPS_TINY, -1, -1),
+    }
     for method, res in first.items():
         inv, chained = inversions[method], res.as_inversion(2)
         assert torch.equal(chained.uncond_embeddings, expected[method].float()), method
         assert torch.equal(chained.latent_T, inv.latent_T) and torch.equal(chained.z0, res.latents[2:3])
         assert chained.pivots.shape == (STEPS_TINY, *inv.latent_T.shape[1:])
         assert (chained.size, chained.box, chained.model_id, chained.model_family) == (
-            inv.size, inv.box, inv.model_id, inv.model_family)
+            inv.size,
+            inv.box,
+            inv.model_id,
+            inv.model_family,
+        )
         assert np.array_equal(chained.original, np.asarray(res.images[2]))  # the pasted-back edit, photo size
-        assert chained.original.shape == inv.original.shape and chained.image_sha256 == pixel_sha256(
-            chained.original)
+        assert chained.original.shape == inv.original.shape and chained.image_sha256 == pixel_sha256(chained.original)
         assert chained.parent == {
-            "photo": None, "image_sha256": inv.image_sha256, "inversion": None, "prompt": PROMPT, "method": method,
-            "target": TARGETS[1], "row": 2, "spec": res.spec.to_dict(), "mask": "<ndarray>", "mask_sha256": None,
-            "model": res.parameters["model"] and Path(res.parameters["model"]).name}
+            "photo": None,
+            "image_sha256": inv.image_sha256,
+            "inversion": None,
+            "prompt": PROMPT,
+            "method": method,
+            "target": TARGETS[1],
+            "row": 2,
+            "spec": res.spec.to_dict(),
+            "mask": "<ndarray>",
+            "mask_sha256": None,
+            "model": res.parameters["model"] and Path(res.parameters["model"]).name,
+        }
     row0 = first["direct"].as_inversion(0)  # row 0 too: the reconstruction, pasted back
     assert row0.prompt == PROMPT and torch.equal(row0.pivots, inversions["direct"].pivots)
 
@@ -171,19 +190,33 @@ def test_sdxl_edits_are_continued_too(tiny_sdxl_pipe):
     inv = editor.invert(photo, PROMPT, method="direct", progress=False, size=(64, 48))
     res = editor.edit(inv, TARGETS[0], progress=False)
     chained = res.as_inversion(1)
-    assert chained.model_family == "sdxl" and chained.uncond_embeddings.shape[1:] == editor.uncond_embedding(
-        ).shape[1:]
+    assert chained.model_family == "sdxl" and chained.uncond_embeddings.shape[1:] == editor.uncond_embedding().shape[1:]
     second = editor.edit(chained, SECOND, output_type="latent", progress=False)
     assert (second.latents[0] - res.latents[1]).abs().max() <= 1e-5
 
 
-def test_the_command_line_saves_each_edit_as_an_inversion_and_edits_it_again(tmp_path, tiny_model_dir, monkeypatch,
-                                                                             capsys):
+def test_the_command_line_saves_each_edit_as_an_inversion_and_edits_it_again(
+    tmp_path, tiny_model_dir, monkeypatch, capsys
+):
     draw_photo(tmp_path / "photo.png")
     monkeypatch.chdir(tmp_path)
     common = ["--model", str(tiny_model_dir), "--device", "cpu", "--out", "out", "-q"]
-    first = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "-t", "a cow on a wall",
-             "--steps", "2", "--method", "direct", "--save-inversions", *common]
+    first = [
+        "edit",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "-t",
+        "a cow on a wall",
+        "--steps",
+        "2",
+        "--method",
+        "direct",
+        "--save-inversions",
+        *common,
+    ]
     assert cli.main(first) == 0, capsys.readouterr().err
     sidecar = json.loads((tmp_path / "out/photo.json").read_text())
     assert sidecar["outputs"]["inversions"] == ["photo.1.inv.safetensors", "photo.2.inv.safetensors"]
@@ -204,14 +237,31 @@ def test_the_command_line_saves_each_edit_as_an_inversion_and_edits_it_again(tmp
     assert "--method" not in again["argv"]  # a chain is no --method choice; the file fixes it
     other = tmp_path / "other-model"
     tiny_pipeline(seed=1).save_pretrained(other)
-    assert cli.main(["edit", "out/photo.2.inv.safetensors", "-t", "a cow on a red wall", *common[:1], str(other),
-                     "--device", "cpu", "--out", "other", "-q"]) == 1
+    assert (
+        cli.main(
+            [
+                "edit",
+                "out/photo.2.inv.safetensors",
+                "-t",
+                "a cow on a red wall",
+                *common[:1],
+                str(other),
+                "--device",
+                "cpu",
+                "--out",
+                "other",
+                "-q",
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "it continues an edit made with the model " in error, error
     assert not (tmp_path / "other").exists()  # nothing written
     assert cli.main([*again["argv"], "--model", str(tiny_model_dir), "--out", "again", "-q"]) == 0  # reproducible
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "again/photo.1.1.png")),
-                          np.asarray(Image.open(tmp_path / "out/photo.1.1.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "again/photo.1.1.png")), np.asarray(Image.open(tmp_path / "out/photo.1.1.png"))
+    )
 
 
 def test_the_page_continues_from_the_current_edit_without_inverting(offline_page, tmp_path, monkeypatch):
@@ -234,8 +284,9 @@ def test_the_page_continues_from_the_current_edit_without_inverting(offline_page
     assert inverted == []  # nothing is inverted: the edit's own trajectory is the inversion
     assert new_caption == new_target == target and "continues the last edit" in report
 
-    (before, after), _, _, _, files, command = call(target, second, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6,
-                                                    api_name="/edit")
+    (before, after), _, _, _, files, command = call(
+        target, second, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6, api_name="/edit"
+    )
     with Image.open(before) as b, Image.open(edited) as e:
         assert np.array_equal(np.asarray(b), np.asarray(e))  # the page now edits the first edit
     sidecar = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())["parameters"]

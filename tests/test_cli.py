@@ -42,10 +42,37 @@ def runs(ws):
     reconstructed)."""
     root, model, home = ws["root"], ws["model"], ws["home"]
     common = ["--steps", "3", "--model", model]
-    edit = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "-t", "a cat on a red wall",
-            "--blend", "cat:dog,cat", "--reweight", "red=2", "--method", "ddim", *common, "--out", "out/edit"]
-    invert = ["invert", "photo.png", "-p", "a cat on a wall", "--method", "negative-prompt", *common,
-              "-o", "out/inv/photo.inv.safetensors", "-q"]
+    edit = [
+        "edit",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "-t",
+        "a cat on a red wall",
+        "--blend",
+        "cat:dog,cat",
+        "--reweight",
+        "red=2",
+        "--method",
+        "ddim",
+        *common,
+        "--out",
+        "out/edit",
+    ]
+    invert = [
+        "invert",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "--method",
+        "negative-prompt",
+        *common,
+        "-o",
+        "out/inv/photo.inv.safetensors",
+        "-q",
+    ]
 
     def edit_then_reproduce() -> dict:
         first = run_cli(edit, root, home)
@@ -54,8 +81,10 @@ def runs(ws):
         argv = json.loads((root / "out/edit/photo.json").read_text())["argv"]
         # the sidecar names a model outside the working folder by its name only: say where it is
         assert argv[argv.index("--model") + 1] == Path(model).name
-        return {"edit": first, "reproduce": run_cli([*argv, "--model", model, "--out", "out/edit-again", "-q"], root,
-                                                    home)}
+        return {
+            "edit": first,
+            "reproduce": run_cli([*argv, "--model", model, "--out", "out/edit-again", "-q"], root, home),
+        }
 
     def invert_then_reconstruct() -> dict:
         first = run_cli(invert, root, home)
@@ -68,10 +97,39 @@ def runs(ws):
     chains = [
         edit_then_reproduce,
         invert_then_reconstruct,
-        single("generate", ["generate", "a cat on a wall", "a dog on a wall", "--blend", "cat:dog", "--size", "64x48",
-                            "--seed", "7", *common, "--out", "out/gen", "-q"]),
-        single("attention", ["attention", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", *common,
-                             "--out", "out/att", "-q"]),
+        single(
+            "generate",
+            [
+                "generate",
+                "a cat on a wall",
+                "a dog on a wall",
+                "--blend",
+                "cat:dog",
+                "--size",
+                "64x48",
+                "--seed",
+                "7",
+                *common,
+                "--out",
+                "out/gen",
+                "-q",
+            ],
+        ),
+        single(
+            "attention",
+            [
+                "attention",
+                "photo.png",
+                "-p",
+                "a cat on a wall",
+                "-t",
+                "a dog on a wall",
+                *common,
+                "--out",
+                "out/att",
+                "-q",
+            ],
+        ),
         single("env", ["env", "--json"]),
     ]
     with ThreadPoolExecutor(max_workers=len(chains)) as pool:
@@ -142,8 +200,20 @@ def test_blend_syntax_gives_source_and_target_words_per_row():
 def test_windows_and_reweights_map_to_the_spec():
     from p2p_real.commands.options import spec_from_args, spec_json
 
-    argv = ["generate", "a", "b", "c", "--cross-replace", "0.1:0.7", "--cross-replace", "dog=0.4",
-            "--reweight", "fluffy=2", "--reweight", "big=1.5,0.5"]
+    argv = [
+        "generate",
+        "a",
+        "b",
+        "c",
+        "--cross-replace",
+        "0.1:0.7",
+        "--cross-replace",
+        "dog=0.4",
+        "--reweight",
+        "fluffy=2",
+        "--reweight",
+        "big=1.5,0.5",
+    ]
     spec = spec_from_args(cli.build_parser().parse_args(argv), 2, synthetic=True)
     assert spec.cross_replace_steps == {"default_": (0.1, 0.7), "dog": 0.4}
     assert spec.equalizer == {"fluffy": 2.0, "big": (1.5, 0.5)}
@@ -160,8 +230,16 @@ def test_edit_writes_edits_at_photo_resolution_masks_grid_and_parameters(runs, w
     ok(runs["edit"])
     out = ws["root"] / "out/edit"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["photo.0.png", "photo.1.mask.png", "photo.1.png", "photo.2.mask.png", "photo.2.png",
-                     "photo.grid.png", "photo.inv.safetensors", "photo.json"]
+    assert names == [
+        "photo.0.png",
+        "photo.1.mask.png",
+        "photo.1.png",
+        "photo.2.mask.png",
+        "photo.2.png",
+        "photo.grid.png",
+        "photo.inv.safetensors",
+        "photo.json",
+    ]
     for k in range(3):
         assert Image.open(out / f"photo.{k}.png").size == (56, 40)
     assert Image.open(out / "photo.1.mask.png").size == (56, 40)
@@ -183,8 +261,7 @@ def test_the_sidecar_reproduces_byte_identical_images(runs, ws):
     ok(runs["edit"])
     ok(runs["reproduce"])  # the sidecar's argv, run again into another folder
     first, again = ws["root"] / "out/edit", ws["root"] / "out/edit-again"
-    for name in ("photo.0.png", "photo.1.png", "photo.2.png", "photo.1.mask.png", "photo.2.mask.png",
-                 "photo.grid.png"):
+    for name in ("photo.0.png", "photo.1.png", "photo.2.png", "photo.1.mask.png", "photo.2.mask.png", "photo.grid.png"):
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
     from inversion.artifact import Inversion
 
@@ -204,8 +281,13 @@ def test_the_python_api_writes_what_the_edit_command_writes(runs, ws, tmp_path):
     editor = p2p_real.Editor(p2p_real.load_pipeline(ws["model"]))
     spec = p2p_real.EditSpec(blend_words=[["cat"], ["dog"], ["cat"]], equalizer={"red": 2.0})
     editor.check(["a cat on a wall", *targets], spec, num_inference_steps=3)
-    inv = editor.invert(ws["root"] / "photo.png", "a cat on a wall", method="ddim", num_inference_steps=3,
-                        cache=InversionCache(tmp_path, keyed=False))
+    inv = editor.invert(
+        ws["root"] / "photo.png",
+        "a cat on a wall",
+        method="ddim",
+        num_inference_steps=3,
+        cache=InversionCache(tmp_path, keyed=False),
+    )
     editor.edit(inv, targets, spec=spec).save(tmp_path, "photo")
 
     command = ws["root"] / "out/edit"
@@ -213,8 +295,9 @@ def test_the_python_api_writes_what_the_edit_command_writes(runs, ws, tmp_path):
     for path in command.glob("*.png"):
         assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
     # safetensors orders a file's metadata differently in each process: compare the inversions' content
-    (cli_meta, cli_tensors), (api_meta, api_tensors) = (read_safetensors(folder / "photo.inv.safetensors")
-                                                        for folder in (command, tmp_path))
+    (cli_meta, cli_tensors), (api_meta, api_tensors) = (
+        read_safetensors(folder / "photo.inv.safetensors") for folder in (command, tmp_path)
+    )
     assert cli_meta == api_meta and cli_tensors.keys() == api_tensors.keys()
     assert all(torch.equal(cli_tensors[k], api_tensors[k]) for k in cli_tensors)
     cli_sidecar = json.loads((command / "photo.json").read_text())
@@ -273,15 +356,29 @@ def test_generate_writes_source_edit_mask_and_grid_from_a_seed(runs, ws):
     ok(runs["generate"])
     out = ws["root"] / "out/gen"
     assert sorted(p.name for p in out.iterdir()) == [
-        "a-cat-on-a-wall.0.png", "a-cat-on-a-wall.1.mask.png", "a-cat-on-a-wall.1.png",
-        "a-cat-on-a-wall.grid.png", "a-cat-on-a-wall.json"]
+        "a-cat-on-a-wall.0.png",
+        "a-cat-on-a-wall.1.mask.png",
+        "a-cat-on-a-wall.1.png",
+        "a-cat-on-a-wall.grid.png",
+        "a-cat-on-a-wall.json",
+    ]
     assert Image.open(out / "a-cat-on-a-wall.1.png").size == (64, 48)
     assert png_parameters(out / "a-cat-on-a-wall.0.png")["seed"] == 7
 
 
 def test_generate_is_deterministic_in_process(ws, tmp_path, capsys):
-    argv = ["generate", "a cat on a wall", "a dog on a wall", "--steps", "2", "--size", "32x32", "--model",
-            ws["model"], "-q"]
+    argv = [
+        "generate",
+        "a cat on a wall",
+        "a dog on a wall",
+        "--steps",
+        "2",
+        "--size",
+        "32x32",
+        "--model",
+        ws["model"],
+        "-q",
+    ]
     assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
     assert cli.main([*argv, "--out", str(tmp_path / "b")]) == 0
     for k in (0, 1):
@@ -312,10 +409,25 @@ def test_env_picks_the_device_and_dtype_load_pipeline_picks(runs):
 def test_edit_of_a_saved_inversion_with_a_user_mask_in_process(runs, ws, capsys):
     ok(runs["invert"])
     root = ws["root"]
-    argv = ["edit", str(root / "photo.png"), "--inversion", str(root / "out/inv/photo.inv.safetensors"),
-            "-t", "a dog on a wall", "--blend", "cat:dog",
-            "--mask", str(root / "mask.png"), "--mask-mode", "intersect", "--model", ws["model"],
-            "--out", str(root / "out/mask"), "-q"]
+    argv = [
+        "edit",
+        str(root / "photo.png"),
+        "--inversion",
+        str(root / "out/inv/photo.inv.safetensors"),
+        "-t",
+        "a dog on a wall",
+        "--blend",
+        "cat:dog",
+        "--mask",
+        str(root / "mask.png"),
+        "--mask-mode",
+        "intersect",
+        "--model",
+        ws["model"],
+        "--out",
+        str(root / "out/mask"),
+        "-q",
+    ]
     assert cli.main(argv) == 0
     out = root / "out/mask"
     assert not (out / "photo.inv.safetensors").exists()  # the inversion was reused, not written again
@@ -340,8 +452,20 @@ def test_edit_reuses_the_inversion_invert_left_in_the_folder(runs, ws, capsys):
     saved = out / "photo.inv.safetensors"
     saved.write_bytes((root / "out/inv/photo.inv.safetensors").read_bytes())
     stamp = saved.stat().st_mtime_ns
-    argv = ["edit", str(root / "photo.png"), "-p", "a cat on a wall", "-t", "a dog on a wall", "--method",
-            "negative-prompt", "--model", ws["model"], "--out", str(out)]
+    argv = [
+        "edit",
+        str(root / "photo.png"),
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "--method",
+        "negative-prompt",
+        "--model",
+        ws["model"],
+        "--out",
+        str(out),
+    ]
     assert cli.main([*argv, "--steps", "3"]) == 0
     assert f"reused {saved}" in capsys.readouterr().out
     assert saved.stat().st_mtime_ns == stamp and (out / "photo.1.png").exists()
@@ -360,12 +484,22 @@ def test_edit_reuses_the_inversion_invert_left_in_the_folder(runs, ws, capsys):
 
 def write_recipe(root: Path, model: str) -> Path:
     recipe = {
-        "model": model, "out": "batch-out", "defaults": {"method": "ddim", "steps": 4},
+        "model": model,
+        "out": "batch-out",
+        "defaults": {"method": "ddim", "steps": 4},
         "photos": [
-            {"photo": "photo.png", "prompt": "a cat on a wall", "name": "first",
-             "edits": [{"target": "a dog on a wall", "blend": "cat:dog"}]},
-            {"photo": "photo2.png", "prompt": "a cat on a wall", "name": "second",
-             "edits": [{"target": "a cat on a green wall", "reweight": {"green": 2}, "name": "green"}]},
+            {
+                "photo": "photo.png",
+                "prompt": "a cat on a wall",
+                "name": "first",
+                "edits": [{"target": "a dog on a wall", "blend": "cat:dog"}],
+            },
+            {
+                "photo": "photo2.png",
+                "prompt": "a cat on a wall",
+                "name": "second",
+                "edits": [{"target": "a cat on a green wall", "reweight": {"green": 2}, "name": "green"}],
+            },
         ],
         "edits": [{"target": "{prompt} in the sky", "cross_replace": {"default_": 0.6, "sky": [0.0, 0.4]}}],
     }
@@ -385,9 +519,22 @@ def accelerate_prefix() -> list[str]:
     launcher = BIN / "accelerate"
     # accelerate is in the test extra: without it the two-process half of the batch test would not run
     assert launcher.exists() and (BIN / "p2p-real").exists(), "pip install -e '.[test]' (accelerate, p2p-real)"
-    return [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-            str(BIN / "p2p-real")]
+    return [
+        str(launcher),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(BIN / "p2p-real"),
+    ]
 
 
 @pytest.mark.slow
@@ -395,10 +542,20 @@ def test_batch_resumes_after_an_interruption_and_splits_across_processes(ws):
     root = ws["root"]
     recipe = write_recipe(root, ws["model"])
     out = root / "batch-out"
-    sidecars = [out / "first/01-a-dog-on-a-wall.json", out / "first/02-a-cat-on-a-wall-in-the-sky.json",
-                out / "second/green.json", out / "second/02-a-cat-on-a-wall-in-the-sky.json"]
-    proc = subprocess.Popen([*SCRIPT, "batch", str(recipe), "-q"], cwd=root, env=cli_env(ws["home"]),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sidecars = [
+        out / "first/01-a-dog-on-a-wall.json",
+        out / "first/02-a-cat-on-a-wall-in-the-sky.json",
+        out / "second/green.json",
+        out / "second/02-a-cat-on-a-wall-in-the-sky.json",
+    ]
+    proc = subprocess.Popen(
+        [*SCRIPT, "batch", str(recipe), "-q"],
+        cwd=root,
+        env=cli_env(ws["home"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + TIMEOUT
     while not any(p.exists() for p in sidecars) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -50,8 +50,7 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("reweight not a number", [*EDIT, "--reweight", "fluffy=lots"], "'lots' is not a number", "script", ()),
     ("reweight infinite", [*EDIT, "--reweight", "fluffy=inf"], "not a finite number", "script", ()),
     ("unknown mask mode", [*EDIT, "--mask-mode", "union"], "invalid choice: 'union'", "script", ()),
-    ("intersect without blend", [*EDIT, "--mask", "{mask}", "--mask-mode", "intersect"], "needs --blend",
-     "script", ()),
+    ("intersect without blend", [*EDIT, "--mask", "{mask}", "--mask-mode", "intersect"], "needs --blend", "script", ()),
     ("subtract without blend", [*EDIT, "--subtract", "wall"], "--subtract needs --blend", "script", ()),
     ("missing mask", [*EDIT, "--mask", "nomask.png"], "mask 'nomask.png' not found", "script", ()),
     ("unreadable mask", [*EDIT, "--mask", "{corrupt}"], "is not a readable image", "script", ()),
@@ -64,8 +63,13 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("inversion twice", ["edit", "{inv}", "--inversion", "{inv}", "-t", "a"], "not both", "script", ()),
     ("output exists", EDIT, "p2p-out/photo.0.png exists; pass --overwrite", "script", ("p2p-out/photo.0.png",)),
     ("out is a file", [*EDIT, "--out", "taken"], "is a file, not a folder", "script", ("taken",)),
-    ("output over the photo", ["invert", "{photo}", "-p", "a cat", "-o", "{photo}", "--overwrite"],
-     "over an input file", "script", ()),
+    (
+        "output over the photo",
+        ["invert", "{photo}", "-p", "a cat", "-o", "{photo}", "--overwrite"],
+        "over an input file",
+        "script",
+        (),
+    ),
     ("invert an inversion", ["invert", "{inv}", "-p", "a cat"], "invert takes a photo", "script", ()),
     ("reconstruct without prompt", ["reconstruct", "{photo}"], "--prompt is required", "script", ()),
     ("attention of nothing", ["attention"], "nothing to look at", "script", ()),
@@ -76,68 +80,150 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("batch bad YAML", ["batch", "{recipe_yaml_error}"], "not valid YAML", "script", ()),
     ("batch without photos", ["batch", "{recipe_no_photos}"], "'photos' must be a non-empty list", "script", ()),
     ("batch unknown key", ["batch", "{recipe_typo}"], "edits[0]: unknown key 'taget'", "script", ()),
-    ("batch bad number", ["batch", "{recipe_bad_steps}"], "photos[0]: steps: 'many' is not a whole number", "script",
-     ()),
+    (
+        "batch bad number",
+        ["batch", "{recipe_bad_steps}"],
+        "photos[0]: steps: 'many' is not a whole number",
+        "script",
+        (),
+    ),
     ("batch missing photo", ["batch", "{recipe_ghost}"], "photos[0]: photo", "script", ()),
     ("batch changed edit", ["batch", "{recipe_ok}"], "e.json holds another edit", "script", ()),
     # Outputs stay inside the output folder and never replace a user's file.
     ("edit name with folders", [*EDIT, "--name", "../x"], "--name '../x' must be a plain file name", "script", ()),
     ("edit name absolute", [*EDIT, "--name", "/tmp/x"], "--name '/tmp/x' must be a plain file name", "script", ()),
-    ("generate hidden name", ["generate", "a cat", "--name", ".x"], "--name '.x' must be a plain file name",
-     "script", ()),
-    ("reconstruct name with folders", ["reconstruct", "{inv}", "--name", "a/b"], "must be a plain file name",
-     "script", ()),
-    ("batch out absolute", ["batch", "{recipe_out_absolute}"], "'out' must be a folder inside the recipe's folder",
-     "script", ()),
+    (
+        "generate hidden name",
+        ["generate", "a cat", "--name", ".x"],
+        "--name '.x' must be a plain file name",
+        "script",
+        (),
+    ),
+    (
+        "reconstruct name with folders",
+        ["reconstruct", "{inv}", "--name", "a/b"],
+        "must be a plain file name",
+        "script",
+        (),
+    ),
+    (
+        "batch out absolute",
+        ["batch", "{recipe_out_absolute}"],
+        "'out' must be a folder inside the recipe's folder",
+        "script",
+        (),
+    ),
     ("batch out above the recipe", ["batch", "{recipe_out_up}"], "not '../escaped'", "script", ()),
-    ("batch name with folders", ["batch", "{recipe_name_up}"], "edits[0]: name '../x' must be a plain file name",
-     "script", ()),
-    ("batch photo name with folders", ["batch", "{recipe_photo_name_up}"], "photos[0]: name 'a/b' must be a plain",
-     "script", ()),
-    ("batch over a user's file", ["batch", "{recipe_user_file}"], "user-out/photo/e.0.png exists; pass --overwrite",
-     "script", ()),
-    ("batch inversion that is not one", ["batch", "{recipe_bad_inversion}"], "is not a readable inversion",
-     "script", ()),
+    (
+        "batch name with folders",
+        ["batch", "{recipe_name_up}"],
+        "edits[0]: name '../x' must be a plain file name",
+        "script",
+        (),
+    ),
+    (
+        "batch photo name with folders",
+        ["batch", "{recipe_photo_name_up}"],
+        "photos[0]: name 'a/b' must be a plain",
+        "script",
+        (),
+    ),
+    (
+        "batch over a user's file",
+        ["batch", "{recipe_user_file}"],
+        "user-out/photo/e.0.png exists; pass --overwrite",
+        "script",
+        (),
+    ),
+    (
+        "batch inversion that is not one",
+        ["batch", "{recipe_bad_inversion}"],
+        "is not a readable inversion",
+        "script",
+        (),
+    ),
     # These need the model.
-    ("default model offline", ["edit", "{photo}", "-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2"],
-     "--model", "script", ()),
+    (
+        "default model offline",
+        ["edit", "{photo}", "-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2"],
+        "--model",
+        "script",
+        (),
+    ),
     ("corrupt photo", ["edit", "{corrupt}", "-p", "a", "-t", "b", *FAST], "not an image", "main", ()),
-    ("inversion for another model", ["edit", "{inv_other_model}", "-t", "a dog on a wall", *FAST[-2:]],
-     "another model", "script", ()),
+    (
+        "inversion for another model",
+        ["edit", "{inv_other_model}", "-t", "a dog on a wall", *FAST[-2:]],
+        "another model",
+        "script",
+        (),
+    ),
     ("word not in prompt", [*EDIT, "--blend", "cow:dog", *FAST], "--blend: word 'cow' is not in prompt", "main", ()),
     ("empty photo file", ["edit", "{empty}", "-p", "a", "-t", "b", *FAST], "empty file", "main", ()),
-    ("reweight word in no target", [*EDIT, "--reweight", "fluffy=2", *FAST], "--reweight word 'fluffy'", "main",
-     ()),
-    ("replace with misaligned words", [*EDIT[:-1], "a big dog on a wall", "--edit", "replace", *FAST], "replace",
-     "main", ()),
+    ("reweight word in no target", [*EDIT, "--reweight", "fluffy=2", *FAST], "--reweight word 'fluffy'", "main", ()),
+    (
+        "replace with misaligned words",
+        [*EDIT[:-1], "a big dog on a wall", "--edit", "replace", *FAST],
+        "replace",
+        "main",
+        (),
+    ),
     ("cross-replace word in no target", [*EDIT, "--cross-replace", "lion=0.3", *FAST], "'lion'", "main", ()),
     ("prompt too long", ["edit", "{photo}", "-p", "a cat " * 50, "-t", "a dog", *FAST], "tokens", "main", ()),
-    ("corrupt inversion", ["edit", "{broken_inv}", "-t", "a dog", *FAST[-2:]], "not a safetensors file", "main",
-     ()),
-    ("inversion with another prompt", ["edit", "{inv}", "-p", "a dog on a wall", "-t", "a cat", *FAST[-2:]],
-     "was inverted with --prompt", "main", ()),
-    ("inversion with other steps", ["edit", "{inv}", "-t", "a dog on a wall", "--steps", "9", *FAST[-2:]],
-     "--steps 2, not 9", "main", ()),
-    ("inversion of another photo", ["edit", "{photo2}", "--inversion", "{inv}", "-t", "a dog on a wall",
-                                    *FAST[-2:]], "another photo", "main", ()),
+    ("corrupt inversion", ["edit", "{broken_inv}", "-t", "a dog", *FAST[-2:]], "not a safetensors file", "main", ()),
+    (
+        "inversion with another prompt",
+        ["edit", "{inv}", "-p", "a dog on a wall", "-t", "a cat", *FAST[-2:]],
+        "was inverted with --prompt",
+        "main",
+        (),
+    ),
+    (
+        "inversion with other steps",
+        ["edit", "{inv}", "-t", "a dog on a wall", "--steps", "9", *FAST[-2:]],
+        "--steps 2, not 9",
+        "main",
+        (),
+    ),
+    (
+        "inversion of another photo",
+        ["edit", "{photo2}", "--inversion", "{inv}", "-t", "a dog on a wall", *FAST[-2:]],
+        "another photo",
+        "main",
+        (),
+    ),
     ("model path missing", [*EDIT, "--model", "{inputs}/no-model"], "does not exist", "main", ()),
     ("model folder not a pipeline", [*EDIT, "--model", "{inputs}"], "model_index.json", "main", ()),
     ("model file not a checkpoint", [*EDIT, "--model", "{photo}"], "not a checkpoint", "main", ()),
     ("device without CUDA", [*EDIT, "--device", "cuda", "--model", "{model}"], "CUDA is not available", "main", ()),
-    ("half precision on CPU", [*EDIT, "--device", "cpu", "--dtype", "float16", "--model", "{model}"],
-     "needs a CUDA device", "main", ()),
-    ("batch word not in prompt", ["batch", "{recipe_cow}"], "photos[0].edits[0] (photo/01-a-dog-on-a-wall)",
-     "main", ()),
-    ("generate word not in prompt", ["generate", "a cat", "a dog", "--blend", "cow:dog", *FAST[-2:]],
-     "'cow' is not in prompt", "main", ()),
+    (
+        "half precision on CPU",
+        [*EDIT, "--device", "cpu", "--dtype", "float16", "--model", "{model}"],
+        "needs a CUDA device",
+        "main",
+        (),
+    ),
+    (
+        "batch word not in prompt",
+        ["batch", "{recipe_cow}"],
+        "photos[0].edits[0] (photo/01-a-dog-on-a-wall)",
+        "main",
+        (),
+    ),
+    (
+        "generate word not in prompt",
+        ["generate", "a cat", "a dog", "--blend", "cow:dog", *FAST[-2:]],
+        "'cow' is not in prompt",
+        "main",
+        (),
+    ),
     # Limits and numbers that used to end in an OOM kill, a NaN image or an internal error.
     ("size too large", [*EDIT, "--size", "4096x4096"], "at most 2048 pixels", "script", ()),
     ("generate size too large", ["generate", "a cat", "--size", "8x65536"], "at most 2048 pixels", "script", ()),
     ("reweight huge", [*EDIT, "--reweight", "dog=1e30", *FAST], "--reweight['dog'] must be in [-10, 10]", "main", ()),
     ("reweight beyond float32", [*EDIT, "--reweight", "dog=1e39", *FAST], "must be in [-10, 10]", "main", ()),
     ("guidance that overflows", [*EDIT, "--guidance", "1e30", "-q", *FAST], "NaN or infinite values", "main", ()),
-    ("device meta", [*EDIT, "--device", "meta", "--model", "{model}"], "device 'meta' cannot run a model", "main",
-     ()),
+    ("device meta", [*EDIT, "--device", "meta", "--model", "{model}"], "device 'meta' cannot run a model", "main", ()),
     # The second hostile hunt (issue 28): bounds checked before anything is allocated or loaded.
     ("steps beyond the limit", [*EDIT, "--steps", "5000"], "must be at most 1000", "script", ()),
     ("generate: steps huge", ["generate", "a cat", "--steps", "100000000"], "must be at most 1000", "script", ()),
@@ -146,8 +232,13 @@ CASES: list[tuple[str, list[str], str, str, tuple[str, ...]]] = [
     ("name with a line break", [*EDIT, "--name", "a\nb"], "no line breaks", "script", ()),
     ("ui port beyond 65535", ["ui", "--port", "70000"], "70000 is not a port", "script", ()),
     ("abbreviated option", [*EDIT, "--overw"], "unrecognized arguments: --overw", "script", ()),
-    ("invert --out and --output", ["invert", "{photo}", "-p", "a", "--out", "d", "-o", "x.inv.safetensors"],
-     "not both", "script", ()),
+    (
+        "invert --out and --output",
+        ["invert", "{photo}", "-p", "a", "--out", "d", "-o", "x.inv.safetensors"],
+        "not both",
+        "script",
+        (),
+    ),
     ("lora scale huge", [*EDIT, "--lora", "{photo}:1e30"], "scale must be <= 10", "script", ()),
     ("batch YAML alias bomb", ["batch", "{recipe_yaml_alias_bomb}"], "aliases expand to more than", "script", ()),
 ]
@@ -163,27 +254,50 @@ def write_recipes(inputs: Path, photo: Path, model: Path) -> dict[str, Path]:
     recipes = {
         "recipe_json_error": '{"photos": [',
         "recipe_yaml_error": "photos: [unclosed\n  - x: : :\n",
-        "recipe_yaml_alias_bomb": "out: [&a0 [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
-            f"&a{k} [{', '.join([f'*a{k - 1}'] * 10)}]" for k in range(1, 9)) + "]\nphotos: [{photo: p.png}]\n",
+        "recipe_yaml_alias_bomb": "out: [&a0 [x, x, x, x, x, x, x, x, x, x], "
+        + ", ".join(f"&a{k} [{', '.join([f'*a{k - 1}'] * 10)}]" for k in range(1, 9))
+        + "]\nphotos: [{photo: p.png}]\n",
         "recipe_no_photos": json.dumps({"photos": []}),
         "recipe_typo": json.dumps({"photos": [{"photo": str(photo), "prompt": "a cat", "edits": [{"taget": "x"}]}]}),
-        "recipe_bad_steps": json.dumps({"photos": [{"photo": str(photo), "prompt": "a cat", "steps": "many",
-                                                    "edits": [edit]}]}),
+        "recipe_bad_steps": json.dumps(
+            {"photos": [{"photo": str(photo), "prompt": "a cat", "steps": "many", "edits": [edit]}]}
+        ),
         "recipe_ghost": json.dumps({"photos": [{"photo": "ghost.png", "prompt": "a cat", "edits": [edit]}]}),
-        "recipe_ok": json.dumps({"out": "batch-out", "photos": [{"photo": str(photo), "prompt": "a cat on a wall",
-                                                                 "edits": [{**edit, "name": "e"}]}]}),
-        "recipe_cow": json.dumps({"model": str(model), "photos": [{
-            "photo": str(photo), "prompt": "a cat on a wall", "steps": 2, "edits": [{**edit, "blend": "cow:dog"}]}]}),
+        "recipe_ok": json.dumps(
+            {
+                "out": "batch-out",
+                "photos": [{"photo": str(photo), "prompt": "a cat on a wall", "edits": [{**edit, "name": "e"}]}],
+            }
+        ),
+        "recipe_cow": json.dumps(
+            {
+                "model": str(model),
+                "photos": [
+                    {
+                        "photo": str(photo),
+                        "prompt": "a cat on a wall",
+                        "steps": 2,
+                        "edits": [{**edit, "blend": "cow:dog"}],
+                    }
+                ],
+            }
+        ),
     }
     named = {"photo": str(photo), "prompt": "a cat on a wall"}
-    recipes.update({
-        "recipe_out_absolute": json.dumps({"out": str(inputs / "elsewhere"), "photos": [{**named, "edits": [edit]}]}),
-        "recipe_out_up": json.dumps({"out": "../escaped", "photos": [{**named, "edits": [edit]}]}),
-        "recipe_name_up": json.dumps({"photos": [{**named, "edits": [{**edit, "name": "../x"}]}]}),
-        "recipe_photo_name_up": json.dumps({"photos": [{**named, "name": "a/b", "edits": [edit]}]}),
-        "recipe_user_file": json.dumps({"out": "user-out", "photos": [{**named, "edits": [{**edit, "name": "e"}]}]}),
-        "recipe_bad_inversion": json.dumps({"photos": [{"photo": "broken.inv.safetensors", "edits": [edit]}]}),
-    })
+    recipes.update(
+        {
+            "recipe_out_absolute": json.dumps(
+                {"out": str(inputs / "elsewhere"), "photos": [{**named, "edits": [edit]}]}
+            ),
+            "recipe_out_up": json.dumps({"out": "../escaped", "photos": [{**named, "edits": [edit]}]}),
+            "recipe_name_up": json.dumps({"photos": [{**named, "edits": [{**edit, "name": "../x"}]}]}),
+            "recipe_photo_name_up": json.dumps({"photos": [{**named, "name": "a/b", "edits": [edit]}]}),
+            "recipe_user_file": json.dumps(
+                {"out": "user-out", "photos": [{**named, "edits": [{**edit, "name": "e"}]}]}
+            ),
+            "recipe_bad_inversion": json.dumps({"photos": [{"photo": "broken.inv.safetensors", "edits": [edit]}]}),
+        }
+    )
     finished = inputs / "batch-out" / "photo" / "e.json"  # recipe_ok's edit, finished with other parameters
     finished.parent.mkdir(parents=True)
     finished.write_text(json.dumps({"parameters": {"targets": ["something else"]}}))
@@ -212,15 +326,23 @@ def inputs(tmp_path_factory, tiny_model_dir, tiny_pipe):
     (folder / "corrupt.png").write_bytes(b"this is not a png")
     (folder / "empty.png").write_bytes(b"")
     (folder / "broken.inv.safetensors").write_bytes(b"\x00" * 64)
-    inv = p2p_real.Editor(tiny_pipe).invert(photo, "a cat on a wall", method="ddim", num_inference_steps=2,
-                                             progress=False)
+    inv = p2p_real.Editor(tiny_pipe).invert(
+        photo, "a cat on a wall", method="ddim", num_inference_steps=2, progress=False
+    )
     inv.save(folder / "photo.inv.safetensors")
     dataclasses.replace(inv, model_id="0" * 64).save(folder / "other.inv.safetensors")
     values = {
-        "photo": photo, "photo2": photo2, "mask": folder / "mask.png", "corrupt": folder / "corrupt.png",
-        "empty": folder / "empty.png", "broken_inv": folder / "broken.inv.safetensors",
-        "inv": folder / "photo.inv.safetensors", "inv_other_model": folder / "other.inv.safetensors",
-        "inputs": folder, "model": tiny_model_dir, **write_recipes(folder, photo, tiny_model_dir),
+        "photo": photo,
+        "photo2": photo2,
+        "mask": folder / "mask.png",
+        "corrupt": folder / "corrupt.png",
+        "empty": folder / "empty.png",
+        "broken_inv": folder / "broken.inv.safetensors",
+        "inv": folder / "photo.inv.safetensors",
+        "inv_other_model": folder / "other.inv.safetensors",
+        "inputs": folder,
+        "model": tiny_model_dir,
+        **write_recipes(folder, photo, tiny_model_dir),
     }
     (root / "home").mkdir()
     return root, {k: str(v) for k, v in values.items()}
@@ -263,12 +385,15 @@ def test_bad_inputs_give_one_line_a_nonzero_exit_and_no_file(inputs, capsys, mon
     folders = [prepare(root, i, create) for i, (*_, create) in enumerate(CASES)]
     before = snapshot(root)
     argvs = [[arg.format(**values) for arg in argv] for _, argv, *_ in CASES]
-    scripted = sorted((i for i, case in enumerate(CASES) if case[3] == "script"), key=lambda i: "--model" not in
-                      CASES[i][1] and i != DEFAULT_MODEL_CASE)  # the slow ones (loading the model) first
+    scripted = sorted(
+        (i for i, case in enumerate(CASES) if case[3] == "script"),
+        key=lambda i: "--model" not in CASES[i][1] and i != DEFAULT_MODEL_CASE,
+    )  # the slow ones (loading the model) first
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {i: pool.submit(run_script, argvs[i], folders[i], root / "home") for i in scripted}
-        results = {i: run_main(argvs[i], folders[i], capsys, monkeypatch)
-                   for i, case in enumerate(CASES) if case[3] == "main"}
+        results = {
+            i: run_main(argvs[i], folders[i], capsys, monkeypatch) for i, case in enumerate(CASES) if case[3] == "main"
+        }
         results.update({i: future.result() for i, future in futures.items()})
     problems = []
     for i, (name, _, expected, how, _) in enumerate(CASES):
@@ -322,8 +447,9 @@ class Api:
 
     def invert(self, image: Any = None, prompt: str = "a cat on a wall", **kwargs: Any) -> Any:
         image = self.files["photo"] if image is None else image
-        return self.editor.invert(image, prompt, **{"method": "ddim", "num_inference_steps": 2, "progress": False,
-                                                    **kwargs})
+        return self.editor.invert(
+            image, prompt, **{"method": "ddim", "num_inference_steps": 2, "progress": False, **kwargs}
+        )
 
     def other_model(self) -> Any:
         return dataclasses.replace(self.inv, model_id="0" * 64)
@@ -373,25 +499,43 @@ API_CASES: list[tuple[str, Callable[[Api], Any], str]] = [
     ("generate: reweight word in no target", lambda a: a.generate(equalizer={"cow": 2.0}), "'cow'"),
     ("generate: reweight without equalizer", lambda a: a.generate(edit="reweight"), "needs an equalizer"),
     ("generate: unknown edit", lambda a: a.generate(edit="swap"), "edit must be one of"),
-    ("generate: replace with other word counts", lambda a: a.generate(["a cat", "a big dog"], edit="replace"),
-     "same number of words"),
+    (
+        "generate: replace with other word counts",
+        lambda a: a.generate(["a cat", "a big dog"], edit="replace"),
+        "same number of words",
+    ),
     ("generate: height too large", lambda a: a.generate(height=4096), "up to 2048"),
     ("generate: width not a multiple of 8", lambda a: a.generate(width=12), "multiple of 8"),
     ("generate: guidance that overflows", lambda a: a.generate(guidance_scale=1e30), "NaN or infinite values"),
-    ("generate: start latent that overflows", lambda a: a.generate(latents=__import__("torch").full(
-        (1, 4, 32, 32), 3e38)), "NaN or infinite values"),
-    ("generate: NaN start latent", lambda a: a.generate(latents=__import__("torch").full((1, 4, 32, 32), float(
-        "nan"))), "NaN"),
+    (
+        "generate: start latent that overflows",
+        lambda a: a.generate(latents=__import__("torch").full((1, 4, 32, 32), 3e38)),
+        "NaN or infinite values",
+    ),
+    (
+        "generate: NaN start latent",
+        lambda a: a.generate(latents=__import__("torch").full((1, 4, 32, 32), float("nan"))),
+        "NaN",
+    ),
     ("generate: blend word not in prompt", lambda a: a.generate(blend_words=(["cow"], ["dog"])), "'cow'"),
-    ("generate: subtract without blend", lambda a: a.generate(subtract_words=(["wall"], ["wall"])),
-     "subtract_words needs blend_words"),
+    (
+        "generate: subtract without blend",
+        lambda a: a.generate(subtract_words=(["wall"], ["wall"])),
+        "subtract_words needs blend_words",
+    ),
     ("generate: window word in no target", lambda a: a.generate(cross_replace_steps={"lion": 0.3}), "'lion'"),
     ("generate: window above 1", lambda a: a.generate(cross_replace_steps=1.5), "cross_replace_steps"),
     ("generate: self-injection limit zero", lambda a: a.generate(self_replace_max_res=0), "self_replace_max_res"),
-    ("generate: blend threshold above 1", lambda a: a.generate(blend_words=(["cat"], ["dog"]), blend_threshold=2),
-     "blend_threshold"),
-    ("generate: negative blend pool", lambda a: a.generate(blend_words=(["cat"], ["dog"]), blend_pool=-1),
-     "blend_pool must be at least 0"),
+    (
+        "generate: blend threshold above 1",
+        lambda a: a.generate(blend_words=(["cat"], ["dog"]), blend_threshold=2),
+        "blend_threshold",
+    ),
+    (
+        "generate: negative blend pool",
+        lambda a: a.generate(blend_words=(["cat"], ["dog"]), blend_pool=-1),
+        "blend_pool must be at least 0",
+    ),
     ("edit: blend pool not a whole number", lambda a: a.edit(blend_pool=1.5), "blend_pool must be a whole number"),
     ("generate: unknown output type", lambda a: a.generate(output_type="jpeg"), "output_type"),
     ("generate: generator not a generator", lambda a: a.generate(generator="seed"), "generator"),
@@ -413,24 +557,38 @@ API_CASES: list[tuple[str, Callable[[Api], Any], str]] = [
     ("edit: missing mask", lambda a: a.edit(mask="/nonexistent/mask.png"), "mask file not found"),
     ("edit: corrupt mask", lambda a: a.edit(mask=a.files["corrupt"]), "not an image"),
     ("edit: unknown mask mode", lambda a: a.edit(mask=a.files["mask"], mask_mode="union"), "mask_mode"),
-    ("edit: intersect without blend", lambda a: a.edit(mask=a.files["mask"], mask_mode="intersect"),
-     "needs blend_words"),
+    (
+        "edit: intersect without blend",
+        lambda a: a.edit(mask=a.files["mask"], mask_mode="intersect"),
+        "needs blend_words",
+    ),
     ("edit: inversion of another model", lambda a: a.edit(inv=a.other_model()), "not compatible"),
-    ("reconstruct: not an inversion", lambda a: a.editor.reconstruct("photo.inv.safetensors"),
-     "expected an Inversion"),
-    ("reconstruct: inversion of another model", lambda a: a.editor.reconstruct(a.other_model(), progress=False),
-     "model fingerprint"),
+    ("reconstruct: not an inversion", lambda a: a.editor.reconstruct("photo.inv.safetensors"), "expected an Inversion"),
+    (
+        "reconstruct: inversion of another model",
+        lambda a: a.editor.reconstruct(a.other_model(), progress=False),
+        "model fingerprint",
+    ),
     ("Inversion.load: missing file", lambda a: _inversion(str(a.folder / "none.inv.safetensors")), "file not found"),
     ("Inversion.load: a folder", lambda a: _inversion(a.files["inputs"]), "not a file"),
     ("Inversion.load: not safetensors", lambda a: _inversion(a.files["broken_inv"]), "not a safetensors file"),
     ("Inversion.load: a photo", lambda a: _inversion(a.files["photo"]), "not a safetensors file"),
-    ("Inversion.load: photo over the pixel limit", lambda a: _inversion(a.files["inv"], max_pixels=100),
-     "exceeds the limit of 100"),
-    ("Inversion.save: into a folder that is missing",
-     lambda a: a.inv.save(a.folder / "missing" / "x.inv.safetensors"), "does not exist"),
+    (
+        "Inversion.load: photo over the pixel limit",
+        lambda a: _inversion(a.files["inv"], max_pixels=100),
+        "exceeds the limit of 100",
+    ),
+    (
+        "Inversion.save: into a folder that is missing",
+        lambda a: a.inv.save(a.folder / "missing" / "x.inv.safetensors"),
+        "does not exist",
+    ),
     ("Inversion.save: onto a folder", lambda a: a.inv.save(a.folder), "is a folder"),
-    ("Editor: steps beyond the limit", lambda a: _editor(a.editor.pipe, num_inference_steps=10**8),
-     "must be at most 1000"),
+    (
+        "Editor: steps beyond the limit",
+        lambda a: _editor(a.editor.pipe, num_inference_steps=10**8),
+        "must be at most 1000",
+    ),
     ("generate: steps beyond the limit", lambda a: a.generate(num_inference_steps=100_000_000), "at most 1000"),
     ("edit: feather huge", lambda a: a.edit(feather=1e308), "feather must be <= 0.5"),
     ("edit: feather NaN", lambda a: a.edit(feather=float("nan")), "feather must be a finite number"),

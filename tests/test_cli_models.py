@@ -24,8 +24,21 @@ def test_generate_with_a_lora_and_an_embedding_records_them_and_reproduces(
     """The reproduction command names local files relative to the current folder (docs/reliability.md)."""
     base = tmp_path_factory.getbasetemp()
     monkeypatch.chdir(base)
-    argv = ["generate", *PROMPTS, "--blend", "cat:shinystyle", "--steps", "2", "--model", str(tiny_model_dir),
-            "--lora", f"{files['lora']}:0.5", "--embedding", str(files["embedding"]), "-q"]
+    argv = [
+        "generate",
+        *PROMPTS,
+        "--blend",
+        "cat:shinystyle",
+        "--steps",
+        "2",
+        "--model",
+        str(tiny_model_dir),
+        "--lora",
+        f"{files['lora']}:0.5",
+        "--embedding",
+        str(files["embedding"]),
+        "-q",
+    ]
     assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
     sidecar = json.loads((tmp_path / "a" / "a-photo-of-a-cat.json").read_text())
     lora, embedding = sidecar["parameters"]["adapters"]
@@ -41,8 +54,20 @@ def test_generate_with_a_lora_and_an_embedding_records_them_and_reproduces(
 
 
 def test_offload_without_a_gpu_is_one_line_naming_the_problem(tiny_model_dir, tmp_path, capsys):
-    argv = ["generate", *PROMPTS[:1], "a photo of a dog", "--model", str(tiny_model_dir), "--device", "cpu",
-            "--offload", "model", "--out", str(tmp_path), "-q"]
+    argv = [
+        "generate",
+        *PROMPTS[:1],
+        "a photo of a dog",
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--offload",
+        "model",
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "offload 'model' moves the model between the CPU and a GPU" in err

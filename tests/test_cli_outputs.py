@@ -32,8 +32,22 @@ def ws(tmp_path, tiny_model_dir, monkeypatch):
     draw_photo(tmp_path / "photo.png")
     (tmp_path / "home").mkdir()
     monkeypatch.chdir(tmp_path)
-    argv = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2", "--method",
-            "ddim", "--model", str(tiny_model_dir), "--out", "out"]
+    argv = [
+        "edit",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "--steps",
+        "2",
+        "--method",
+        "ddim",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        "out",
+    ]
     return tmp_path, argv
 
 
@@ -45,9 +59,17 @@ def names(folder: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_runs_writing_the_same_outputs_do_not_both_succeed(ws):
     root, argv = ws
-    runs = [subprocess.Popen([*SCRIPT, *argv[:5], target, *argv[6:], "-q"], cwd=root, env=cli_env(root / "home"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for target in ("a dog on a wall", "a cow on a wall")]
+    runs = [
+        subprocess.Popen(
+            [*SCRIPT, *argv[:5], target, *argv[6:], "-q"],
+            cwd=root,
+            env=cli_env(root / "home"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for target in ("a dog on a wall", "a cow on a wall")
+    ]
     results = [(run.wait(TIMEOUT), run.stderr.read()) for run in runs]
     assert sorted(code for code, _ in results) == [0, 1], results
     loser = next(err for code, err in results if code == 1).strip()
@@ -114,8 +136,14 @@ def test_a_run_killed_while_writing_leaves_what_the_same_command_completes(ws, c
         sys.exit(cli.main({[*argv, "-q"]!r}))
         """
     env = {**cli_env(root / "home"), "PYTHONPATH": str(ROOT)}
-    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=root, env=env, capture_output=True,
-                            text=True, timeout=TIMEOUT)
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     left = names(root / "out")
     assert "photo.0.png" in left and "photo.json" not in left and any(n.endswith(".tmp") for n in left), left
@@ -169,8 +197,24 @@ def test_results_record_no_folder_of_this_machine_and_still_reproduce(ws, tiny_m
     root, argv = ws
     (root / "photos").mkdir()
     photo, mask = draw_photo(root / "photos/cat.png"), draw_mask(root / "photos/mask.png")
-    run = ["edit", str(photo), "-p", "a cat on a wall", "-t", "a dog on a wall", "--mask", str(mask), "--steps", "2",
-           "--method", "ddim", "--model", str(tiny_model_dir), "--out", str(root / "out")]
+    run = [
+        "edit",
+        str(photo),
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "--mask",
+        str(mask),
+        "--steps",
+        "2",
+        "--method",
+        "ddim",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(root / "out"),
+    ]
     assert cli.main(run) == 0  # every path absolute, as a script would give them
     texts = [(root / "out/cat.json").read_text()]
     for png in sorted((root / "out").glob("*.png")):

@@ -17,12 +17,18 @@ def parts():
     return tiny_components()
 
 
-def make_controller(parts, prompts, edit="auto", cross=0.8, self_steps=0.4, self_max_res=0.25, equalizer=None,
-                    guidance=True):
+def make_controller(
+    parts, prompts, edit="auto", cross=0.8, self_steps=0.4, self_max_res=0.25, equalizer=None, guidance=True
+):
     tok = parts["tokenizer"]
     tokens = [tokenize(tok, p) for p in prompts]
-    spec = EditSpec(edit=edit, cross_replace_steps=cross, self_replace_steps=self_steps,
-                    self_replace_max_res=self_max_res, equalizer=equalizer)
+    spec = EditSpec(
+        edit=edit,
+        cross_replace_steps=cross,
+        self_replace_steps=self_steps,
+        self_replace_max_res=self_max_res,
+        equalizer=equalizer,
+    )
     cross_edit = build_cross_edit(tok, tokens[0], tokens[1:], spec, STEPS)
     ctl = P2PController(len(prompts), guidance, (32, 32), parts["unet"], cross_edit, self_steps, self_max_res, STEPS)
     return ctl, cross_edit
@@ -31,8 +37,11 @@ def make_controller(parts, prompts, edit="auto", cross=0.8, self_steps=0.4, self
 def qkv(n_rows, queries, keys, guidance=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     b = 2 * n_rows if guidance else n_rows
-    return (torch.randn(b, HEADS, queries, DIM, generator=g), torch.randn(b, HEADS, keys, DIM, generator=g),
-            torch.randn(b, HEADS, keys, DIM, generator=g))
+    return (
+        torch.randn(b, HEADS, queries, DIM, generator=g),
+        torch.randn(b, HEADS, keys, DIM, generator=g),
+        torch.randn(b, HEADS, keys, DIM, generator=g),
+    )
 
 
 def maps_of(q, k):
@@ -60,8 +69,9 @@ def test_outside_the_cross_window_each_row_uses_its_own_maps(parts):
 
 
 def test_cross_window_pairs_and_per_word_windows(parts):
-    ctl, edit = make_controller(parts, ["a cat on the wall", "a dog on the wall"],
-                                cross={"default_": (0.2, 0.6), "dog": 0.3})
+    ctl, edit = make_controller(
+        parts, ["a cat on the wall", "a dog on the wall"], cross={"default_": (0.2, 0.6), "dog": 0.3}
+    )
     a = edit.alpha[:, 0]
     assert a[:2, 1].sum() == 0 and a[2:6, 1].all() and a[6:].sum() == 0  # "a": steps 2..5
     assert a[:3, 2].all() and a[3:, 2].sum() == 0  # "dog": steps 0..2
@@ -131,8 +141,13 @@ def test_equalizer_errors_name_the_word(parts):
 def test_self_injection_only_inside_its_window_and_at_low_resolution(parts):
     ctl, _ = make_controller(parts, ["a cat", "a dog"], self_steps=0.4, self_max_res=0.25)
     low, high = 8 * 8, 32 * 32  # level 2 (latent/4) and level 0 of a 32x32 latent
-    for queries, step, injected in [(low, 0, True), (low, 3, True), (low, 4, False), (high, 0, False),
-                                    (16 * 16, 0, False)]:
+    for queries, step, injected in [
+        (low, 0, True),
+        (low, 3, True),
+        (low, 4, False),
+        (high, 0, False),
+        (16 * 16, 0, False),
+    ]:
         q, k, v = qkv(2, queries, queries, seed=step)
         ctl.begin_step(step)
         out = ctl.attend(q, k, v, None, is_cross=False)

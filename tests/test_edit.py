@@ -46,8 +46,13 @@ def test_edit_returns_rows_at_the_photos_own_resolution(editor, inversions, phot
 
 
 def test_blend_back_leaves_pixels_outside_the_mask_byte_identical(editor, inversions, photo):
-    res = editor.edit(inversions["negative-prompt"], TARGET, blend_words=(["cat"], ["dog"]),
-                      blend_threshold=PARTIAL_MASK_THRESHOLD[family(editor)], progress=False)
+    res = editor.edit(
+        inversions["negative-prompt"],
+        TARGET,
+        blend_words=(["cat"], ["dog"]),
+        blend_threshold=PARTIAL_MASK_THRESHOLD[family(editor)],
+        progress=False,
+    )
     assert all(im.size == (photo.shape[1], photo.shape[0]) for im in res.images)
     edited, mask = np.asarray(res.images[1]), np.asarray(res.masks[0])
     outside = mask == 0
@@ -72,8 +77,9 @@ def test_a_user_mask_can_intersect_the_attention_mask(editor, inversions, photo)
     h, w = photo.shape[:2]
     user = np.zeros((h, w), np.uint8)
     user[:, : w // 2] = 255
-    both = editor.edit(inversions["ddim"], TARGET, blend_words=(["cat"], ["dog"]), mask=user, mask_mode="intersect",
-                       progress=False)
+    both = editor.edit(
+        inversions["ddim"], TARGET, blend_words=(["cat"], ["dog"]), mask=user, mask_mode="intersect", progress=False
+    )
     attention_only = editor.edit(inversions["ddim"], TARGET, blend_words=(["cat"], ["dog"]), progress=False)
     m_both, m_att = np.asarray(both.masks[0]) > 0, np.asarray(attention_only.masks[0]) > 0
     assert m_both.sum() < m_att.sum()
@@ -120,8 +126,10 @@ def test_null_text_beats_ddim_end_to_end_through_reconstruct(tiny_pipe, photo):
     # ten steps at the reference settings (10 Adam steps, lr 1e-2); measured 1.8x below DDIM's latent error.
     # Replaying the per-step embeddings in another order (e.g. reversed) lands above DDIM's.
     editor = Editor(tiny_pipe, num_inference_steps=10)
-    recs = {m: editor.reconstruct(editor.invert(photo, PROMPT, method=m, size=(32, 32), progress=False),
-                                  progress=False) for m in ("ddim", "null-text")}
+    recs = {
+        m: editor.reconstruct(editor.invert(photo, PROMPT, method=m, size=(32, 32), progress=False), progress=False)
+        for m in ("ddim", "null-text")
+    }
     assert recs["null-text"].latent_error * 1.5 <= recs["ddim"].latent_error, recs
 
 

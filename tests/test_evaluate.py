@@ -51,20 +51,24 @@ def pie_folder(root, runs=None, size=(40, 32)):
     mask[12:18, 10:18] = True
     (root / "annotation_images" / "0_random").mkdir(parents=True)
     draw_photo(root / "annotation_images" / "0_random" / "000.png", size=size)
-    entry = {"image_path": "0_random/000.png", "original_prompt": "a cat sitting on a wall",
-             "editing_prompt": "a [dog] sitting on a wall", "editing_instruction": "make it a dog",
-             "editing_type_id": "0", "blended_word": "cat dog",
-             "mask": rle_encode(mask) if runs is None else runs}
+    entry = {
+        "image_path": "0_random/000.png",
+        "original_prompt": "a cat sitting on a wall",
+        "editing_prompt": "a [dog] sitting on a wall",
+        "editing_instruction": "make it a dog",
+        "editing_type_id": "0",
+        "blended_word": "cat dog",
+        "mask": rle_encode(mask) if runs is None else runs,
+    }
     (root / "mapping_file.json").write_text(json.dumps({"000": entry}))
     return root, mask
 
 
 # --- masks and background figures (docs/evaluate.md, "Masks", "Background figures (PIE-Bench)") ---
 
+
 def test_rle_runs_read_the_pixels_row_by_row():
-    mask = np.array([[0, 1, 1, 0],
-                     [0, 0, 0, 1],
-                     [1, 0, 0, 0]], dtype=bool)
+    mask = np.array([[0, 1, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=bool)
     assert rle_encode(mask) == [1, 2, 7, 2]  # pixels 1-2, then 7-8 (row 1's last and row 2's first)
     assert np.array_equal(rle_decode([1, 2, 7, 2], (3, 4)), mask)
 
@@ -83,9 +87,16 @@ def test_rle_marks_the_border_as_the_benchmark_does_and_stops_a_long_run_at_the_
     assert rle_decode([18, 10], (4, 5)).sum() == 2  # a run past the end stops there
 
 
-@pytest.mark.parametrize(("runs", "message"), [
-    ([3], "runs come in pairs"), ([1, -2], "-2 is not a whole number"), ([1.5, 2], "1.5 is not a whole number"),
-    ([20, 1], "starts at pixel 20, outside the 5x4 image"), ("1 2", "not a list of numbers")])
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        ([3], "runs come in pairs"),
+        ([1, -2], "-2 is not a whole number"),
+        ([1.5, 2], "1.5 is not a whole number"),
+        ([20, 1], "starts at pixel 20, outside the 5x4 image"),
+        ("1 2", "not a list of numbers"),
+    ],
+)
 def test_a_malformed_rle_mask_is_one_clear_error(runs, message):
     with pytest.raises(MaskCodeError, match=message):
         rle_decode(runs, (4, 5))
@@ -111,27 +122,39 @@ def test_background_figures_by_hand():
 
 # --- inputs (docs/evaluate.md, "Inputs") ---
 
+
 def test_captions_come_from_csv_jsonl_or_a_sidecar(tmp_path, photos):
-    assert [(c.name, c.caption) for c in folder_cases(photos)] == [("red", "a red circle"),
-                                                                   ("sun", "a yellow circle in the sky")]
+    assert [(c.name, c.caption) for c in folder_cases(photos)] == [
+        ("red", "a red circle"),
+        ("sun", "a yellow circle in the sky"),
+    ]
     (photos / "captions.csv").unlink()
     (photos / "captions.jsonl").write_text('{"photo": "red.png", "caption": "a red one"}\n\n')
     (photos / "sun.txt").write_text("a sun\n")
     assert [c.caption for c in folder_cases(photos)] == ["a red one", "a sun"]
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    (lambda f: (f / "sun.png").unlink() or (f / "red.png").unlink(), "holds no photos"),
-    (lambda f: (f / "captions.csv").write_text("photo,caption\nsun.png,a sun\n"),
-     "photo 'red.png' has no caption in captions.csv or red.txt"),
-    (lambda f: (f / "captions.csv").write_text("file,text\nsun.png,a sun\n"), "must name the columns photo and"),
-    (lambda f: (f / "captions.csv").write_text("photo,caption\nsun.png,\n"), "line 2: a photo and a caption"),
-    (lambda f: (f / "captions.csv").write_text("photo,caption\nmoon.png,a moon\n"), "no photo 'moon.png'"),
-    (lambda f: (f / "captions.csv").unlink() or (f / "captions.jsonl").write_text('{"photo": "sun.png"\n'),
-     "captions.jsonl, line 1: not valid JSON"),
-    (lambda f: (f / "captions.csv").unlink() or (f / "captions.jsonl").write_text('["sun.png", "a sun"]\n'),
-     "line 1: expected an object"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda f: (f / "sun.png").unlink() or (f / "red.png").unlink(), "holds no photos"),
+        (
+            lambda f: (f / "captions.csv").write_text("photo,caption\nsun.png,a sun\n"),
+            "photo 'red.png' has no caption in captions.csv or red.txt",
+        ),
+        (lambda f: (f / "captions.csv").write_text("file,text\nsun.png,a sun\n"), "must name the columns photo and"),
+        (lambda f: (f / "captions.csv").write_text("photo,caption\nsun.png,\n"), "line 2: a photo and a caption"),
+        (lambda f: (f / "captions.csv").write_text("photo,caption\nmoon.png,a moon\n"), "no photo 'moon.png'"),
+        (
+            lambda f: (f / "captions.csv").unlink() or (f / "captions.jsonl").write_text('{"photo": "sun.png"\n'),
+            "captions.jsonl, line 1: not valid JSON",
+        ),
+        (
+            lambda f: (f / "captions.csv").unlink() or (f / "captions.jsonl").write_text('["sun.png", "a sun"]\n'),
+            "line 1: expected an object",
+        ),
+    ],
+)
 def test_a_bad_folder_or_captions_file_is_one_clear_error(photos, setup, message):
     setup(photos)
     with pytest.raises(EvaluationInputError, match=message):
@@ -156,17 +179,25 @@ def test_pie_entries_lose_their_brackets_and_keep_the_blend_words(tmp_path):
     pie_folder(tmp_path)
     (case,) = pie_cases(tmp_path)
     assert (case.caption, case.target, case.blend_words, case.emphasised) == (
-        "a cat sitting on a wall", "a dog sitting on a wall", (["cat"], ["dog"]), ["dog"])
+        "a cat sitting on a wall",
+        "a dog sitting on a wall",
+        (["cat"], ["dog"]),
+        ["dog"],
+    )
     assert split_brackets("a [red  car] on [ ] the road") == ("a red car on the road", ["red car"])
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda d: "{", "not valid JSON"), (lambda d: [], "expected an object of entries"),
-    (lambda d: {"000": {**d["000"], "editing_prompt": 3}}, "'editing_prompt' is missing or not a text"),
-    (lambda d: {"000": {**d["000"], "mask": "1 2"}}, "'mask' is missing or not a list"),
-    (lambda d: {"000": {**d["000"], "blended_word": "a b c"}}, "'blended_word' must be two words"),
-    (lambda d: {"000": {**d["000"], "image_path": "0_random/none.png"}}, "none.png' not found"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: "{", "not valid JSON"),
+        (lambda d: [], "expected an object of entries"),
+        (lambda d: {"000": {**d["000"], "editing_prompt": 3}}, "'editing_prompt' is missing or not a text"),
+        (lambda d: {"000": {**d["000"], "mask": "1 2"}}, "'mask' is missing or not a list"),
+        (lambda d: {"000": {**d["000"], "blended_word": "a b c"}}, "'blended_word' must be two words"),
+        (lambda d: {"000": {**d["000"], "image_path": "0_random/none.png"}}, "none.png' not found"),
+    ],
+)
 def test_a_malformed_mapping_file_is_one_clear_error(tmp_path, change, message):
     pie_folder(tmp_path)
     path = tmp_path / "mapping_file.json"
@@ -187,11 +218,16 @@ def test_a_pie_folder_without_a_mapping_file_and_a_mask_that_does_not_fit(tmp_pa
 
 # --- evaluate on the tiny model (docs/evaluate.md, "Files and resuming", "Plots") ---
 
+
 def test_evaluate_measures_every_photo_and_method_and_resumes(tmp_path, photos, editor, monkeypatch):
     out = tmp_path / "eval"
     result = p2p_real.evaluate(editor, photos, out, ["ddim", "direct"], progress=False)
-    assert [(r["photo"], r["method"]) for r in result.rows] == [("red", "ddim"), ("red", "direct"), ("sun", "ddim"),
-                                                                ("sun", "direct")]
+    assert [(r["photo"], r["method"]) for r in result.rows] == [
+        ("red", "ddim"),
+        ("red", "direct"),
+        ("sun", "ddim"),
+        ("sun", "direct"),
+    ]
     direct = result.rows[1]
     assert direct["latent_error"] == 0 and direct["lost_db"] == pytest.approx(0, abs=1e-3)
     assert direct["drift_psnr"] is not None and result.rows[0]["drift_psnr"] is None  # direct's drift only
@@ -235,20 +271,35 @@ def test_each_process_measures_its_share_of_the_photos(tmp_path, photos, editor)
 
 
 @pytest.mark.slow
-def test_accelerate_launch_splits_the_photos_and_the_first_process_writes_the_report(tmp_path, photos,
-                                                                                     tiny_model_dir):
+def test_accelerate_launch_splits_the_photos_and_the_first_process_writes_the_report(tmp_path, photos, tiny_model_dir):
     from tests.helpers import ok, run_cli
     from tests.test_cli import accelerate_prefix
 
-    argv = ["evaluate", str(photos), "--model", str(tiny_model_dir), "--steps", "2", "--methods", "ddim,direct",
-            "--out", str(tmp_path / "eval"), "-q"]
+    argv = [
+        "evaluate",
+        str(photos),
+        "--model",
+        str(tiny_model_dir),
+        "--steps",
+        "2",
+        "--methods",
+        "ddim,direct",
+        "--out",
+        str(tmp_path / "eval"),
+        "-q",
+    ]
     result = ok(run_cli(argv, tmp_path, tmp_path / "home", accelerate_prefix()))
     assert "4 rows measured, 0 skipped" in result.stdout and result.stdout.count("| ddim ") == 1
     rows = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["rows"]
-    assert sorted((r["photo"], r["method"]) for r in rows) == [("red", "ddim"), ("red", "direct"), ("sun", "ddim"),
-                                                              ("sun", "direct")]
-    measured_by = {name: json.loads(row_path(tmp_path / "eval", name, "ddim").read_text())["process"]
-                   for name in ("red", "sun")}
+    assert sorted((r["photo"], r["method"]) for r in rows) == [
+        ("red", "ddim"),
+        ("red", "direct"),
+        ("sun", "ddim"),
+        ("sun", "direct"),
+    ]
+    measured_by = {
+        name: json.loads(row_path(tmp_path / "eval", name, "ddim").read_text())["process"] for name in ("red", "sun")
+    }
     assert measured_by == {"red": 0, "sun": 1}  # one photo each
 
 
@@ -264,8 +315,9 @@ def test_the_report_embeds_the_plots_and_never_replaces_a_file_it_did_not_write(
     assert png.startswith(b"\x89PNG") and Image.open(out / "evaluation.png").size == (1100, 420)
     page = (out / "evaluation.html").read_text()
     assert "data:image/png;base64," in page and "<td>sun</td>" in page and "| ddim" in page
-    assert sorted(p.name for p in result.written) == sorted(f"evaluation.{s}" for s in ("csv", "txt", "png", "html",
-                                                                                        "json"))
+    assert sorted(p.name for p in result.written) == sorted(
+        f"evaluation.{s}" for s in ("csv", "txt", "png", "html", "json")
+    )
     p2p_real.evaluate(editor, photos, out, ["ddim"], progress=False)  # its own report: rewritten on a rerun
 
 
@@ -281,6 +333,7 @@ def test_without_matplotlib_the_report_is_written_without_plots(tmp_path, photos
 
 
 # --- PIE-Bench (docs/evaluate.md, "Background figures (PIE-Bench)", "Figures that need a model") ---
+
 
 def test_pie_bench_background_figures_outside_the_mask_and_the_models_not_computed(tmp_path, editor, monkeypatch):
     root, mask = pie_folder(tmp_path / "pie")
@@ -323,10 +376,12 @@ def test_a_case_that_fails_is_listed_and_the_others_go_on(tmp_path, editor):
 def test_background_psnr_per_edit_type():
     from p2p_real.evaluation.report import edit_type_lines
 
-    rows = [{"photo": "a", "method": "ddim", "edit_type": "1", "bg_psnr": 20.0},
-            {"photo": "b", "method": "ddim", "edit_type": "1", "bg_psnr": 30.0},
-            {"photo": "c", "method": "ddim", "edit_type": "10", "bg_psnr": 15.0},
-            {"photo": "c", "method": "direct", "edit_type": "10", "bg_psnr": None}]
+    rows = [
+        {"photo": "a", "method": "ddim", "edit_type": "1", "bg_psnr": 20.0},
+        {"photo": "b", "method": "ddim", "edit_type": "1", "bg_psnr": 30.0},
+        {"photo": "c", "method": "ddim", "edit_type": "10", "bg_psnr": 15.0},
+        {"photo": "c", "method": "direct", "edit_type": "10", "bg_psnr": None},
+    ]
     lines = edit_type_lines(rows)
     assert lines[0] == "Background PSNR per edit type (cases: type 1: 2, type 10: 1)"
     assert [c.strip() for c in lines[3].strip("|").split("|")] == ["ddim", "25.00", "15.00"]
@@ -334,11 +389,27 @@ def test_background_psnr_per_edit_type():
 
 
 def test_the_pie_table_scales_as_the_pnp_inversion_readme():
-    entry = {"method": "direct", "structure_distance": 0.0123, "bg_psnr": 27.5, "lpips": None, "bg_mse": 0.0031,
-             "bg_ssim": 0.845, "clip_whole": 25.0, "clip_edited": 22.1}
+    entry = {
+        "method": "direct",
+        "structure_distance": 0.0123,
+        "bg_psnr": 27.5,
+        "lpips": None,
+        "bg_mse": 0.0031,
+        "bg_ssim": 0.845,
+        "clip_whole": 25.0,
+        "clip_edited": 22.1,
+    }
     row = pie_table_lines([entry], {"lpips": "why"})[3]
-    assert [c.strip() for c in row.strip("|").split("|")] == ["direct+P2P", "12.30", "27.50", "-", "31.00", "84.50",
-                                                             "25.00", "22.10"]
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "direct+P2P",
+        "12.30",
+        "27.50",
+        "-",
+        "31.00",
+        "84.50",
+        "25.00",
+        "22.10",
+    ]
 
 
 def test_model_figures_come_from_the_metric_models_the_edited_region_alone_for_clip_edited(tmp_path, editor):
@@ -349,10 +420,14 @@ def test_model_figures_come_from_the_metric_models_the_edited_region_alone_for_c
         seen.append(image.copy())
         return 30.0 if len(seen) == 1 else 20.0
 
-    models = MetricModels(clip=clip, structure=lambda photo, edited: float(np.abs(photo - edited.astype(float)).mean()),
-                          reasons={"lpips": "no lpips here"})
-    result = p2p_real.evaluate(editor, out=tmp_path / "eval", methods=["ddim"], pie_bench=root, metric_models=models,
-                               progress=False)
+    models = MetricModels(
+        clip=clip,
+        structure=lambda photo, edited: float(np.abs(photo - edited.astype(float)).mean()),
+        reasons={"lpips": "no lpips here"},
+    )
+    result = p2p_real.evaluate(
+        editor, out=tmp_path / "eval", methods=["ddim"], pie_bench=root, metric_models=models, progress=False
+    )
     (row,) = result.rows
     assert row["clip_whole"] == 30.0 and row["clip_edited"] == 20.0 and row["structure_distance"] >= 0
     assert result.not_computed == {"lpips": "no lpips here"}
@@ -388,8 +463,11 @@ def save_tiny_metric_models(folder):
     torch.manual_seed(0)
     tokenizer = build_clip_tokenizer(TEST_WORDS)
     layers = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
-    config = CLIPConfig(text_config={"vocab_size": len(tokenizer), "max_position_embeddings": 77, **layers},
-                        vision_config={"image_size": 32, "patch_size": 8, **layers}, projection_dim=8)
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "max_position_embeddings": 77, **layers},
+        vision_config={"image_size": 32, "patch_size": 8, **layers},
+        projection_dim=8,
+    )
     CLIPModel(config).save_pretrained(folder / "clip")
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder / "clip")
@@ -410,6 +488,7 @@ def test_metric_models_load_offline_from_a_folder_of_transformers_models(tmp_pat
 
 # --- the command ---
 
+
 def test_the_command_prints_the_tables_and_resumes(tmp_path, photos, tiny_model_dir, capsys, monkeypatch):
     import cli
 
@@ -423,13 +502,16 @@ def test_the_command_prints_the_tables_and_resumes(tmp_path, photos, tiny_model_
     assert "0 rows measured, 2 skipped (finished)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    ([], "give a FOLDER of photos or --pie-bench DIR"),
-    (["nope"], "folder 'nope' not found"),
-    (["--pie-bench", "."], "has no mapping_file.json"),
-    (["photos", "--methods", "ddim,foo"], "'foo' is not one of ddim"),
-    (["photos", "--metric-models", "none"], "--metric-models 'none' is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give a FOLDER of photos or --pie-bench DIR"),
+        (["nope"], "folder 'nope' not found"),
+        (["--pie-bench", "."], "has no mapping_file.json"),
+        (["photos", "--methods", "ddim,foo"], "'foo' is not one of ddim"),
+        (["photos", "--metric-models", "none"], "--metric-models 'none' is not a folder"),
+    ],
+)
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, photos, capsys, monkeypatch, argv, message):
     import cli
 
@@ -451,6 +533,7 @@ def test_the_command_refuses_a_mask_that_does_not_fit_before_loading_the_model(t
 
 # --- the toy-world PIE set (docs/evaluate.md, "The toy-world PIE set") ---
 
+
 def test_the_toy_pie_set_is_pie_format_with_true_masks(tmp_path):
     from p2p_real.toyworld.pie import toy_pie_entries, write_toy_pie_set
     from p2p_real.toyworld.scenes import render
@@ -462,8 +545,7 @@ def test_the_toy_pie_set_is_pie_format_with_true_masks(tmp_path):
     for case, (key, entry, rendered) in zip(cases, entries, strict=True):
         assert case.name == key and np.array_equal(np.asarray(Image.open(case.photo)), rendered.image)
         new = case.blend_words[1][0]
-        assert f"[{new}]" in entry["editing_prompt"] and case.target == entry["editing_prompt"].replace(
-            f"[{new}]", new)
+        assert f"[{new}]" in entry["editing_prompt"] and case.target == entry["editing_prompt"].replace(f"[{new}]", new)
         check_mask(case)
     masks = [rle_decode(case.mask_runs, (64, 64)) for case in cases]
     shape_scene, colour_scene, background_scene = (rendered for _, _, rendered in entries)

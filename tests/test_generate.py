@@ -29,10 +29,12 @@ def test_row_zero_equals_plain_generation_from_the_same_latent(editor):
 
 
 def test_row_zero_equals_plain_generation_with_the_same_generator(sd_editor, tiny_pipe):
-    res = sd_editor.generate([SRC, TGT], generator=torch.Generator().manual_seed(3), output_type="latent",
-                             progress=False)
-    plain = tiny_pipe(SRC, generator=torch.Generator().manual_seed(3), num_inference_steps=STEPS,
-                      output_type="latent").images
+    res = sd_editor.generate(
+        [SRC, TGT], generator=torch.Generator().manual_seed(3), output_type="latent", progress=False
+    )
+    plain = tiny_pipe(
+        SRC, generator=torch.Generator().manual_seed(3), num_inference_steps=STEPS, output_type="latent"
+    ).images
     torch.testing.assert_close(res.images[:1], plain, atol=2e-4, rtol=1e-4)
 
 
@@ -56,15 +58,28 @@ def test_seeded_generation_is_deterministic(sd_editor):
 
 
 def test_a_target_equal_to_the_source_with_full_injection_reproduces_it(editor):
-    res = editor.generate([SRC, SRC], latents=z_T(2), cross_replace_steps=1.0, self_replace_steps=1.0,
-                          self_replace_max_res=1.0, output_type="latent", progress=False)
+    res = editor.generate(
+        [SRC, SRC],
+        latents=z_T(2),
+        cross_replace_steps=1.0,
+        self_replace_steps=1.0,
+        self_replace_max_res=1.0,
+        output_type="latent",
+        progress=False,
+    )
     torch.testing.assert_close(res.images[1], res.images[0], atol=1e-5, rtol=1e-5)
 
 
 def test_local_blend_keeps_latents_outside_the_mask_equal_to_the_source(editor):
     seed, threshold = PARTIAL_MASK[family(editor)]
-    res = editor.generate([SRC, TGT], latents=z_T(seed), blend_words=(["cat"], ["dog"]), blend_threshold=threshold,
-                          output_type="latent", progress=False)
+    res = editor.generate(
+        [SRC, TGT],
+        latents=z_T(seed),
+        blend_words=(["cat"], ["dog"]),
+        blend_threshold=threshold,
+        output_type="latent",
+        progress=False,
+    )
     mask = np.asarray(res.masks[0])[::2, ::2] > 127  # image-resolution mask back to the 32x32 latent
     assert 0 < mask.sum() < mask.size
     src, tgt = res.images[0], res.images[1]
@@ -85,8 +100,9 @@ def test_user_mask_confines_the_edit(editor):
 
 
 def test_non_square_sizes_work(sd_editor):
-    res = sd_editor.generate([SRC, TGT], generator=1, height=48, width=80, blend_words=(["cat"], ["dog"]),
-                             progress=False)
+    res = sd_editor.generate(
+        [SRC, TGT], generator=1, height=48, width=80, blend_words=(["cat"], ["dog"]), progress=False
+    )
     assert [im.size for im in res.images] == [(80, 48), (80, 48)]
     assert res.masks[0].size == (80, 48)
     assert res.attention.maps.shape == (2, 6, 10, 77)  # latent 24x40 -> working resolution latent/4
@@ -104,8 +120,14 @@ def test_attention_gives_per_word_maps_of_source_and_target_rows(sd_editor):
 
 def test_three_rows_and_refine_and_reweight_run_together(sd_editor):
     prompts = ["a castle on a field", "a gothic castle on a field", "a gothic castle on a green field"]
-    res = sd_editor.generate(prompts, generator=3, equalizer={"gothic": [2.0, 1.5]},
-                             blend_words=(["castle"], ["castle"]), output_type="np", progress=False)
+    res = sd_editor.generate(
+        prompts,
+        generator=3,
+        equalizer={"gothic": [2.0, 1.5]},
+        blend_words=(["castle"], ["castle"]),
+        output_type="np",
+        progress=False,
+    )
     assert res.images.shape == (3, 64, 64, 3) and len(res.masks) == 2
 
 
@@ -155,8 +177,9 @@ def test_a_reweight_factor_out_of_range_is_an_error_naming_the_word(sd_editor, f
 
 
 def test_the_largest_allowed_reweight_factor_still_gives_a_finite_image(sd_editor):
-    res = sd_editor.generate(["a fluffy cat", "a fluffy dog"], equalizer={"fluffy": -10.0}, generator=0,
-                             output_type="np", progress=False)
+    res = sd_editor.generate(
+        ["a fluffy cat", "a fluffy dog"], equalizer={"fluffy": -10.0}, generator=0, output_type="np", progress=False
+    )
     assert np.isfinite(res.images).all()
 
 

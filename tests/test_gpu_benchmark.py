@@ -14,8 +14,20 @@ import torch
 
 from benchmarks import gpu
 
-FAST = gpu.Profile("test", "cpu", "tiny", "tiny-sdxl", "tiny", (64, 96), steps=2, memory_steps=1, repeats=1,
-                   budget_s=5.0, grace_s=0.2, judges_goals=True)
+FAST = gpu.Profile(
+    "test",
+    "cpu",
+    "tiny",
+    "tiny-sdxl",
+    "tiny",
+    (64, 96),
+    steps=2,
+    memory_steps=1,
+    repeats=1,
+    budget_s=5.0,
+    grace_s=0.2,
+    judges_goals=True,
+)
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -81,11 +93,16 @@ def test_a_smoke_run_never_writes_the_committed_results():
 
 def test_rows_picks_rows_and_groups_in_the_tables_order():
     assert [r.name for r in gpu.select_rows("null-text-reference,edit-overhead")] == [
-        "edit-overhead", "null-text-reference"]
+        "edit-overhead",
+        "null-text-reference",
+    ]
     memory = [r.name for r in gpu.select_rows("memory")]
     assert memory == [r.name for r in gpu.ROWS if r.name.startswith("memory-")] and len(memory) == 6
-    assert {r.name for r in gpu.select_rows("sdxl")} == {"sdxl-overhead", "sdxl-invert-edit-direct",
-                                                          "sdxl-invert-edit-null-text"}
+    assert {r.name for r in gpu.select_rows("sdxl")} == {
+        "sdxl-overhead",
+        "sdxl-invert-edit-direct",
+        "sdxl-invert-edit-null-text",
+    }
     assert len(gpu.select_rows(None)) == len(gpu.ROWS)
 
 
@@ -144,8 +161,11 @@ def test_the_overall_budget_skips_the_rows_after_it_is_spent_and_a_failing_row_d
     def fails(ctx, clock):
         raise RuntimeError("out of luck")
 
-    rows = [_row("fails", fails), _row("uses-it", lambda ctx, clock: time.sleep(30), budget=10),
-            _row("late", _value(1.0))]
+    rows = [
+        _row("fails", fails),
+        _row("uses-it", lambda ctx, clock: time.sleep(30), budget=10),
+        _row("late", _value(1.0)),
+    ]
     records = gpu.run_rows(rows, gpu.Context(FAST), budget_s=2.0)
     assert [r["status"] for r in records] == ["failed", "skipped", "skipped"]
     assert records[0]["reason"] == "RuntimeError: out of luck"
@@ -163,12 +183,20 @@ def test_goals_are_met_or_not_met_on_a_gpu_run():
 
 def test_the_results_file_keeps_earlier_figures_of_rows_not_run_or_skipped():
     rows = (_row("a", _value(1)), _row("b", _value(1)), _row("c", _value(1)))
-    earlier = {"rows": [{**gpu._record(rows[0], "measured", 1.5), "device": "H100", "date": "2026-11-01"},
-                        {**gpu._record(rows[1], "measured", 2.5), "device": "H100", "date": "2026-11-01"},
-                        gpu._record(rows[2], "unmeasured")]}
-    now = {"device": "H200", "rows": [
-        {**gpu._record(rows[1], "skipped", reason="would take about 9 s"), "device": "H200", "date": "2026-12-05"},
-        {**gpu._record(rows[2], "measured", 0.5), "device": "H200", "date": "2026-12-05"}]}
+    earlier = {
+        "rows": [
+            {**gpu._record(rows[0], "measured", 1.5), "device": "H100", "date": "2026-11-01"},
+            {**gpu._record(rows[1], "measured", 2.5), "device": "H100", "date": "2026-11-01"},
+            gpu._record(rows[2], "unmeasured"),
+        ]
+    }
+    now = {
+        "device": "H200",
+        "rows": [
+            {**gpu._record(rows[1], "skipped", reason="would take about 9 s"), "device": "H200", "date": "2026-12-05"},
+            {**gpu._record(rows[2], "measured", 0.5), "device": "H200", "date": "2026-12-05"},
+        ],
+    }
     merged = {r["name"]: r for r in gpu.merge(earlier, now, rows)["rows"]}
     assert merged["a"]["value"] == 1.5 and merged["a"]["device"] == "H100"  # not run this time
     assert merged["b"]["value"] == 2.5 and merged["b"]["last_attempt"]["status"] == "skipped"

@@ -121,7 +121,7 @@ def test_the_differentiated_pass_is_captured_once_on_first_use(fake_cuda):
     phi = emb.clone().requires_grad_(True)
     out = graphed.with_grad(latents, t, phi)
     graphed.with_grad(latents, t, phi)
-    (sample_latents, sample_t, sample_phi), = fake_cuda.graphed_callables
+    ((sample_latents, sample_t, sample_phi),) = fake_cuda.graphed_callables
     assert sample_phi.requires_grad and sample_phi.shape == emb.shape and sample_latents.shape == latents.shape
     out.sum().backward()
     assert phi.grad is not None and torch.allclose(phi.grad, torch.full_like(phi, out.numel() / phi.numel()))

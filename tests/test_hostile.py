@@ -69,8 +69,9 @@ def test_a_lock_file_that_is_a_fifo_or_a_link_to_a_device_is_refused_at_once(tmp
         _with_timeout(lambda: reserve(tmp_path, "zero"))
 
 
-def test_the_cli_refuses_a_linked_lock_file_in_one_line_and_leaves_the_target_alone(tmp_path, tiny_model_dir, capsys,
-                                                                                   monkeypatch):
+def test_the_cli_refuses_a_linked_lock_file_in_one_line_and_leaves_the_target_alone(
+    tmp_path, tiny_model_dir, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     photo = _photo(tmp_path)
     users = tmp_path / "precious.txt"
@@ -116,9 +117,23 @@ def test_a_recipes_out_does_not_leave_its_folder_through_a_link(tmp_path, tiny_m
     (bundle / link).parent.mkdir(parents=True, exist_ok=True)
     (bundle / link).symlink_to(elsewhere)
     recipe = bundle / "recipe.json"
-    recipe.write_text(json.dumps({"model": str(tiny_model_dir), "out": "results", "photos": [{
-        "photo": "scene.png", "prompt": "a cat on a wall", "steps": 2, "method": "ddim",
-        "edits": [{"target": "a dog on a wall", "name": "e1"}]}]}))
+    recipe.write_text(
+        json.dumps(
+            {
+                "model": str(tiny_model_dir),
+                "out": "results",
+                "photos": [
+                    {
+                        "photo": "scene.png",
+                        "prompt": "a cat on a wall",
+                        "steps": 2,
+                        "method": "ddim",
+                        "edits": [{"target": "a dog on a wall", "name": "e1"}],
+                    }
+                ],
+            }
+        )
+    )
     code = cli.main(["batch", str(recipe), "-q"])
     err = capsys.readouterr().err
     assert code != 0 and "symbolic link" in err and len(err.strip().splitlines()) == 1, err
@@ -136,8 +151,9 @@ def _page_session(page, tmp_path: Path, photo: Path, caption: str):
     session = Client(page.url, verbose=False, download_files=str(tmp_path / "downloads"))
     session.submit(handle_file(str(photo)), caption, "negative-prompt", 2, "", api_name="/invert").result(timeout=300)
     target = caption.replace("circle", "square")
-    result = session.submit(caption, target, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6,
-                            api_name="/edit").result(timeout=300)
+    result = session.submit(caption, target, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6, api_name="/edit").result(
+        timeout=300
+    )
     return session, result[-2]
 
 
@@ -290,8 +306,20 @@ def test_the_feather_is_bounded_in_the_spec_the_cli_and_the_paste(value, tmp_pat
     with pytest.raises(MaskError, match="feather"):
         feathered_mask(torch.ones(1, 1, 4, 4), (8, 8), feather=value)
     photo = _photo(tmp_path)
-    code = cli.main(["edit", str(photo), "-p", "a", "-t", "b", "--spec", json.dumps({"feather": value}),
-                     "--model", str(tmp_path / "no-model")])
+    code = cli.main(
+        [
+            "edit",
+            str(photo),
+            "-p",
+            "a",
+            "-t",
+            "b",
+            "--spec",
+            json.dumps({"feather": value}),
+            "--model",
+            str(tmp_path / "no-model"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "feather" in err and len(err.strip().splitlines()) == 1, err
 
@@ -305,8 +333,12 @@ def test_a_huge_step_count_is_refused_before_the_model_loads_or_anything_is_allo
         raise AssertionError("the model was loaded before --steps was checked")
 
     monkeypatch.setattr(session, "open_session", no_model)
-    for argv in (["generate", "a cat", "--steps", "100000000"], ["generate", "a cat", "--steps", "5000"],
-                 ["edit", "x.png", "-p", "a", "-t", "b", "--steps", "5000"], ["demo", "--steps", "1001"]):
+    for argv in (
+        ["generate", "a cat", "--steps", "100000000"],
+        ["generate", "a cat", "--steps", "5000"],
+        ["edit", "x.png", "-p", "a", "-t", "b", "--steps", "5000"],
+        ["demo", "--steps", "1001"],
+    ):
         code = cli.main(argv)
         err = capsys.readouterr().err
         assert code != 0 and f"at most {MAX_STEPS}" in err and len(err.strip().splitlines()) == 1, (argv, err)
@@ -324,14 +356,33 @@ def test_a_huge_step_count_is_refused_before_the_model_loads_or_anything_is_allo
 def test_invert_out_is_a_folder_and_no_option_is_abbreviated(tmp_path, tiny_model_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     photo = _photo(tmp_path)
-    code = cli.main(["invert", str(photo), "-p", "a cat on a wall", "--steps", "2", "--method", "ddim",
-                     "--model", str(tiny_model_dir), "--out", "dir", "--no-report", "-q"])
+    code = cli.main(
+        [
+            "invert",
+            str(photo),
+            "-p",
+            "a cat on a wall",
+            "--steps",
+            "2",
+            "--method",
+            "ddim",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            "dir",
+            "--no-report",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "dir").is_dir() and (tmp_path / "dir" / "scene.inv.safetensors").is_file()
     code = cli.main(["invert", str(photo), "-p", "a", "--out", "d", "--output", "x.inv.safetensors"])
     assert code != 0 and "not both" in capsys.readouterr().err
-    for argv in (["edit", str(photo), "-p", "a", "-t", "b", "--overw"], ["invert", str(photo), "-p", "a", "--outp",
-                                                                         "x"], ["generate", "a", "--ste", "2"]):
+    for argv in (
+        ["edit", str(photo), "-p", "a", "-t", "b", "--overw"],
+        ["invert", str(photo), "-p", "a", "--outp", "x"],
+        ["generate", "a", "--ste", "2"],
+    ):
         code = cli.main(argv)
         assert code == 2 and "unrecognized arguments" in capsys.readouterr().err, argv
 
@@ -365,8 +416,9 @@ def test_an_inversion_whose_latents_exceed_the_working_size_limit_is_refused(tin
     import p2p_real
     from inversion.artifact import ArtifactError
 
-    inv = p2p_real.Editor(tiny_pipe).invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2,
-                                            progress=False)
+    inv = p2p_real.Editor(tiny_pipe).invert(
+        _photo(tmp_path), "a cat", method="ddim", num_inference_steps=2, progress=False
+    )
     factor = inv.vae_scale_factor
     rows = 2048 // factor + 1  # one latent row beyond 2048 pixels
     big = torch.zeros(1, inv.latent_T.shape[1], rows, 1)
@@ -469,12 +521,22 @@ def test_numpy_and_torch_scalars_are_accepted_as_settings(tiny_pipe):
     import p2p_real
     from p2p_real.spec import EditSpec
 
-    spec = EditSpec(cross_replace_steps=np.float32(0.5), self_replace_steps=torch.tensor(0.25),
-                    blend_threshold=np.float64(0.3), blend_pool=np.int64(1), feather=torch.tensor(0.02))
+    spec = EditSpec(
+        cross_replace_steps=np.float32(0.5),
+        self_replace_steps=torch.tensor(0.25),
+        blend_threshold=np.float64(0.3),
+        blend_pool=np.int64(1),
+        feather=torch.tensor(0.02),
+    )
     assert spec.cross_replace_steps == 0.5 and spec.self_replace_steps == 0.25 and spec.feather == pytest.approx(0.02)
-    res = p2p_real.Editor(tiny_pipe).generate(["a cat", "a dog"], num_inference_steps=np.int64(2),
-                                              guidance_scale=np.float32(7.5), generator=0, progress=False,
-                                              output_type="latent")
+    res = p2p_real.Editor(tiny_pipe).generate(
+        ["a cat", "a dog"],
+        num_inference_steps=np.int64(2),
+        guidance_scale=np.float32(7.5),
+        generator=0,
+        progress=False,
+        output_type="latent",
+    )
     assert res.images is not None
     with pytest.raises(ValueError, match="whole number"):
         EditSpec(blend_pool=np.float32(1.5))
@@ -514,8 +576,22 @@ def test_a_linked_photo_names_the_outputs_after_the_link(tmp_path, tiny_model_di
     monkeypatch.chdir(tmp_path)
     target = _photo(tmp_path)
     (tmp_path / "holiday.png").symlink_to(target)
-    code = cli.main(["invert", "holiday.png", "-p", "a cat on a wall", "--steps", "2", "--method", "ddim",
-                     "--model", str(tiny_model_dir), "--no-report", "-q"])
+    code = cli.main(
+        [
+            "invert",
+            "holiday.png",
+            "-p",
+            "a cat on a wall",
+            "--steps",
+            "2",
+            "--method",
+            "ddim",
+            "--model",
+            str(tiny_model_dir),
+            "--no-report",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "p2p-out").iterdir()] == ["holiday.inv.safetensors"]
 
@@ -529,12 +605,16 @@ def test_library_log_lines_reach_the_terminal_as_one_line():
     from p2p_real.commands import session
 
     session.setup_libraries(debug=False, quiet=True)
-    handlers = [*diffusers_logging.get_logger("diffusers").handlers,
-                *transformers_logging.get_logger("transformers").handlers, logging.lastResort]
+    handlers = [
+        *diffusers_logging.get_logger("diffusers").handlers,
+        *transformers_logging.get_logger("transformers").handlers,
+        logging.lastResort,
+    ]
     assert len(handlers) >= 3
     for handler in handlers:  # what each handler that writes to the terminal would print
-        record = logging.LogRecord("diffusers.x", logging.ERROR, __file__, 1, "first line\n%s\n\nthird",
-                                   ("second line",), None)
+        record = logging.LogRecord(
+            "diffusers.x", logging.ERROR, __file__, 1, "first line\n%s\n\nthird", ("second line",), None
+        )
         assert handler.filter(record)
         assert handler.format(record).splitlines() == [handler.format(record)], handler
         assert "first line second line third" in handler.format(record)
@@ -556,10 +636,13 @@ def test_wrong_argument_types_are_value_errors_naming_the_argument(tiny_pipe, tm
     result = editor.edit(inv, "a dog", progress=False)
     with pytest.raises(ValueError, match="name must be a file name"):
         result.save(tmp_path / "o", 5)
-    for call in (lambda: editor.edit(inv, "a dog", callback_on_step_end="print", progress=False),
-                 lambda: editor.generate(["a cat"], callback_on_step_end=3, num_inference_steps=2, progress=False),
-                 lambda: editor.invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2,
-                                       callback_on_step_end=[], progress=False)):
+    for call in (
+        lambda: editor.edit(inv, "a dog", callback_on_step_end="print", progress=False),
+        lambda: editor.generate(["a cat"], callback_on_step_end=3, num_inference_steps=2, progress=False),
+        lambda: editor.invert(
+            _photo(tmp_path), "a cat", method="ddim", num_inference_steps=2, callback_on_step_end=[], progress=False
+        ),
+    ):
         with pytest.raises(ValueError, match="callback_on_step_end must be a function"):
             call()
 
@@ -572,7 +655,6 @@ def test_an_inversion_of_another_vae_factor_is_refused_naming_the_factor(tiny_pi
 
     editor = p2p_real.Editor(tiny_pipe)
     inv = editor.invert(_photo(tmp_path), "a cat", method="ddim", num_inference_steps=2, progress=False)
-    other = dataclasses.replace(inv, vae_scale_factor=inv.vae_scale_factor * 2,
-                                size=(inv.size[0] * 2, inv.size[1] * 2))
+    other = dataclasses.replace(inv, vae_scale_factor=inv.vae_scale_factor * 2, size=(inv.size[0] * 2, inv.size[1] * 2))
     with pytest.raises(ArtifactError, match="VAE of factor"):
         editor.reconstruct(other, progress=False)

@@ -65,12 +65,25 @@ def silent() -> Iterator[SilentServer]:
 
 def offline_env(endpoint: str, home: Path) -> dict[str, str]:
     """Environment whose only reachable address is the silent endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "P2P_REAL_", "TRANSFORMERS_", "DIFFUSERS_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "P2P_REAL_", "TRANSFORMERS_", "DIFFUSERS_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
     dead = "http://127.0.0.1:9"  # the discard port: nothing listens, every other address fails at once
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(home), HF_HUB_ETAG_TIMEOUT=str(TIMEOUT),
-               HF_HUB_DISABLE_TELEMETRY="1", HTTP_PROXY=dead, HTTPS_PROXY=dead, ALL_PROXY=dead,
-               NO_PROXY="127.0.0.1,localhost", OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(home),
+        HF_HUB_ETAG_TIMEOUT=str(TIMEOUT),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HTTP_PROXY=dead,
+        HTTPS_PROXY=dead,
+        ALL_PROXY=dead,
+        NO_PROXY="127.0.0.1,localhost",
+        OMP_NUM_THREADS="1",
+        TQDM_DISABLE="1",
+    )
     return env
 
 
@@ -79,9 +92,13 @@ def sd_checkpoint(path: Path) -> str:
     import torch
     from safetensors.torch import save_file
 
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
-               "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768)},
-              path)
+    save_file(
+        {
+            "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+            "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(320, 768),
+        },
+        path,
+    )
     return str(path)
 
 
@@ -98,8 +115,13 @@ def test_load_pipeline_from_a_silent_hub_fails_clearly_within_twice_the_timeout(
         "except ModelLoadError as exc:\n"
         "    print(f'{time.monotonic() - start:.2f}'); print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, model], env=offline_env(silent.url, tmp_path),
-                            capture_output=True, text=True, timeout=2 * TIMEOUT + STARTUP + 60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, model],
+        env=offline_env(silent.url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=2 * TIMEOUT + STARTUP + 60,
+    )
     assert result.returncode == 0, result.stderr
     seconds, message = result.stdout.strip().splitlines()
     assert "did not answer within 2 s" in message and silent.url in message
@@ -114,11 +136,27 @@ def test_the_cli_says_so_in_one_line(silent, tmp_path):
 
     Image.new("RGB", (48, 40), (90, 140, 200)).save(photo)
     script = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
-    argv = ["edit", str(photo), "-p", "a cat", "-t", "a dog", "--model", "p2p-real-tests/silent-model", "-q",
-            "--out", str(tmp_path / "out")]
+    argv = [
+        "edit",
+        str(photo),
+        "-p",
+        "a cat",
+        "-t",
+        "a dog",
+        "--model",
+        "p2p-real-tests/silent-model",
+        "-q",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     start = time.monotonic()
-    result = subprocess.run([*script, *argv], env=offline_env(silent.url, tmp_path), capture_output=True, text=True,
-                            timeout=2 * TIMEOUT + STARTUP + 60)
+    result = subprocess.run(
+        [*script, *argv],
+        env=offline_env(silent.url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=2 * TIMEOUT + STARTUP + 60,
+    )
     elapsed = time.monotonic() - start
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr

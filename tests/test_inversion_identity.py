@@ -35,19 +35,36 @@ def other_pipe():
 
 @pytest.fixture(scope="module")
 def inv(tiny_pipe, photo):
-    return invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), photo, PROMPT, method="negative-prompt",
-                  num_inference_steps=STEPS, progress=False, size=SIZE)
+    return invert(
+        tiny_pipe,
+        ddim_scheduler(tiny_pipe.scheduler.config),
+        photo,
+        PROMPT,
+        method="negative-prompt",
+        num_inference_steps=STEPS,
+        progress=False,
+        size=SIZE,
+    )
 
 
 def settings(**changes) -> InversionSettings:
-    return InversionSettings(**{"prompt": PROMPT, "method": "negative-prompt", "num_inference_steps": STEPS,
-                                "guidance_scale": 7.5, "size": SIZE, **changes})
+    return InversionSettings(
+        **{
+            "prompt": PROMPT,
+            "method": "negative-prompt",
+            "num_inference_steps": STEPS,
+            "guidance_scale": 7.5,
+            "size": SIZE,
+            **changes,
+        }
+    )
 
 
 def with_adapters(pipe, adapters):
     """The same model parts as `pipe`, with `adapters` recorded as load_pipeline records them."""
-    parts = SimpleNamespace(unet=pipe.unet, text_encoder=pipe.text_encoder, vae=pipe.vae, tokenizer=pipe.tokenizer,
-                            scheduler=pipe.scheduler)
+    parts = SimpleNamespace(
+        unet=pipe.unet, text_encoder=pipe.text_encoder, vae=pipe.vae, tokenizer=pipe.tokenizer, scheduler=pipe.scheduler
+    )
     setattr(parts, ADAPTERS, adapters)
     return parts
 
@@ -88,10 +105,13 @@ def test_an_inversion_cached_for_one_model_is_not_reused_for_another(inv, tiny_p
     assert found is not None and why == ""
 
 
-@pytest.mark.parametrize("adapter", [
-    {"lora": "style.safetensors", "scale": 1.0, "sha256": "ab"},
-    {"embedding": "shiny.safetensors", "word": "shinystyle", "vectors": 2, "sha256": "cd"},
-])
+@pytest.mark.parametrize(
+    "adapter",
+    [
+        {"lora": "style.safetensors", "scale": 1.0, "sha256": "ab"},
+        {"embedding": "shiny.safetensors", "word": "shinystyle", "vectors": 2, "sha256": "cd"},
+    ],
+)
 def test_loras_and_embeddings_are_part_of_the_model_fingerprint(tiny_pipe, adapter):
     plain = pipeline_fingerprint(tiny_pipe)
     assert pipeline_fingerprint(with_adapters(tiny_pipe, None)) == plain

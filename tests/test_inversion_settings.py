@@ -13,15 +13,26 @@ from inversion.validation import PromptError
 def test_resolved_settings_fill_every_default_but_the_size():
     resolved = InversionSettings("a cat on a wall").resolved(num_inference_steps=12, guidance_scale=5.0)
     assert isinstance(resolved, ResolvedInversionSettings)
-    assert (resolved.prompt, resolved.method, resolved.num_inference_steps, resolved.guidance_scale,
-            resolved.size, resolved.square) == ("a cat on a wall", DEFAULT_METHOD, 12, 5.0, None, False)
+    assert (
+        resolved.prompt,
+        resolved.method,
+        resolved.num_inference_steps,
+        resolved.guidance_scale,
+        resolved.size,
+        resolved.square,
+    ) == ("a cat on a wall", DEFAULT_METHOD, 12, 5.0, None, False)
 
 
 def test_resolved_settings_keep_what_was_given():
     given = InversionSettings("a cat", "ddim", 4, 0.0, (64, 48), True, names={"prompt": "--prompt"})
     resolved = given.resolved(num_inference_steps=12, guidance_scale=5.0)
-    assert (resolved.method, resolved.num_inference_steps, resolved.guidance_scale, resolved.size,
-            resolved.square) == ("ddim", 4, 0.0, (64, 48), True)  # a guidance of 0 is kept, not defaulted
+    assert (resolved.method, resolved.num_inference_steps, resolved.guidance_scale, resolved.size, resolved.square) == (
+        "ddim",
+        4,
+        0.0,
+        (64, 48),
+        True,
+    )  # a guidance of 0 is kept, not defaulted
     assert resolved.name("prompt") == "--prompt"
 
 

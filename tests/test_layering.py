@@ -63,8 +63,10 @@ def imported_names(path: Path, name: str) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     """Module -> the modules of the project it imports (names that are not modules of the project are dropped)."""
     files = source_files()
-    return {name: {other for other in imported_names(path, name) if other in files and other != name}
-            for name, path in files.items()}
+    return {
+        name: {other for other in imported_names(path, name) if other in files and other != name}
+        for name, path in files.items()
+    }
 
 
 GRAPH = import_graph()

@@ -111,8 +111,9 @@ def test_a_folder_of_pickled_weights_is_refused_before_torch_2_6(pickled_model_d
         load_pipeline(pickled_model_dir, device="cpu")
 
 
-def test_safetensors_folders_load_before_torch_2_6_and_pickles_load_after(tiny_model_dir, pickled_model_dir,
-                                                                           monkeypatch):
+def test_safetensors_folders_load_before_torch_2_6_and_pickles_load_after(
+    tiny_model_dir, pickled_model_dir, monkeypatch
+):
     with monkeypatch.context() as patch:
         patch.setattr(loading, "torch_loads_pickles_safely", lambda version=None: False)
         assert load_pipeline(tiny_model_dir, device="cpu").unet is not None

@@ -39,7 +39,7 @@ def test_the_pool_grows_the_word_region_by_its_radius_in_map_cells(pool):
     maps = maps_with({(0, 1): square, (1, 1): square})
     mask = blend_mask(maps, (H, W), (H, W), token_weights(1), threshold=0.5, pool=pool)
     expected = torch.zeros(1, 1, H, W)
-    expected[..., 3 - pool:5 + pool, 3 - pool:5 + pool] = 1  # pool 1: the reference's 3x3 max-pool
+    expected[..., 3 - pool : 5 + pool, 3 - pool : 5 + pool] = 1  # pool 1: the reference's 3x3 max-pool
     assert torch.equal(mask, expected)
 
 
@@ -54,8 +54,10 @@ def test_subtract_words_remove_their_own_unpooled_region_of_either_row(row):
 
 
 def test_one_mask_per_target_row_and_blending_keeps_the_source_row():
-    maps = maps_with({(0, 1): (slice(0, 2), slice(0, 2)), (1, 1): (slice(6, 8), slice(6, 8)),
-                      (2, 1): (slice(0, 8), slice(0, 8))}, rows=3)
+    maps = maps_with(
+        {(0, 1): (slice(0, 2), slice(0, 2)), (1, 1): (slice(6, 8), slice(6, 8)), (2, 1): (slice(0, 8), slice(0, 8))},
+        rows=3,
+    )
     mask = blend_mask(maps, (H, W), (H, W), token_weights(1, rows=3), threshold=0.5)
     assert mask.shape == (2, 1, H, W) and mask[1].all() and not mask[0].all()
     latents = torch.randn(3, 4, H, W)

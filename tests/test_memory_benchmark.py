@@ -7,8 +7,25 @@ from benchmarks import memory
 
 def test_the_memory_benchmark_runs_on_the_cpu_and_writes_json_naming_the_device(tmp_path):
     out = tmp_path / "memory.json"
-    entry = memory.main(["--model", "tiny", "--device", "cpu", "--sizes", "64", "--steps", "1",
-                         "--modes", "none", "model", "--method", "ddim", "--json", str(out)])
+    entry = memory.main(
+        [
+            "--model",
+            "tiny",
+            "--device",
+            "cpu",
+            "--sizes",
+            "64",
+            "--steps",
+            "1",
+            "--modes",
+            "none",
+            "model",
+            "--method",
+            "ddim",
+            "--json",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert data["device"] == entry["device"] and entry["device"].startswith("cpu")
     none, model = data["runs"][0]["runs"]

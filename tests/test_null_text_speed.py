@@ -34,8 +34,9 @@ class Pivot:
 
     def nti(self, calls: UNetCalls | None = None, **kwargs) -> list[torch.Tensor]:
         args = {"learning_rate": 0.1, "progress": False, "num_inner_steps": 3, "epsilon": 0.0, **kwargs}
-        return null_text_optimize(self.pipe.unet, self.scheduler, self.trajectory, self.cond, self.uncond, 7.5,
-                                  unet_calls=calls, **args)
+        return null_text_optimize(
+            self.pipe.unet, self.scheduler, self.trajectory, self.cond, self.uncond, 7.5, unet_calls=calls, **args
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,10 @@ def test_the_prefix_is_what_runs_before_the_first_cross_attention_reads_the_embe
 def test_the_prefix_runs_once_per_step_and_the_unet_once_per_pass(pivot):
     unet = pivot.pipe.unet
     passes, prefix = [], []
-    handles = [unet.register_forward_pre_hook(lambda *a: passes.append(1)),
-               unet.down_blocks[0].resnets[0].conv1.register_forward_pre_hook(lambda *a: prefix.append(1))]
+    handles = [
+        unet.register_forward_pre_hook(lambda *a: passes.append(1)),
+        unet.down_blocks[0].resnets[0].conv1.register_forward_pre_hook(lambda *a: prefix.append(1)),
+    ]
     try:
         pivot.nti(pivot.calls())
     finally:
@@ -133,8 +136,22 @@ def test_null_text_fast_is_null_text_with_the_stall_stop(pivot):
 
     method = METHODS["null-text-fast"]
     assert method.uncond == "per-step" and not method.follows_pivot  # replayed like null-text
-    data = method.run(MethodPivot(pivot.pipe.unet, pivot.scheduler, pivot.trajectory, pivot.cond, pivot.uncond,
-                                  7.5, 3, 0.0, 0.1, False, None, None))
+    data = method.run(
+        MethodPivot(
+            pivot.pipe.unet,
+            pivot.scheduler,
+            pivot.trajectory,
+            pivot.cond,
+            pivot.uncond,
+            7.5,
+            3,
+            0.0,
+            0.1,
+            False,
+            None,
+            None,
+        )
+    )
     expected = pivot.nti(min_improvement=FAST_MIN_IMPROVEMENT)
     assert torch.equal(data.uncond_embeddings, torch.cat(expected))
     # that the stall stop fires, and when: tests/test_null_text_schedule.py
@@ -145,8 +162,17 @@ def test_a_null_text_fast_inversion_saves_loads_and_replays_its_embeddings(tiny_
     from inversion.invert import invert
     from inversion.settings import InversionSettings
 
-    inv = invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(), PROMPT,
-                 method="null-text-fast", num_inference_steps=STEPS, num_inner_steps=2, progress=False, size=(48, 32))
+    inv = invert(
+        tiny_pipe,
+        ddim_scheduler(tiny_pipe.scheduler.config),
+        skimage.data.chelsea(),
+        PROMPT,
+        method="null-text-fast",
+        num_inference_steps=STEPS,
+        num_inner_steps=2,
+        progress=False,
+        size=(48, 32),
+    )
     loaded = Inversion.load(inv.save(tmp_path / "cat.inv.safetensors"))
     assert loaded.method == "null-text-fast" and loaded.uncond_embeddings.shape[0] == STEPS
     assert torch.equal(loaded.uncond_embeddings, inv.uncond_embeddings) and not loaded.uses_prompt_as_uncond
@@ -183,9 +209,21 @@ def test_compile_is_refused_with_an_offloaded_unet_and_must_be_a_bool(tiny_pipe,
     import inversion.invert as invert_module
 
     with pytest.raises(ValueError, match="compile must be True or False"):
-        invert_module.invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(),
-                             PROMPT, compile="yes", progress=False)
+        invert_module.invert(
+            tiny_pipe,
+            ddim_scheduler(tiny_pipe.scheduler.config),
+            skimage.data.chelsea(),
+            PROMPT,
+            compile="yes",
+            progress=False,
+        )
     monkeypatch.setattr(invert_module, "is_offloaded", lambda unet: True)
     with pytest.raises(ValueError, match="CPU-offloaded"):
-        invert_module.invert(tiny_pipe, ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea(),
-                             PROMPT, compile=True, progress=False)
+        invert_module.invert(
+            tiny_pipe,
+            ddim_scheduler(tiny_pipe.scheduler.config),
+            skimage.data.chelsea(),
+            PROMPT,
+            compile=True,
+            progress=False,
+        )

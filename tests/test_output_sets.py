@@ -67,14 +67,17 @@ def test_a_full_disk_is_an_error_naming_the_file_not_the_temporary(tmp_path):
 
 @pytest.mark.slow
 def test_temporaries_of_a_killed_writer_are_found_and_removed_by_the_next_run(tmp_path):
-    killed = run_python(f"""
+    killed = run_python(
+        f"""
         import os, signal
         from inversion.files import atomic_write
         def die(tmp):
             tmp.write_bytes(b"half a png")
             os.kill(os.getpid(), signal.SIGKILL)
-        atomic_write({str(tmp_path / 'a.png')!r}, die)
-        """, tmp_path)
+        atomic_write({str(tmp_path / "a.png")!r}, die)
+        """,
+        tmp_path,
+    )
     assert killed.returncode == -signal.SIGKILL
     left = temporaries(tmp_path)
     assert len(left) == 1 and left[0].name.startswith(".a.png.p2p-")  # found: our naming, with its process
@@ -88,13 +91,17 @@ def test_temporaries_of_a_killed_writer_are_found_and_removed_by_the_next_run(tm
 
 @pytest.mark.slow
 def test_a_second_run_cannot_take_outputs_another_run_holds_and_a_kill_frees_them(tmp_path):
-    holder = run_python(f"""
+    holder = run_python(
+        f"""
         import sys, time
         from p2p_real.output_sets import reserve
         reserve({str(tmp_path)!r}, "photo", ["photo.0.png", "photo.json"])
         print("held", flush=True)
         time.sleep(120)
-        """, tmp_path, wait=False)
+        """,
+        tmp_path,
+        wait=False,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(OutputsBusyError, match=rf"process {holder.pid}\) is writing photo\.\* in"):
@@ -169,7 +176,8 @@ def test_a_rewritten_set_loses_its_old_sidecar_first_and_an_interrupted_rewrite_
 
 @pytest.mark.slow
 def test_a_set_a_killed_run_left_half_written_is_completed_by_the_next_run(tmp_path):
-    killed = run_python(f"""
+    killed = run_python(
+        f"""
         import os, signal
         from pathlib import Path
         from p2p_real.output_sets import OutputSet
@@ -181,7 +189,9 @@ def test_a_set_a_killed_run_left_half_written_is_completed_by_the_next_run(tmp_p
                 tmp.write_text("half a grid")
                 os.kill(os.getpid(), signal.SIGKILL)
             files.write(paths[1], die)
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     assert killed.returncode == -signal.SIGKILL
     assert (tmp_path / "x.0.png").exists() and temporaries(tmp_path)  # what a kill leaves
     paths = [tmp_path / "x.0.png", tmp_path / "x.grid.png", tmp_path / "x.json"]

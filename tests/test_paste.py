@@ -49,9 +49,7 @@ def test_paste_back_leaves_pixels_outside_the_dilated_mask_byte_identical(photo)
     edited = 1.0 - photo.pixels[0].permute(1, 2, 0).numpy()  # a very different image
     mask = blob_mask((h // 2, w // 2))
     result, soft = paste_back(photo.original, edited, mask, photo.box, feather=0.02, dilate=0.02)
-    assert (
-        result.shape == photo.original.shape and result.dtype == np.uint8 and soft.shape == result.shape[:2]
-    )
+    assert result.shape == photo.original.shape and result.dtype == np.uint8 and soft.shape == result.shape[:2]
     changed = (result != photo.original).any(axis=2)
     assert changed.sum() > 0.5 * box_region(mask, photo).sum()
     assert not changed[soft == 0].any()  # byte-identical wherever the mask is 0

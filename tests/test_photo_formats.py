@@ -136,11 +136,35 @@ def test_without_pillow_heif_a_heic_photo_says_what_to_install(heic, monkeypatch
 
 
 def test_the_edit_command_reads_heic_and_writes_jpeg_from_the_names_extension(heic, icc, tiny_model_dir, tmp_path):
-    argv = ["edit", str(heic), "-p", PROMPT, "-t", TARGET, "--method", "ddim", "--steps", "2", "--model",
-            str(tiny_model_dir), "--name", "dog.jpg", "--quality", "90", "--out", str(tmp_path), "-q"]
+    argv = [
+        "edit",
+        str(heic),
+        "-p",
+        PROMPT,
+        "-t",
+        TARGET,
+        "--method",
+        "ddim",
+        "--steps",
+        "2",
+        "--model",
+        str(tiny_model_dir),
+        "--name",
+        "dog.jpg",
+        "--quality",
+        "90",
+        "--out",
+        str(tmp_path),
+        "-q",
+    ]
     assert cli.main(argv) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dog.0.jpg", "dog.1.jpg", "dog.grid.png",
-                                                          "dog.inv.safetensors", "dog.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dog.0.jpg",
+        "dog.1.jpg",
+        "dog.grid.png",
+        "dog.inv.safetensors",
+        "dog.json",
+    ]
     assert_carried(tmp_path / "dog.1.jpg", icc)
     assert read_parameters(tmp_path / "dog.1.jpg")["photo"] == "iphone.heic"
 

@@ -21,16 +21,26 @@ def test_the_default_method_is_direct_inversion(sd_editor, photo):
     assert sd_editor.invert(photo, PROMPT, progress=False).method == "direct"
 
 
-@pytest.mark.parametrize(("lost", "level"), [(0.0, "good"), (LOST_DB[0], "good"), (LOST_DB[0] + 0.01, "fair"),
-                                             (LOST_DB[1], "fair"), (LOST_DB[1] + 0.01, "poor")])
+@pytest.mark.parametrize(
+    ("lost", "level"),
+    [
+        (0.0, "good"),
+        (LOST_DB[0], "good"),
+        (LOST_DB[0] + 0.01, "fair"),
+        (LOST_DB[1], "fair"),
+        (LOST_DB[1] + 0.01, "poor"),
+    ],
+)
 def test_the_verdict_follows_the_db_lost_to_inversion(lost, level):
     verdict = reconstruction_verdict(lost)
     assert (verdict.level, verdict.figure) == (level, "lost_db")
     assert f"{lost:.2f} dB lost" in str(verdict)
 
 
-@pytest.mark.parametrize(("drift", "level"), [(DRIFT_DB[0], "good"), (DRIFT_DB[0] + 0.01, "fair"),
-                                              (DRIFT_DB[1], "fair"), (DRIFT_DB[1] + 0.01, "poor")])
+@pytest.mark.parametrize(
+    ("drift", "level"),
+    [(DRIFT_DB[0], "good"), (DRIFT_DB[0] + 0.01, "fair"), (DRIFT_DB[1], "fair"), (DRIFT_DB[1] + 0.01, "poor")],
+)
 def test_a_direct_verdict_follows_the_drift_not_the_exact_reconstruction(drift, level):
     verdict = reconstruction_verdict(0.0, drift)  # 0 dB lost: exact, as direct inversion always is
     assert (verdict.level, verdict.figure) == (level, "drift_db")
@@ -82,8 +92,12 @@ def test_on_the_toy_model_a_wrong_caption_no_longer_reports_perfect():
     toy = Editor(load_pipeline("toy", device="cpu"), attention_res=ATTENTION_RES)
     rendered = render(random_scene(np.random.default_rng(77), n_objects=1, sizes=["big"]), toy.default_size[0])
     wrong = make_edit("background", rendered, np.random.default_rng(0)).target
-    right_rec, wrong_rec = (toy.reconstruct(toy.invert(rendered.image, caption, progress=False), progress=False)
-                            for caption in (rendered.caption, wrong))
+    right_rec, wrong_rec = (
+        toy.reconstruct(toy.invert(rendered.image, caption, progress=False), progress=False)
+        for caption in (rendered.caption, wrong)
+    )
     assert right_rec.lost_db == pytest.approx(0.0, abs=1e-3) and wrong_rec.lost_db == pytest.approx(0.0, abs=1e-3)
-    assert right_rec.verdict().level == "good" and wrong_rec.verdict().level == "poor", (right_rec.report(),
-                                                                                          wrong_rec.report())
+    assert right_rec.verdict().level == "good" and wrong_rec.verdict().level == "poor", (
+        right_rec.report(),
+        wrong_rec.report(),
+    )

@@ -38,8 +38,12 @@ def unet_inputs(pipe, run):
 
     def hook(module, args, kwargs):
         if not seen:
-            seen.append((kwargs["encoder_hidden_states"].clone(), {k: v.clone() for k, v in
-                                                                   kwargs["added_cond_kwargs"].items()}))
+            seen.append(
+                (
+                    kwargs["encoder_hidden_states"].clone(),
+                    {k: v.clone() for k, v in kwargs["added_cond_kwargs"].items()},
+                )
+            )
 
     handle = pipe.unet.register_forward_pre_hook(hook, with_kwargs=True)
     try:
@@ -51,6 +55,7 @@ def unet_inputs(pipe, run):
 
 # --- generation (§1) ---
 
+
 def test_row_zero_equals_plain_generation_when_the_empty_prompt_is_encoded_not_zeroed(sdxl_editor, tiny_sdxl_pipe):
     z = z_T(2)
     assert not sdxl_editor.uncond_embedding().any()  # force_zeros_for_empty_prompt, as SDXL base 1.0
@@ -58,20 +63,28 @@ def test_row_zero_equals_plain_generation_when_the_empty_prompt_is_encoded_not_z
     try:
         assert sdxl_editor.uncond_embedding().abs().sum() > 0
         res = sdxl_editor.generate([SRC, TGT], latents=z, output_type="latent", progress=False)
-        plain = tiny_sdxl_pipe(SRC, latents=z, num_inference_steps=STEPS, guidance_scale=7.5,
-                               output_type="latent").images
+        plain = tiny_sdxl_pipe(
+            SRC, latents=z, num_inference_steps=STEPS, guidance_scale=7.5, output_type="latent"
+        ).images
     finally:
         tiny_sdxl_pipe.register_to_config(force_zeros_for_empty_prompt=True)
     torch.testing.assert_close(res.images[:1], plain, atol=2e-4, rtol=1e-4)
 
 
-def test_the_unet_gets_the_tokens_pooled_embeddings_and_time_ids_the_sdxl_pipeline_gives_it(sdxl_editor,
-                                                                                          tiny_sdxl_pipe):
+def test_the_unet_gets_the_tokens_pooled_embeddings_and_time_ids_the_sdxl_pipeline_gives_it(
+    sdxl_editor, tiny_sdxl_pipe
+):
     z = z_T(3, 24, 40)  # 48 x 80 px: the time ids carry the size
-    ours = unet_inputs(tiny_sdxl_pipe, lambda: sdxl_editor.generate(
-        [SRC], latents=z, height=48, width=80, num_inference_steps=1, output_type="latent", progress=False))
-    plain = unet_inputs(tiny_sdxl_pipe, lambda: tiny_sdxl_pipe(
-        SRC, latents=z, height=48, width=80, num_inference_steps=1, output_type="latent"))
+    ours = unet_inputs(
+        tiny_sdxl_pipe,
+        lambda: sdxl_editor.generate(
+            [SRC], latents=z, height=48, width=80, num_inference_steps=1, output_type="latent", progress=False
+        ),
+    )
+    plain = unet_inputs(
+        tiny_sdxl_pipe,
+        lambda: tiny_sdxl_pipe(SRC, latents=z, height=48, width=80, num_inference_steps=1, output_type="latent"),
+    )
     torch.testing.assert_close(ours[0], plain[0], rtol=0, atol=0)
     assert ours[1].keys() == plain[1].keys() == {"text_embeds", "time_ids"}
     for key in ("text_embeds", "time_ids"):
@@ -89,20 +102,30 @@ def test_packing_keeps_token_and_pooled_embeddings_apart(sdxl_editor):
 
 # --- edits (§2): the edits, local blend and user masks of both families are in tests/test_generate.py ---
 
+
 def test_replace_refine_and_reweight_with_per_word_windows_run_together(sdxl_editor):
     prompts = [SRC, TGT, "a photo of a fluffy cat on the wall"]
-    res = sdxl_editor.generate(prompts, generator=3, equalizer={"fluffy": 2.0}, blend_words=(["cat"], ["dog"], ["cat"]),
-                               cross_replace_steps={"default_": 0.8, "dog": 0.4}, output_type="np", progress=False)
+    res = sdxl_editor.generate(
+        prompts,
+        generator=3,
+        equalizer={"fluffy": 2.0},
+        blend_words=(["cat"], ["dog"], ["cat"]),
+        cross_replace_steps={"default_": 0.8, "dog": 0.4},
+        output_type="np",
+        progress=False,
+    )
     assert res.images.shape == (3, 64, 64, 3) and len(res.masks) == 2 and np.isfinite(res.images).all()
 
 
 # --- attention maps (§3): SDXL has cross-attention at latent/2 and latent/4 only ---
 
+
 def test_attention_maps_are_at_latent_4_by_default_and_latent_2_at_the_finest(tiny_sdxl_pipe):
     shapes = {}
     for res in (0.25, 0.5, 1.0):
         out = Editor(tiny_sdxl_pipe, num_inference_steps=2, attention_res=res).generate(
-            [SRC, TGT], generator=1, height=48, width=80, output_type="latent", progress=False)
+            [SRC, TGT], generator=1, height=48, width=80, output_type="latent", progress=False
+        )
         shapes[res] = tuple(out.attention.maps.shape)
     assert shapes[0.25] == (2, 6, 10, 77)  # latent 24 x 40 -> latent/4
     assert shapes[0.5] == shapes[1.0] == (2, 12, 20, 77)  # no cross-attention at the latent's own size
@@ -111,6 +134,7 @@ def test_attention_maps_are_at_latent_4_by_default_and_latent_2_at_the_finest(ti
 
 
 # --- words on two tokenizers (§12) ---
+
 
 def test_the_tiny_tokenizers_pad_as_sdxls_and_agree_once_padding_is_mapped(tiny_sdxl_pipe):
     first, second = tiny_sdxl_pipe.tokenizer, tiny_sdxl_pipe.tokenizer_2
@@ -135,12 +159,16 @@ def test_a_word_only_one_tokenizer_knows_is_an_error_naming_the_prompt_and_token
 
 def test_a_missing_word_is_an_error_naming_the_prompt_and_both_tokenizers(sdxl_editor):
     spec = EditSpec(blend_words=(["cat"], ["lion"]))
-    with pytest.raises(PromptError, match=r"blend_words: word 'lion' is not in prompt 'a photo of a dog on the wall' "
-                                          r"\(as tokenizer and tokenizer_2 read it\)"):
+    with pytest.raises(
+        PromptError,
+        match=r"blend_words: word 'lion' is not in prompt 'a photo of a dog on the wall' "
+        r"\(as tokenizer and tokenizer_2 read it\)",
+    ):
         sdxl_editor.check([SRC, TGT], spec)
 
 
 # --- inversion (§4): reconstruction, photo edits and artifacts of both families are in tests/test_edit.py ---
+
 
 def test_null_text_optimises_token_and_pooled_unconditional_embeddings_and_beats_ddim(tiny_sdxl_pipe):
     scheduler = ddim_scheduler(tiny_sdxl_pipe.scheduler.config)
@@ -170,8 +198,10 @@ def test_the_pooled_embedding_can_be_held_fixed_while_the_tokens_are_optimised(s
 
 # --- artifacts (§4) ---
 
+
 def test_an_sdxl_artifact_is_rejected_by_an_sd_editor_and_an_sd_one_by_an_sdxl_editor(
-        sdxl_editor, sdxl_inversions, sd_editor, sd_inversions):
+    sdxl_editor, sdxl_inversions, sd_editor, sd_inversions
+):
     with pytest.raises(ArtifactError, match=r"a Stable Diffusion XL model, not with Stable Diffusion 1\.x/2\.x"):
         sd_editor.edit(sdxl_inversions["ddim"], TARGET, progress=False)
     sd_inv = sd_inversions["ddim"]
@@ -207,6 +237,7 @@ def test_an_artifact_without_a_model_family_is_an_sd_one(tmp_path, sd_inversions
 
 # --- the VAE in half precision (§12) ---
 
+
 def test_a_float16_vae_that_asks_for_upcasting_decodes_in_float32_and_stays_float16(tiny_sdxl_pipe):
     vae = copy.deepcopy(tiny_sdxl_pipe.vae).half()
     seen = []
@@ -221,9 +252,12 @@ def test_a_float16_vae_that_asks_for_upcasting_decodes_in_float32_and_stays_floa
 
 # --- what the editor accepts ---
 
+
 def test_the_editor_names_what_an_sdxl_like_pipeline_lacks(tiny_sdxl_pipe):
-    parts = {k: getattr(tiny_sdxl_pipe, k) for k in
-             ("unet", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")}
+    parts = {
+        k: getattr(tiny_sdxl_pipe, k)
+        for k in ("unet", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "scheduler")
+    }
     refiner = types.SimpleNamespace(**{**parts, "text_encoder": None, "tokenizer": None})
     with pytest.raises(ValueError, match="refiner"):
         Editor(refiner)
@@ -233,6 +267,7 @@ def test_the_editor_names_what_an_sdxl_like_pipeline_lacks(tiny_sdxl_pipe):
 
 
 # --- small GPUs: offloaded SDXL computes as the whole one ---
+
 
 def test_sequentially_offloaded_sdxl_inverts_and_edits_as_the_whole_pipeline(tiny_sdxl_dir, photo):
     from accelerate import cpu_offload

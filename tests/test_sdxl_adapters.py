@@ -39,8 +39,9 @@ def test_an_sdxl_embedding_goes_into_both_text_encoders_and_its_word_can_be_edit
     tokens = tokenize(editor.tokenizer, TGT)
     assert len(tokens.spans[tokens.words.index("shinystyle")]) == 2  # both vectors, in both tokenizers
     editor.check([SRC, TGT], EditSpec(blend_words=(["cat"], ["shinystyle"])))
-    res = editor.generate([SRC, TGT], blend_words=(["cat"], ["shinystyle"]), generator=0, output_type="np",
-                          progress=False)
+    res = editor.generate(
+        [SRC, TGT], blend_words=(["cat"], ["shinystyle"]), generator=0, output_type="np", progress=False
+    )
     assert np.isfinite(res.images).all() and res.parameters["adapters"][0]["vectors"] == 2
 
 
@@ -54,14 +55,18 @@ def test_an_sdxl_lora_changes_the_output(tiny_sdxl_dir, tiny_sdxl_pipe, tmp_path
     peft = pytest.importorskip("peft")
     torch.manual_seed(1)
     unet = tiny_sdxl_pipeline().unet
-    unet.add_adapter(peft.LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                     init_lora_weights=False))
+    unet.add_adapter(
+        peft.LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )
     StableDiffusionXLPipeline.save_lora_weights(tmp_path, unet_lora_layers=peft.get_peft_model_state_dict(unet))
     lora = tmp_path / "pytorch_lora_weights.safetensors"
 
     def run(pipe):
-        return Editor(pipe, num_inference_steps=2).generate([SRC, "a photo of a dog"], generator=0,
-                                                            output_type="np", progress=False).images
+        return (
+            Editor(pipe, num_inference_steps=2)
+            .generate([SRC, "a photo of a dog"], generator=0, output_type="np", progress=False)
+            .images
+        )
 
     with_lora = load_pipeline(tiny_sdxl_dir, device="cpu", loras=[lora])
     assert np.abs(run(with_lora) - run(tiny_sdxl_pipe)).max() > 1e-3

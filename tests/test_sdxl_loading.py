@@ -33,10 +33,13 @@ def _fake_loader(calls: list, pipe):
     return classmethod(load)
 
 
-@pytest.mark.parametrize(("key", "cls"), [
-    ("conditioner.embedders.1.model.positional_embedding", StableDiffusionXLPipeline),
-    ("model.diffusion_model.input_blocks.0.0.weight", StableDiffusionPipeline),
-])
+@pytest.mark.parametrize(
+    ("key", "cls"),
+    [
+        ("conditioner.embedders.1.model.positional_embedding", StableDiffusionXLPipeline),
+        ("model.diffusion_model.input_blocks.0.0.weight", StableDiffusionPipeline),
+    ],
+)
 def test_a_single_checkpoint_is_told_sdxl_or_sd_by_its_tensor_names(tmp_path, monkeypatch, key, cls):
     path = tmp_path / "model.safetensors"
     save_file({key: torch.zeros(1)}, path)
@@ -44,7 +47,7 @@ def test_a_single_checkpoint_is_told_sdxl_or_sd_by_its_tensor_names(tmp_path, mo
     pipe = tiny_sdxl_pipeline() if cls is StableDiffusionXLPipeline else tiny_pipeline()
     monkeypatch.setattr(cls, "from_single_file", _fake_loader(calls, pipe))
     assert load_pipeline(path, device="cpu") is pipe
-    (called, args, kwargs), = calls
+    ((called, args, kwargs),) = calls
     assert called is cls and args == (str(path),)
     assert kwargs.get("add_watermarker", None) is (False if cls is StableDiffusionXLPipeline else None)
 
@@ -56,7 +59,7 @@ def test_a_hub_id_of_an_sdxl_model_loads_the_sdxl_pipeline_named_by_its_hub_id(m
     monkeypatch.setattr(DiffusionPipeline, "download", classmethod(lambda cls, model_id, **kw: str(tmp_path)))
     monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", _fake_loader(calls, pipe))
     assert load_pipeline("stabilityai/stable-diffusion-xl-base-1.0", device="cpu") is pipe
-    (_, args, kwargs), = calls
+    ((_, args, kwargs),) = calls
     assert args == (tmp_path,) and kwargs["local_files_only"] and kwargs["add_watermarker"] is False
     assert pipe.name_or_path == "stabilityai/stable-diffusion-xl-base-1.0"  # results name the model, not the cache
 
@@ -68,9 +71,15 @@ def test_an_sdxl_refiner_is_refused_with_the_reason(tmp_path):
         load_pipeline(path, device="cpu")
     folder = tmp_path / "refiner"
     folder.mkdir()
-    (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None],
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}))
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionXLImg2ImgPipeline",
+                "text_encoder": [None, None],
+                "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            }
+        )
+    )
     with pytest.raises(ModelLoadError, match="is an SDXL refiner"):
         load_pipeline(folder, device="cpu")
 
@@ -79,44 +88,121 @@ def test_the_command_line_edits_and_generates_with_an_sdxl_model(tiny_sdxl_dir, 
     photo = draw_photo(tmp_path / "photo.png")
     out = tmp_path / "out"
     common = ["--steps", "2", "--model", str(tiny_sdxl_dir), "-q"]
-    assert cli.main(["edit", str(photo), "-p", "a cat on a wall", "-t", "a dog on a wall", "--blend", "cat:dog",
-                     "--method", "ddim", "--out", str(out), *common]) == 0
-    assert {p.name for p in out.iterdir()} >= {"photo.0.png", "photo.1.png", "photo.1.mask.png", "photo.json",
-                                               "photo.inv.safetensors"}
+    assert (
+        cli.main(
+            [
+                "edit",
+                str(photo),
+                "-p",
+                "a cat on a wall",
+                "-t",
+                "a dog on a wall",
+                "--blend",
+                "cat:dog",
+                "--method",
+                "ddim",
+                "--out",
+                str(out),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert {p.name for p in out.iterdir()} >= {
+        "photo.0.png",
+        "photo.1.png",
+        "photo.1.mask.png",
+        "photo.json",
+        "photo.inv.safetensors",
+    }
     assert Image.open(out / "photo.1.png").size == (56, 40)  # the photo's own resolution
     assert json.loads((out / "photo.json").read_text())["parameters"]["model_family"] == "sdxl"
     with safe_open(out / "photo.inv.safetensors", framework="pt") as handle:
         assert handle.metadata()["model_family"] == "sdxl"
-    assert cli.main(["generate", "a cat on a wall", "a dog on a wall", "--size", "32x32", "--out",
-                     str(tmp_path / "gen"), *common]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "a cat on a wall",
+                "a dog on a wall",
+                "--size",
+                "32x32",
+                "--out",
+                str(tmp_path / "gen"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "gen").glob("*.png"))) >= 2
 
 
 def test_the_command_line_inverts_reconstructs_and_draws_attention_with_an_sdxl_model(
-        tiny_sdxl_dir, tiny_model_dir, tmp_path, capsys):
+    tiny_sdxl_dir, tiny_model_dir, tmp_path, capsys
+):
     photo = draw_photo(tmp_path / "photo.png")
     common = ["--steps", "2", "--model", str(tiny_sdxl_dir), "-q"]
     inv = tmp_path / "photo.inv.safetensors"
-    assert cli.main(["invert", str(photo), "-p", "a cat on a wall", "--method", "null-text", "-o", str(inv),
-                     *common]) == 0
+    assert (
+        cli.main(["invert", str(photo), "-p", "a cat on a wall", "--method", "null-text", "-o", str(inv), *common]) == 0
+    )
     assert "VAE ceiling" in capsys.readouterr().out
     assert cli.main(["reconstruct", str(inv), "--out", str(tmp_path / "rec"), *common]) == 0
     assert Image.open(tmp_path / "rec" / "photo.recon.png").size == Inversion.load(inv).size  # the working size
-    assert cli.main(["attention", str(photo), "-p", "a cat on a wall", "-t", "a dog on a wall", "--out",
-                     str(tmp_path / "att"), *common]) == 0
+    assert (
+        cli.main(
+            [
+                "attention",
+                str(photo),
+                "-p",
+                "a cat on a wall",
+                "-t",
+                "a dog on a wall",
+                "--out",
+                str(tmp_path / "att"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "att").glob("*.attention.png"))
     capsys.readouterr()
-    assert cli.main(["edit", str(inv), "-t", "a dog on a wall", "--out", str(tmp_path / "sd"), "--model",
-                     str(tiny_model_dir), "-q"]) != 0  # an SD model refuses the SDXL inversion, saying why
+    assert (
+        cli.main(
+            [
+                "edit",
+                str(inv),
+                "-t",
+                "a dog on a wall",
+                "--out",
+                str(tmp_path / "sd"),
+                "--model",
+                str(tiny_model_dir),
+                "-q",
+            ]
+        )
+        != 0
+    )  # an SD model refuses the SDXL inversion, saying why
     assert "made with a Stable Diffusion XL model, not with Stable Diffusion 1.x/2.x" in capsys.readouterr().err
 
 
 def test_a_batch_recipe_runs_on_an_sdxl_model(tiny_sdxl_dir, tmp_path, capsys):
     draw_photo(tmp_path / "photo.png")
-    recipe = {"model": str(tiny_sdxl_dir), "out": "results", "defaults": {"method": "negative-prompt", "steps": 2},
-              "photos": [{"photo": "photo.png", "prompt": "a cat on a wall",
-                          "edits": [{"target": "a dog on a wall", "blend": "cat:dog"},
-                                    {"target": "a cat on a green wall", "reweight": {"green": 2}}]}]}
+    recipe = {
+        "model": str(tiny_sdxl_dir),
+        "out": "results",
+        "defaults": {"method": "negative-prompt", "steps": 2},
+        "photos": [
+            {
+                "photo": "photo.png",
+                "prompt": "a cat on a wall",
+                "edits": [
+                    {"target": "a dog on a wall", "blend": "cat:dog"},
+                    {"target": "a cat on a green wall", "reweight": {"green": 2}},
+                ],
+            }
+        ],
+    }
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     assert cli.main(["batch", str(tmp_path / "recipe.json"), "-q"]) == 0
     sidecars = sorted((tmp_path / "results" / "photo").glob("*.json"))

@@ -32,16 +32,24 @@ def editor(tiny_pipe):
 @pytest.fixture(scope="module")
 def inversions(editor):
     photo = skimage.data.chelsea()[::4, ::4].copy()
-    return {m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
-            for m in ("direct", "null-text")}
+    return {
+        m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False) for m in ("direct", "null-text")
+    }
 
 
 def test_every_combination_of_the_listed_values_is_one_edit(editor, inversions):
-    res = editor.sweep(inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.5, 0.8],
-                       self_replace_steps=[0.2, 0.6], progress=False)
+    res = editor.sweep(
+        inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.5, 0.8], self_replace_steps=[0.2, 0.6], progress=False
+    )
     assert len(res) == 6
-    assert res.labels == ["cross=0.2 self=0.2", "cross=0.2 self=0.6", "cross=0.5 self=0.2", "cross=0.5 self=0.6",
-                          "cross=0.8 self=0.2", "cross=0.8 self=0.6"]
+    assert res.labels == [
+        "cross=0.2 self=0.2",
+        "cross=0.2 self=0.6",
+        "cross=0.5 self=0.2",
+        "cross=0.5 self=0.6",
+        "cross=0.8 self=0.2",
+        "cross=0.8 self=0.6",
+    ]
     for result, spec in zip(res.results, res.specs):
         assert result.prompts == [PROMPT, TARGET]
         assert result.parameters["spec"] == spec.to_dict()  # each edit reproducible from its own parameters
@@ -49,10 +57,18 @@ def test_every_combination_of_the_listed_values_is_one_edit(editor, inversions):
     assert res.specs[3] == EditSpec(cross_replace_steps=0.5, self_replace_steps=0.6)
 
 
-WINDOWS = {"cross_replace_steps": [0.2, (0.2, 0.8)], "self_replace_steps": [0.0, 0.6],
-           "blend_threshold": [0.1, 0.6], "blend_start": [0.0, 0.8]}
-LAYERS = {"blend_pool": [0, 1], "self_replace_max_res": [0.25, 0.5], "edit": ["replace", "refine"],
-          "equalizer": [None, {"dog": 2.0}]}
+WINDOWS = {
+    "cross_replace_steps": [0.2, (0.2, 0.8)],
+    "self_replace_steps": [0.0, 0.6],
+    "blend_threshold": [0.1, 0.6],
+    "blend_start": [0.0, 0.8],
+}
+LAYERS = {
+    "blend_pool": [0, 1],
+    "self_replace_max_res": [0.25, 0.5],
+    "edit": ["replace", "refine"],
+    "equalizer": [None, {"dog": 2.0}],
+}
 
 
 NULL_TEXT = {"cross_replace_steps": [0.2, 0.8], "self_replace_steps": [0.0, 0.6], "blend_threshold": [0.1, 0.6]}
@@ -81,20 +97,24 @@ def test_combinations_that_cannot_share_a_batch_run_apart(editor, inversions):
 
 
 def test_the_batch_size_caps_the_rows_of_one_denoising_batch(editor, inversions):
-    res = editor.sweep(inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.4, 0.6, 0.8, 1.0],
-                       batch_size=2, progress=False)
+    res = editor.sweep(
+        inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.4, 0.6, 0.8, 1.0], batch_size=2, progress=False
+    )
     assert [len(b) for b in batches(res.combinations, 2)] == [2, 2, 1]
     alone = editor.edit(inversions["direct"], TARGET, cross_replace_steps=1.0, progress=False)
     assert close(res[4].latents, alone.latents)
 
 
-@pytest.mark.parametrize("lists, match", [
-    ({"cross_steps": [0.2, 0.5]}, "'cross_steps' is not an edit setting"),
-    ({"cross_replace_steps": []}, "cross_replace_steps is an empty list"),
-    ({"cross_replace_steps": [0.1] * 5, "self_replace_steps": [0.1] * 13}, "65 combinations is too many"),
-    ({"blend_threshold": [0.3, 1.5]}, r"blend_threshold has a value the setting refuses, 1\.5"),
-    ({}, "at least one setting"),
-])
+@pytest.mark.parametrize(
+    "lists, match",
+    [
+        ({"cross_steps": [0.2, 0.5]}, "'cross_steps' is not an edit setting"),
+        ({"cross_replace_steps": []}, "cross_replace_steps is an empty list"),
+        ({"cross_replace_steps": [0.1] * 5, "self_replace_steps": [0.1] * 13}, "65 combinations is too many"),
+        ({"blend_threshold": [0.3, 1.5]}, r"blend_threshold has a value the setting refuses, 1\.5"),
+        ({}, "at least one setting"),
+    ],
+)
 def test_a_bad_sweep_is_refused_before_any_work(editor, inversions, lists, match, tmp_path):
     with pytest.raises(SweepError, match=match):
         editor.sweep(inversions["direct"], TARGET, progress=False, **lists)
@@ -109,8 +129,11 @@ def test_a_word_the_prompts_lack_is_refused_before_any_edit(editor, inversions):
 
 def test_text_sweeps_parse_short_and_full_names():
     assert sweep_lists(["cross=0.2,0.5", "self_replace_steps=0.1:0.6", "pool=0,1", "threshold=0.3"]) == {
-        "cross_replace_steps": [0.2, 0.5], "self_replace_steps": [(0.1, 0.6)], "blend_pool": [0, 1],
-        "blend_threshold": [0.3]}
+        "cross_replace_steps": [0.2, 0.5],
+        "self_replace_steps": [(0.1, 0.6)],
+        "blend_pool": [0, 1],
+        "blend_threshold": [0.3],
+    }
     with pytest.raises(SweepError, match="'crosss' is not an edit setting"):
         sweep_lists(["crosss=0.2"])
     with pytest.raises(SweepError, match="value '2' is refused"):
@@ -120,13 +143,24 @@ def test_text_sweeps_parse_short_and_full_names():
 
 
 def test_save_writes_each_combination_as_an_edit_and_the_contact_sheet(editor, inversions, tmp_path):
-    res = editor.sweep(inversions["direct"], TARGET, spec=EditSpec(blend_words=BLEND),
-                       cross_replace_steps=[0.2, 0.8], blend_threshold=[0.1, 0.3, 0.5], progress=False)
+    res = editor.sweep(
+        inversions["direct"],
+        TARGET,
+        spec=EditSpec(blend_words=BLEND),
+        cross_replace_steps=[0.2, 0.8],
+        blend_threshold=[0.1, 0.3, 0.5],
+        progress=False,
+    )
     written = res.save(tmp_path, "cat")
     names = {p.name for p in written}
     for k in range(1, 7):
-        assert {f"cat.{k}.0.png", f"cat.{k}.1.png", f"cat.{k}.1.mask.png", f"cat.{k}.grid.png",
-                f"cat.{k}.json"} <= names
+        assert {
+            f"cat.{k}.0.png",
+            f"cat.{k}.1.png",
+            f"cat.{k}.1.mask.png",
+            f"cat.{k}.grid.png",
+            f"cat.{k}.json",
+        } <= names
         sidecar = json.loads((tmp_path / f"cat.{k}.json").read_text())
         assert EditSpec.from_dict(sidecar["parameters"]["spec"]) == res.specs[k - 1]
         assert sidecar["sweep"]["index"] == k and sidecar["sweep"]["label"] == res.labels[k - 1]
@@ -153,16 +187,31 @@ def test_edit_sweep_writes_each_combination_and_the_contact_sheet(tiny_model_dir
     monkeypatch.chdir(tmp_path)
     draw_photo(tmp_path / "photo.png")
     common = ["--steps", "3", "--model", str(tiny_model_dir), "--method", "direct", "-q"]
-    argv = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "--blend", "cat:dog",
-            "--sweep", "cross=0.2,0.8", "--sweep", "blend_threshold=0.1,0.3,0.5", *common]
+    argv = [
+        "edit",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "--blend",
+        "cat:dog",
+        "--sweep",
+        "cross=0.2,0.8",
+        "--sweep",
+        "blend_threshold=0.1,0.3,0.5",
+        *common,
+    ]
     assert cli.main([*argv, "--out", "out"]) == 0, capsys.readouterr().err
     out = tmp_path / "out"
     for k in range(1, 7):
         assert (out / f"photo.{k}.1.png").is_file() and (out / f"photo.{k}.1.mask.png").is_file()
     assert (out / "photo.sweep.png").is_file()
     sweep = json.loads((out / "photo.sweep.json").read_text())
-    assert [c["label"] for c in sweep["parameters"]["combinations"]][:2] == ["cross=0.2 threshold=0.1",
-                                                                             "cross=0.2 threshold=0.3"]
+    assert [c["label"] for c in sweep["parameters"]["combinations"]][:2] == [
+        "cross=0.2 threshold=0.1",
+        "cross=0.2 threshold=0.3",
+    ]
     # each combination's sidecar reproduces that edit alone, byte for byte
     fifth = json.loads((out / "photo.5.json").read_text())
     assert "--sweep" not in fifth["argv"]
@@ -174,21 +223,35 @@ def test_edit_sweep_writes_each_combination_and_the_contact_sheet(tiny_model_dir
     assert "exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("sweep, match", [
-    (["colour=0.2,0.5"], "'colour' is not an edit setting"),
-    (["cross="], "give comma-separated values"),
-    (["threshold=0.2,7"], "value '7' is refused"),
-    (["cross=" + ",".join(["0.1"] * 9), "self=" + ",".join(["0.1"] * 8)], "72 combinations is too many"),
-    (["equalizer=2"], "cannot be swept from text"),
-])
+@pytest.mark.parametrize(
+    "sweep, match",
+    [
+        (["colour=0.2,0.5"], "'colour' is not an edit setting"),
+        (["cross="], "give comma-separated values"),
+        (["threshold=0.2,7"], "value '7' is refused"),
+        (["cross=" + ",".join(["0.1"] * 9), "self=" + ",".join(["0.1"] * 8)], "72 combinations is too many"),
+        (["equalizer=2"], "cannot be swept from text"),
+    ],
+)
 def test_a_bad_sweep_option_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, sweep, match):
     import cli
     from tests.helpers import draw_photo
 
     monkeypatch.chdir(tmp_path)
     draw_photo(tmp_path / "photo.png")
-    argv = ["edit", "photo.png", "-p", "a cat on a wall", "-t", "a dog on a wall", "--model", "no-such-model",
-            "--out", "out", *[x for s in sweep for x in ("--sweep", s)]]
+    argv = [
+        "edit",
+        "photo.png",
+        "-p",
+        "a cat on a wall",
+        "-t",
+        "a dog on a wall",
+        "--model",
+        "no-such-model",
+        "--out",
+        "out",
+        *[x for s in sweep for x in ("--sweep", s)],
+    ]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1, err
@@ -225,8 +288,7 @@ def test_the_page_sweeps_a_setting_and_a_pick_loads_its_values(offline_page, tmp
 def test_a_sweep_result_can_be_continued_as_an_edit_of_an_edit(editor, inversions):
     """Each combination keeps its own row's trajectory (docs/design.md, "Edits of edits"): its as_inversion
     replays exactly that edit as row 0 of the next one."""
-    res = editor.sweep(inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.8], blend_words=BLEND,
-                       progress=False)
+    res = editor.sweep(inversions["direct"], TARGET, cross_replace_steps=[0.2, 0.8], blend_words=BLEND, progress=False)
     for picked in res.results:
         chained = picked.as_inversion(1)
         again = editor.edit(chained, "a photo of a dog sitting on a bed", output_type="latent", progress=False)

@@ -29,10 +29,22 @@ STEPS = 20
 DEMO_STEPS = 50  # `p2p-real demo`'s default
 # Two held-out one-object scenes (seeds outside the training streams) and the shape each is swapped to.
 SCENES = [
-    (Scene(objects=(SceneObject("red", "circle", "big", center=(0.4, 0.45), radius_u=0.6),),
-           background="yellow", seed=424_242), "star"),
-    (Scene(objects=(SceneObject("blue", "square", "big", center=(0.58, 0.55), radius_u=0.4),),
-           background="white", seed=434_343), "triangle"),
+    (
+        Scene(
+            objects=(SceneObject("red", "circle", "big", center=(0.4, 0.45), radius_u=0.6),),
+            background="yellow",
+            seed=424_242,
+        ),
+        "star",
+    ),
+    (
+        Scene(
+            objects=(SceneObject("blue", "square", "big", center=(0.58, 0.55), radius_u=0.4),),
+            background="white",
+            seed=434_343,
+        ),
+        "triangle",
+    ),
 ]
 MIN_VAE_DB = 30.0  # worst of 200 random scenes and the demo scene (measured: see README)
 MIN_WORD_CONTRAST = 6.0  # mean attention of the object's word inside the object over outside
@@ -44,8 +56,9 @@ MIN_BACKGROUND_PSNR = 30.0  # dB, the edit outside the (dilated) old and new obj
 
 @pytest.fixture(scope="module")
 def editor() -> Editor:
-    return Editor(load_pipeline(default_model_dir(), device="cpu"), num_inference_steps=STEPS,
-                  attention_res=ATTENTION_RES)
+    return Editor(
+        load_pipeline(default_model_dir(), device="cpu"), num_inference_steps=STEPS, attention_res=ATTENTION_RES
+    )
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +187,10 @@ def test_background_edit_leaves_the_object_out_of_its_mask(editor, inverted):
         assert edit.options["subtract_words"][0] == [rendered.objects[0].colour, rendered.objects[0].shape]
         truth = rendered.objects[0].mask
         shares = {}
-        for name, options in (("subtract", edit.options),
-                              ("plain", {k: v for k, v in edit.options.items() if k != "subtract_words"})):
+        for name, options in (
+            ("subtract", edit.options),
+            ("plain", {k: v for k, v in edit.options.items() if k != "subtract_words"}),
+        ):
             mask = np.asarray(editor.edit(inv, edit.target, progress=False, **options).masks[0], dtype=np.float64)
             shares[name] = (mask / mask.max())[truth].mean()
         assert shares["subtract"] < 0.35 < 0.6 < shares["plain"], (rendered.caption, shares)
@@ -184,8 +199,14 @@ def test_background_edit_leaves_the_object_out_of_its_mask(editor, inverted):
 @pytest.fixture(scope="module")
 def demo():
     """The demo exactly as `p2p-real demo` runs it: direct inversion and the five edits at its 50 steps."""
-    return run_demo(Editor(load_pipeline(default_model_dir(), device="cpu"), num_inference_steps=DEMO_STEPS,
-                           attention_res=ATTENTION_RES), progress=False)
+    return run_demo(
+        Editor(
+            load_pipeline(default_model_dir(), device="cpu"),
+            num_inference_steps=DEMO_STEPS,
+            attention_res=ATTENTION_RES,
+        ),
+        progress=False,
+    )
 
 
 DEMO_KINDS = [edit.kind for edit in demo_edits(render(DEMO_SCENE, 64))]
@@ -208,8 +229,9 @@ def test_demo_command_writes_its_grid(tmp_path, editor):
     """`p2p-real demo` (the README's main job) on the shipped model, with few steps: a 3-row grid of
     photo, reconstruction and five edits over their masks and the words' attention maps."""
     out = tmp_path / "demo"
-    proc = subprocess.run([*SCRIPT, "demo", "--steps", "4", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*SCRIPT, "demo", "--steps", "4", "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     grid = cv2.imread(str(out / "demo.png"))
     side = editor.default_size[0]
@@ -236,9 +258,14 @@ def test_random_scenes_keep_their_attributes_through_the_vae(editor):
 def test_a_shape_swap_of_the_first_of_two_objects_keeps_the_other_out_of_its_mask(editor):
     """Both objects are squares, so the swapped word names the big one too; the toy shape swap subtracts the
     other object's colour word (docs/toyworld.md, "Edits"), without which the mask takes in the big square."""
-    scene = Scene(objects=(SceneObject("white", "square", "small", center=(0.3, 0.3)),
-                           SceneObject("blue", "square", "big", center=(0.66, 0.64))), background="yellow",
-                  seed=444_444)
+    scene = Scene(
+        objects=(
+            SceneObject("white", "square", "small", center=(0.3, 0.3)),
+            SceneObject("blue", "square", "big", center=(0.66, 0.64)),
+        ),
+        background="yellow",
+        seed=444_444,
+    )
     rendered = render(scene, editor.default_size[0])
     inv = editor.invert(rendered.image, rendered.caption, method="direct", progress=False)
     edit = make_edit("shape", rendered, prefer="circle")

@@ -63,8 +63,9 @@ def test_batches_are_reproducible_and_carry_attention_targets():
 def test_size_words_can_attend_to_the_footprint():
     # --size-attention footprint: "small"/"big" look at a disc as large as the biggest object of the shape
     plain = make_batch(seed=1, stage=2, index=0, batch_size=8, image_size=64, map_size=16, caption_dropout=0.0)
-    wide = make_batch(seed=1, stage=2, index=0, batch_size=8, image_size=64, map_size=16, caption_dropout=0.0,
-                      size_footprint=True)
+    wide = make_batch(
+        seed=1, stage=2, index=0, batch_size=8, image_size=64, map_size=16, caption_dropout=0.0, size_footprint=True
+    )
     assert np.array_equal(plain["images"], wide["images"]) and wide["targets"].shape == (8, 5, 256)
     moved = plain["token_target"] != wide["token_target"]
     assert moved.any() and set(np.unique(wide["token_target"][moved])) <= {FOOTPRINT_TARGET, FOOTPRINT_TARGET + 1}
@@ -81,8 +82,9 @@ def test_size_flip_swaps_the_size_words_of_the_context_only():
     # reweighting")
     tokenizer = build_tokenizer()
     plain = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0)
-    flip = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0,
-                      size_flip=1.0)
+    flip = make_batch(
+        seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0, size_flip=1.0
+    )
     for key in plain:  # the flip adds to a batch and changes nothing in it
         assert np.array_equal(plain[key], flip[key])
     swap = {"small</w>": "big</w>", "big</w>": "small</w>"}
@@ -95,8 +97,9 @@ def test_size_flip_swaps_the_size_words_of_the_context_only():
         assert all(others[i] == words[i] for i in range(len(words)) if i not in said)
         flipped_rows += bool(said)
     assert flipped_rows >= 4
-    none = make_batch(seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0,
-                      size_flip=1e-9)
+    none = make_batch(
+        seed=1, stage=2, index=0, batch_size=16, image_size=32, map_size=4, caption_dropout=0.0, size_flip=1e-9
+    )
     assert np.array_equal(none["flip_ids"], none["input_ids"]) and not none["size_tokens"].any()
     with pytest.raises(ValueError, match="--size-flip"):
         parse_args(["--out", "x", "--size-flip", "1.5"])
@@ -203,8 +206,20 @@ def test_training_continues_from_a_pipeline_folder(tmp_path):
     loss32, loss16 = float(_rows(second)[0]["loss"]), float(_rows(bf16)[0]["loss"])
     assert loss16 != loss32 and loss16 == pytest.approx(loss32, rel=0.05)
     with pytest.raises(ValueError, match="does not fit the preset 'mini'"):
-        main(["--out", str(tmp_path / "third"), "--preset", "mini", "--device", "cpu", "--minutes", "5",
-              "--init-model", str(first)])
+        main(
+            [
+                "--out",
+                str(tmp_path / "third"),
+                "--preset",
+                "mini",
+                "--device",
+                "cpu",
+                "--minutes",
+                "5",
+                "--init-model",
+                str(first),
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -216,8 +231,24 @@ def test_a_teacher_gives_the_target_it_is_weighted_by(tmp_path):
     losses = {}
     for weight in ("0", "1"):
         out = tmp_path / f"w{weight}"
-        assert main(["--out", str(out), *common, "--init-model", str(first), "--teacher", str(first),
-                     "--teacher-weight", weight, "--unet-steps", "1"]) == 0
+        assert (
+            main(
+                [
+                    "--out",
+                    str(out),
+                    *common,
+                    "--init-model",
+                    str(first),
+                    "--teacher",
+                    str(first),
+                    "--teacher-weight",
+                    weight,
+                    "--unet-steps",
+                    "1",
+                ]
+            )
+            == 0
+        )
         losses[weight] = float(_rows(out)[0]["loss"])
     assert losses["1"] < 1e-8  # the student starts as the teacher: it already predicts the whole target
     assert losses["0"] > 1e-3  # the drawn noise alone: the usual diffusion loss

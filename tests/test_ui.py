@@ -106,13 +106,18 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
     share = {t: covered(text) for t, (_, text) in masks.items()}
     assert share[0.05] >= share[0.3] >= share[0.9] and share[0.05] > share[0.9] and covered(coverage) == share[0.3]
     assert not np.array_equal(pixels(masks[0.9][0]), pixels(mask))
-    assert [h["caption"] for h in heatmaps] == ([f"caption: {w}" for w in caption.split()]
-                                               + [f"target: {w}" for w in target.split()])
+    assert [h["caption"] for h in heatmaps] == (
+        [f"caption: {w}" for w in caption.split()] + [f"target: {w}" for w in target.split()]
+    )
 
     # downloads: the edit, its mask, the sidecar and the inversion
     by_name = {Path(f).name: f for f in files}
-    assert sorted(by_name) == ["scene-1.1.mask.png", "scene-1.1.png", "scene-1.json", next(
-        n for n in by_name if n.endswith(".inv.safetensors"))]
+    assert sorted(by_name) == [
+        "scene-1.1.mask.png",
+        "scene-1.1.png",
+        "scene-1.json",
+        next(n for n in by_name if n.endswith(".inv.safetensors")),
+    ]
     assert np.array_equal(pixels(by_name["scene-1.1.png"]), edited)
     untouched = pixels(by_name["scene-1.1.mask.png"]) == 0
     assert untouched.any() and np.array_equal(edited[untouched], photo_pixels[untouched])
@@ -154,14 +159,16 @@ def test_user_errors_are_messages_on_the_page_never_tracebacks(offline_page, tmp
     call(session, caption, caption + " and a small blue square", [], api_name="/words")
     longer = caption + " and a small blue square"
     messages["no target"] = message(session, caption, "", [], [], 0.3, [], 1.0, *EDIT, api_name="/edit")
-    messages["replace"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "replace", 0.8, 0.6,
-                                  api_name="/edit")
-    messages["reweight"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "reweight", 0.8, 0.6,
-                                   api_name="/edit")
-    messages["word not offered"] = message(session, caption, longer, ["zebra"], [], 0.3, [], 1.0, *EDIT,
-                                           api_name="/edit")
-    messages["caption changed"] = message(session, "a small blue square", longer, [], [], 0.3, [], 1.0, *EDIT,
-                                          api_name="/edit")
+    messages["replace"] = message(session, caption, longer, [], [], 0.3, [], 1.0, "replace", 0.8, 0.6, api_name="/edit")
+    messages["reweight"] = message(
+        session, caption, longer, [], [], 0.3, [], 1.0, "reweight", 0.8, 0.6, api_name="/edit"
+    )
+    messages["word not offered"] = message(
+        session, caption, longer, ["zebra"], [], 0.3, [], 1.0, *EDIT, api_name="/edit"
+    )
+    messages["caption changed"] = message(
+        session, "a small blue square", longer, [], [], 0.3, [], 1.0, *EDIT, api_name="/edit"
+    )
     assert "upload a photo first" in messages["no photo"]
     assert "invert a photo first" in messages["no inversion"]
     assert "write the photo's caption first" in messages["no caption"]

@@ -32,8 +32,10 @@ def chromium_installed():
 
 def checked(group: str) -> str:
     """JavaScript: the labels of the checked boxes of a checkbox group."""
-    return (f"[...document.querySelectorAll('#{group} input[type=checkbox]')].filter(i => i.checked)"
-            ".map(i => i.closest('label').textContent.trim())")
+    return (
+        f"[...document.querySelectorAll('#{group} input[type=checkbox]')].filter(i => i.checked)"
+        ".map(i => i.closest('label').textContent.trim())"
+    )
 
 
 def covered(text: str) -> int:
@@ -51,19 +53,31 @@ def test_a_browser_loads_the_page_and_edits_a_photo(offline_page, tmp_path):
         browser.wait_for("document.querySelector('#photo img') !== null", TIMEOUT, "the uploaded photo")
         browser.type_text("#caption textarea", caption)
         browser.click("#invert")
-        report = browser.wait_for("(v => v.includes('PSNR') && v)(document.querySelector('#report textarea').value)",
-                                  TIMEOUT, "the reconstruction report")
+        report = browser.wait_for(
+            "(v => v.includes('PSNR') && v)(document.querySelector('#report textarea').value)",
+            TIMEOUT,
+            "the reconstruction report",
+        )
         assert "VAE ceiling" in report
         browser.type_text("#target textarea", target)
-        browser.wait_for(f"JSON.stringify({checked('blend-target')}) === '[\"square\"]'", TIMEOUT,
-                         "'square' suggested as the target's blend word")
+        browser.wait_for(
+            f"JSON.stringify({checked('blend-target')}) === '[\"square\"]'",
+            TIMEOUT,
+            "'square' suggested as the target's blend word",
+        )
         assert browser.evaluate(checked("blend-source")) == ["circle"]
         browser.click("#edit")
-        command = browser.wait_for("(v => v.includes('p2p-real edit') && v)"
-                                   "(document.querySelector('#command textarea').value)", TIMEOUT, "the command line")
-        sizes = browser.wait_for("(a => a.length >= 2 && a.every(s => s[0] > 0) && a)([...document.querySelectorAll("
-                                 "'#compare img')].map(i => [i.naturalWidth, i.naturalHeight]))", TIMEOUT,
-                                 "the before / after images")
+        command = browser.wait_for(
+            "(v => v.includes('p2p-real edit') && v)(document.querySelector('#command textarea').value)",
+            TIMEOUT,
+            "the command line",
+        )
+        sizes = browser.wait_for(
+            "(a => a.length >= 2 && a.every(s => s[0] > 0) && a)([...document.querySelectorAll("
+            "'#compare img')].map(i => [i.naturalWidth, i.naturalHeight]))",
+            TIMEOUT,
+            "the before / after images",
+        )
         browser.wait_for("[...document.querySelectorAll('#heatmaps img')].length > 0", TIMEOUT, "the heat maps")
         mask = "(i => i && i.naturalWidth > 0 && i.src)(document.querySelector('#mask img'))"
         coverage = "document.querySelector('#coverage').innerText"

@@ -58,8 +58,13 @@ def test_the_word_pickers_follow_the_prompts(tokenizer):
 
 def test_the_pages_settings_become_an_edit_spec():
     spec = EditChoices("a dog", ("cat",), ("dog",), 0.35000000000000003, ("dog",), 1.5, "auto", 0.7, 0.5).spec()
-    assert spec == EditSpec(blend_words=(["cat"], ["dog"]), blend_threshold=0.35, equalizer={"dog": 1.5},
-                            cross_replace_steps=0.7, self_replace_steps=0.5)
+    assert spec == EditSpec(
+        blend_words=(["cat"], ["dog"]),
+        blend_threshold=0.35,
+        equalizer={"dog": 1.5},
+        cross_replace_steps=0.7,
+        self_replace_steps=0.5,
+    )
     assert EditChoices("a dog").spec() == EditSpec()  # nothing picked: the defaults for photos, no blend
     assert EditChoices("a dog", reweight_words=("dog",)).spec().equalizer is None  # a factor of 1 changes nothing
 
@@ -71,12 +76,16 @@ def test_spec_errors_name_the_pages_labels():
         EditChoices("a dog", ("cat",), threshold=1.5).spec()
 
 
-@pytest.mark.parametrize("choices", [
-    EditChoices("a dog on a wall"),
-    EditChoices("a dog on a wall", ("cat",), ("dog",), 0.45, ("dog",), -1.25, "replace", 0.65, 0.3),
-    EditChoices("a big dog on a wall", (), ("big", "dog"), edit="refine"),
-    EditChoices("a dog on a wall", ("cat", "wall"), ("dog",)),
-], ids=["defaults", "every setting", "target words only", "more source words"])
+@pytest.mark.parametrize(
+    "choices",
+    [
+        EditChoices("a dog on a wall"),
+        EditChoices("a dog on a wall", ("cat",), ("dog",), 0.45, ("dog",), -1.25, "replace", 0.65, 0.3),
+        EditChoices("a big dog on a wall", (), ("big", "dog"), edit="refine"),
+        EditChoices("a dog on a wall", ("cat", "wall"), ("dog",)),
+    ],
+    ids=["defaults", "every setting", "target words only", "more source words"],
+)
 def test_the_command_shown_makes_the_same_edit(choices):
     spec = choices.spec()
     settings = InversionSettings("a cat on a wall", "negative-prompt", 20, 5.0)

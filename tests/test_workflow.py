@@ -45,8 +45,14 @@ def test_the_spec_holds_both_sets_of_defaults_and_round_trips_through_json():
     assert (EditSpec().self_replace_steps, EditSpec().self_replace_max_res) == (0.6, 0.5)  # photos
     synthetic = EditSpec.synthetic()
     assert (synthetic.self_replace_steps, synthetic.self_replace_max_res) == (0.4, 0.25)  # generated images
-    spec = EditSpec(cross_replace_steps={"default_": (0.1, 0.8), "dog": 0.4}, blend_words=(["cat"], ["dog"]),
-                    subtract_words=[["wall"], ["wall"]], equalizer={"dog": [2.0]}, mask_mode="intersect", feather=0.02)
+    spec = EditSpec(
+        cross_replace_steps={"default_": (0.1, 0.8), "dog": 0.4},
+        blend_words=(["cat"], ["dog"]),
+        subtract_words=[["wall"], ["wall"]],
+        equalizer={"dog": [2.0]},
+        mask_mode="intersect",
+        feather=0.02,
+    )
     data = json.loads(json.dumps(spec.to_dict()))
     assert EditSpec.from_dict(data) == spec
     assert EditSpec.from_dict({"blend_start": 0.0}, synthetic=True) == EditSpec.synthetic(blend_start=0.0)
@@ -66,11 +72,18 @@ def test_spec_errors_name_the_setting_as_the_caller_spells_it():
 def test_keyword_arguments_and_a_spec_make_the_same_edit(editor):
     kwargs = {"blend_words": (["cat"], ["dog"]), "equalizer": {"dog": 2.0}, "cross_replace_steps": 0.6}
     by_kwargs = editor.generate([PROMPT, TARGET], generator=1, output_type="latent", progress=False, **kwargs)
-    by_spec = editor.generate([PROMPT, TARGET], generator=1, output_type="latent", progress=False,
-                              spec=EditSpec.synthetic(**kwargs))
+    by_spec = editor.generate(
+        [PROMPT, TARGET], generator=1, output_type="latent", progress=False, spec=EditSpec.synthetic(**kwargs)
+    )
     assert torch.equal(by_kwargs.images, by_spec.images) and by_kwargs.spec == by_spec.spec
-    overridden = editor.generate([PROMPT, TARGET], generator=1, output_type="latent", progress=False,
-                                 spec=EditSpec.synthetic(**kwargs), blend_words=(["wall"], ["wall"]))
+    overridden = editor.generate(
+        [PROMPT, TARGET],
+        generator=1,
+        output_type="latent",
+        progress=False,
+        spec=EditSpec.synthetic(**kwargs),
+        blend_words=(["wall"], ["wall"]),
+    )
     assert overridden.spec.blend_words == (("wall",), ("wall",))  # a keyword argument overrides the spec
 
 
@@ -99,8 +112,7 @@ def test_an_inversion_names_what_differs_from_the_photo_and_settings(editor, pho
     inv.check_matches(InversionSettings(PROMPT), photo)  # square=None: the working area is not asked about
 
 
-def test_the_cache_reuses_an_inversion_that_fits_and_keys_other_settings_apart(editor, photo, tmp_path,
-                                                                                unet_calls):
+def test_the_cache_reuses_an_inversion_that_fits_and_keys_other_settings_apart(editor, photo, tmp_path, unet_calls):
     cache = InversionCache(tmp_path)
     first = editor.invert(photo, PROMPT, method="ddim", progress=False, cache=cache)
     made = len(unet_calls)
@@ -115,11 +127,13 @@ def test_a_cache_without_keys_refuses_or_replaces_an_inversion_that_does_not_fit
     saved = tmp_path / "photo.inv.safetensors"
     stamp = saved.stat().st_mtime_ns
     with pytest.raises(CachedMismatchError, match="exists but does not fit"):
-        editor.invert(photo, PROMPT, method="direct", progress=False,
-                      cache=InversionCache(tmp_path, keyed=False, replace=False))
+        editor.invert(
+            photo, PROMPT, method="direct", progress=False, cache=InversionCache(tmp_path, keyed=False, replace=False)
+        )
     assert saved.stat().st_mtime_ns == stamp
-    inv = editor.invert(photo, PROMPT, method="direct", progress=False,
-                        cache=InversionCache(tmp_path, keyed=False, replace=True))
+    inv = editor.invert(
+        photo, PROMPT, method="direct", progress=False, cache=InversionCache(tmp_path, keyed=False, replace=True)
+    )
     assert inv.method == "direct" and saved.stat().st_mtime_ns != stamp
 
 
@@ -130,8 +144,9 @@ def test_step_callbacks_see_every_step_and_may_change_the_latents(editor):
         seen.append((step, timestep))
         return {"latents": kwargs["latents"] * 0} if step == STEPS - 1 else None
 
-    res = editor.generate([PROMPT, TARGET], generator=0, output_type="latent", progress=False,
-                          callback_on_step_end=callback)
+    res = editor.generate(
+        [PROMPT, TARGET], generator=0, output_type="latent", progress=False, callback_on_step_end=callback
+    )
     assert seen == list(enumerate(editor.scheduler.timesteps.tolist()))
     assert not res.images.any()  # the last step's latents were replaced
 
@@ -148,8 +163,16 @@ def test_cancelling_stops_a_call_and_leaves_the_pipeline_as_it_was(editor, photo
     assert len(unet_calls) == 2 and all(tiny_pipe.unet.attn_processors[k] is v for k, v in before.items())
     stages = []
     with pytest.raises(Cancelled):
-        editor.invert(photo, PROMPT, method="null-text", progress=False, callback_on_step_end=lambda ed, step, t, kw: (
-            stages.append(kw["stage"]), step == 1 and kw["stage"] == "null-text" and ed.cancel()))
+        editor.invert(
+            photo,
+            PROMPT,
+            method="null-text",
+            progress=False,
+            callback_on_step_end=lambda ed, step, t, kw: (
+                stages.append(kw["stage"]),
+                step == 1 and kw["stage"] == "null-text" and ed.cancel(),
+            ),
+        )
     assert stages == ["ddim"] * STEPS + ["null-text"] * 2
     assert editor.generate(PROMPT, generator=0, output_type="latent", progress=False).images.shape[0] == 1
 
@@ -185,5 +208,8 @@ def test_save_writes_images_masks_grid_and_the_sidecar_each_atomically(editor, p
 def test_load_pipeline_knows_the_shipped_toy_model():
     pipe = load_pipeline("toy", device="cpu")
     assert pipe.name_or_path is not None and os.fspath(pipe.name_or_path) == os.fspath(TOY_MODEL_DIR)
-    assert np.isfinite(Editor(pipe, num_inference_steps=2).generate("a red circle", generator=0, output_type="np",
-                                                                     progress=False).images).all()
+    assert np.isfinite(
+        Editor(pipe, num_inference_steps=2)
+        .generate("a red circle", generator=0, output_type="np", progress=False)
+        .images
+    ).all()

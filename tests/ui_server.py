@@ -106,8 +106,22 @@ def serve_toy_page(out: Path) -> Iterator[Served]:
 
     guard = NetworkGuard()
     port = free_port()
-    args = cli.build_parser().parse_args(["ui", "--model", "toy", "--out", str(out), "--method", METHOD,
-                                          "--steps", str(STEPS), "--port", str(port), "--quiet"])
+    args = cli.build_parser().parse_args(
+        [
+            "ui",
+            "--model",
+            "toy",
+            "--out",
+            str(out),
+            "--method",
+            METHOD,
+            "--steps",
+            str(STEPS),
+            "--port",
+            str(port),
+            "--quiet",
+        ]
+    )
     with guard.active():
         page, studio = ui.build(args)
         launch(page, args.host, args.port, studio.out, quiet=True, block=False)

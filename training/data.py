@@ -99,8 +99,12 @@ def make_batch(
         out["targets"] = targets
         if size_flip > 0:
             flipped = [c if c is None or rng.uniform() >= size_flip else flip_sizes(c) for c in captions]
-            ids = tokenizer(["" if c is None else c.text for c in flipped], padding="max_length",
-                            max_length=tokenizer.model_max_length, truncation=True)
+            ids = tokenizer(
+                ["" if c is None else c.text for c in flipped],
+                padding="max_length",
+                max_length=tokenizer.model_max_length,
+                truncation=True,
+            )
             out["flip_ids"] = np.asarray(ids.input_ids, dtype=np.int64)
             changed = np.asarray([flip is not caption for caption, flip in zip(captions, flipped)])
             out["size_tokens"] = size_words & changed[:, None]
@@ -120,8 +124,13 @@ def footprints(scene: Scene, side: int) -> list[np.ndarray]:
     """Per object, a disc (side x side, float32 coverage) at its centre with the circumradius of the biggest
     object of its shape: where the object would reach at its largest."""
     return [
-        coverage("circle", (obj.center[0] * side, obj.center[1] * side),
-                 SIZE_RANGES["big"][1] * SHAPE_SCALE[obj.shape] * side, 0.0, side)
+        coverage(
+            "circle",
+            (obj.center[0] * side, obj.center[1] * side),
+            SIZE_RANGES["big"][1] * SHAPE_SCALE[obj.shape] * side,
+            0.0,
+            side,
+        )
         for obj in scene.objects
     ]
 

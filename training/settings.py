@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser = argparse.ArgumentParser(
         prog="python -m training.toyworld",
         description="Train the toy world model from scratch: the VAE first, then the UNet and text encoder on the "
-                    "diffusion loss.",
+        "diffusion loss.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder (pipeline + train/ state)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -83,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from DIR/train/state.pt")
     parser.add_argument(
-        "--preset", default="mini",
-        help="model size: mini (the shipped one, 64px, an hour on 2 CPU cores), toy (128px, for a GPU) or test (tiny)"
+        "--preset",
+        default="mini",
+        help="model size: mini (the shipped one, 64px, an hour on 2 CPU cores), toy (128px, for a GPU) or test (tiny)",
     )
     parser.add_argument("--vae-fraction", type=float, default=0.2, help="share of the budget for the VAE")
     parser.add_argument("--vae-batch", type=int)
@@ -109,32 +110,41 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--attn-weight", type=float, default=0.05, help="weight of the attention-to-mask loss")
     parser.add_argument(
-        "--size-attention", choices=("object", "footprint"), default="object",
+        "--size-attention",
+        choices=("object", "footprint"),
+        default="object",
         help="what the size words' attention is pulled to: the object, or a disc as large as the biggest object "
-             "of its shape (room to grow for a reweighted 'big'; docs/toyworld.md)",
+        "of its shape (room to grow for a reweighted 'big'; docs/toyworld.md)",
     )
     parser.add_argument(
-        "--size-flip", type=float, default=0.0,
+        "--size-flip",
+        type=float,
+        default=0.0,
         help="share of the captions that say a size whose other tokens are encoded from the caption of the other "
-             "size, so that only the size word tells the size (what a reweight of it can change; docs/toyworld.md)",
+        "size, so that only the size word tells the size (what a reweight of it can change; docs/toyworld.md)",
     )
     parser.add_argument(
-        "--teacher", type=Path,
+        "--teacher",
+        type=Path,
         help="a trained pipeline folder whose UNet, given the true caption, gives part of the denoising target "
-             "(distillation): with --size-flip, it says what the true size looks like without the noise of one "
-             "drawn scene (docs/toyworld.md, 'A teacher teaches the size word')",
+        "(distillation): with --size-flip, it says what the true size looks like without the noise of one "
+        "drawn scene (docs/toyworld.md, 'A teacher teaches the size word')",
     )
     parser.add_argument(
-        "--teacher-weight", type=float, default=0.8,
+        "--teacher-weight",
+        type=float,
+        default=0.8,
         help="share of the teacher's prediction in the target; the rest is the drawn noise",
     )
     parser.add_argument(
         "--min-snr", type=float, default=5.0, help="Min-SNR-gamma loss weighting (Hang et al. 2023); 0 turns it off"
     )
     parser.add_argument(
-        "--noise-offset", type=float, default=0.0,
+        "--noise-offset",
+        type=float,
+        default=0.0,
         help="add this times one normal draw per latent channel to the noise (offset noise, Guttenberg 2023): "
-             "without it the model never learns to set a scene's overall colour from the caption",
+        "without it the model never learns to set a scene's overall colour from the caption",
     )
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--workers", type=int, help="data loader processes (default: 0 on CPU, up to 12 on CUDA)")
@@ -143,9 +153,10 @@ def parse_args(argv: list[str] | None = None) -> TrainSettings:
     parser.add_argument("--unet-steps", type=int, help="stop the UNet stage after this many steps")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
     parser.add_argument(
-        "--cpu-bf16", action="store_true",
+        "--cpu-bf16",
+        action="store_true",
         help="bf16 autocast on CPU too (CUDA always uses it): 1.25x more images per second on a CPU with AMX "
-             "(docs/toyworld.md), slower on one without",
+        "(docs/toyworld.md), slower on one without",
     )
     parser.add_argument("--samples", type=int, help="prompts sampled at the end to check prompt following")
     parser.add_argument("--export-only", action="store_true", help="write DIR's pipeline from state.pt, no training")

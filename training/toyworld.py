@@ -59,8 +59,10 @@ def load_state(path: Path, device: torch.device) -> dict:
     """
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
     if (major, minor) < (2, 6):
-        raise RuntimeError(f"resuming from {path} needs torch >= 2.6 (found {torch.__version__}): older versions "
-                           "can run code from a checkpoint file even with weights_only=True")
+        raise RuntimeError(
+            f"resuming from {path} needs torch >= 2.6 (found {torch.__version__}): older versions "
+            "can run code from a checkpoint file even with weights_only=True"
+        )
     return torch.load(path, map_location=device, weights_only=True)
 
 
@@ -153,8 +155,11 @@ class Run:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel
 
-        parts = {"vae": (AutoencoderKL, self.vae), "unet": (UNet2DConditionModel, self.unet),
-                 "text_encoder": (CLIPTextModel, self.text_encoder)}
+        parts = {
+            "vae": (AutoencoderKL, self.vae),
+            "unet": (UNet2DConditionModel, self.unet),
+            "text_encoder": (CLIPTextModel, self.text_encoder),
+        }
         for name, (cls, module) in parts.items():
             if not (folder / name).is_dir():
                 raise FileNotFoundError(f"--init-model {folder} has no {name}/ folder: give a pipeline folder")
@@ -162,8 +167,10 @@ class Run:
             try:
                 module.load_state_dict(trained.state_dict())
             except RuntimeError as exc:
-                raise ValueError(f"--init-model {folder}: its {name} does not fit the preset "
-                                 f"{self.settings.preset!r} ({str(exc).splitlines()[0]})") from exc
+                raise ValueError(
+                    f"--init-model {folder}: its {name} does not fit the preset "
+                    f"{self.settings.preset!r} ({str(exc).splitlines()[0]})"
+                ) from exc
             if name == "vae":
                 self.scaling_factor = float(trained.config.scaling_factor)
         self.ema = [p.detach().clone().float() for p in self.unet_params]
@@ -181,11 +188,16 @@ class Run:
         path = folder / "vae" if (folder / "vae").is_dir() else folder
         trained = AutoencoderKL.from_pretrained(path, torch_dtype=torch.float32)
         if trained.config.latent_channels != self.vae.config.latent_channels:
-            raise ValueError(f"{path} has {trained.config.latent_channels} latent channels, the preset wants "
-                             f"{self.vae.config.latent_channels}")
+            raise ValueError(
+                f"{path} has {trained.config.latent_channels} latent channels, the preset wants "
+                f"{self.vae.config.latent_channels}"
+            )
         self.vae.load_state_dict(trained.state_dict())
-        fold_latent_scale(self.vae, torch.zeros(self.config.latent_channels),
-                          torch.full((self.config.latent_channels,), 1.0 / trained.config.scaling_factor))
+        fold_latent_scale(
+            self.vae,
+            torch.zeros(self.config.latent_channels),
+            torch.full((self.config.latent_channels,), 1.0 / trained.config.scaling_factor),
+        )
         print(f"VAE initialised from {path}", flush=True)
 
     # ---- budget -----------------------------------------------------------------------------------------
@@ -268,13 +280,32 @@ class Run:
 
     def batches(self, stage: int, batch_size: int, **options: Any) -> Iterable[dict]:
         """The stage's batches from the current step on, at the preset's image size (training.data.batch_loader)."""
-        return batch_loader(self.step, self.settings.workers, pin_memory=self.cuda, seed=self.settings.seed,
-                            stage=stage, batch_size=batch_size, image_size=self.config.image_size, **options)
+        return batch_loader(
+            self.step,
+            self.settings.workers,
+            pin_memory=self.cuda,
+            seed=self.settings.seed,
+            stage=stage,
+            batch_size=batch_size,
+            image_size=self.config.image_size,
+            **options,
+        )
 
     # ---- the loop both stages share ------------------------------------------------------------------------
-    def train_loop(self, stage: str, loader: Iterable[dict], budget: float, stop: Callable[[], bool],
-                   step: Callable[[dict], StepOutcome], optimizer: torch.optim.Optimizer, params: list,
-                   base_lr: float, warmup: int, batch_size: int, after_step: Callable[[], None] | None = None) -> None:
+    def train_loop(
+        self,
+        stage: str,
+        loader: Iterable[dict],
+        budget: float,
+        stop: Callable[[], bool],
+        step: Callable[[dict], StepOutcome],
+        optimizer: torch.optim.Optimizer,
+        params: list,
+        base_lr: float,
+        warmup: int,
+        batch_size: int,
+        after_step: Callable[[], None] | None = None,
+    ) -> None:
         """Train one stage until `stop()`: cosine learning rate, one optimiser step per batch (gradients clipped to
         norm 1), a log row and the bar every 50th step on CUDA or 10th elsewhere (and the first), checkpoints."""
         started = time.monotonic() - self.elapsed[stage]
@@ -299,9 +330,17 @@ class Run:
             if self.step % (50 if self.cuda else 10) == 0 or self.step == 1:
                 rate = window_images / max(time.monotonic() - window_start, 1e-6)
                 window_start, window_images = time.monotonic(), 0
-                self.log({"stage": stage, "step": self.step, "seconds": round(self.elapsed[stage], 1),
-                          "images": self.step * batch_size, "loss": f"{outcome.loss.item():.5f}",
-                          "detail": outcome.detail(rate), "lr": f"{lr:.2e}"})
+                self.log(
+                    {
+                        "stage": stage,
+                        "step": self.step,
+                        "seconds": round(self.elapsed[stage], 1),
+                        "images": self.step * batch_size,
+                        "loss": f"{outcome.loss.item():.5f}",
+                        "detail": outcome.detail(rate),
+                        "lr": f"{lr:.2e}",
+                    }
+                )
                 bar.set_postfix(step=self.step, **outcome.postfix(rate))
             bar.update(max(0, round(self.elapsed[stage]) - bar.n))
             self.maybe_save()
@@ -314,8 +353,18 @@ class Run:
         budget = self.stage_budget(STAGE_VAE)
         loader = self.batches(stage=1, batch_size=s.vae_batch, crop=s.vae_crop)
         self.vae.train()
-        self.train_loop(STAGE_VAE, loader, budget, lambda: self.vae_done(budget), self.vae_step, self.vae_opt,
-                        list(self.vae.parameters()), s.vae_lr, warmup=100 if self.cuda else 20, batch_size=s.vae_batch)
+        self.train_loop(
+            STAGE_VAE,
+            loader,
+            budget,
+            lambda: self.vae_done(budget),
+            self.vae_step,
+            self.vae_opt,
+            list(self.vae.parameters()),
+            s.vae_lr,
+            warmup=100 if self.cuda else 20,
+            batch_size=s.vae_batch,
+        )
         del loader
         self.vae.eval()
         self.finish_vae()
@@ -337,9 +386,11 @@ class Run:
             psnr = 10 * math.log10(4.0 / max(l2.item(), 1e-12))
             self.vae_psnr = psnr if self.vae_psnr is None else 0.8 * self.vae_psnr + 0.2 * psnr
         return StepOutcome(
-            loss, len(x),
+            loss,
+            len(x),
             lambda rate: f"psnr={psnr:.2f} smoothed={self.vae_psnr:.2f} kl={kl.item():.3f}",
-            lambda rate: {"loss": f"{loss.item():.4f}", "psnr": f"{psnr:.1f}", "img_s": f"{rate:.0f}"})
+            lambda rate: {"loss": f"{loss.item():.4f}", "psnr": f"{psnr:.1f}", "img_s": f"{rate:.0f}"},
+        )
 
     def vae_done(self, budget: float) -> bool:
         """After its share of the time the VAE stops once its smoothed PSNR reaches the target, or at 1.5x."""
@@ -387,8 +438,14 @@ class Run:
         budget = self.stage_budget(STAGE_UNET)
         map_size = 2 * self.config.map_size
         sides = (map_size, map_size // 2)
-        loader = self.batches(stage=2, batch_size=s.unet_batch, map_size=map_size, caption_dropout=s.caption_dropout,
-                              size_footprint=s.size_attention == "footprint", size_flip=s.size_flip)
+        loader = self.batches(
+            stage=2,
+            batch_size=s.unet_batch,
+            map_size=map_size,
+            caption_dropout=s.caption_dropout,
+            size_footprint=s.size_attention == "footprint",
+            size_flip=s.size_flip,
+        )
         probe = AttentionProbe(sides)
         if s.attn_weight > 0:
             self.unet.set_attn_processor(probe)
@@ -398,22 +455,48 @@ class Run:
         self.vae.eval()
         self.unet.train()
         self.text_encoder.train()
-        step = functools.partial(self.unet_step, probe=probe, forward=forward, alphas=alphas, generator=generator,
-                                 sides=sides, map_size=map_size)
+        step = functools.partial(
+            self.unet_step,
+            probe=probe,
+            forward=forward,
+            alphas=alphas,
+            generator=generator,
+            sides=sides,
+            map_size=map_size,
+        )
 
         def stop() -> bool:
             return self.elapsed[STAGE_UNET] >= budget or (s.unet_steps is not None and self.step >= s.unet_steps)
 
-        self.train_loop(STAGE_UNET, loader, budget, stop, step, self.unet_opt, self.unet_params, s.unet_lr,
-                        warmup=200 if self.cuda else 20, batch_size=s.unet_batch, after_step=self.update_ema)
+        self.train_loop(
+            STAGE_UNET,
+            loader,
+            budget,
+            stop,
+            step,
+            self.unet_opt,
+            self.unet_params,
+            s.unet_lr,
+            warmup=200 if self.cuda else 20,
+            batch_size=s.unet_batch,
+            after_step=self.update_ema,
+        )
         del loader
         self.unet.set_attn_processor(AttnProcessor2_0())
         self.record_unet_progress()
         self.stage = STAGE_DONE
         self.save()
 
-    def unet_step(self, batch: dict, probe: AttentionProbe, forward: Callable, alphas: torch.Tensor,
-                  generator: torch.Generator, sides: tuple[int, int], map_size: int) -> StepOutcome:
+    def unet_step(
+        self,
+        batch: dict,
+        probe: AttentionProbe,
+        forward: Callable,
+        alphas: torch.Tensor,
+        generator: torch.Generator,
+        sides: tuple[int, int],
+        map_size: int,
+    ) -> StepOutcome:
         """The diffusion loss (and the attention loss) of the UNet and text encoder on one batch."""
         s = self.settings
         x = images_to_tensor(batch["images"], self.device)
@@ -453,9 +536,11 @@ class Run:
             attn = attn / len(sides)
             loss = loss + s.attn_weight * attn
         return StepOutcome(
-            loss, len(x),
+            loss,
+            len(x),
             lambda rate: f"mse={mse.item():.5f} attn={attn.item():.4f} img_s={rate:.1f}",
-            lambda rate: {"mse": f"{mse.item():.4f}", "attn": f"{attn.item():.3f}", "img_s": f"{rate:.0f}"})
+            lambda rate: {"mse": f"{mse.item():.4f}", "attn": f"{attn.item():.3f}", "img_s": f"{rate:.0f}"},
+        )
 
     def record_unet_progress(self) -> None:
         """The UNet stage's steps, seconds and images so far, in info.json (also for --export-only mid-run)."""

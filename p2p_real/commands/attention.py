@@ -19,8 +19,12 @@ METHOD = DEFAULT_METHOD  # direct: one DDIM pass, and the source row replays the
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The photo or inversion (or just --prompt), targets, inversion, output, model and run options."""
-    p.add_argument("input", nargs="?", metavar="PHOTO|INVERSION",
-                   help="a photo or saved inversion; without one, generate from --prompt and --seed")
+    p.add_argument(
+        "input",
+        nargs="?",
+        metavar="PHOTO|INVERSION",
+        help="a photo or saved inversion; without one, generate from --prompt and --seed",
+    )
     p.add_argument("-t", "--target", action="append", help="also show the maps of a target prompt (repeatable)")
     p.add_argument("--inversion", metavar="FILE", help="reuse a saved inversion of the photo")
     options.add_inversion_options(p, f"{METHOD}, fast")
@@ -51,23 +55,38 @@ def run(args: argparse.Namespace) -> int:
 
         def reserve() -> None:
             """Reserve the outputs once the request passed its checks."""
-            held.enter_context(session.reserved(out, f"{name}.attention", paths, args.overwrite,
-                                                inputs.files if inputs else []))
+            held.enter_context(
+                session.reserved(out, f"{name}.attention", paths, args.overwrite, inputs.files if inputs else [])
+            )
 
         return _run(args, loaded, inputs, targets, out, name, reserve)
 
 
-def _run(args: argparse.Namespace, loaded: session.Session, inputs: session.Inputs | None, targets: list[str],
-         out: Path, name: str, reserve: Callable[[], None]) -> int:
+def _run(
+    args: argparse.Namespace,
+    loaded: session.Session,
+    inputs: session.Inputs | None,
+    targets: list[str],
+    out: Path,
+    name: str,
+    reserve: Callable[[], None],
+) -> int:
     """Invert (or generate), then write the maps; `reserve` is called before the slow work."""
     from p2p_real.outputs import save_attention
     from p2p_real.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
     if inputs is not None:
-        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args), targets,
-                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log,
-                                   ready=reserve)
+        inv, _ = prepare_inversion(
+            loaded.editor,
+            inputs.photo,
+            options.settings_from_args(args),
+            targets,
+            inversion=inputs.inversion,
+            progress=loaded.progress,
+            log=loaded.log,
+            ready=reserve,
+        )
         result = loaded.editor.edit(inv, targets or [inv.prompt], progress=loaded.progress)
         prompts = [inv.prompt, *targets]
         from masks.visualize import to_rgb
@@ -78,17 +97,39 @@ def _run(args: argparse.Namespace, loaded: session.Session, inputs: session.Inpu
         prompts = [args.prompt, *targets]
         reserve()
         width, height = args.size or (None, None)
-        result = loaded.editor.generate(prompts, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                         generator=args.seed, height=height, width=width, progress=loaded.progress)
+        result = loaded.editor.generate(
+            prompts,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            generator=args.seed,
+            height=height,
+            width=width,
+            progress=loaded.progress,
+        )
         images = result.images
-        argv = ["attention", "--prompt", args.prompt, "--steps", str(result.parameters["steps"]),
-                "--guidance", repr(result.parameters["guidance"])]
+        argv = [
+            "attention",
+            "--prompt",
+            args.prompt,
+            "--steps",
+            str(result.parameters["steps"]),
+            "--guidance",
+            repr(result.parameters["guidance"]),
+        ]
         argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
     if result.attention is None:
         raise CliError("the model produced no cross-attention maps")
     argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *loaded.run_options()]
     parameters = {**result.parameters, "command": "attention", "targets": targets}
-    written = save_attention(result.attention, images, prompts, out, name, parameters,
-                             {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite)
+    written = save_attention(
+        result.attention,
+        images,
+        prompts,
+        out,
+        name,
+        parameters,
+        {**session.reproduction(argv), "runtime": loaded.runtime},
+        args.overwrite,
+    )
     session.report_written(written, args.quiet)
     return 0

@@ -35,8 +35,11 @@ photos are split across the processes (each output is written by one process).
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The recipe, --out, --dry-run, model and run options."""
     p.add_argument("recipe", metavar="RECIPE", help="JSON or YAML recipe: photos x edits")
-    p.add_argument("--out", metavar="DIR",
-                   help=f"output folder (default: the recipe's 'out', else {DEFAULT_OUT}, next to the recipe)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"output folder (default: the recipe's 'out', else {DEFAULT_OUT}, next to the recipe)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the jobs and what is finished, load nothing")
     options.add_model_options(p)
     p.set_defaults(device=None, dtype=None)
@@ -71,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             session.check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
         except CliError as exc:
-            raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}"
-                                   ) from exc
+            raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
     if args.dry_run:
         print("\n".join(batch.summary(jobs, 0.0)))
         return 0
@@ -87,12 +89,22 @@ def run(args: argparse.Namespace) -> int:
         session.check_writable(out)
         loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
         batch.check_jobs(loaded.editor, pending, recipe_path.name)  # every process checks all: all stop together
-        batch.run_jobs(loaded.editor, mine, out, rank, progress=loaded.progress, raise_errors=args.debug,
-                       extra={"runtime": loaded.runtime}, log=loaded.log)
+        batch.run_jobs(
+            loaded.editor,
+            mine,
+            out,
+            rank,
+            progress=loaded.progress,
+            raise_errors=args.debug,
+            extra={"runtime": loaded.runtime},
+            log=loaded.log,
+        )
         for job in mine:
             if job.status.startswith("failed"):
-                print(f"{PROG}: error: {job.photo_name}/{job.edit_name}: {job.status.removeprefix('failed: ')}",
-                      file=sys.stderr)
+                print(
+                    f"{PROG}: error: {job.photo_name}/{job.edit_name}: {job.status.removeprefix('failed: ')}",
+                    file=sys.stderr,
+                )
     elapsed = time.perf_counter() - start
     if state is not None and n_processes > 1:
         batch.gather(state, jobs, mine)

@@ -20,9 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("output")
     group.add_argument("--out", default="p2p-demo", metavar="DIR", help="output folder (default: p2p-demo)")
     group.add_argument("--steps", type=options.steps_value, default=50, help="DDIM steps (default: 50)")
-    group.add_argument("--method", choices=METHOD_NAMES, default=None,
-                       help="inversion method the edits start from (default: the demo's, direct, from which the "
-                            "toy model's edits work most often; docs/toyworld.md)")
+    group.add_argument(
+        "--method",
+        choices=METHOD_NAMES,
+        default=None,
+        help="inversion method the edits start from (default: the demo's, direct, from which the "
+        "toy model's edits work most often; docs/toyworld.md)",
+    )
     options.add_model_options(p)
     p.set_defaults(model=None)
     options.add_run_options(p)
@@ -52,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     outputs = {"grid": grid.name, "photo": photo.name, **result.info}
     data = sidecar_data(parameters, outputs, {**session.reproduction(argv), "runtime": runtime})
     with OutputSet(out, "demo", [grid, photo, sidecar], args.overwrite) as files:
-        written = [files.write(grid, png_writer(result.grid, png_text(parameters))),
-                   files.write(photo, png_writer(result.photo, png_text(parameters, prompt=result.info["caption"]))),
-                   files.write(sidecar, json_writer(data))]
+        written = [
+            files.write(grid, png_writer(result.grid, png_text(parameters))),
+            files.write(photo, png_writer(result.photo, png_text(parameters, prompt=result.info["caption"]))),
+            files.write(sidecar, json_writer(data)),
+        ]
     session.report_written(written, args.quiet)
     return 0

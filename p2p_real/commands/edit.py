@@ -42,9 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_mask_options(p)
     options.add_output_options(p)
     sweeping.add_sweep_option(p)
-    p.add_argument("--save-inversions", action="store_true",
-                   help="also write NAME.K.inv.safetensors, each edit K as an inversion of the edited image, to edit "
-                        "it again without inverting it (docs/design.md, 'Edits of edits')")
+    p.add_argument(
+        "--save-inversions",
+        action="store_true",
+        help="also write NAME.K.inv.safetensors, each edit K as an inversion of the edited image, to edit "
+        "it again without inverting it (docs/design.md, 'Edits of edits')",
+    )
     options.add_format_options(p)
     options.add_model_options(p)
     options.add_run_options(p)
@@ -64,13 +67,16 @@ def run(args: argparse.Namespace) -> int:
     name = session.output_name(stem if args.name is not None else None, inputs.name)
     chosen = sweeping.combinations(args, spec, targets, fmt)  # --sweep, else None
     if chosen is not None and args.save_inversions:
-        raise CliError("--save-inversions applies to plain edits, not to --sweep: edit the combination you like "
-                       "again (its NAME.K.json has the settings) with --save-inversions")
+        raise CliError(
+            "--save-inversions applies to plain edits, not to --sweep: edit the combination you like "
+            "again (its NAME.K.json has the settings) with --save-inversions"
+        )
     from inversion.files import INVERSION_SUFFIX
     from p2p_real.outputs import edit_paths
 
-    paths = edit_paths(out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt,
-                       args.save_inversions)
+    paths = edit_paths(
+        out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt, args.save_inversions
+    )
     outputs = paths.all() if chosen is None else sweeping.output_paths(out, name, chosen, mask is not None)
     saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
     protected = [*inputs.files, mask]
@@ -91,9 +97,19 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         cache = None if saved is None else InversionCache(out, keyed=False, replace=args.overwrite)
         try:  # a fresh inversion is saved at once: an edit that fails or is interrupted does not lose it
-            inv, origin = prepare_inversion(loaded.editor, inputs.photo, settings, targets, spec,
-                                            inversion=inputs.inversion, cache=cache, name=name,
-                                            progress=loaded.progress, log=loaded.log, ready=reserve)
+            inv, origin = prepare_inversion(
+                loaded.editor,
+                inputs.photo,
+                settings,
+                targets,
+                spec,
+                inversion=inputs.inversion,
+                cache=cache,
+                name=name,
+                progress=loaded.progress,
+                log=loaded.log,
+                ready=reserve,
+            )
         except CachedMismatchError as exc:
             raise CliError(f"{exc}; pass --overwrite to replace it, or choose another --out or --name") from exc
         timing = {"invert_s": round(time.perf_counter() - start, 3)}
@@ -105,13 +121,28 @@ def run(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             result = loaded.editor.edit(inv, targets, spec=spec, mask=mask, progress=loaded.progress)
             timing["edit_s"] = round(time.perf_counter() - start, 3)
-            argv = ["edit", *inputs.argv(inv, args), *[x for t in targets for x in ("--target", t)],
-                    "--spec", options.spec_json(spec), *(["--mask", session.shown_path(mask)] if mask else []),
-                    "--seed", str(args.seed), *options.format_argv(args, fmt),
-                    *(["--save-inversions"] if args.save_inversions else []), *loaded.run_options()]
-            written = result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
-                                  overwrite=args.overwrite, format=fmt, quality=args.quality,
-                                  inversions=args.save_inversions)
+            argv = [
+                "edit",
+                *inputs.argv(inv, args),
+                *[x for t in targets for x in ("--target", t)],
+                "--spec",
+                options.spec_json(spec),
+                *(["--mask", session.shown_path(mask)] if mask else []),
+                "--seed",
+                str(args.seed),
+                *options.format_argv(args, fmt),
+                *(["--save-inversions"] if args.save_inversions else []),
+                *loaded.run_options(),
+            ]
+            written = result.save(
+                out,
+                name,
+                {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
+                overwrite=args.overwrite,
+                format=fmt,
+                quality=args.quality,
+                inversions=args.save_inversions,
+            )
     if origin == "fresh" and saved is not None:
         written.insert(0, saved)
     if origin == "reused" and not args.quiet:

@@ -44,17 +44,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", metavar="FOLDER", nargs="?", help="a folder of photos with captions")
     group = p.add_argument_group("evaluation")
     group.add_argument("--pie-bench", metavar="DIR", help="a PIE-Bench folder (mapping_file.json) instead of FOLDER")
-    group.add_argument("--methods", type=options.arg_type(parse_methods), metavar="M1,M2",
-                       help=f"inversion methods to compare (default: all: {','.join(METHOD_NAMES)})")
+    group.add_argument(
+        "--methods",
+        type=options.arg_type(parse_methods),
+        metavar="M1,M2",
+        help=f"inversion methods to compare (default: all: {','.join(METHOD_NAMES)})",
+    )
     group.add_argument("--steps", type=options.steps_value, default=None, help="DDIM steps (default: 50)")
-    group.add_argument("--guidance", type=options.guidance_value, default=None,
-                       help="classifier-free guidance scale (default: 7.5)")
-    group.add_argument("--metric-models", metavar="DIR",
-                       help="PIE-Bench's model figures from DIR/clip (CLIP similarity) and DIR/dino (structure "
-                            "distance), transformers models loaded offline; without them those figures are "
-                            "reported as not computed")
-    group.add_argument("--out", default=DEFAULT_EVAL_OUT, metavar="DIR",
-                       help=f"output folder (default: {DEFAULT_EVAL_OUT})")
+    group.add_argument(
+        "--guidance", type=options.guidance_value, default=None, help="classifier-free guidance scale (default: 7.5)"
+    )
+    group.add_argument(
+        "--metric-models",
+        metavar="DIR",
+        help="PIE-Bench's model figures from DIR/clip (CLIP similarity) and DIR/dino (structure "
+        "distance), transformers models loaded offline; without them those figures are "
+        "reported as not computed",
+    )
+    group.add_argument(
+        "--out", default=DEFAULT_EVAL_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_EVAL_OUT})"
+    )
     options.add_model_options(p)
     options.add_run_options(p)
 
@@ -85,15 +94,30 @@ def run(args: argparse.Namespace) -> int:
 
     session.seed_everything(0)
     common: dict[str, Any] = {
-        "pie_bench": args.pie_bench, "num_inference_steps": args.steps, "guidance_scale": args.guidance,
-        "metric_models": args.metric_models, "progress": loaded.progress, "raise_errors": args.debug, "log": loaded.log}
+        "pie_bench": args.pie_bench,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "metric_models": args.metric_models,
+        "progress": loaded.progress,
+        "raise_errors": args.debug,
+        "log": loaded.log,
+    }
     extra = {"runtime": loaded.runtime, "model_options": loaded.run_options()}
     if n_processes == 1:
-        result = p2p_real.evaluate(loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite,
-                                   extra=extra, **common)
+        result = p2p_real.evaluate(
+            loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite, extra=extra, **common
+        )
     else:  # each process measures its share; then the first reads every row back and writes the report
-        share = p2p_real.evaluate(loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite,
-                                  process=(rank, n_processes), report=False, **common)
+        share = p2p_real.evaluate(
+            loaded.editor,
+            args.folder,
+            out,
+            args.methods,
+            overwrite=args.overwrite,
+            process=(rank, n_processes),
+            report=False,
+            **common,
+        )
         if state is not None:
             state.wait_for_everyone()
         if rank != 0:
@@ -104,8 +128,14 @@ def run(args: argparse.Namespace) -> int:
         from p2p_real.evaluation.report import write_report
         from p2p_real.evaluation.runner import measure
 
-        result = measure(loaded.editor, args.folder, out, args.methods, overwrite=False,
-                         **{**common, "metric_models": load_metric_models(args.metric_models)})
+        result = measure(
+            loaded.editor,
+            args.folder,
+            out,
+            args.methods,
+            overwrite=False,
+            **{**common, "metric_models": load_metric_models(args.metric_models)},
+        )
         result.skipped = share.skipped  # the rows finished before this run (every process saw the same)
         result.seconds += share.seconds
 
@@ -115,8 +145,10 @@ def run(args: argparse.Namespace) -> int:
     from p2p_real.evaluation.report import summary_lines
 
     print("\n".join(summary_lines(result)))
-    print(f"{len(result.rows) - result.skipped} rows measured, {result.skipped} skipped (finished), "
-          f"{len(result.failures)} failed, {result.seconds:.1f} s")
+    print(
+        f"{len(result.rows) - result.skipped} rows measured, {result.skipped} skipped (finished), "
+        f"{len(result.failures)} failed, {result.seconds:.1f} s"
+    )
     for photo, method, reason in result.failures:
         print(f"{PROG}: error: {photo}/{method}: {reason}", file=sys.stderr)
     session.report_written(result.written, args.quiet)

@@ -18,14 +18,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="the source prompt, then target prompts")
     options.add_edit_options(p, EditSpec.synthetic())
     group = p.add_argument_group("sampling")
-    group.add_argument("--steps", type=options.steps_value, default=None,
-                       help=f"DDIM steps (default: {options.DEFAULT_STEPS})")
-    group.add_argument("--guidance", type=options.guidance_value, default=None,
-                       help=f"classifier-free guidance scale (default: {options.DEFAULT_GUIDANCE})")
-    group.add_argument("--seed", type=options.seed_value, default=0,
-                       help="seed of the shared starting noise (default: 0)")
-    group.add_argument("--size", type=options.size_value, default=None, metavar="WxH",
-                       help="image size (default: the model's)")
+    group.add_argument(
+        "--steps", type=options.steps_value, default=None, help=f"DDIM steps (default: {options.DEFAULT_STEPS})"
+    )
+    group.add_argument(
+        "--guidance",
+        type=options.guidance_value,
+        default=None,
+        help=f"classifier-free guidance scale (default: {options.DEFAULT_GUIDANCE})",
+    )
+    group.add_argument(
+        "--seed", type=options.seed_value, default=0, help="seed of the shared starting noise (default: 0)"
+    )
+    group.add_argument(
+        "--size", type=options.size_value, default=None, metavar="WxH", help="image size (default: the model's)"
+    )
     options.add_output_options(p)
     options.add_format_options(p)
     options.add_model_options(p)
@@ -43,18 +50,41 @@ def run(args: argparse.Namespace) -> int:
     stem, fmt = options.output_format(args, slug(prompts[0]))
     name = session.output_name(stem if args.name is not None else None, slug(prompts[0]))
     out = session.out_folder(args.out)
-    session.check_outputs(edit_paths(out, name, len(prompts), spec.blend_words is not None, fmt).all(),
-                          args.overwrite, [], name)
+    session.check_outputs(
+        edit_paths(out, name, len(prompts), spec.blend_words is not None, fmt).all(), args.overwrite, [], name
+    )
     session.check_writable(out)
     loaded = session.open_session(args)
     width, height = args.size or (None, None)
-    result = loaded.editor.generate(prompts, spec=spec, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                     generator=args.seed, height=height, width=width, progress=loaded.progress)
-    argv = ["generate", *prompts, "--spec", options.spec_json(spec), "--steps", str(result.parameters["steps"]),
-            "--guidance", repr(result.parameters["guidance"])]
+    result = loaded.editor.generate(
+        prompts,
+        spec=spec,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        generator=args.seed,
+        height=height,
+        width=width,
+        progress=loaded.progress,
+    )
+    argv = [
+        "generate",
+        *prompts,
+        "--spec",
+        options.spec_json(spec),
+        "--steps",
+        str(result.parameters["steps"]),
+        "--guidance",
+        repr(result.parameters["guidance"]),
+    ]
     argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
     argv += ["--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
-    written = result.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite,
-                          format=fmt, quality=args.quality)
+    written = result.save(
+        out,
+        name,
+        {**session.reproduction(argv), "runtime": loaded.runtime},
+        args.overwrite,
+        format=fmt,
+        quality=args.quality,
+    )
     session.report_written(written, args.quiet)
     return 0

@@ -18,10 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The photo, inversion options, --output, model and run options."""
     p.add_argument("input", metavar="PHOTO", help="the photo to invert")
     options.add_inversion_options(p)
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help=f"inversion file (default: {DEFAULT_OUT}/PHOTO.inv.safetensors)")
-    p.add_argument("--out", metavar="DIR", help=f"output folder, as for the other commands: the inversion is "
-                                                f"DIR/PHOTO.inv.safetensors (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help=f"inversion file (default: {DEFAULT_OUT}/PHOTO.inv.safetensors)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"output folder, as for the other commands: the inversion is "
+        f"DIR/PHOTO.inv.safetensors (default: {DEFAULT_OUT})",
+    )
     p.add_argument("--no-report", action="store_true", help="skip the reconstruction report")
     options.add_model_options(p)
     options.add_run_options(p)
@@ -52,11 +57,18 @@ def run(args: argparse.Namespace) -> int:
 
         def reserve() -> None:
             """Reserve the output once the request passed its checks."""
-            reservation.append(held.enter_context(session.reserved(output.parent, stem, [output], args.overwrite,
-                                                                   inputs.files)))
+            reservation.append(
+                held.enter_context(session.reserved(output.parent, stem, [output], args.overwrite, inputs.files))
+            )
 
-        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
-                                   progress=loaded.progress, log=loaded.log, ready=reserve)
+        inv, _ = prepare_inversion(
+            loaded.editor,
+            inputs.photo,
+            options.settings_from_args(args),
+            progress=loaded.progress,
+            log=loaded.log,
+            ready=reserve,
+        )
         inv.save(output, replace=args.overwrite or reservation[0].may_replace(output))
     session.report_written([output], args.quiet)
     if not args.no_report:

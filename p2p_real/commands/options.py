@@ -24,12 +24,27 @@ PROG = "p2p-real"
 MODEL_ENV = "P2P_REAL_MODEL"
 DEFAULT_OUT = "p2p-out"
 # how the command line spells the settings, for messages
-SPEC_NAMES = {"edit": "--edit", "cross_replace_steps": "--cross-replace", "self_replace_steps": "--self-replace",
-              "self_replace_max_res": "--self-replace-max-res", "blend_words": "--blend",
-              "subtract_words": "--subtract", "blend_threshold": "--blend-threshold", "blend_pool": "--blend-pool",
-              "blend_start": "--blend-start", "equalizer": "--reweight", "mask_mode": "--mask-mode"}
-SETTINGS_NAMES = {"prompt": "--prompt", "method": "--method", "num_inference_steps": "--steps",
-                  "guidance_scale": "--guidance", "size": "--size", "square": "--square"}
+SPEC_NAMES = {
+    "edit": "--edit",
+    "cross_replace_steps": "--cross-replace",
+    "self_replace_steps": "--self-replace",
+    "self_replace_max_res": "--self-replace-max-res",
+    "blend_words": "--blend",
+    "subtract_words": "--subtract",
+    "blend_threshold": "--blend-threshold",
+    "blend_pool": "--blend-pool",
+    "blend_start": "--blend-start",
+    "equalizer": "--reweight",
+    "mask_mode": "--mask-mode",
+}
+SETTINGS_NAMES = {
+    "prompt": "--prompt",
+    "method": "--method",
+    "num_inference_steps": "--steps",
+    "guidance_scale": "--guidance",
+    "size": "--size",
+    "square": "--square",
+}
 
 T = TypeVar("T")
 
@@ -91,25 +106,49 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     """--model, --device, --dtype, the model's own additions (--variant, --revision, --lora, --embedding) and
     small-GPU options (--offload, --vae-tiling)."""
     group = p.add_argument_group("model")
-    group.add_argument("--model", metavar="ID|DIR|FILE", default=None,
-                       help=f"SD 1.x/2.x or SDXL: hub id, local diffusers folder, .safetensors/.ckpt file, or "
-                            f"'{TOY_MODEL}' for the shipped toy-world model (default: ${MODEL_ENV}, else "
-                            f"{DEFAULT_MODEL}; demo: toy)")
+    group.add_argument(
+        "--model",
+        metavar="ID|DIR|FILE",
+        default=None,
+        help=f"SD 1.x/2.x or SDXL: hub id, local diffusers folder, .safetensors/.ckpt file, or "
+        f"'{TOY_MODEL}' for the shipped toy-world model (default: ${MODEL_ENV}, else "
+        f"{DEFAULT_MODEL}; demo: toy)",
+    )
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    group.add_argument("--dtype", default="auto", choices=("auto", *DTYPES),
-                       help="auto: float16 on CUDA, else float32 (float16 also runs on Apple GPUs: mps)")
+    group.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", *DTYPES),
+        help="auto: float16 on CUDA, else float32 (float16 also runs on Apple GPUs: mps)",
+    )
     group.add_argument("--variant", help="weights variant of a diffusers folder or hub id (fp16: *.fp16.safetensors)")
     group.add_argument("--revision", help="hub commit, branch or tag of the model")
-    group.add_argument("--lora", type=lora_value, action="append", metavar="FILE[:SCALE]",
-                       help="merge a LoRA into the model at SCALE (default 1; repeatable); needs peft")
-    group.add_argument("--embedding", type=embedding_value, action="append", metavar="FILE[:WORD]",
-                       help="a textual-inversion embedding, used in prompts as WORD (default: the file's stem; "
-                            "repeatable)")
-    group.add_argument("--offload", choices=OFFLOAD_MODES,
-                       help="for GPUs with little memory: 'model' keeps one model at a time on the GPU, "
-                            "'sequential' one layer at a time (least memory, slowest); needs accelerate")
-    group.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
-                       help="encode and decode large images in tiles (default: only above 1024x1024 pixels)")
+    group.add_argument(
+        "--lora",
+        type=lora_value,
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="merge a LoRA into the model at SCALE (default 1; repeatable); needs peft",
+    )
+    group.add_argument(
+        "--embedding",
+        type=embedding_value,
+        action="append",
+        metavar="FILE[:WORD]",
+        help="a textual-inversion embedding, used in prompts as WORD (default: the file's stem; repeatable)",
+    )
+    group.add_argument(
+        "--offload",
+        choices=OFFLOAD_MODES,
+        help="for GPUs with little memory: 'model' keeps one model at a time on the GPU, "
+        "'sequential' one layer at a time (least memory, slowest); needs accelerate",
+    )
+    group.add_argument(
+        "--vae-tiling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="encode and decode large images in tiles (default: only above 1024x1024 pixels)",
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
@@ -131,9 +170,12 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 def add_format_options(p: argparse.ArgumentParser) -> None:
     """--format and --quality of the result images."""
     group = p.add_argument_group("image files")
-    group.add_argument("--format", choices=("png", "jpg", "webp"),
-                       help="format of the result images (default: the extension of --name, else png; png keeps "
-                            "the pixels away from the edit exactly the photo's)")
+    group.add_argument(
+        "--format",
+        choices=("png", "jpg", "webp"),
+        help="format of the result images (default: the extension of --name, else png; png keeps "
+        "the pixels away from the edit exactly the photo's)",
+    )
     group.add_argument("--quality", type=quality_value, help="JPEG/WebP quality, 1-100 (default 95)")
 
 
@@ -171,14 +213,31 @@ def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFA
     """--prompt, --method, --steps, --guidance, --size, --square, --seed."""
     group = p.add_argument_group("inversion")
     group.add_argument("-p", "--prompt", help="caption of the photo (the source prompt)")
-    group.add_argument("--method", choices=METHOD_NAMES, default=None,
-                       help=f"inversion method (default: {default_method}). {METHOD_GUIDE}")
-    group.add_argument("--steps", type=steps_value, default=None,
-                       help=f"DDIM steps (default: {DEFAULT_STEPS}, at most {validation.MAX_STEPS})")
-    group.add_argument("--guidance", type=guidance_value, default=None,
-                       help=f"classifier-free guidance scale (default: {DEFAULT_GUIDANCE})")
-    group.add_argument("--size", type=size_value, default=None, metavar="WxH",
-                       help="working size (default: the photo's aspect ratio at the model's pixel count)")
+    group.add_argument(
+        "--method",
+        choices=METHOD_NAMES,
+        default=None,
+        help=f"inversion method (default: {default_method}). {METHOD_GUIDE}",
+    )
+    group.add_argument(
+        "--steps",
+        type=steps_value,
+        default=None,
+        help=f"DDIM steps (default: {DEFAULT_STEPS}, at most {validation.MAX_STEPS})",
+    )
+    group.add_argument(
+        "--guidance",
+        type=guidance_value,
+        default=None,
+        help=f"classifier-free guidance scale (default: {DEFAULT_GUIDANCE})",
+    )
+    group.add_argument(
+        "--size",
+        type=size_value,
+        default=None,
+        metavar="WxH",
+        help="working size (default: the photo's aspect ratio at the model's pixel count)",
+    )
     group.add_argument("--square", action="store_true", help="centre-crop a square working image")
     group.add_argument("--seed", type=seed_value, default=0, help="random seed (default: 0)")
 
@@ -186,42 +245,91 @@ def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFA
 def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
     """The EditSpec options; each left out keeps the value of --spec, else `defaults`."""
     group = p.add_argument_group("Prompt-to-Prompt")
-    group.add_argument("--spec", metavar="JSON|FILE",
-                       help="all edit settings as JSON, or a JSON file of them (a result's NAME.json gives its "
-                            "edit's); the options below change single settings")
-    group.add_argument("--edit", choices=EDIT_KINDS,
-                       help=f"replace (word swap), refine (add words), reweight, or auto (default {defaults.edit})")
-    group.add_argument("--cross-replace", type=window_entry, action="append", metavar="F|A:B|WORD=F",
-                       help="cross-attention injection: fraction of the steps, a START:END range, or a word's own "
-                            f"window (repeatable; default {defaults.cross_replace_steps})")
-    group.add_argument("--self-replace", type=window, metavar="F|A:B",
-                       help=f"self-attention injection window (default {defaults.self_replace_steps})")
-    group.add_argument("--self-replace-max-res", type=fraction, metavar="F",
-                       help="inject self-attention only in layers up to this fraction of the latent side "
-                            f"(default {defaults.self_replace_max_res})")
-    group.add_argument("--blend", type=blend_pair, action="append", metavar="SRC:TGT",
-                       help="local blend: edit only where SRC (source prompt) and TGT (target prompt) attend; "
-                            "TGT may list one word per target (cat:dog,lion); SRC alone uses the same word in "
-                            "both; quote phrases ('red car:blue truck'); repeatable")
-    group.add_argument("--subtract", type=blend_pair, action="append", metavar="SRC:TGT",
-                       help="remove these words' regions from the local-blend mask (repeatable)")
-    group.add_argument("--blend-threshold", type=fraction, metavar="F",
-                       help=f"local-blend mask threshold (default {defaults.blend_threshold})")
-    group.add_argument("--blend-pool", type=pool_radius, metavar="N",
-                       help="grow the blend words' maps by N map cells before the threshold (default "
-                            f"{defaults.blend_pool}, the reference's 3x3 max-pool; 0 for none)")
-    group.add_argument("--blend-start", type=fraction, metavar="F",
-                       help=f"start local blend after this fraction of the steps (default {defaults.blend_start})")
-    group.add_argument("--reweight", type=reweight_entry, action="append", metavar="WORD=F",
-                       help="scale a target word's attention, e.g. fluffy=2 (or fluffy=2,0.5 per target; repeatable)")
+    group.add_argument(
+        "--spec",
+        metavar="JSON|FILE",
+        help="all edit settings as JSON, or a JSON file of them (a result's NAME.json gives its "
+        "edit's); the options below change single settings",
+    )
+    group.add_argument(
+        "--edit",
+        choices=EDIT_KINDS,
+        help=f"replace (word swap), refine (add words), reweight, or auto (default {defaults.edit})",
+    )
+    group.add_argument(
+        "--cross-replace",
+        type=window_entry,
+        action="append",
+        metavar="F|A:B|WORD=F",
+        help="cross-attention injection: fraction of the steps, a START:END range, or a word's own "
+        f"window (repeatable; default {defaults.cross_replace_steps})",
+    )
+    group.add_argument(
+        "--self-replace",
+        type=window,
+        metavar="F|A:B",
+        help=f"self-attention injection window (default {defaults.self_replace_steps})",
+    )
+    group.add_argument(
+        "--self-replace-max-res",
+        type=fraction,
+        metavar="F",
+        help="inject self-attention only in layers up to this fraction of the latent side "
+        f"(default {defaults.self_replace_max_res})",
+    )
+    group.add_argument(
+        "--blend",
+        type=blend_pair,
+        action="append",
+        metavar="SRC:TGT",
+        help="local blend: edit only where SRC (source prompt) and TGT (target prompt) attend; "
+        "TGT may list one word per target (cat:dog,lion); SRC alone uses the same word in "
+        "both; quote phrases ('red car:blue truck'); repeatable",
+    )
+    group.add_argument(
+        "--subtract",
+        type=blend_pair,
+        action="append",
+        metavar="SRC:TGT",
+        help="remove these words' regions from the local-blend mask (repeatable)",
+    )
+    group.add_argument(
+        "--blend-threshold",
+        type=fraction,
+        metavar="F",
+        help=f"local-blend mask threshold (default {defaults.blend_threshold})",
+    )
+    group.add_argument(
+        "--blend-pool",
+        type=pool_radius,
+        metavar="N",
+        help="grow the blend words' maps by N map cells before the threshold (default "
+        f"{defaults.blend_pool}, the reference's 3x3 max-pool; 0 for none)",
+    )
+    group.add_argument(
+        "--blend-start",
+        type=fraction,
+        metavar="F",
+        help=f"start local blend after this fraction of the steps (default {defaults.blend_start})",
+    )
+    group.add_argument(
+        "--reweight",
+        type=reweight_entry,
+        action="append",
+        metavar="WORD=F",
+        help="scale a target word's attention, e.g. fluffy=2 (or fluffy=2,0.5 per target; repeatable)",
+    )
 
 
 def add_mask_options(p: argparse.ArgumentParser) -> None:
     """--mask and --mask-mode."""
     group = p.add_argument_group("user mask")
     group.add_argument("--mask", metavar="FILE", help="mask image of the photo (white = edit)")
-    group.add_argument("--mask-mode", choices=MASK_MODES,
-                       help="replace the attention mask (default), or intersect with it (needs --blend)")
+    group.add_argument(
+        "--mask-mode",
+        choices=MASK_MODES,
+        help="replace the attention mask (default), or intersect with it (needs --blend)",
+    )
 
 
 def load_spec(text: str, synthetic: bool) -> EditSpec:
@@ -268,8 +376,15 @@ def spec_from_args(args: argparse.Namespace, n_targets: int, synthetic: bool = F
 
 def settings_from_args(args: argparse.Namespace) -> InversionSettings:
     """The inversion settings of the command line (None where not given)."""
-    return InversionSettings(args.prompt, args.method, args.steps, args.guidance, args.size,
-                             True if args.square else None, names=SETTINGS_NAMES)
+    return InversionSettings(
+        args.prompt,
+        args.method,
+        args.steps,
+        args.guidance,
+        args.size,
+        True if args.square else None,
+        names=SETTINGS_NAMES,
+    )
 
 
 def spec_json(spec: EditSpec) -> str:

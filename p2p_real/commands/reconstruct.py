@@ -42,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
             """Reserve the outputs once the request passed its checks."""
             held.enter_context(session.reserved(out, f"{name}.recon", paths, args.overwrite, inputs.files))
 
-        inv, _ = prepare_inversion(loaded.editor, inputs.photo, options.settings_from_args(args),
-                                   inversion=inputs.inversion, progress=loaded.progress, log=loaded.log, ready=reserve)
+        inv, _ = prepare_inversion(
+            loaded.editor,
+            inputs.photo,
+            options.settings_from_args(args),
+            inversion=inputs.inversion,
+            progress=loaded.progress,
+            log=loaded.log,
+            ready=reserve,
+        )
         rec = loaded.editor.reconstruct(inv, progress=loaded.progress)
         print(rec.report())
         argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *loaded.run_options()]

@@ -51,8 +51,13 @@ def check_images(photo: Path | None, mask: Path | None = None) -> None:
         read_rgb(photo)
 
 
-def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None], name: str | None = None,
-                  replaceable: Sequence[Path] = ()) -> None:
+def check_outputs(
+    paths: Sequence[Path],
+    overwrite: bool,
+    inputs: Sequence[Path | None],
+    name: str | None = None,
+    replaceable: Sequence[Path] = (),
+) -> None:
     """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite
     (files of the unfinished output set `name` that a killed run left, and `replaceable`, may be replaced)."""
     from p2p_real.output_sets import unfinished_files
@@ -67,8 +72,10 @@ def check_outputs(paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path 
         if path.is_dir():
             raise CliError(f"cannot write {path}: it is a folder")
         if os.path.islink(path) or (path.exists() and not path.is_file()):  # never written through, even dangling
-            raise CliError(f"cannot write {path}: it is a symbolic link or a special file, not a regular file; "
-                           "remove it or choose another --out or --name")
+            raise CliError(
+                f"cannot write {path}: it is a symbolic link or a special file, not a regular file; "
+                "remove it or choose another --out or --name"
+            )
         ours = path in replaceable or (name is not None and path.name in unfinished_files(path.parent, name))
         if os.path.lexists(path) and not overwrite and not ours:
             raise CliError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
@@ -83,13 +90,22 @@ def check_writable(folder: Path) -> None:
         raise CliError(f"cannot write into {folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         where = "" if existing == folder else f"{existing} cannot be written ("
-        raise CliError(f"cannot write into {folder}: {where}permission denied or a read-only file system"
-                       f"{')' if where else ''}; choose another --out")
+        raise CliError(
+            f"cannot write into {folder}: {where}permission denied or a read-only file system"
+            f"{')' if where else ''}; choose another --out"
+        )
 
 
 @contextlib.contextmanager
-def reserved(folder: Path, name: str, paths: Sequence[Path], overwrite: bool, inputs: Sequence[Path | None],
-             log: Callable[[str], None] | None = None, replaceable: Sequence[Path] = ()) -> Iterator[Any]:
+def reserved(
+    folder: Path,
+    name: str,
+    paths: Sequence[Path],
+    overwrite: bool,
+    inputs: Sequence[Path | None],
+    log: Callable[[str], None] | None = None,
+    replaceable: Sequence[Path] = (),
+) -> Iterator[Any]:
     """Hold the output set NAME in `folder` for this run (p2p_real.output_sets), checking its files again under
     the lock; another run writing the same outputs, or a folder that cannot be written, is a CliError."""
     from inversion.no_follow import NotRegularFileError
@@ -102,12 +118,15 @@ def reserved(folder: Path, name: str, paths: Sequence[Path], overwrite: bool, in
     except NotRegularFileError as exc:
         raise CliError(f"{exc.filename} {exc.strerror}") from exc
     except OSError as exc:
-        raise CliError(f"cannot write into {folder}: {(exc.strerror or str(exc)).lower()}; choose another --out"
-                       ) from exc
+        raise CliError(
+            f"cannot write into {folder}: {(exc.strerror or str(exc)).lower()}; choose another --out"
+        ) from exc
     with reservation:
         if reservation.unfinished and log is not None:
-            log(f"completing {name} in {folder}: a run (process {reservation.unfinished.get('pid')}) stopped "
-                "before it finished")
+            log(
+                f"completing {name} in {folder}: a run (process {reservation.unfinished.get('pid')}) stopped "
+                "before it finished"
+            )
         check_outputs(paths, overwrite, inputs, None, [*replaceable, *(p for p in paths if reservation.may_replace(p))])
         yield reservation
 
@@ -185,8 +204,11 @@ def setup_libraries(debug: bool, quiet: bool) -> None:
     if not debug:
         diffusers_logging.set_verbosity_error()
         transformers_logging.set_verbosity_error()
-    handlers = [*diffusers_logging.get_logger("diffusers").handlers, *transformers_logging.get_logger(
-        "transformers").handlers, logging.lastResort]
+    handlers = [
+        *diffusers_logging.get_logger("diffusers").handlers,
+        *transformers_logging.get_logger("transformers").handlers,
+        logging.lastResort,
+    ]
     for handler in handlers:  # what reaches the terminal stays one line per message (the one-line error rule)
         if handler is not None and one_line_record not in handler.filters:
             handler.addFilter(one_line_record)
@@ -230,9 +252,14 @@ class Session:
 
 def load_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """load_pipeline's keyword arguments from the model options (those not given left out)."""
-    given = {"variant": getattr(args, "variant", None), "revision": getattr(args, "revision", None),
-             "loras": getattr(args, "lora", None) or [], "embeddings": getattr(args, "embedding", None) or [],
-             "offload": getattr(args, "offload", None), "vae_tiling": getattr(args, "vae_tiling", None)}
+    given = {
+        "variant": getattr(args, "variant", None),
+        "revision": getattr(args, "revision", None),
+        "loras": getattr(args, "lora", None) or [],
+        "embeddings": getattr(args, "embedding", None) or [],
+        "offload": getattr(args, "offload", None),
+        "vae_tiling": getattr(args, "vae_tiling", None),
+    }
     return {key: value for key, value in given.items() if value not in (None, [])}
 
 
@@ -338,8 +365,15 @@ class Inputs:
         from inversion.methods import METHOD_NAMES
 
         method = ["--method", inv.method] if inv.method in METHOD_NAMES else []  # a chain is no --method choice
-        argv += ["--prompt", inv.prompt, *method, "--steps", str(inv.num_inference_steps),
-                 "--guidance", repr(inv.guidance_scale)]
+        argv += [
+            "--prompt",
+            inv.prompt,
+            *method,
+            "--steps",
+            str(inv.num_inference_steps),
+            "--guidance",
+            repr(inv.guidance_scale),
+        ]
         if args.size is not None:
             argv += ["--size", f"{args.size[0]}x{args.size[1]}"]
         return [*argv, "--square"] if args.square else argv

@@ -19,11 +19,15 @@ from p2p_real.sweep_grid import SHORT_NAMES, Combination, SweepError, sweep_grid
 
 def add_sweep_option(p: argparse.ArgumentParser) -> None:
     """--sweep (repeatable)."""
-    p.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
-                   help=f"try every combination of these values of a setting (repeatable; NAME: "
-                        f"{', '.join(SHORT_NAMES)} or an edit setting's name, e.g. --sweep cross=0.2,0.5,0.8 --sweep "
-                        "self=0.2,0.6): each combination K is written as NAME.K.*, all of them in the contact sheet "
-                        "NAME.sweep.png (docs/sweep.md)")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help=f"try every combination of these values of a setting (repeatable; NAME: "
+        f"{', '.join(SHORT_NAMES)} or an edit setting's name, e.g. --sweep cross=0.2,0.5,0.8 --sweep "
+        "self=0.2,0.6): each combination K is written as NAME.K.*, all of them in the contact sheet "
+        "NAME.sweep.png (docs/sweep.md)",
+    )
 
 
 def combinations(args: argparse.Namespace, spec: EditSpec, targets: list[str], fmt: str) -> list[Combination] | None:
@@ -35,8 +39,10 @@ def combinations(args: argparse.Namespace, spec: EditSpec, targets: list[str], f
     if fmt != "png":
         raise CliError("--sweep writes PNG images; leave out --format and the extension of --name")
     if getattr(args, "save_inversions", False):
-        raise CliError("--save-inversions does not apply to --sweep: edit the combination you chose again with its "
-                       "sidecar's command (--spec NAME.K.json) and --save-inversions")
+        raise CliError(
+            "--save-inversions does not apply to --sweep: edit the combination you chose again with its "
+            "sidecar's command (--spec NAME.K.json) and --save-inversions"
+        )
     try:
         return sweep_grid(spec, sweep_lists(args.sweep))
     except SweepError as exc:
@@ -51,20 +57,33 @@ def output_paths(out: Path, name: str, chosen: list[Combination], masked: bool) 
     return [p for edit in edits for p in edit.all()] + list(sheet_paths(out, name))
 
 
-def edit_and_save(loaded: Any, inv: Any, target: str, spec: EditSpec, mask: Path | None, args: argparse.Namespace,
-                  inputs: Any, out: Path, name: str, timing: dict[str, float]) -> list[Path]:
+def edit_and_save(
+    loaded: Any,
+    inv: Any,
+    target: str,
+    spec: EditSpec,
+    mask: Path | None,
+    args: argparse.Namespace,
+    inputs: Any,
+    out: Path,
+    name: str,
+    timing: dict[str, float],
+) -> list[Path]:
     """Run the sweep and write its files; each combination's sidecar reproduces that edit alone."""
     chosen = sweep_grid(spec, sweep_lists(args.sweep))
     loaded.log(f"sweeping {len(chosen)} combinations of {target!r}")
     start = time.perf_counter()
-    result = loaded.editor.sweep(inv, target, spec=spec, mask=mask, progress=loaded.progress,
-                                 **sweep_lists(args.sweep))
+    result = loaded.editor.sweep(inv, target, spec=spec, mask=mask, progress=loaded.progress, **sweep_lists(args.sweep))
     timing = {**timing, "edit_s": round(time.perf_counter() - start, 3)}
     head = ["edit", *inputs.argv(inv, args), "--target", target]
-    tail = [*(["--mask", session.shown_path(mask)] if mask else []), "--seed", str(args.seed),
-            *loaded.run_options()]
+    tail = [*(["--mask", session.shown_path(mask)] if mask else []), "--seed", str(args.seed), *loaded.run_options()]
     per_edit = [session.reproduction([*head, "--spec", options.spec_json(c.spec), *tail]) for c in chosen]
     swept = [x for entry in args.sweep for x in ("--sweep", entry)]
     argv = [*head, "--spec", options.spec_json(spec), *swept, *tail]
-    return result.save(out, name, {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
-                       overwrite=args.overwrite, per_edit=per_edit)
+    return result.save(
+        out,
+        name,
+        {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
+        overwrite=args.overwrite,
+        per_edit=per_edit,
+    )

@@ -32,16 +32,22 @@ EXAMPLE_SCALE = 3  # the toy example photo is this many times the toy model's wo
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """--host, --port, --out, the page's default method and steps, model and run options."""
     group = p.add_argument_group("page")
-    group.add_argument("--host", default=DEFAULT_HOST,
-                       help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
-    group.add_argument("--port", type=port_number, default=None,
-                       help="port (default: the first free one from 7860)")
-    group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                       help=f"folder of the edits and inversions (default: {DEFAULT_OUT})")
-    group.add_argument("--method", choices=METHOD_NAMES, default=DEFAULT_METHOD,
-                       help=f"the page's inversion method to start with (default: {DEFAULT_METHOD})")
-    group.add_argument("--steps", type=options.steps_value, default=None,
-                       help="the page's DDIM steps to start with (default: 50)")
+    group.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)"
+    )
+    group.add_argument("--port", type=port_number, default=None, help="port (default: the first free one from 7860)")
+    group.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"folder of the edits and inversions (default: {DEFAULT_OUT})"
+    )
+    group.add_argument(
+        "--method",
+        choices=METHOD_NAMES,
+        default=DEFAULT_METHOD,
+        help=f"the page's inversion method to start with (default: {DEFAULT_METHOD})",
+    )
+    group.add_argument(
+        "--steps", type=options.steps_value, default=None, help="the page's DDIM steps to start with (default: 50)"
+    )
     options.add_model_options(p)
     options.add_run_options(p, overwrite=False)
 
@@ -67,8 +73,11 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from p2p_real.ui.studio import Studio
 
     studio = Studio(loaded.editor, out, loaded.run_options(), loaded.model)
-    examples = (toy_examples(studio.sessions.root / "examples", loaded.editor.default_size[0])
-                if loaded.model == TOY_MODEL else [])  # in the page's private folder: --out is never served
+    examples = (
+        toy_examples(studio.sessions.root / "examples", loaded.editor.default_size[0])
+        if loaded.model == TOY_MODEL
+        else []
+    )  # in the page's private folder: --out is never served
     defaults = PageDefaults(args.method, loaded.editor.num_inference_steps, f"{PROG} ui", loaded.model, examples)
     return build_app(studio, defaults), studio
 

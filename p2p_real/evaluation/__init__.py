@@ -45,15 +45,29 @@ def evaluate(
     from p2p_real.evaluation.runner import measure
 
     check_report(out, overwrite)
-    models = metric_models if isinstance(metric_models, MetricModels) or metric_models is None \
+    models = (
+        metric_models
+        if isinstance(metric_models, MetricModels) or metric_models is None
         else load_metric_models(metric_models)
-    result = measure(editor, folder, out, methods, pie_bench=pie_bench, num_inference_steps=num_inference_steps,
-                     guidance_scale=guidance_scale, metric_models=models, overwrite=overwrite, progress=progress,
-                     raise_errors=raise_errors, log=log, process=process)
+    )
+    result = measure(
+        editor,
+        folder,
+        out,
+        methods,
+        pie_bench=pie_bench,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        metric_models=models,
+        overwrite=overwrite,
+        progress=progress,
+        raise_errors=raise_errors,
+        log=log,
+        process=process,
+    )
     if report:
         result.written = write_report(result, out, overwrite, extra)
     return result
 
 
-__all__ = ["Evaluation", "EvaluationInputError", "MetricModels", "RowsMismatchError", "evaluate",
-           "load_metric_models"]
+__all__ = ["Evaluation", "EvaluationInputError", "MetricModels", "RowsMismatchError", "evaluate", "load_metric_models"]

@@ -46,9 +46,10 @@ def rle_decode(runs: Sequence[int], shape: tuple[int, int], mark_border: bool = 
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise MaskCodeError(f"run {i // 2} of the mask: {value!r} is not a whole number >= 0")
         if start >= size:
-            raise MaskCodeError(f"run {i // 2} of the mask starts at pixel {start}, outside the {width}x{height} "
-                                f"image ({size} pixels)")
-        flat[start:min(start + length, size)] = True
+            raise MaskCodeError(
+                f"run {i // 2} of the mask starts at pixel {start}, outside the {width}x{height} image ({size} pixels)"
+            )
+        flat[start : min(start + length, size)] = True
     mask = flat.reshape(height, width)
     if mark_border:
         mask[0, :] = mask[-1, :] = True
@@ -65,8 +66,9 @@ def _pair(image: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> tuple[np.nd
         raise ValueError(f"images differ in shape or are not (H, W, 3): {a.shape} vs {b.shape}")
     background = ~np.asarray(mask, dtype=bool)
     if background.shape != a.shape[:2]:
-        raise ValueError(f"the mask is {background.shape[1]}x{background.shape[0]}, the image "
-                         f"{a.shape[1]}x{a.shape[0]}")
+        raise ValueError(
+            f"the mask is {background.shape[1]}x{background.shape[0]}, the image {a.shape[1]}x{a.shape[0]}"
+        )
     if not background.any():
         raise ValueError("the mask covers the whole image: there is no background to measure")
     return a, b, background

@@ -62,8 +62,10 @@ def _caption_table(folder: Path) -> tuple[dict[str, str], str | None]:
         with csv_path.open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"photo", "caption"} <= set(reader.fieldnames):
-                raise EvaluationInputError(f"{csv_path}: the first line must name the columns photo and caption "
-                                           f"(found {', '.join(reader.fieldnames or []) or 'none'})")
+                raise EvaluationInputError(
+                    f"{csv_path}: the first line must name the columns photo and caption "
+                    f"(found {', '.join(reader.fieldnames or []) or 'none'})"
+                )
             for line, row in enumerate(reader, start=2):
                 photo, caption = (row.get("photo") or "").strip(), (row.get("caption") or "").strip()
                 if not photo or not caption:
@@ -78,10 +80,15 @@ def _caption_table(folder: Path) -> tuple[dict[str, str], str | None]:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise EvaluationInputError(f"{jsonl_path}, line {line}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("photo"), str) \
-                    or not isinstance(row.get("caption"), str) or not row["caption"].strip():
-                raise EvaluationInputError(f"{jsonl_path}, line {line}: expected an object with the strings "
-                                           "'photo' and 'caption'")
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("photo"), str)
+                or not isinstance(row.get("caption"), str)
+                or not row["caption"].strip()
+            ):
+                raise EvaluationInputError(
+                    f"{jsonl_path}, line {line}: expected an object with the strings 'photo' and 'caption'"
+                )
             table[row["photo"].strip()] = row["caption"].strip()
         return table, JSONL_NAME
     return table, None
@@ -118,8 +125,10 @@ def unique(cases: list[Case], where: Path) -> list[Case]:
     seen: dict[str, Case] = {}
     for case in cases:
         if case.name in seen:
-            raise EvaluationInputError(f"{where}: {seen[case.name].photo.name!r} and {case.photo.name!r} would share "
-                                       f"the row name {case.name!r}; rename one")
+            raise EvaluationInputError(
+                f"{where}: {seen[case.name].photo.name!r} and {case.photo.name!r} would share "
+                f"the row name {case.name!r}; rename one"
+            )
         seen[case.name] = case
     return cases
 
@@ -147,11 +156,20 @@ def _entry_case(key: str, entry: Any, images: Path, mapping: Path) -> Case:
     target, emphasised = split_brackets(entry["editing_prompt"])
     blended = str(entry.get("blended_word") or "").split()
     if blended and len(blended) != 2:
-        raise EvaluationInputError(f"{where}: 'blended_word' must be two words (source, target) or empty, "
-                                   f"got {entry['blended_word']!r}")
+        raise EvaluationInputError(
+            f"{where}: 'blended_word' must be two words (source, target) or empty, got {entry['blended_word']!r}"
+        )
     blend = ([blended[0]], [blended[1]]) if blended else None
-    return Case(SAFE_NAME.sub("_", key), photo, caption, target, blend, emphasised, list(entry["mask"]),
-                str(entry.get("editing_type_id", "")))
+    return Case(
+        SAFE_NAME.sub("_", key),
+        photo,
+        caption,
+        target,
+        blend,
+        emphasised,
+        list(entry["mask"]),
+        str(entry.get("editing_type_id", "")),
+    )
 
 
 def pie_cases(path: str | os.PathLike) -> list[Case]:

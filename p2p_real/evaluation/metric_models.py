@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 # figure -> why it is not computed when nothing else says
-LPIPS_REASON = ("LPIPS needs the lpips package's AlexNet/VGG weights, loaded through torchvision, which does not "
-                "install beside the pinned torch")
+LPIPS_REASON = (
+    "LPIPS needs the lpips package's AlexNet/VGG weights, loaded through torchvision, which does not "
+    "install beside the pinned torch"
+)
 CLIP_REASON = "no CLIP model: give --metric-models DIR with DIR/clip (a transformers CLIPModel and its processor)"
 DINO_REASON = "no DINO model: give --metric-models DIR with DIR/dino (a transformers ViT/DINOv2 and its processor)"
 
@@ -31,9 +33,14 @@ class MetricModels:
 
     clip: ClipScore | None = None
     structure: Structure | None = None
-    reasons: dict[str, str] = field(default_factory=lambda: {
-        "lpips": LPIPS_REASON, "clip_whole": CLIP_REASON, "clip_edited": CLIP_REASON,
-        "structure_distance": DINO_REASON})
+    reasons: dict[str, str] = field(
+        default_factory=lambda: {
+            "lpips": LPIPS_REASON,
+            "clip_whole": CLIP_REASON,
+            "clip_edited": CLIP_REASON,
+            "structure_distance": DINO_REASON,
+        }
+    )
 
 
 def _clip_scorer(folder: Path) -> ClipScore:
@@ -89,7 +96,9 @@ def load_metric_models(folder: str | os.PathLike | None) -> MetricModels:
     if not root.is_dir():
         raise ValueError(f"--metric-models {str(folder)!r} is not a folder")
     loaders: list[tuple[str, tuple[str, ...], Callable[[Path], Any]]] = [
-        ("clip", ("clip_whole", "clip_edited"), _clip_scorer), ("dino", ("structure_distance",), _dino_distance)]
+        ("clip", ("clip_whole", "clip_edited"), _clip_scorer),
+        ("dino", ("structure_distance",), _dino_distance),
+    ]
     for name, figures, loader in loaders:
         path = root / name
         if not path.is_dir():

@@ -23,15 +23,45 @@ from p2p_real.output_sets import OutputSet
 
 REPORT_NAME = "evaluation"
 TOOL = "p2p-real evaluate"
-RECON_COLUMNS = ("photo", "method", "caption", "psnr", "ssim", "latent_error", "vae_psnr", "vae_ssim", "lost_db",
-                 "drift_psnr", "verdict", "verdict_reason", "invert_s", "reconstruct_s")
-PIE_COLUMNS = ("target", "edit_type", "edit_s", "bg_psnr", "bg_mse", "bg_ssim", "structure_distance", "lpips",
-               "clip_whole", "clip_edited")
+RECON_COLUMNS = (
+    "photo",
+    "method",
+    "caption",
+    "psnr",
+    "ssim",
+    "latent_error",
+    "vae_psnr",
+    "vae_ssim",
+    "lost_db",
+    "drift_psnr",
+    "verdict",
+    "verdict_reason",
+    "invert_s",
+    "reconstruct_s",
+)
+PIE_COLUMNS = (
+    "target",
+    "edit_type",
+    "edit_s",
+    "bg_psnr",
+    "bg_mse",
+    "bg_ssim",
+    "structure_distance",
+    "lpips",
+    "clip_whole",
+    "clip_edited",
+)
 LEVELS = ("good", "fair", "poor")
 # the PnPInversion README's columns: (heading, row key, scale)
-PIE_TABLE = (("Structure Distance x10^3", "structure_distance", 1e3), ("PSNR", "bg_psnr", 1.0),
-             ("LPIPS x10^3", "lpips", 1e3), ("MSE x10^4", "bg_mse", 1e4), ("SSIM x10^2", "bg_ssim", 1e2),
-             ("CLIP Whole", "clip_whole", 1.0), ("CLIP Edited", "clip_edited", 1.0))
+PIE_TABLE = (
+    ("Structure Distance x10^3", "structure_distance", 1e3),
+    ("PSNR", "bg_psnr", 1.0),
+    ("LPIPS x10^3", "lpips", 1e3),
+    ("MSE x10^4", "bg_mse", 1e4),
+    ("SSIM x10^2", "bg_ssim", 1e2),
+    ("CLIP Whole", "clip_whole", 1.0),
+    ("CLIP Edited", "clip_edited", 1.0),
+)
 
 
 def report_paths(out: Path) -> list[Path]:
@@ -86,8 +116,10 @@ def _cell(value: Any, digits: int) -> str:
 def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     """A Markdown table with padded columns."""
     widths = [max(len(str(h)), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
     return lines
 
@@ -95,12 +127,33 @@ def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
 def summary_lines(result: Evaluation) -> list[str]:
     """The summary per method as a table (and the PIE-Bench table in the README's layout)."""
     table = summary(result.rows)
-    head = ["method", "photos", "PSNR dB", "SSIM", "latent MSE", "VAE dB", "lost dB", "drift PSNR", "good/fair/poor",
-            "seconds"]
-    body = [[e["method"], str(e["photos"]), _cell(e["psnr"], 2), _cell(e["ssim"], 4),
-             "-" if e["latent_error"] is None else f"{e['latent_error']:.2e}", _cell(e["vae_psnr"], 2),
-             _cell(e["lost_db"], 2), _cell(e["drift_psnr"], 2), f"{e['good']}/{e['fair']}/{e['poor']}",
-             _cell(e["seconds"], 2)] for e in table]
+    head = [
+        "method",
+        "photos",
+        "PSNR dB",
+        "SSIM",
+        "latent MSE",
+        "VAE dB",
+        "lost dB",
+        "drift PSNR",
+        "good/fair/poor",
+        "seconds",
+    ]
+    body = [
+        [
+            e["method"],
+            str(e["photos"]),
+            _cell(e["psnr"], 2),
+            _cell(e["ssim"], 4),
+            "-" if e["latent_error"] is None else f"{e['latent_error']:.2e}",
+            _cell(e["vae_psnr"], 2),
+            _cell(e["lost_db"], 2),
+            _cell(e["drift_psnr"], 2),
+            f"{e['good']}/{e['fair']}/{e['poor']}",
+            _cell(e["seconds"], 2),
+        ]
+        for e in table
+    ]
     lines = ["Reconstruction (mean per method; drift: plain DDIM's PSNR from direct's start)", *_table(head, body)]
     if result.pie:
         lines += ["", *pie_table_lines(table, result.not_computed), "", *edit_type_lines(result.rows)]
@@ -111,11 +164,24 @@ def edit_type_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Background PSNR per method and PIE-Bench edit type (editing_type_id), with the cases of each type."""
     types = sorted({str(row.get("edit_type", "")) for row in rows}, key=lambda t: (len(t), t))
     head = ["method", *(f"type {t or '?'}" for t in types)]
-    body = [[method, *(_cell(mean([r.get("bg_psnr") for r in rows
-                                   if r["method"] == method and str(r.get("edit_type", "")) == t]), 2)
-                       for t in types)] for method in method_order(rows)]
-    counts = ", ".join(f"type {t or '?'}: {len({r['photo'] for r in rows if str(r.get('edit_type', '')) == t})}"
-                       for t in types)
+    body = [
+        [
+            method,
+            *(
+                _cell(
+                    mean(
+                        [r.get("bg_psnr") for r in rows if r["method"] == method and str(r.get("edit_type", "")) == t]
+                    ),
+                    2,
+                )
+                for t in types
+            ),
+        ]
+        for method in method_order(rows)
+    ]
+    counts = ", ".join(
+        f"type {t or '?'}: {len({r['photo'] for r in rows if str(r.get('edit_type', '')) == t})}" for t in types
+    )
     return [f"Background PSNR per edit type (cases: {counts})", *_table(head, body)]
 
 
@@ -123,10 +189,14 @@ def pie_table_lines(table: Sequence[dict[str, Any]], not_computed: dict[str, str
     """The PIE-Bench table in the PnPInversion README's layout (background figures outside the edit mask),
     with a line per figure that was not computed."""
     head = ["Method", *(heading for heading, _, _ in PIE_TABLE)]
-    body = [[f"{e['method']}+P2P", *(_cell(None if e.get(key) is None else e[key] * scale, 2)
-                                     for _, key, scale in PIE_TABLE)] for e in table]
-    lines = ["PIE-Bench (P2P edits; PSNR, MSE, SSIM and LPIPS of the background outside the mask)",
-             *_table(head, body)]
+    body = [
+        [
+            f"{e['method']}+P2P",
+            *(_cell(None if e.get(key) is None else e[key] * scale, 2) for _, key, scale in PIE_TABLE),
+        ]
+        for e in table
+    ]
+    lines = ["PIE-Bench (P2P edits; PSNR, MSE, SSIM and LPIPS of the background outside the mask)", *_table(head, body)]
     lines += [f"not computed: {figure}: {reason}" for figure, reason in sorted(not_computed.items())]
     return lines
 
@@ -169,24 +239,34 @@ def plot_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
 def html_report(result: Evaluation, png: bytes | None, lines: Sequence[str]) -> str:
     """A self-contained HTML page: the plots (embedded), the summary tables and every row."""
     columns = RECON_COLUMNS + (PIE_COLUMNS if result.pie else ())
-    figure = (f'<img alt="dB lost per method; PSNR against seconds" src="data:image/png;base64,'
-              f'{base64.b64encode(png).decode()}">' if png is not None else
-              "<p>No plots: matplotlib is not installed (pip install 'p2p-real[evaluate]').</p>")
+    figure = (
+        f'<img alt="dB lost per method; PSNR against seconds" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}">'
+        if png is not None
+        else "<p>No plots: matplotlib is not installed (pip install 'p2p-real[evaluate]').</p>"
+    )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if row.get(c) is None else str(row.get(c)))}</td>"
-                                    for c in columns) + "</tr>" for row in result.rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if row.get(c) is None else str(row.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for row in result.rows
+    )
     failures = "".join(f"<li>{html.escape(f'{c} / {m}: {r}')}</li>" for c, m, r in result.failures)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{TOOL}</title><style>"
-            "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
-            "td,th{border:1px solid #ccc;padding:2px 6px} pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}"
-            "img{max-width:100%}</style></head><body>"
-            f"<h1>{TOOL}</h1>{figure}<h2>Summary</h2><pre>{html.escape(chr(10).join(lines))}</pre>"
-            + (f"<h2>Failed</h2><ul>{failures}</ul>" if failures else "")
-            + f"<h2>Rows</h2><table><tr>{head}</tr>{body}</table></body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{TOOL}</title><style>"
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px} pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}"
+        "img{max-width:100%}</style></head><body>"
+        f"<h1>{TOOL}</h1>{figure}<h2>Summary</h2><pre>{html.escape(chr(10).join(lines))}</pre>"
+        + (f"<h2>Failed</h2><ul>{failures}</ul>" if failures else "")
+        + f"<h2>Rows</h2><table><tr>{head}</tr>{body}</table></body></html>"
+    )
 
 
-def write_report(result: Evaluation, out: str | os.PathLike, overwrite: bool = False,
-                 extra: dict[str, Any] | None = None) -> list[Path]:
+def write_report(
+    result: Evaluation, out: str | os.PathLike, overwrite: bool = False, extra: dict[str, Any] | None = None
+) -> list[Path]:
     """Write OUT/evaluation.{csv,txt,png,html,json} as one output set; an earlier report of evaluate is
     replaced, any other file only with overwrite. Returns the paths written."""
     folder = Path(os.fspath(out)).expanduser()
@@ -195,8 +275,14 @@ def write_report(result: Evaluation, out: str | os.PathLike, overwrite: bool = F
     lines = summary_lines(result)
     png = plot_png(result.rows)
     columns = RECON_COLUMNS + (PIE_COLUMNS if result.pie else ())
-    data = {"tool": TOOL, "rows": result.rows, "summary": summary(result.rows), "not_computed": result.not_computed,
-            "failures": [{"photo": c, "method": m, "reason": r} for c, m, r in result.failures], **(extra or {})}
+    data = {
+        "tool": TOOL,
+        "rows": result.rows,
+        "summary": summary(result.rows),
+        "not_computed": result.not_computed,
+        "failures": [{"photo": c, "method": m, "reason": r} for c, m, r in result.failures],
+        **(extra or {}),
+    }
 
     def write_csv(tmp: Path) -> None:
         """The rows, one a line."""
@@ -215,10 +301,10 @@ def write_report(result: Evaluation, out: str | os.PathLike, overwrite: bool = F
             written.append(files.write(png_path, lambda tmp: tmp.write_bytes(png)))
         elif png_path.exists() and (overwrite or own):
             png_path.unlink()  # an old plot would not match the new rows
-        written.append(files.write(html_path, lambda tmp: tmp.write_text(html_report(result, png, lines),
-                                                                             encoding="utf-8")))
-        written.append(files.write(json_path, lambda tmp: tmp.write_text(json.dumps(data, indent=1),
-                                                                             encoding="utf-8")))
+        written.append(
+            files.write(html_path, lambda tmp: tmp.write_text(html_report(result, png, lines), encoding="utf-8"))
+        )
+        written.append(files.write(json_path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")))
     return written
 
 

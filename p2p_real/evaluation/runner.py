@@ -63,8 +63,10 @@ def finished_row(path: Path, request: dict[str, Any], overwrite: bool) -> dict[s
         stored = None
     if isinstance(stored, dict) and stored.get("request") == request and isinstance(stored.get("row"), dict):
         return stored["row"]
-    raise RowsMismatchError(f"{path} was measured with other settings (model, steps, guidance or mode); "
-                            "replace it with overwrite (--overwrite) or choose another output folder")
+    raise RowsMismatchError(
+        f"{path} was measured with other settings (model, steps, guidance or mode); "
+        "replace it with overwrite (--overwrite) or choose another output folder"
+    )
 
 
 def _finite(value: float) -> float | None:
@@ -92,24 +94,34 @@ def check_mask(case: Case) -> None:
         raise EvaluationInputError(f"case {case.name!r} ({case.photo.name}): {exc}") from exc
 
 
-def reconstruction_row(editor: Any, case: Case, method: str, progress: bool, steps: int | None = None,
-                       guidance: float | None = None) -> tuple[dict[str, Any], Any]:
+def reconstruction_row(
+    editor: Any, case: Case, method: str, progress: bool, steps: int | None = None, guidance: float | None = None
+) -> tuple[dict[str, Any], Any]:
     """Invert and reconstruct one photo with one method; the row and the inversion."""
     start = time.perf_counter()
-    inv = editor.invert(case.photo, case.caption, method=method, num_inference_steps=steps, guidance_scale=guidance,
-                        progress=progress)
+    inv = editor.invert(
+        case.photo, case.caption, method=method, num_inference_steps=steps, guidance_scale=guidance, progress=progress
+    )
     invert_s = time.perf_counter() - start
     start = time.perf_counter()
     rec = editor.reconstruct(inv, progress=progress)
     reconstruct_s = time.perf_counter() - start
     verdict = rec.verdict()
     row: dict[str, Any] = {
-        "photo": case.name, "method": method, "caption": case.caption,
-        "psnr": _finite(rec.psnr), "ssim": _finite(rec.ssim), "latent_error": _finite(rec.latent_error),
-        "vae_psnr": _finite(rec.vae_psnr), "vae_ssim": _finite(rec.vae_ssim), "lost_db": _finite(rec.lost_db),
+        "photo": case.name,
+        "method": method,
+        "caption": case.caption,
+        "psnr": _finite(rec.psnr),
+        "ssim": _finite(rec.ssim),
+        "latent_error": _finite(rec.latent_error),
+        "vae_psnr": _finite(rec.vae_psnr),
+        "vae_ssim": _finite(rec.vae_ssim),
+        "lost_db": _finite(rec.lost_db),
         "drift_psnr": None if rec.drift_psnr is None else _finite(rec.drift_psnr),
-        "verdict": verdict.level, "verdict_reason": verdict.reason,
-        "invert_s": round(invert_s, 3), "reconstruct_s": round(reconstruct_s, 3),
+        "verdict": verdict.level,
+        "verdict_reason": verdict.reason,
+        "invert_s": round(invert_s, 3),
+        "reconstruct_s": round(reconstruct_s, 3),
     }
     return row, inv
 
@@ -131,10 +143,13 @@ def edit_row(editor: Any, case: Case, inv: Any, models: MetricModels, progress: 
     edit_s = time.perf_counter() - start
     edited = np.asarray(res.images[1].convert("RGB"))
     if edited.shape != photo.shape:
-        raise ValueError(f"case {case.name!r}: the edited image is {edited.shape[1]}x{edited.shape[0]}, the photo "
-                         f"{width}x{height}")
+        raise ValueError(
+            f"case {case.name!r}: the edited image is {edited.shape[1]}x{edited.shape[0]}, the photo {width}x{height}"
+        )
     row: dict[str, Any] = {
-        "target": case.target, "edit_type": case.edit_type, "edit_s": round(edit_s, 3),
+        "target": case.target,
+        "edit_type": case.edit_type,
+        "edit_s": round(edit_s, 3),
         "bg_psnr": _finite(background_psnr(edited, photo, mask)),
         "bg_mse": _finite(background_mse(edited, photo, mask)),
         "bg_ssim": _finite(background_ssim(edited, photo, mask)),
@@ -150,8 +165,9 @@ def edit_row(editor: Any, case: Case, inv: Any, models: MetricModels, progress: 
     return row
 
 
-def _write_row(out: Path, name: str, method: str, request: dict[str, Any], row: dict[str, Any],
-               overwrite: bool, process: int = 0) -> None:
+def _write_row(
+    out: Path, name: str, method: str, request: dict[str, Any], row: dict[str, Any], overwrite: bool, process: int = 0
+) -> None:
     """Write one row file atomically (an output set of one file), with the index of the process that measured it."""
     path = row_path(out, name, method)
     text = json.dumps({"request": request, "row": row, "process": process}, indent=1, sort_keys=True)
@@ -197,8 +213,12 @@ def measure(
     out = Path(os.fspath(out)).expanduser()
     steps = editor.num_inference_steps if num_inference_steps is None else num_inference_steps
     guidance = editor.guidance_scale if guidance_scale is None else guidance_scale
-    request = {"mode": "pie-bench" if pie else "reconstruction", "steps": steps, "guidance": guidance,
-               "model": editor.model_parameters().get("model")}
+    request = {
+        "mode": "pie-bench" if pie else "reconstruction",
+        "steps": steps,
+        "guidance": guidance,
+        "model": editor.model_parameters().get("model"),
+    }
     if pie:
         for case in cases:  # every mask checked against its photo before any work
             check_mask(case)

@@ -23,8 +23,18 @@ from p2p_real.toyworld.scenes import RenderedScene, Scene, SceneObject, render
 # tried with (two of the seven did; docs/toyworld.md): the demo shows what the edits look like when they
 # work, `benchmarks/toyworld.py` measures how often they do.
 DEMO_SCENE = Scene(
-    objects=(SceneObject(colour="green", shape="square", size="big", center=(0.70, 0.44), radius_u=0.97,
-                         angle=-3.1, tint=(-2.3, -2.8, -7.1), shade=(-0.016, -0.001)),),
+    objects=(
+        SceneObject(
+            colour="green",
+            shape="square",
+            size="big",
+            center=(0.70, 0.44),
+            radius_u=0.97,
+            angle=-3.1,
+            tint=(-2.3, -2.8, -7.1),
+            shade=(-0.016, -0.001),
+        ),
+    ),
     background="blue",
     bg_tint=(3.5, -2.9, 5.5),
     noise_std=1.84,
@@ -36,8 +46,13 @@ DEMO_SCENE = Scene(
 DEMO_METHOD = DEFAULT_METHOD  # direct inversion
 # The new word each demo edit asks for: on this scene every colour, shape and background tried works, and an
 # added object of each of the five colours.
-DEMO_CHOICES: dict[str, str | None] = {"colour": "red", "shape": "star", "background": "purple", "add": "yellow",
-                                       "size": None}
+DEMO_CHOICES: dict[str, str | None] = {
+    "colour": "red",
+    "shape": "star",
+    "background": "purple",
+    "add": "yellow",
+    "size": None,
+}
 
 
 def demo_edits(rendered: RenderedScene) -> list[ToyEdit]:
@@ -55,8 +70,7 @@ class DemoResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True, method: str = DEMO_METHOD
-             ) -> DemoResult:
+def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True, method: str = DEMO_METHOD) -> DemoResult:
     """Invert the rendered scene (with `method`), make the five edits, check them and lay them out as a grid."""
     size = editor.default_size[0]
     rendered = render(scene, size)
@@ -83,13 +97,28 @@ def run_demo(editor: Editor, scene: Scene = DEMO_SCENE, progress: bool = True, m
         top.append((image, f"{edit.label} ({seconds:.1f} s, {mark})"))
         masks_row.append(None if not res.masks else (mask_overlay(image, np.asarray(res.masks[0])), "local-blend mask"))
         attention = attention or res.attention
-        edits_info.append({"kind": edit.kind, "label": edit.label, "target": edit.target,
-                           "success": check.success, "check": check.detail,
-                           **{k: repr(v) for k, v in edit.options.items()}})
+        edits_info.append(
+            {
+                "kind": edit.kind,
+                "label": edit.label,
+                "target": edit.target,
+                "success": check.success,
+                "check": check.detail,
+                **{k: repr(v) for k, v in edit.options.items()},
+            }
+        )
     heat = word_heatmaps(photo, attention.per_word(0)) if attention is not None else []
     grid = labelled_grid([top, masks_row, heat], cell_height=max(128, size * 2))
-    info = {"caption": caption, "method": method, "edits": edits_info,
-            "seconds": {k: round(v, 2) for k, v in timings.items()},
-            "reconstruction": {"psnr": rec.psnr, "ssim": rec.ssim, "vae_psnr": rec.vae_psnr,
-                               "latent_error": rec.latent_error}}
+    info = {
+        "caption": caption,
+        "method": method,
+        "edits": edits_info,
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "reconstruction": {
+            "psnr": rec.psnr,
+            "ssim": rec.ssim,
+            "vae_psnr": rec.vae_psnr,
+            "latent_error": rec.latent_error,
+        },
+    }
     return DemoResult(grid, photo, images, info)

@@ -89,8 +89,16 @@ def make_edit(
     if kind == "colour":
         colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
         target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
-        return ToyEdit(kind, f"colour: {first.colour} -> {colour}", caption.text, target.text,
-                       {**options, "blend_words": ([first.colour], [colour])}, colour, first.shape, scene.background)
+        return ToyEdit(
+            kind,
+            f"colour: {first.colour} -> {colour}",
+            caption.text,
+            target.text,
+            {**options, "blend_words": ([first.colour], [colour])},
+            colour,
+            first.shape,
+            scene.background,
+        )
     if kind == "shape":
         shape = _pick([s for s in SHAPES if s != first.shape], rng, prefer)
         target = _replace_object(caption, ObjectPhrase(first.colour, shape, first.size))
@@ -99,15 +107,30 @@ def make_edit(
         others = [o.colour for o in caption.objects[1:]]
         if others:
             options["subtract_words"] = (others, others)
-        return ToyEdit(kind, f"shape: {first.shape} -> {shape}", caption.text, target.text,
-                       {**options, "blend_words": ([first.shape], [shape])}, first.colour, shape, scene.background)
+        return ToyEdit(
+            kind,
+            f"shape: {first.shape} -> {shape}",
+            caption.text,
+            target.text,
+            {**options, "blend_words": ([first.shape], [shape])},
+            first.colour,
+            shape,
+            scene.background,
+        )
     if kind == "background":
         background = _pick([c for c in COLOURS if c not in used], rng, prefer)
         target = Caption(caption.objects, background)
         objects = _object_words(caption.objects)
-        return ToyEdit(kind, f"background: {scene.background} -> {background}", caption.text, target.text,
-                       {**options, "blend_words": ([scene.background], [background]),
-                        "subtract_words": (objects, objects)}, first.colour, first.shape, background)
+        return ToyEdit(
+            kind,
+            f"background: {scene.background} -> {background}",
+            caption.text,
+            target.text,
+            {**options, "blend_words": ([scene.background], [background]), "subtract_words": (objects, objects)},
+            first.colour,
+            first.shape,
+            background,
+        )
     if kind == "add":
         if len(caption.objects) != 1:
             raise ValueError("the 'add' edit needs a scene of one object")
@@ -115,15 +138,29 @@ def make_edit(
         shape = _pick([s for s in SHAPES if s != first.shape], rng, None)
         target = Caption((*caption.objects, ObjectPhrase(colour, shape, "small")), scene.background)
         kept = _object_words(caption.objects)
-        return ToyEdit(kind, f"add a small {colour} {shape}", caption.text, target.text,
-                       {**options, "edit": "refine", "blend_words": ([], [shape]), "subtract_words": (kept, kept)},
-                       colour, shape, scene.background)
+        return ToyEdit(
+            kind,
+            f"add a small {colour} {shape}",
+            caption.text,
+            target.text,
+            {**options, "edit": "refine", "blend_words": ([], [shape]), "subtract_words": (kept, kept)},
+            colour,
+            shape,
+            scene.background,
+        )
     # size
     if first.size != "big":
         raise ValueError("the 'size' edit reweights the word 'big': the first object must be big")
-    return ToyEdit(kind, f"size: 'big' x{SIZE_WEIGHT:g}", caption.text, caption.text,
-                   {**options, "equalizer": {"big": SIZE_WEIGHT}, "blend_words": ([first.shape], [first.shape])},
-                   first.colour, first.shape, scene.background)
+    return ToyEdit(
+        kind,
+        f"size: 'big' x{SIZE_WEIGHT:g}",
+        caption.text,
+        caption.text,
+        {**options, "equalizer": {"big": SIZE_WEIGHT}, "blend_words": ([first.shape], [first.shape])},
+        first.colour,
+        first.shape,
+        scene.background,
+    )
 
 
 def _object_words(objects: tuple[ObjectPhrase, ...]) -> list[str]:
@@ -170,8 +207,9 @@ def check_edit(edit: ToyEdit, rendered: RenderedScene, image: np.ndarray | Any) 
     if edit.kind == "background":
         kept = obj is not None and mask_iou(obj.mask, truth) >= 0.5
         right = background_colour(image) == edit.background
-        return EditCheck(kept and right, right, kept, float("nan"),
-                         f"background {background_colour(image)}, object kept {kept}")
+        return EditCheck(
+            kept and right, right, kept, float("nan"), f"background {background_colour(image)}, object kept {kept}"
+        )
     if edit.kind == "add":
         first = rendered.objects[0]
         original = find_object(found, first.colour, first.shape)
@@ -179,11 +217,21 @@ def check_edit(edit: ToyEdit, rendered: RenderedScene, image: np.ndarray | Any) 
         apart = obj is not None and mask_iou(obj.mask, truth) < 0.2
         changed = truth | (obj.mask if obj is not None else False)
         db = background_psnr(image, rendered.image, changed)
-        return EditCheck(kept and apart and db >= BACKGROUND_DB, obj is not None, apart and kept, db,
-                         f"new object {'found' if obj is not None else 'missing'}, original kept {kept}")
+        return EditCheck(
+            kept and apart and db >= BACKGROUND_DB,
+            obj is not None,
+            apart and kept,
+            db,
+            f"new object {'found' if obj is not None else 'missing'}, original kept {kept}",
+        )
     if obj is None:
-        return EditCheck(False, False, False, background_psnr(image, rendered.image, truth),
-                         f"no {edit.colour} {edit.shape}; found {[(o.colour, o.shape) for o in found]}")
+        return EditCheck(
+            False,
+            False,
+            False,
+            background_psnr(image, rendered.image, truth),
+            f"no {edit.colour} {edit.shape}; found {[(o.colour, o.shape) for o in found]}",
+        )
     changed = truth | obj.mask
     db = background_psnr(image, rendered.image, changed)
     if edit.kind == "colour":
@@ -192,5 +240,10 @@ def check_edit(edit: ToyEdit, rendered: RenderedScene, image: np.ndarray | Any) 
         in_place = _near(obj, truth)
     else:  # size: larger, same place
         in_place = _near(obj, truth) and obj.area >= 1.15 * truth.sum()
-    return EditCheck(in_place and db >= BACKGROUND_DB, True, in_place, db,
-                     f"area {obj.area} vs {int(truth.sum())}, iou {mask_iou(obj.mask, truth):.2f}")
+    return EditCheck(
+        in_place and db >= BACKGROUND_DB,
+        True,
+        in_place,
+        db,
+        f"area {obj.area} vs {int(truth.sum())}, iou {mask_iou(obj.mask, truth):.2f}",
+    )

@@ -28,8 +28,11 @@ from p2p_real.toyworld.edits import make_edit
 from p2p_real.toyworld.scenes import RenderedScene, random_scene, render
 
 # the swap edits, each with PIE-Bench's edit type (its editing_type_id and folder name)
-PIE_KINDS: dict[str, tuple[str, str]] = {"shape": ("1", "change_object"), "colour": ("6", "change_attribute_color"),
-                                         "background": ("8", "change_background")}
+PIE_KINDS: dict[str, tuple[str, str]] = {
+    "shape": ("1", "change_object"),
+    "colour": ("6", "change_attribute_color"),
+    "background": ("8", "change_background"),
+}
 TOY_SIZE = 64  # the shipped toy model's working size
 
 
@@ -52,8 +55,7 @@ def edited_region(kind: str, rendered: RenderedScene, new_word: str, size: int) 
     return mask
 
 
-def toy_pie_entries(count: int, size: int = TOY_SIZE, seed: int = 0
-                    ) -> list[tuple[str, dict[str, Any], RenderedScene]]:
+def toy_pie_entries(count: int, size: int = TOY_SIZE, seed: int = 0) -> list[tuple[str, dict[str, Any], RenderedScene]]:
     """`count` toy cases (the three swap kinds in turn): (key, mapping entry, rendered scene)."""
     rng = np.random.default_rng(seed)
     kinds = list(PIE_KINDS)
@@ -88,8 +90,9 @@ def png_writer(image: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def write_toy_pie_set(folder: str | os.PathLike, count: int = 12, size: int = TOY_SIZE, seed: int = 0,
-                      overwrite: bool = False) -> Path:
+def write_toy_pie_set(
+    folder: str | os.PathLike, count: int = 12, size: int = TOY_SIZE, seed: int = 0, overwrite: bool = False
+) -> Path:
     """Write `count` toy cases as a PIE-Bench folder (atomically, as one output set; existing files are replaced
     only with `overwrite`); returns the mapping file's path."""
     if count < 1:

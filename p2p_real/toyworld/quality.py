@@ -133,7 +133,10 @@ def sample_captions(
         shape = (len(chunk), config.in_channels, config.sample_size, config.sample_size)
         latents = torch.randn(shape, generator=generator).to(pipe.device, pipe.unet.dtype)
         out = pipe(
-            chunk, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, latents=latents,
+            chunk,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            latents=latents,
             output_type="np",
         ).images
         images += [(np.clip(image, 0, 1) * 255).round().astype(np.uint8) for image in out]
@@ -154,8 +157,10 @@ def prompt_following(
     """
     prompts = single_object_prompts(count, seed)
     images = sample_captions(pipe, [p for p, _, _ in prompts], num_inference_steps, guidance_scale, seed, batch)
-    hits = sum(find_object(segment_objects(image), colour, shape) is not None
-               for (_, colour, shape), image in zip(prompts, images))
+    hits = sum(
+        find_object(segment_objects(image), colour, shape) is not None
+        for (_, colour, shape), image in zip(prompts, images)
+    )
     return hits / max(count, 1), images, [p for p, _, _ in prompts]
 
 
@@ -181,8 +186,9 @@ def attribute_following(
 
 def _encode(pipe: StableDiffusionPipeline, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """(token ids, text embeddings) of the texts, padded to the tokenizer's length."""
-    ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True,
-                         return_tensors="pt").input_ids.to(pipe.device)
+    ids = pipe.tokenizer(
+        texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(pipe.device)
     return ids, pipe.text_encoder(ids)[0]
 
 
@@ -190,17 +196,26 @@ def _encode(pipe: StableDiffusionPipeline, texts: list[str]) -> tuple[torch.Tens
 def size_mixed_embeddings(pipe: StableDiffusionPipeline, captions: list[Caption]) -> dict[str, torch.Tensor]:
     """Text embeddings of one-object captions said "big" and said "small", and two mixes of them: "word", every
     token from the "small" caption but the size word from the "big" one, and "context", the other way round."""
-    said = {size: [Caption((dataclasses.replace(c.objects[0], size=size),), c.background) for c in captions]
-            for size in ("big", "small")}
+    said = {
+        size: [Caption((dataclasses.replace(c.objects[0], size=size),), c.background) for c in captions]
+        for size in ("big", "small")
+    }
     (ids_big, big), (ids_small, small) = (_encode(pipe, [c.text for c in said[size]]) for size in ("big", "small"))
     size_word = (ids_big != ids_small)[..., None]  # the one token where the two captions differ
-    return {"big": big, "small": small, "word": torch.where(size_word, big, small),
-            "context": torch.where(size_word, small, big)}
+    return {
+        "big": big,
+        "small": small,
+        "word": torch.where(size_word, big, small),
+        "context": torch.where(size_word, small, big),
+    }
 
 
 @torch.no_grad()
 def size_word_effect(
-    pipe: StableDiffusionPipeline, count: int = 8, num_inference_steps: int = 25, guidance_scale: float = 7.5,
+    pipe: StableDiffusionPipeline,
+    count: int = 8,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 7.5,
     seed: int = 0,
 ) -> dict[str, float]:
     """Where a model reads an object's size: the mean area of the object sampled, from the same noise, from each
@@ -217,12 +232,19 @@ def size_word_effect(
     latents = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed)).to(pipe.device, pipe.unet.dtype)
     areas: dict[str, float] = {}
     for name, embeds in embeddings.items():
-        out = pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=latents.clone(),
-                   num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="np").images
+        out = pipe(
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+            latents=latents.clone(),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            output_type="np",
+        ).images
         found = []
         for caption, image in zip(captions, out):
-            obj = find_object(segment_objects((np.clip(image, 0, 1) * 255).round().astype(np.uint8)),
-                              caption.objects[0].colour)
+            obj = find_object(
+                segment_objects((np.clip(image, 0, 1) * 255).round().astype(np.uint8)), caption.objects[0].colour
+            )
             found.append(0 if obj is None else obj.area)
         areas[name] = float(np.mean(found))
     return areas

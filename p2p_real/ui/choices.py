@@ -20,10 +20,17 @@ from p2p_real.notation import format_window
 from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_KEY, DEFAULT_SELF_REPLACE, EditSpec
 
 # how the page labels each setting, for the library's messages
-PAGE_NAMES = {"edit": "edit kind", "cross_replace_steps": "cross-attention steps",
-              "self_replace_steps": "self-attention steps", "blend_words": "blend words",
-              "blend_threshold": "blend threshold", "equalizer": "reweight", "prompt": "caption",
-              "method": "inversion method", "num_inference_steps": "steps"}
+PAGE_NAMES = {
+    "edit": "edit kind",
+    "cross_replace_steps": "cross-attention steps",
+    "self_replace_steps": "self-attention steps",
+    "blend_words": "blend words",
+    "blend_threshold": "blend threshold",
+    "equalizer": "reweight",
+    "prompt": "caption",
+    "method": "inversion method",
+    "num_inference_steps": "steps",
+}
 NOTATION = set(":,=")  # the command line's separators: a word holding one cannot be written as an option
 DIGITS = 4  # slider values are rounded to this many decimals (a browser's 0.35000000000000003 is 0.35)
 
@@ -86,9 +93,15 @@ class EditChoices:
         equalizer = {w: factor for w in self.reweight_words} if self.reweight_words and factor != 1 else None
         if self.edit == "reweight" and equalizer is None:
             raise PromptError("edit kind 'reweight' needs reweight words and a reweight factor other than 1")
-        return EditSpec(edit=self.edit, cross_replace_steps=slider(self.cross_replace),
-                        self_replace_steps=slider(self.self_replace), blend_words=blend,
-                        blend_threshold=slider(self.threshold), equalizer=equalizer, names=PAGE_NAMES)
+        return EditSpec(
+            edit=self.edit,
+            cross_replace_steps=slider(self.cross_replace),
+            self_replace_steps=slider(self.self_replace),
+            blend_words=blend,
+            blend_threshold=slider(self.threshold),
+            equalizer=equalizer,
+            names=PAGE_NAMES,
+        )
 
 
 def spec_options(spec: EditSpec) -> list[str]:
@@ -134,14 +147,26 @@ def _pairs(words: Sequence[Sequence[str]] | None, option: str) -> list[str]:
     return [f"{s or ''}:{t or ''}" for s, t in zip_longest(words[0], words[1])]
 
 
-def edit_command(photo: str, settings: InversionSettings, target: str, spec: EditSpec,
-                 run_options: Sequence[str] = ()) -> str:
+def edit_command(
+    photo: str, settings: InversionSettings, target: str, spec: EditSpec, run_options: Sequence[str] = ()
+) -> str:
     """The shell line of `p2p-real edit` that inverts `photo` (a file name) with the resolved `settings` and
     makes the same edit (`photo` may be an inversion file: without a method, its own is used); `run_options` are
     --model, --device and --dtype."""
     method = ["--method", str(settings.method)] if settings.method is not None else []
-    argv = ["edit", photo, "--prompt", settings.prompt or "", "--target", target, *method,
-            "--steps", str(settings.num_inference_steps), "--guidance", repr(settings.guidance_scale)]
+    argv = [
+        "edit",
+        photo,
+        "--prompt",
+        settings.prompt or "",
+        "--target",
+        target,
+        *method,
+        "--steps",
+        str(settings.num_inference_steps),
+        "--guidance",
+        repr(settings.guidance_scale),
+    ]
     if settings.size is not None:
         argv += ["--size", f"{settings.size[0]}x{settings.size[1]}"]
     if settings.square:

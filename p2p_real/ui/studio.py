@@ -75,8 +75,9 @@ class EditView:
 class Studio:
     """The page's calls into the library on one editor; the page runs one of invert / edit at a time."""
 
-    def __init__(self, editor: Editor, out: str | os.PathLike, run_options: Sequence[str] = (),
-                 model: str = "") -> None:
+    def __init__(
+        self, editor: Editor, out: str | os.PathLike, run_options: Sequence[str] = (), model: str = ""
+    ) -> None:
         self.editor = editor
         self.out = Path(out).expanduser().resolve()
         self.cache = InversionCache(self.out / "inversions")
@@ -90,8 +91,14 @@ class Studio:
         """The editor's tokenizer (for the words a page offers; SDXL: both of its tokenizers as one)."""
         return self.editor.tokenizer
 
-    def invert(self, photo: str | os.PathLike | None, caption: str, method: str | None = None, steps: int | None = None,
-               report: StepReport | None = None) -> Workspace:
+    def invert(
+        self,
+        photo: str | os.PathLike | None,
+        caption: str,
+        method: str | None = None,
+        steps: int | None = None,
+        report: StepReport | None = None,
+    ) -> Workspace:
         """Invert the photo with its caption (or reuse its saved inversion) and reconstruct it."""
         if photo is None:
             raise ValueError("upload a photo first")
@@ -99,7 +106,8 @@ class Studio:
             raise ValueError("write the photo's caption first: what it shows, e.g. 'a cat sitting on a wall'")
         photo = Path(photo)
         settings = InversionSettings(caption, method, steps, names=PAGE_NAMES).resolved(
-            self.editor.num_inference_steps, self.editor.guidance_scale)
+            self.editor.num_inference_steps, self.editor.guidance_scale
+        )
         self.editor.check([settings.prompt], None, settings.num_inference_steps)  # an empty or too long caption
 
         def on_step(editor: Editor, step: int, timestep: int, data: dict[str, Any]) -> None:
@@ -109,8 +117,15 @@ class Studio:
 
         def invert() -> Inversion:
             """Invert the photo now."""
-            return self.editor.invert(photo, settings.prompt, settings.method, settings.num_inference_steps,
-                                      settings.guidance_scale, progress=False, callback_on_step_end=on_step)
+            return self.editor.invert(
+                photo,
+                settings.prompt,
+                settings.method,
+                settings.num_inference_steps,
+                settings.guidance_scale,
+                progress=False,
+                callback_on_step_end=on_step,
+            )
 
         inv, origin = self.cache.get(photo, settings, self.editor.pipe, invert, stem_of(photo))
         if report is not None:
@@ -143,8 +158,9 @@ class Studio:
         res = self.editor.edit(inv, choices.target, spec=spec, progress=False, callback_on_step_end=on_step)
         seconds = round(time.perf_counter() - start, 3)
         chained = inv.method not in METHOD_NAMES  # continued from an edit: the command edits its inversion file
-        settings = InversionSettings(inv.prompt, None if chained else inv.method, inv.num_inference_steps,
-                                     inv.guidance_scale)
+        settings = InversionSettings(
+            inv.prompt, None if chained else inv.method, inv.num_inference_steps, inv.guidance_scale
+        )
         source = inv.path.name if chained and inv.path is not None else ws.photo.name
         command = edit_command(source, settings, choices.target, spec, self.run_options)
         name = self._free_name(ws.name)
@@ -205,8 +221,9 @@ class Studio:
         for row, image, side in ((0, ws.original, "caption"), (1, res.images[1], "target")):
             crop = image.crop(box)
             crop.thumbnail((HEATMAP_SIDE, HEATMAP_SIDE))
-            cells += [(picture, f"{side}: {word}") for picture, word in
-                      word_heatmaps(crop, res.attention.per_word(row))]
+            cells += [
+                (picture, f"{side}: {word}") for picture, word in word_heatmaps(crop, res.attention.per_word(row))
+            ]
         return cells
 
     def _free_name(self, stem: str) -> str:
@@ -227,4 +244,3 @@ def coverage_text(coverage: float | None) -> str:
     if coverage is None:
         return "no blend words: the edit may change the whole photo"
     return f"the mask covers {100 * coverage:.0f}% of the working area"
-

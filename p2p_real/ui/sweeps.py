@@ -17,8 +17,11 @@ from p2p_real.sweep_grid import parse_values
 from p2p_real.ui.choices import EditChoices
 
 # the settings the page sweeps, by the labels of their controls; each has a slider a pick can set
-PAGE_SWEEPS = {"cross-attention steps": "cross_replace_steps", "self-attention steps": "self_replace_steps",
-               "blend threshold": "blend_threshold"}
+PAGE_SWEEPS = {
+    "cross-attention steps": "cross_replace_steps",
+    "self-attention steps": "self_replace_steps",
+    "blend threshold": "blend_threshold",
+}
 
 
 @dataclass
@@ -53,15 +56,16 @@ def sweep_page(studio: Any, ws: Any, choices: EditChoices, setting: str, values:
         raise ValueError(f"the page sweeps {setting} over fractions of the steps, e.g. 0.2,0.5,0.8, got {values!r}")
     spec = choices.spec()
     start = time.perf_counter()
-    res = studio.editor.sweep(ws.inversion, choices.target, spec=spec, progress=False,
-                              **{field: chosen})
+    res = studio.editor.sweep(ws.inversion, choices.target, spec=spec, progress=False, **{field: chosen})
     seconds = round(time.perf_counter() - start, 3)
     k = 1
     while (studio.edits / f"{ws.name}-sweep-{k}.sweep.json").exists():
         k += 1
     written = res.save(studio.edits, f"{ws.name}-sweep-{k}", {"ui": {"sweep_s": seconds}})
-    sliders = [{"kind": s.edit, "cross": s.cross_replace_steps, "self": s.self_replace_steps,
-                "threshold": s.blend_threshold} for s in res.specs]
+    sliders = [
+        {"kind": s.edit, "cross": s.cross_replace_steps, "self": s.self_replace_steps, "threshold": s.blend_threshold}
+        for s in res.specs
+    ]
     picks = [f"{c.index}: {c.label}" for c in res.combinations]
     files = [p for p in written if p.name.endswith((".sweep.png", ".json"))]
     return SweepView(res.sheet, picks, sliders, files)
