@@ -134,6 +134,40 @@ def word_updates(tokenizer: Any, caption: str, target: str, reweight: Sequence[s
     )
 
 
+def page_choices(
+    ws: Workspace | None,
+    caption: str,
+    target: str,
+    blend_source: Sequence[str] | None,
+    blend_target: Sequence[str] | None,
+    threshold: float,
+    reweight_words: Sequence[str] | None,
+    factor: float,
+    kind: str,
+    cross: float,
+    self_: float,
+) -> tuple[Workspace, EditChoices]:
+    """The page's edit controls as EditChoices, once a photo is inverted under the caption still shown."""
+    if ws is None:
+        raise ValueError("invert a photo first")
+    if (caption or "").strip() != ws.inversion.prompt.strip():
+        raise ValueError(
+            f"the caption changed since the photo was inverted with {ws.inversion.prompt!r}: invert it again"
+        )
+    choices = EditChoices(
+        target,
+        tuple(blend_source or ()),
+        tuple(blend_target or ()),
+        threshold,
+        tuple(reweight_words or ()),
+        factor,
+        kind,
+        cross,
+        self_,
+    )
+    return ws, choices
+
+
 def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blocks:
     """The page: photo and caption, inversion, edit settings, the results and the downloads."""
     spec = EditSpec()
@@ -267,22 +301,8 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             progress: gr.Progress = PROGRESS,
         ) -> tuple:
             """Edit the inverted photo with the page's settings."""
-            if ws is None:
-                raise ValueError("invert a photo first")
-            if (caption or "").strip() != ws.inversion.prompt.strip():
-                raise ValueError(
-                    f"the caption changed since the photo was inverted with {ws.inversion.prompt!r}: invert it again"
-                )
-            choices = EditChoices(
-                target,
-                tuple(blend_source or ()),
-                tuple(blend_target or ()),
-                threshold,
-                tuple(reweight_words or ()),
-                factor,
-                kind,
-                cross,
-                self_,
+            ws, choices = page_choices(
+                ws, caption, target, blend_source, blend_target, threshold, reweight_words, factor, kind, cross, self_
             )
             view = studio.edit(ws, choices, progress_report(progress))
             if view.coverage == 0:
@@ -333,22 +353,8 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
             values: str,
         ) -> tuple:
             """One edit per value of the chosen setting, the others as the page sets them: the contact sheet."""
-            if ws is None:
-                raise ValueError("invert a photo first")
-            if (caption or "").strip() != ws.inversion.prompt.strip():
-                raise ValueError(
-                    f"the caption changed since the photo was inverted with {ws.inversion.prompt!r}: invert it again"
-                )
-            choices = EditChoices(
-                target,
-                tuple(blend_source or ()),
-                tuple(blend_target or ()),
-                threshold,
-                tuple(reweight_words or ()),
-                factor,
-                kind,
-                cross,
-                self_,
+            ws, choices = page_choices(
+                ws, caption, target, blend_source, blend_target, threshold, reweight_words, factor, kind, cross, self_
             )
             view = sweep_page(studio, ws, choices, setting, values)
             return view.sheet, gr.update(choices=view.picks, value=None), list(zip(view.picks, view.sliders))
