@@ -518,17 +518,19 @@ class Editor:
         start, uncond, pivots = self._replay(inv)
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
         cond = self.embed([inv.prompt])
-        latents = sample(
-            self.denoiser,
-            self.scheduler,
-            start,
-            cond,
-            uncond,
-            inv.guidance_scale,
-            callback=None if pivots is None else (lambda i, z: pivots[i]),
-            progress=progress,
-            desc="reconstructing",
-        )
+        if pivots is None:
+            latents = sample(
+                self.denoiser,
+                self.scheduler,
+                start,
+                cond,
+                uncond,
+                inv.guidance_scale,
+                progress=progress,
+                desc="reconstructing",
+            )
+        else:  # set onto its pivots after every step, the source row ends on the last one: no sampling needed
+            latents = pivots[-1].clone()
         rows = [latents, inv.z0.to(self.device, self.dtype)]
         if pivots is not None:  # the drift the pivots correct: plain DDIM from the same start and caption
             rows.append(
