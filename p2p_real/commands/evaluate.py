@@ -118,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
             report=False,
             **common,
         )
-        if state is not None:
+        skipped = share.skipped  # the rows of this process's share finished before this run
+        if state is not None:  # ... of every process's share
+            from accelerate.utils import gather_object
+
             state.wait_for_everyone()
+            skipped = sum(gather_object([share.skipped]))
         if rank != 0:
             if state is not None:
                 batch.finish(state)
@@ -136,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=False,
             **{**common, "metric_models": load_metric_models(args.metric_models)},
         )
-        result.skipped = share.skipped  # the rows finished before this run (every process saw the same)
+        result.skipped = skipped
         result.seconds += share.seconds
 
         result.written = write_report(result, out, args.overwrite, extra)

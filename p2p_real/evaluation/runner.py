@@ -227,7 +227,7 @@ def measure(
     for k, case in enumerate(cases):  # every row file checked before any work
         for method in methods:
             done = finished_row(row_path(out, case.name, method), request, overwrite)
-            if done is not None or k % count == index:
+            if k % count == index:  # this process's share, finished or not: another's rows may be in the making
                 plan.append((case, method, done))
     result = Evaluation([], pie=pie, not_computed=dict(models.reasons) if pie else {})
     start = time.perf_counter()
