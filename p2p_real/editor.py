@@ -518,33 +518,14 @@ class Editor:
         start, uncond, pivots = self._replay(inv)
         self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
         cond = self.embed([inv.prompt])
-        if pivots is None:
-            latents = sample(
-                self.denoiser,
-                self.scheduler,
-                start,
-                cond,
-                uncond,
-                inv.guidance_scale,
-                progress=progress,
-                desc="reconstructing",
-            )
-        else:  # set onto its pivots after every step, the source row ends on the last one: no sampling needed
-            latents = pivots[-1].clone()
-        rows = [latents, inv.z0.to(self.device, self.dtype)]
-        if pivots is not None:  # the drift the pivots correct: plain DDIM from the same start and caption
-            rows.append(
-                sample(
-                    self.denoiser,
-                    self.scheduler,
-                    start,
-                    cond,
-                    uncond,
-                    inv.guidance_scale,
-                    progress=progress,
-                    desc="drift without the pivots",
-                )
-            )
+        # plain DDIM from the start: the reconstruction, or for a pivot-following inversion the drift its pivots
+        # correct (its source row is set onto them after every step, so it ends on the last one)
+        desc = "reconstructing" if pivots is None else "drift without the pivots"
+        plain = sample(
+            self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale, progress=progress, desc=desc
+        )
+        latents = plain if pivots is None else pivots[-1].clone()
+        rows = [latents, inv.z0.to(self.device, self.dtype), *([] if pivots is None else [plain])]
         photo = load_image(inv.original, size=inv.size, multiple=1).pixels  # the photo as the model saw it
         decoded = self.decode(torch.cat(rows))
         image, vae_image, *drift_image = to_output(decoded, "pil")
