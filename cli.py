@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from p2p_real.commands import COMMANDS
 from p2p_real.commands.options import PROG, CliError
-from p2p_real.versions import package_version
+from p2p_real.files.versions import package_version
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 MAX_QUOTED_PATH = 160  # characters of a file name an error line quotes (the middle of a longer one is cut)

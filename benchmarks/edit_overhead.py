@@ -27,9 +27,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.models import MODELS, benchmark_pipeline
-from inversion.ddim import ddim_scheduler
+from inversion.loops.ddim import ddim_scheduler
 from p2p_real import Editor
-from p2p_real.loading import resolve_device
+from p2p_real.models.loading import resolve_device
 
 SOURCE, TARGET = "a photo of a cat sitting on the wall", "a photo of a dog sitting on the wall"
 RESULTS = Path(__file__).parent / "results" / "edit_overhead.json"

@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks import edit_overhead, inversion, memory
 from benchmarks.models import benchmark_pipeline
-from inversion.files import atomic_write_bytes
+from inversion.storage.files import atomic_write_bytes
 from p2p_real import Editor
 
 RESULTS = Path(__file__).parent / "results" / "gpu.json"
@@ -182,7 +182,7 @@ class RowClock:
         self.step(kwargs.get("stage", "edit"), step, len(editor.scheduler.timesteps))
 
     def inversion_callback(self, steps: int) -> Callable[[Any], None]:
-        """A callback for the inversion loops (inversion.ddim_inversion.InversionStep) of `steps` steps."""
+        """A callback for the inversion loops (inversion.loops.ddim_inversion.InversionStep) of `steps` steps."""
         return lambda s: self.step(s.stage, s.index, steps)
 
     def unit_done(self, planned: int) -> None:

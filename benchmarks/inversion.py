@@ -35,18 +35,18 @@ import torch.nn.functional as F
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.models import benchmark_pipeline
-from inversion.ddim import ddim_step, guided_noise
-from inversion.ddim_inversion import ddim_invert
-from inversion.graphed_unet import UNetCalls
-from inversion.image import load_for_model
+from inversion.encoding.prompts import encode_prompts
+from inversion.encoding.vae import decode_latents, encode_image
+from inversion.loops.ddim import ddim_step, guided_noise
+from inversion.loops.ddim_inversion import ddim_invert
+from inversion.loops.graphed_unet import UNetCalls
+from inversion.loops.null_text import FAST_MIN_IMPROVEMENT, null_text_optimize
 from inversion.methods import METHOD_NAMES
 from inversion.metrics import latent_error, psnr
-from inversion.null_text import FAST_MIN_IMPROVEMENT, null_text_optimize
-from inversion.prompts import encode_prompts
-from inversion.vae import decode_latents, encode_image
+from inversion.photos.image import load_for_model
 from p2p_real import Editor
-from p2p_real.loading import resolve_device
-from p2p_real.sampling import sample
+from p2p_real.core.sampling import sample
+from p2p_real.models.loading import resolve_device
 
 PHOTOS = {
     "astronaut": ("a photo of a woman in a white space suit", skimage.data.astronaut),

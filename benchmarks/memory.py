@@ -31,8 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.models import sd15_pipeline
 from p2p_real import Editor
-from p2p_real.loading import resolve_device
-from p2p_real.placement import OFFLOAD_MODES, place_pipeline
+from p2p_real.models.loading import resolve_device
+from p2p_real.models.placement import OFFLOAD_MODES, place_pipeline
 from p2p_real.testing import tiny_pipeline
 
 MODES = ("none", *OFFLOAD_MODES)

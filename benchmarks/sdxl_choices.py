@@ -28,9 +28,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import inversion.sdxl as sdxl
+import inversion.encoding.sdxl as sdxl
 from p2p_real import Editor
-from p2p_real.loading import load_pipeline
+from p2p_real.models.loading import load_pipeline
 from p2p_real.testing import tiny_sdxl_pipeline
 
 RESULTS = Path(__file__).parent / "results" / "sdxl_choices.json"

@@ -15,11 +15,11 @@ _EXPORTS = {
     "inversion.artifact": ("ArtifactError", "Inversion", "MismatchError"),
     "inversion.cache": ("InversionCache",),
     "inversion.fingerprint": ("model_fingerprint", "pipeline_fingerprint", "scheduler_fingerprint"),
-    "inversion.image": ("ImageError", "LoadedImage", "load_image"),
+    "inversion.photos.image": ("ImageError", "LoadedImage", "load_image"),
     "inversion.invert": ("invert",),
     "inversion.methods": ("METHODS", "METHOD_NAMES"),
     "inversion.metrics": ("image_metrics", "latent_error", "psnr", "ssim"),
-    "inversion.prompts": ("encode_prompts",),
+    "inversion.encoding.prompts": ("encode_prompts",),
     "inversion.settings": ("InversionSettings",),
     "inversion.validation": ("PromptError", "PromptTooLongError"),
 }
@@ -31,12 +31,10 @@ if TYPE_CHECKING:
     from inversion.artifact import Inversion as Inversion
     from inversion.artifact import MismatchError as MismatchError
     from inversion.cache import InversionCache as InversionCache
+    from inversion.encoding.prompts import encode_prompts as encode_prompts
     from inversion.fingerprint import model_fingerprint as model_fingerprint
     from inversion.fingerprint import pipeline_fingerprint as pipeline_fingerprint
     from inversion.fingerprint import scheduler_fingerprint as scheduler_fingerprint
-    from inversion.image import ImageError as ImageError
-    from inversion.image import LoadedImage as LoadedImage
-    from inversion.image import load_image as load_image
     from inversion.invert import invert as invert
     from inversion.methods import METHOD_NAMES as METHOD_NAMES
     from inversion.methods import METHODS as METHODS
@@ -44,7 +42,9 @@ if TYPE_CHECKING:
     from inversion.metrics import latent_error as latent_error
     from inversion.metrics import psnr as psnr
     from inversion.metrics import ssim as ssim
-    from inversion.prompts import encode_prompts as encode_prompts
+    from inversion.photos.image import ImageError as ImageError
+    from inversion.photos.image import LoadedImage as LoadedImage
+    from inversion.photos.image import load_image as load_image
     from inversion.settings import InversionSettings as InversionSettings
     from inversion.validation import PromptError as PromptError
     from inversion.validation import PromptTooLongError as PromptTooLongError

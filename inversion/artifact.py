@@ -18,9 +18,10 @@ from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from inversion import validation
-from inversion.files import atomic_write_bytes
+from inversion.encoding.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
 from inversion.fingerprint import pipeline_fingerprint, scheduler_differences, scheduler_fingerprint
-from inversion.image import (
+from inversion.methods import METHODS
+from inversion.photos.image import (
     DEFAULT_MAX_PIXELS,
     Source,
     load_for_model,
@@ -30,10 +31,9 @@ from inversion.image import (
     read_rgb,
     working_image,
 )
-from inversion.metadata import PhotoInfo, usable_icc
-from inversion.methods import METHODS
-from inversion.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
+from inversion.photos.metadata import PhotoInfo, usable_icc
 from inversion.settings import InversionSettings
+from inversion.storage.files import atomic_write_bytes
 
 FORMAT = "p2p-real-inversion"
 FORMAT_VERSION = 1
@@ -122,7 +122,7 @@ class Inversion:
     `uncond_embeddings` (T, 77, D) are null-text's per-step unconditional embeddings; None means the
     empty prompt, or the source prompt itself for method "negative-prompt". `pivots` (T, C, h, w) are
     direct inversion's pivot latents z*_{t-1} that the source row is set to after each sampling step.
-    Method "chain" is an edit's row made the inversion of the edited image (p2p_real.chain): its latents after
+    Method "chain" is an edit's row made the inversion of the edited image (p2p_real.core.chain): its latents after
     each step as the pivots, the unconditional embeddings it used per step, and `chain`, the edits it descends
     from (oldest first).
     """
@@ -377,7 +377,7 @@ class Inversion:
         }
 
     def save(self, path: str | os.PathLike, replace: bool = True) -> Path:
-        """Write one self-contained safetensors file atomically (see inversion.files); return its path. With
+        """Write one self-contained safetensors file atomically (see inversion.storage.files); return its path. With
         `replace=False` an existing file (also one that appears meanwhile) is never replaced: FileExistsError."""
         if not isinstance(path, (str, os.PathLike)):
             raise ArtifactError(f"path must be a file name or path, got {type(path).__name__}")

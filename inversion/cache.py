@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from inversion.artifact import ArtifactError, Inversion, MismatchError
-from inversion.files import INVERSION_SUFFIX, file_sha256, remove_stale_temporaries
 from inversion.fingerprint import pipeline_fingerprint
-from inversion.image import Source, pixel_sha256, read_rgb
+from inversion.photos.image import Source, pixel_sha256, read_rgb
 from inversion.settings import InversionSettings
+from inversion.storage.files import INVERSION_SUFFIX, file_sha256, remove_stale_temporaries
 from inversion.validation import quoted
 
 

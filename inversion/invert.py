@@ -8,17 +8,17 @@ from diffusers import DDIMScheduler
 
 from inversion import validation
 from inversion.artifact import Inversion
-from inversion.ddim_inversion import StepCallback, ddim_invert
 from inversion.devices import is_offloaded, pipeline_device
+from inversion.encoding.prompts import check_prompt, encode_prompts, encode_unconditional, prompt_tokenizer
+from inversion.encoding.sdxl import denoiser, model_family
+from inversion.encoding.vae import encode_image, vae_scale_factor
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
-from inversion.graphed_unet import UNetCalls
-from inversion.image import Source, load_for_model
+from inversion.loops.ddim_inversion import StepCallback, ddim_invert
+from inversion.loops.graphed_unet import UNetCalls
+from inversion.loops.null_text import EPSILON, INNER_STEPS, LR
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, Pivot
-from inversion.null_text import EPSILON, INNER_STEPS, LR
-from inversion.prompts import check_prompt, encode_prompts, encode_unconditional, prompt_tokenizer
-from inversion.sdxl import denoiser, model_family
+from inversion.photos.image import Source, load_for_model
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS
-from inversion.vae import encode_image, vae_scale_factor
 
 
 def invert(

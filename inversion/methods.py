@@ -53,10 +53,10 @@ def ddim(pivot: Pivot) -> MethodData:
 
 
 def _optimised_embeddings(pivot: Pivot, min_improvement: float | None) -> MethodData:
-    """Run inversion.null_text on the pivot: one embedding per step, stacked on the CPU."""
+    """Run inversion.loops.null_text on the pivot: one embedding per step, stacked on the CPU."""
     import torch
 
-    from inversion.null_text import null_text_optimize
+    from inversion.loops.null_text import null_text_optimize
 
     phis = null_text_optimize(
         pivot.unet,
@@ -77,13 +77,13 @@ def _optimised_embeddings(pivot: Pivot, min_improvement: float | None) -> Method
 
 
 def null_text(pivot: Pivot) -> MethodData:
-    """Null-text inversion: one optimised unconditional embedding per step (see inversion.null_text)."""
+    """Null-text inversion: one optimised unconditional embedding per step (see inversion.loops.null_text)."""
     return _optimised_embeddings(pivot, None)
 
 
 def null_text_fast(pivot: Pivot) -> MethodData:
     """Null-text that also ends a step once an Adam step gains less than 0.1% of the loss (docs/inversion_speed.md)."""
-    from inversion.null_text import FAST_MIN_IMPROVEMENT
+    from inversion.loops.null_text import FAST_MIN_IMPROVEMENT
 
     return _optimised_embeddings(pivot, FAST_MIN_IMPROVEMENT)
 
@@ -101,7 +101,7 @@ def direct(pivot: Pivot) -> MethodData:
 
 
 def chain(pivot: Pivot) -> MethodData:
-    """An edit's own trajectory (p2p_real.chain): made from an edit, never by inverting a photo."""
+    """An edit's own trajectory (p2p_real.core.chain): made from an edit, never by inverting a photo."""
     raise ValueError(
         "method 'chain' is not a way to invert a photo: it is an edit continued "
         "(EditResult.as_inversion); choose one of " + ", ".join(METHOD_NAMES)

@@ -20,7 +20,7 @@ FEATHER = 0.01  # Gaussian sigma, as a fraction of the box's shorter side
 DILATE = 0.02  # dilation radius, as a fraction of the box's shorter side
 MAX_FEATHER = 0.5  # the largest feather: a blur half the box's shorter side (beyond it the blend is the whole box)
 MAX_MASK_SIDE = 1024  # the mask is dilated and blurred at most at this resolution, then upsampled
-MAX_MASK_PIXELS = 100_000_000  # as inversion.image.DEFAULT_MAX_PIXELS: larger mask files are refused
+MAX_MASK_PIXELS = 100_000_000  # as inversion.photos.image.DEFAULT_MAX_PIXELS: larger mask files are refused
 MASK_FLOOR = 1.0 / 512  # within this of 0 or 1 a mask value cannot change a uint8 pixel: snap it to 0 or 1
 
 

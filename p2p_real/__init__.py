@@ -24,29 +24,29 @@ _EXPORTS = {
     "p2p_real.defaults": ("DEFAULT_MODEL", "TOY_MODEL"),
     "p2p_real.editor": ("Cancelled", "Editor"),
     "p2p_real.evaluation": ("evaluate",),
-    "p2p_real.finite": ("NonFiniteError",),
-    "p2p_real.loading": ("ModelLoadError", "load_pipeline"),
-    "p2p_real.results": ("AttentionMaps", "EditResult", "Reconstruction"),
+    "p2p_real.core.finite": ("NonFiniteError",),
+    "p2p_real.models.loading": ("ModelLoadError", "load_pipeline"),
+    "p2p_real.files.results": ("AttentionMaps", "EditResult", "Reconstruction"),
     "p2p_real.spec": ("EditSpec",),
-    "p2p_real.sweep": ("SweepResult",),
-    "p2p_real.sweep_grid": ("SweepError",),
+    "p2p_real.batches.sweep": ("SweepResult",),
+    "p2p_real.batches.sweep_grid": ("SweepError",),
 }
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from inversion.validation import PromptError as PromptError
+    from p2p_real.batches.sweep import SweepResult as SweepResult
+    from p2p_real.batches.sweep_grid import SweepError as SweepError
+    from p2p_real.core.finite import NonFiniteError as NonFiniteError
     from p2p_real.defaults import DEFAULT_MODEL as DEFAULT_MODEL
     from p2p_real.defaults import TOY_MODEL as TOY_MODEL
     from p2p_real.editor import Cancelled as Cancelled
     from p2p_real.editor import Editor as Editor
     from p2p_real.evaluation import evaluate as evaluate
-    from p2p_real.finite import NonFiniteError as NonFiniteError
-    from p2p_real.loading import ModelLoadError as ModelLoadError
-    from p2p_real.loading import load_pipeline as load_pipeline
-    from p2p_real.results import AttentionMaps as AttentionMaps
-    from p2p_real.results import EditResult as EditResult
-    from p2p_real.results import Reconstruction as Reconstruction
+    from p2p_real.files.results import AttentionMaps as AttentionMaps
+    from p2p_real.files.results import EditResult as EditResult
+    from p2p_real.files.results import Reconstruction as Reconstruction
+    from p2p_real.models.loading import ModelLoadError as ModelLoadError
+    from p2p_real.models.loading import load_pipeline as load_pipeline
     from p2p_real.spec import EditSpec as EditSpec
-    from p2p_real.sweep import SweepResult as SweepResult
-    from p2p_real.sweep_grid import SweepError as SweepError

@@ -11,28 +11,31 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from inversion import sdxl, validation
+from inversion import validation
 from inversion.artifact import ArtifactError, Inversion
 from inversion.cache import InversionCache
-from inversion.ddim import ddim_scheduler
-from inversion.ddim_inversion import InversionStep
 from inversion.devices import pipeline_device
+from inversion.encoding import sdxl
+from inversion.encoding.prompts import encode_prompts, encode_unconditional, prompt_tokenizer
+from inversion.encoding.vae import decode_latents, vae_scale_factor
 from inversion.fingerprint import ADAPTERS, pipeline_fingerprint, scheduler_fingerprint
-from inversion.image import Source, load_image, model_side
 from inversion.invert import invert
+from inversion.loops.ddim import ddim_scheduler
+from inversion.loops.ddim_inversion import InversionStep
+from inversion.loops.null_text import EPSILON, INNER_STEPS
 from inversion.metrics import latent_error, psnr, ssim
-from inversion.null_text import EPSILON, INNER_STEPS
-from inversion.prompts import encode_prompts, encode_unconditional, prompt_tokenizer
+from inversion.photos.image import Source, load_image, model_side
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
-from inversion.vae import decode_latents, vae_scale_factor
 from masks.local_blend import apply_blend, blend_mask, combine_user_mask
 from masks.paste import FEATHER, MaskSource, paste_back, user_mask
-from p2p_real.controllers import P2PController
+from p2p_real.batches.sweep import DEFAULT_BATCH, SweepResult, run_sweep
+from p2p_real.core.controllers import P2PController
+from p2p_real.core.edit_plan import EditPlan, plan_edit, prompt_list
+from p2p_real.core.finite import check_finite
+from p2p_real.core.processor import attention_control
+from p2p_real.core.sampling import sample, unconditional_per_step
 from p2p_real.defaults import DEFAULT_ATTENTION_RES
-from p2p_real.edit_plan import EditPlan, plan_edit, prompt_list
-from p2p_real.finite import check_finite
-from p2p_real.processor import attention_control
-from p2p_real.results import (
+from p2p_real.files.results import (
     OUTPUT_TYPES,
     AttentionMaps,
     EditResult,
@@ -42,9 +45,7 @@ from p2p_real.results import (
     mask_images,
     to_output,
 )
-from p2p_real.sampling import sample, unconditional_per_step
 from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, given_spec, settings_in
-from p2p_real.sweep import DEFAULT_BATCH, SweepResult, run_sweep
 
 # diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
 StepCallback = Callable[["Editor", int, int, dict[str, Any]], "dict[str, Any] | None"]
@@ -96,7 +97,7 @@ class Editor:
     @property
     def denoiser(self) -> torch.nn.Module:
         """What the loops call as `unet(x, t, encoder_hidden_states=...)`: the UNet, or for SDXL the UNet
-        taking packed embeddings and adding the size/crop time ids (`inversion.sdxl.SDXLUNet`)."""
+        taking packed embeddings and adding the size/crop time ids (`inversion.encoding.sdxl.SDXLUNet`)."""
         return sdxl.denoiser(self.pipe)
 
     @property
@@ -128,7 +129,7 @@ class Editor:
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """Text embeddings (n, tokens, dim) of the prompts, as the pipeline computes them, in the UNet's dtype
-        (SDXL: both encoders' token embeddings, then the pooled one, `inversion.sdxl.pack`)."""
+        (SDXL: both encoders' token embeddings, then the pooled one, `inversion.encoding.sdxl.pack`)."""
         return encode_prompts(self.pipe, prompts).to(self.dtype)
 
     def uncond_embedding(self) -> torch.Tensor:
@@ -650,7 +651,7 @@ class Editor:
         in denoising batches of up to `batch_size` targets, each the edit `edit(inv, target, spec=...)` makes.
         SweepError (a ValueError) before any work: no such setting, an empty list, more than 64 combinations,
         a value a setting refuses. Returns a SweepResult: one EditResult per combination, the contact sheet,
-        and `.save(folder, name)`. See p2p_real.sweep and docs/sweep.md.
+        and `.save(folder, name)`. See p2p_real.batches.sweep and docs/sweep.md.
         """
         return run_sweep(self, inv, target, lists, spec=spec, mask=mask, progress=progress, batch_size=batch_size)
 

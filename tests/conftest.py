@@ -12,7 +12,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import pytest
 import torch
 
-from p2p_real.loading import load_pipeline
+from p2p_real.models.loading import load_pipeline
 from p2p_real.testing import tiny_pipeline
 from tests.families import EDITOR_STEPS, INVERSION_METHODS, PHOTO_PROMPT, SDXL_SIZE
 

@@ -52,7 +52,7 @@ MUTATIONS = (
     Mutation(
         "edits-off",
         "every P2P attention edit switched off: the controller returns plain attention",
-        "p2p_real/controllers.py",
+        "p2p_real/core/controllers.py",
         "if not (edit_cross or edit_self):",
         "if True:",
         ("tests/test_attention_edits_applied.py", "tests/test_edit.py"),
@@ -68,7 +68,7 @@ MUTATIONS = (
     Mutation(
         "fast-stops-after-one",
         "null-text-fast stops every step after its first Adam step",
-        "inversion/null_text.py",
+        "inversion/loops/null_text.py",
         "previous - loss < self.min_improvement * previous",
         "previous - loss < 1e30 * previous",
         NULL_TEXT,
@@ -116,7 +116,7 @@ MUTATIONS = (
     Mutation(
         "no-lr-decay",
         "null-text's learning-rate decay removed",
-        "inversion/null_text.py",
+        "inversion/loops/null_text.py",
         "step_learning_rate(i, learning_rate)",
         "learning_rate",
         NULL_TEXT,
@@ -124,7 +124,7 @@ MUTATIONS = (
     Mutation(
         "no-epsilon-slack",
         "null-text's per-step epsilon slack removed",
-        "inversion/null_text.py",
+        "inversion/loops/null_text.py",
         "epsilon + EPSILON_SLACK * i",
         "epsilon",
         NULL_TEXT,
@@ -157,7 +157,7 @@ MUTATIONS = (
     Mutation(
         "stall-rule-off",
         "the stall stop never fires (tests/test_null_text_speed.py asserted on a constant)",
-        "inversion/null_text.py",
+        "inversion/loops/null_text.py",
         "return self.min_improvement is not None and previous - loss",
         "return False and previous - loss",
         NULL_TEXT,
@@ -166,7 +166,7 @@ MUTATIONS = (
         "reblend-changes-result",
         "recomputing a mask at another threshold changes the result's own spec "
         "(tests/test_reblend.py checked a frozen default)",
-        "p2p_real/reblend.py",
+        "p2p_real/core/reblend.py",
         "spec = spec.replace(blend_threshold=threshold)",
         "spec = result.spec = spec.replace(blend_threshold=threshold)",
         ("tests/test_reblend.py",),
@@ -184,7 +184,7 @@ MUTATIONS = (
     Mutation(
         "graph-output-not-copied",
         "a graph replay returns its static output instead of a copy",
-        "inversion/graphed_unet.py",
+        "inversion/loops/graphed_unet.py",
         "return self._out.clone()",
         "return self._out",
         ("tests/test_graphed_unet.py",),
@@ -192,7 +192,7 @@ MUTATIONS = (
     Mutation(
         "graph-input-not-copied",
         "a graph replay runs on the latents of the previous call",
-        "inversion/graphed_unet.py",
+        "inversion/loops/graphed_unet.py",
         "self._latents.copy_(latents)",
         "self._latents.copy_(self._latents)",
         ("tests/test_graphed_unet.py",),
@@ -200,7 +200,7 @@ MUTATIONS = (
     Mutation(
         "processor-no-rescale",
         "the processor drops AttnProcessor2_0's output rescale",
-        "p2p_real/processor.py",
+        "p2p_real/core/processor.py",
         "hidden_states = hidden_states / attn.rescale_output_factor",
         "hidden_states = hidden_states",
         ("tests/test_attention_processor.py",),
@@ -208,7 +208,7 @@ MUTATIONS = (
     Mutation(
         "processor-drops-mask",
         "the processor drops the attention mask",
-        "p2p_real/processor.py",
+        "p2p_real/core/processor.py",
         "hidden_states = self.controller.attend(query, key, value, attention_mask, is_cross)",
         "hidden_states = self.controller.attend(query, key, value, None, is_cross)",
         ("tests/test_attention_processor.py",),

@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import p2p_real.adapters as adapters
+import p2p_real.models.adapters as adapters
 from inversion.fingerprint import pipeline_fingerprint
 from p2p_real import Editor
-from p2p_real.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
-from p2p_real.alignment import tokenize
-from p2p_real.loading import ModelLoadError, load_pipeline
+from p2p_real.core.alignment import tokenize
+from p2p_real.models.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
+from p2p_real.models.loading import ModelLoadError, load_pipeline
 from p2p_real.spec import EditSpec
 from p2p_real.testing import TEXT_DIM, tiny_pipeline
 from tests.helpers import make_embedding, make_lora
@@ -118,7 +118,7 @@ def test_adapter_files_that_cannot_be_used_are_errors_naming_them(
     save_file({"wide": torch.zeros(1, 768)}, wide)  # an SD 1.5 embedding on the tiny model
     with pytest.raises(ModelLoadError, match=r"embedding '.*wide\.safetensors' does not fit this model"):
         load_pipeline(tiny_model_dir, device="cpu", embeddings=[wide])
-    monkeypatch.setattr("p2p_real.adapters.importlib.util.find_spec", lambda name: None)
+    monkeypatch.setattr("p2p_real.models.adapters.importlib.util.find_spec", lambda name: None)
     with pytest.raises(ModelLoadError, match=r"needs peft: pip install 'p2p-real\[lora\]'"):
         load_pipeline(tiny_model_dir, device="cpu", loras=[other])
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from p2p_real.alignment import (
+from p2p_real.core.alignment import (
     PromptError,
     align,
     choose_edit,

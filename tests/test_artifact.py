@@ -16,10 +16,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from inversion.artifact import ArtifactError, Inversion, _checksum
-from inversion.ddim import ddim_scheduler
 from inversion.fingerprint import model_fingerprint, pipeline_fingerprint, scheduler_fingerprint
-from inversion.image import load_image
 from inversion.invert import invert
+from inversion.loops.ddim import ddim_scheduler
+from inversion.photos.image import load_image
 from p2p_real.testing import tiny_pipeline
 
 PROMPT = "a photo of a cat"

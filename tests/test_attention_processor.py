@@ -1,5 +1,5 @@
 """P2PAttnProcessor is diffusers' AttnProcessor2_0 with the attention handed to the controller
-(p2p_real/processor.py): with nothing to edit, both give the same output on the same attention module, for
+(p2p_real/core/processor.py): with nothing to edit, both give the same output on the same attention module, for
 self- and cross-attention, with and without a mask, 3-D tokens and 4-D feature maps. A diffusers upgrade that
 changes AttnProcessor2_0 fails here until the change is brought over."""
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from p2p_real.controllers import P2PController
-from p2p_real.processor import P2PAttnProcessor
+from p2p_real.core.controllers import P2PController
+from p2p_real.core.processor import P2PAttnProcessor
 
 BATCH, TOKENS, DIM, TEXT_DIM = 2, 6, 16, 12
 

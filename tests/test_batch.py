@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from inversion.settings import InversionSettings
-from p2p_real.batch import Job, finished, plan, resume_state
-from p2p_real.recipe import RecipeError, output_folder, plan_jobs
+from p2p_real.batches.batch import Job, finished, plan, resume_state
+from p2p_real.batches.recipe import RecipeError, output_folder, plan_jobs
 from p2p_real.spec import EditSpec
 from tests.helpers import draw_photo
 

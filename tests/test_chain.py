@@ -20,7 +20,7 @@ from safetensors import safe_open
 
 import cli
 from inversion.artifact import ArtifactError, Inversion
-from inversion.image import pixel_sha256
+from inversion.photos.image import pixel_sha256
 from p2p_real import Editor
 from p2p_real.testing import tiny_pipeline
 from tests.helpers import draw_photo

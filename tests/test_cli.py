@@ -397,7 +397,7 @@ def test_env_reports_versions_device_and_cache(runs, ws):
 
 @pytest.mark.slow
 def test_env_picks_the_device_and_dtype_load_pipeline_picks(runs):
-    from p2p_real.loading import resolve_device, resolve_dtype
+    from p2p_real.models.loading import resolve_device, resolve_dtype
 
     report = json.loads(ok(runs["env"]).stdout)
     device = resolve_device("auto")

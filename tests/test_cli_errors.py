@@ -627,7 +627,7 @@ def test_bad_api_inputs_raise_a_value_error_naming_them_and_write_nothing(api, t
 def test_the_cli_size_limit_is_the_librarys():
     import argparse
 
-    from inversion.image import MAX_WORKING_SIDE
+    from inversion.photos.image import MAX_WORKING_SIDE
     from p2p_real.commands.options import size_value
 
     assert size_value(f"{MAX_WORKING_SIDE}x8") == (MAX_WORKING_SIDE, 8)

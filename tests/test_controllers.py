@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from p2p_real.alignment import PromptError, tokenize
-from p2p_real.controllers import P2PController, build_cross_edit, edit_maps
+from p2p_real.core.alignment import PromptError, tokenize
+from p2p_real.core.controllers import P2PController, build_cross_edit, edit_maps
 from p2p_real.spec import EditSpec
 from p2p_real.testing import tiny_components
 

@@ -23,7 +23,7 @@ from p2p_real.evaluation.background import (
 from p2p_real.evaluation.inputs import EvaluationInputError, folder_cases, pie_cases, split_brackets
 from p2p_real.evaluation.report import pie_table_lines, summary
 from p2p_real.evaluation.runner import RowsMismatchError, check_mask, row_path
-from p2p_real.output_sets import OutputExistsError
+from p2p_real.files.output_sets import OutputExistsError
 from tests.helpers import draw_photo
 
 STEPS = 2

@@ -1,4 +1,4 @@
-"""The CUDA-graph path of the inversion loops (inversion/graphed_unet.py, docs/inversion_speed.md).
+"""The CUDA-graph path of the inversion loops (inversion/loops/graphed_unet.py, docs/inversion_speed.md).
 
 On the CPU, torch.cuda's graph API is replaced by a stand-in that records what is captured and replays it the
 way a CUDA graph does (the captured work reads the static input buffers and writes the static output), so the
@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import inversion.graphed_unet as graphed_unet
-from inversion.ddim import ddim_scheduler
-from inversion.graphed_unet import GraphedUNet, UNetCalls
+import inversion.loops.graphed_unet as graphed_unet
+from inversion.loops.ddim import ddim_scheduler
+from inversion.loops.graphed_unet import GraphedUNet, UNetCalls
 
 
 def formula(latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:

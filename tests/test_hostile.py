@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import cli
-from inversion.no_follow import NotRegularFileError
-from p2p_real.output_sets import lock_path, reserve
+from inversion.storage.no_follow import NotRegularFileError
+from p2p_real.files.output_sets import lock_path, reserve
 
 EDIT_FAST = ["-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2", "--method", "ddim"]
 
@@ -211,7 +211,7 @@ def test_a_photo_named_dot_png_is_inverted_and_edited(offline_page, tmp_path):
     from p2p_real.ui.choices import EditChoices
 
     view = studio.edit(ws, EditChoices(caption.replace("circle", "square"), (), (), 0.3, (), 1.0, "auto", 0.8, 0.6))
-    from p2p_real.outputs import check_name
+    from p2p_real.files.outputs import check_name
 
     assert check_name(ws.name) == "png" and any(p.name == "png-1.json" for p in view.files)
     studio.forget(ws)
@@ -232,7 +232,7 @@ def _alias_bomb(levels: int) -> str:
 def test_a_yaml_alias_bomb_is_refused_at_once_with_a_short_message(tmp_path):
     import time
 
-    from p2p_real.recipe import RecipeError, load_recipe
+    from p2p_real.batches.recipe import RecipeError, load_recipe
 
     path = tmp_path / "bomb.yaml"
     path.write_text(_alias_bomb(9))  # 10**9 values once expanded, from 600 bytes
@@ -454,7 +454,7 @@ def _edit_and_save(pipe, photo: Path, out: Path) -> tuple[object, list[Path]]:
 def test_a_photo_with_an_icc_profile_over_1_mb_gives_readable_outputs_and_a_reloadable_inversion(tiny_pipe, tmp_path):
     photo = tmp_path / "big-profile.jpg"
     Image.new("RGB", (48, 40), (90, 140, 200)).save(photo, icc_profile=_fake_icc(b"RGB ", 1_500_000))
-    from inversion.metadata import photo_info
+    from inversion.photos.metadata import photo_info
 
     inv, written = _edit_and_save(tiny_pipe, photo, tmp_path)
     assert inv.info is None or inv.info.icc_profile is None
@@ -552,8 +552,8 @@ def test_duplicate_blend_words_are_kept_once():
 def test_a_lora_scale_is_bounded_and_a_pickled_lora_error_gives_no_unsafe_advice(tmp_path, capsys):
     import torch
 
-    from p2p_real.adapters import LoraFile, _read_weights, parse_lora
-    from p2p_real.loading import torch_loads_pickles_safely
+    from p2p_real.models.adapters import LoraFile, _read_weights, parse_lora
+    from p2p_real.models.loading import torch_loads_pickles_safely
 
     with pytest.raises(ValueError, match="scale must be <= 10"):
         parse_lora("style.safetensors:1e30")

@@ -19,8 +19,8 @@ import pytest
 import requests
 from huggingface_hub.utils import get_session
 
-import p2p_real.hub
-from p2p_real.hub import bounded_hub_requests, hub_timeout, is_timeout
+import p2p_real.models.hub
+from p2p_real.models.hub import bounded_hub_requests, hub_timeout, is_timeout
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 2  # HF_HUB_ETAG_TIMEOUT for the subprocesses, seconds
@@ -185,7 +185,7 @@ def error_within(seconds: float, call: Callable[[], object]) -> BaseException:
 
 def test_bounded_requests_time_out_and_leave_the_hub_session_as_it_was(silent, monkeypatch):
     session = type(get_session())(timeout=None)  # as huggingface_hub makes it (httpx, no timeout), minus its hooks
-    monkeypatch.setattr(p2p_real.hub, "_session", lambda: session)
+    monkeypatch.setattr(p2p_real.models.hub, "_session", lambda: session)
     hooks = session.event_hooks
 
     def lookup() -> None:
@@ -199,7 +199,7 @@ def test_bounded_requests_time_out_and_leave_the_hub_session_as_it_was(silent, m
 def test_bounded_requests_also_cover_a_requests_session(silent, monkeypatch):
     # huggingface_hub before 1.0 talks through a requests.Session
     session = requests.Session()
-    monkeypatch.setattr(p2p_real.hub, "_session", lambda: session)
+    monkeypatch.setattr(p2p_real.models.hub, "_session", lambda: session)
 
     def lookup() -> None:
         with bounded_hub_requests(0.5):

@@ -13,7 +13,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from inversion.image import MAX_WORKING_SIDE, ImageError, load_image, pixel_sha256
+from inversion.photos.image import MAX_WORKING_SIDE, ImageError, load_image, pixel_sha256
 
 
 def small(image: np.ndarray, step: int = 4) -> np.ndarray:

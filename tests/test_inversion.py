@@ -10,14 +10,14 @@ import skimage.data
 import torch
 
 from inversion.artifact import Inversion
-from inversion.ddim import ddim_inverse_step, ddim_scheduler, ddim_step, guided_noise
-from inversion.ddim_inversion import ddim_invert
-from inversion.image import load_image
+from inversion.encoding.prompts import encode_prompts
+from inversion.encoding.vae import encode_image
 from inversion.invert import invert
+from inversion.loops.ddim import ddim_inverse_step, ddim_scheduler, ddim_step, guided_noise
+from inversion.loops.ddim_inversion import ddim_invert
+from inversion.loops.null_text import null_text_optimize
 from inversion.metrics import latent_error, psnr, ssim
-from inversion.null_text import null_text_optimize
-from inversion.prompts import encode_prompts
-from inversion.vae import encode_image
+from inversion.photos.image import load_image
 from inversion.validation import PromptTooLongError
 
 STEPS = 10

@@ -11,9 +11,9 @@ import skimage.data
 
 from inversion.artifact import MismatchError
 from inversion.cache import InversionCache
-from inversion.ddim import ddim_scheduler
 from inversion.fingerprint import ADAPTERS, model_fingerprint, pipeline_fingerprint
 from inversion.invert import invert
+from inversion.loops.ddim import ddim_scheduler
 from inversion.settings import InversionSettings
 from p2p_real.testing import tiny_pipeline
 

@@ -4,8 +4,14 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-from p2p_real import loading
-from p2p_real.loading import ModelLoadError, load_pipeline, resolve_device, resolve_dtype, torch_loads_pickles_safely
+from p2p_real.models import loading
+from p2p_real.models.loading import (
+    ModelLoadError,
+    load_pipeline,
+    resolve_device,
+    resolve_dtype,
+    torch_loads_pickles_safely,
+)
 from p2p_real.testing import tiny_pipeline
 
 

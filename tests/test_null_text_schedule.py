@@ -10,10 +10,10 @@ import types
 import pytest
 import torch
 
-import inversion.null_text as null_text_module
+import inversion.loops.null_text as null_text_module
+from inversion.loops.null_text import EPSILON_SLACK, FAST_MIN_IMPROVEMENT, _Step
 from inversion.methods import METHODS
 from inversion.methods import Pivot as MethodPivot
-from inversion.null_text import EPSILON_SLACK, FAST_MIN_IMPROVEMENT, _Step
 from tests.test_null_text_speed import STEPS, Pivot
 
 

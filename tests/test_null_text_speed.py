@@ -6,13 +6,13 @@ import pytest
 import skimage.data
 import torch
 
-from inversion.ddim import ddim_scheduler
-from inversion.ddim_inversion import ddim_invert
-from inversion.graphed_unet import UNetCalls
-from inversion.image import load_image
-from inversion.null_text import null_text_optimize
-from inversion.prompts import encode_prompts
-from inversion.vae import encode_image
+from inversion.encoding.prompts import encode_prompts
+from inversion.encoding.vae import encode_image
+from inversion.loops.ddim import ddim_scheduler
+from inversion.loops.ddim_inversion import ddim_invert
+from inversion.loops.graphed_unet import UNetCalls
+from inversion.loops.null_text import null_text_optimize
+from inversion.photos.image import load_image
 
 PROMPT = "a photo of a cat sitting on a table"
 STEPS = 3
@@ -130,9 +130,9 @@ def test_min_improvement_off_is_the_default(pivot):
 
 
 def test_null_text_fast_is_null_text_with_the_stall_stop(pivot):
+    from inversion.loops.null_text import FAST_MIN_IMPROVEMENT
     from inversion.methods import METHODS
     from inversion.methods import Pivot as MethodPivot
-    from inversion.null_text import FAST_MIN_IMPROVEMENT
 
     method = METHODS["null-text-fast"]
     assert method.uncond == "per-step" and not method.follows_pivot  # replayed like null-text

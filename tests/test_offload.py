@@ -17,9 +17,10 @@ from accelerate import cpu_offload
 
 from inversion.devices import is_offloaded, module_device
 from inversion.fingerprint import pipeline_fingerprint
-from p2p_real import Editor, loading
-from p2p_real.loading import load_pipeline, resolve_dtype
-from p2p_real.placement import enable_offload, place_pipeline
+from p2p_real import Editor
+from p2p_real.models import loading
+from p2p_real.models.loading import load_pipeline, resolve_dtype
+from p2p_real.models.placement import enable_offload, place_pipeline
 from p2p_real.testing import tiny_pipeline
 
 STEPS = 2
@@ -89,7 +90,7 @@ def test_the_editor_computes_where_the_offload_hooks_say(tiny_pipeline_fresh):
 def test_load_pipeline_offloads_and_slices_the_vae(tiny_model_dir, photo, reference, monkeypatch):
     # the CPU refusal below lifted, load_pipeline goes through diffusers' model offload end to end
     monkeypatch.setattr(loading, "check_offload", lambda offload, device: offload)
-    monkeypatch.setattr("p2p_real.placement.check_offload", lambda offload, device: offload)
+    monkeypatch.setattr("p2p_real.models.placement.check_offload", lambda offload, device: offload)
     pipe = load_pipeline(tiny_model_dir, device="cpu", offload="model")
     assert is_offloaded(pipe.unet) and pipe.vae.use_slicing and not pipe.vae.use_tiling
     _assert_same(_invert_and_edit(pipe, photo), reference)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from inversion.files import atomic_write, host_tag, remove_stale_temporaries
-from p2p_real.output_sets import OutputExistsError, OutputsBusyError, OutputSet, lock_path, reserve
+from inversion.storage.files import atomic_write, host_tag, remove_stale_temporaries
+from p2p_real.files.output_sets import OutputExistsError, OutputsBusyError, OutputSet, lock_path, reserve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_temporaries_of_a_killed_writer_are_found_and_removed_by_the_next_run(tm
     killed = run_python(
         f"""
         import os, signal
-        from inversion.files import atomic_write
+        from inversion.storage.files import atomic_write
         def die(tmp):
             tmp.write_bytes(b"half a png")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -94,7 +94,7 @@ def test_a_second_run_cannot_take_outputs_another_run_holds_and_a_kill_frees_the
     holder = run_python(
         f"""
         import sys, time
-        from p2p_real.output_sets import reserve
+        from p2p_real.files.output_sets import reserve
         reserve({str(tmp_path)!r}, "photo", ["photo.0.png", "photo.json"])
         print("held", flush=True)
         time.sleep(120)
@@ -142,7 +142,7 @@ def test_an_output_set_that_fails_midway_removes_what_it_wrote(tmp_path):
 def test_an_interrupt_just_after_the_sidecar_lands_removes_the_whole_set(tmp_path, monkeypatch):
     # Ctrl-C between the sidecar's rename and the end of write(): the sidecar must not stay behind vouching for
     # images that the clean-up removes (a batch rerun would then redo a job it reported finished).
-    import p2p_real.output_sets as output_sets
+    import p2p_real.files.output_sets as output_sets
 
     def write_then_interrupt(path, write, **kwargs):
         atomic_write(path, write, **kwargs)
@@ -180,7 +180,7 @@ def test_a_set_a_killed_run_left_half_written_is_completed_by_the_next_run(tmp_p
         f"""
         import os, signal
         from pathlib import Path
-        from p2p_real.output_sets import OutputSet
+        from p2p_real.files.output_sets import OutputSet
         folder = Path({str(tmp_path)!r})
         paths = [folder / "x.0.png", folder / "x.grid.png", folder / "x.json"]
         with OutputSet(folder, "x", paths) as files:

@@ -8,7 +8,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from inversion.image import load_image
+from inversion.photos.image import load_image
 from masks.local_blend import combine_user_mask
 from masks.paste import MaskError, feathered_mask, paste_back, user_mask
 

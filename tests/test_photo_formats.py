@@ -9,13 +9,13 @@ import pytest
 from PIL import Image, ImageCms, features
 
 import cli
-from inversion import formats
 from inversion.artifact import Inversion
-from inversion.image import load_image
-from inversion.metadata import EXIF_IFD, ORIENTATION, PIXEL_X, PIXEL_Y
+from inversion.photos import formats
+from inversion.photos.image import load_image
+from inversion.photos.metadata import EXIF_IFD, ORIENTATION, PIXEL_X, PIXEL_Y
 from p2p_real import Editor
-from p2p_real.image_files import image_format, read_parameters, save_image
-from p2p_real.outputs import shareable
+from p2p_real.files.image_files import image_format, read_parameters, save_image
+from p2p_real.files.outputs import shareable
 
 PROMPT, TARGET = "a cat sitting on a wall", "a dog sitting on a wall"
 MAKE, GPS_IFD = 0x010F, 0x8825

@@ -13,12 +13,12 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 
 from inversion.artifact import ArtifactError, Inversion, MismatchError
-from inversion.ddim import ddim_scheduler
+from inversion.encoding.sdxl import SDXLUNet, TokenizerPair, pack, unpack
+from inversion.encoding.vae import decode_latents
 from inversion.fingerprint import pipeline_fingerprint
 from inversion.invert import invert
-from inversion.sdxl import SDXLUNet, TokenizerPair, pack, unpack
+from inversion.loops.ddim import ddim_scheduler
 from inversion.settings import InversionSettings
-from inversion.vae import decode_latents
 from p2p_real import Editor, EditSpec, PromptError
 from tests.families import EDITOR_STEPS as STEPS
 from tests.families import PHOTO_PROMPT as PROMPT
@@ -272,7 +272,7 @@ def test_the_editor_names_what_an_sdxl_like_pipeline_lacks(tiny_sdxl_pipe):
 def test_sequentially_offloaded_sdxl_inverts_and_edits_as_the_whole_pipeline(tiny_sdxl_dir, photo):
     from accelerate import cpu_offload
 
-    from p2p_real.loading import load_pipeline
+    from p2p_real.models.loading import load_pipeline
 
     def run(pipe):
         editor = Editor(pipe, num_inference_steps=2)

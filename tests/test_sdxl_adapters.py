@@ -10,8 +10,8 @@ from diffusers import StableDiffusionXLPipeline
 from safetensors.torch import save_file
 
 from p2p_real import Editor
-from p2p_real.alignment import tokenize
-from p2p_real.loading import ModelLoadError, load_pipeline
+from p2p_real.core.alignment import tokenize
+from p2p_real.models.loading import ModelLoadError, load_pipeline
 from p2p_real.spec import EditSpec
 from p2p_real.testing import TEXT_DIM, tiny_sdxl_pipeline
 from tests.helpers import make_embedding

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 import cli
 from inversion.artifact import Inversion
-from p2p_real.loading import ModelLoadError, load_pipeline
+from p2p_real.models.loading import ModelLoadError, load_pipeline
 from p2p_real.testing import tiny_pipeline, tiny_sdxl_pipeline
 from tests.helpers import draw_photo
 

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from p2p_real import Editor
+from p2p_real.batches.sweep import SweepError, batches
+from p2p_real.batches.sweep_grid import MAX_COMBINATIONS, sweep_lists
 from p2p_real.spec import EditSpec
-from p2p_real.sweep import SweepError, batches
-from p2p_real.sweep_grid import MAX_COMBINATIONS, sweep_lists
 
 STEPS = 5
 PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from p2p_real.loading import load_pipeline
+from p2p_real.models.loading import load_pipeline
 from p2p_real.toyworld import model as toy_model
 from p2p_real.toyworld.model import PRESETS, build_pipeline, get_config, parameter_counts, save_pipeline
 

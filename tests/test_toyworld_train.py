@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from p2p_real.loading import load_pipeline
+from p2p_real.models.loading import load_pipeline
 from p2p_real.toyworld.captions import build_tokenizer
 from training.data import BACKGROUND_TARGET, FOOTPRINT_TARGET, NO_TARGET, make_batch
 from training.objectives import attention_loss, cosine_lr

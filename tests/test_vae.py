@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from inversion import vae as vae_module
-from inversion.vae import decode_latents, encode_image
-from p2p_real.placement import set_vae_tiling
+from inversion.encoding import vae as vae_module
+from inversion.encoding.vae import decode_latents, encode_image
+from p2p_real.models.placement import set_vae_tiling
 from p2p_real.testing import tiny_pipeline
 
 

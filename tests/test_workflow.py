@@ -15,7 +15,7 @@ from inversion.cache import CachedMismatchError, InversionCache
 from inversion.settings import InversionSettings
 from p2p_real import Cancelled, Editor, EditSpec, PromptError, load_pipeline
 from p2p_real.defaults import TOY_MODEL_DIR
-from p2p_real.outputs import shareable
+from p2p_real.files.outputs import shareable
 from tests.helpers import draw_photo
 
 STEPS = 3

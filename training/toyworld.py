@@ -27,7 +27,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm import tqdm
 
-from p2p_real.loading import resolve_device
+from p2p_real.models.loading import resolve_device
 from p2p_real.toyworld.model import ToyConfig, build_pipeline, get_config, parameter_counts, save_pipeline
 from p2p_real.toyworld.quality import (
     image_grid,

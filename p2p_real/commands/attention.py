@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = session.read_inputs(args) if from_photo else None
     if inputs is None and not (args.prompt or "").strip():
         raise CliError("give a PHOTO (or a saved inversion) and/or --prompt: there is nothing to look at")
-    from p2p_real.outputs import attention_paths, slug
+    from p2p_real.files.outputs import attention_paths, slug
 
     name = session.output_name(args.name, inputs.name if inputs else slug(args.prompt))
     out = session.out_folder(args.out)
@@ -72,8 +72,8 @@ def _run(
     reserve: Callable[[], None],
 ) -> int:
     """Invert (or generate), then write the maps; `reserve` is called before the slow work."""
-    from p2p_real.outputs import save_attention
-    from p2p_real.workflow import prepare_inversion
+    from p2p_real.batches.workflow import prepare_inversion
+    from p2p_real.files.outputs import save_attention
 
     session.seed_everything(args.seed)
     if inputs is not None:

@@ -48,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
-    from p2p_real import batch
-    from p2p_real.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
+    from p2p_real.batches import batch
+    from p2p_real.batches.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
 
     recipe_path = session.existing_file(args.recipe, "recipe")
     recipe = load_recipe(recipe_path)

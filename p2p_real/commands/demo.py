@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         args.model = "toy"
     loaded = session.open_session(args)
     loaded.editor.num_inference_steps = args.steps
-    from p2p_real.output_sets import OutputSet
-    from p2p_real.outputs import json_writer, png_text, png_writer, sidecar_data
+    from p2p_real.files.output_sets import OutputSet
+    from p2p_real.files.outputs import json_writer, png_text, png_writer, sidecar_data
     from p2p_real.toyworld.demo import run_demo
 
     start = time.perf_counter()

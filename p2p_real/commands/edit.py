@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
             "--save-inversions applies to plain edits, not to --sweep: edit the combination you like "
             "again (its NAME.K.json has the settings) with --save-inversions"
         )
-    from inversion.files import INVERSION_SUFFIX
-    from p2p_real.outputs import edit_paths
+    from inversion.storage.files import INVERSION_SUFFIX
+    from p2p_real.files.outputs import edit_paths
 
     paths = edit_paths(
         out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt, args.save_inversions
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     session.check_images(inputs.photo, mask)
     loaded = session.open_session(args)
     from inversion.cache import CachedMismatchError, InversionCache
-    from p2p_real.workflow import prepare_inversion
+    from p2p_real.batches.workflow import prepare_inversion
 
     with contextlib.ExitStack() as held:  # the outputs are ours from the checks of the request to the last file
 

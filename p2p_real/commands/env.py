@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from p2p_real.commands.session import resolve_model
-    from p2p_real.loading import resolve_device, resolve_dtype
-    from p2p_real.versions import package_version, versions
+    from p2p_real.files.versions import package_version, versions
+    from p2p_real.models.loading import resolve_device, resolve_dtype
 
     device = resolve_device("auto")
     model = resolve_model(None)

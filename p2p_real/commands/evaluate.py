@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     out = session.out_folder(args.out)
     check_report(out, args.overwrite)
     session.check_writable(out)
-    from p2p_real import batch
+    from p2p_real.batches import batch
 
     state, rank, n_processes = batch.distributed()
     loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)

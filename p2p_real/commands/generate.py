@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not all(p.strip() for p in prompts):
         raise CliError("prompts must not be empty")
     spec = options.spec_from_args(args, len(prompts) - 1, synthetic=True)
-    from p2p_real.outputs import edit_paths, slug
+    from p2p_real.files.outputs import edit_paths, slug
 
     stem, fmt = options.output_format(args, slug(prompts[0]))
     name = session.output_name(stem if args.name is not None else None, slug(prompts[0]))

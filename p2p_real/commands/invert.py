@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = session.read_inputs(args)
     if inputs.inversion is not None:
         raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")
-    from inversion.files import INVERSION_SUFFIX
+    from inversion.storage.files import INVERSION_SUFFIX
 
     name = session.output_name(None, inputs.name)
     if args.output and args.out:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     session.check_writable(output.parent)
     session.check_images(inputs.photo)
     loaded = session.open_session(args)
-    from p2p_real.workflow import prepare_inversion
+    from p2p_real.batches.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
     with contextlib.ExitStack() as held:  # the same lock as `edit` writing NAME.inv.safetensors in that folder

@@ -16,8 +16,8 @@ from inversion import validation
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from p2p_real import notation
-from p2p_real.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, OFFLOAD_MODES, TOY_MODEL
+from p2p_real.models.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
 from p2p_real.spec import EDIT_KINDS, MASK_MODES, EditSpec
 
 PROG = "p2p-real"
@@ -182,7 +182,7 @@ def add_format_options(p: argparse.ArgumentParser) -> None:
 def output_format(args: argparse.Namespace, default: str) -> tuple[str, str]:
     """(output name stem, image format): --name (whose extension may give the format) or `default`, and
     --format."""
-    from p2p_real.image_files import image_format
+    from p2p_real.files.image_files import image_format
 
     try:
         fmt, stem = image_format(getattr(args, "format", None), args.name)

@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     inputs = session.read_inputs(args, need_prompt=not session.is_artifact(args.input))
     out = session.out_folder(args.out)
     name = session.output_name(args.name, inputs.name)
-    from p2p_real.outputs import reconstruction_paths
+    from p2p_real.files.outputs import reconstruction_paths
 
     paths = reconstruction_paths(out, name)
     session.check_outputs(paths, args.overwrite, inputs.files, f"{name}.recon")
     session.check_writable(out)
     session.check_images(inputs.photo)
     loaded = session.open_session(args)
-    from p2p_real.workflow import prepare_inversion
+    from p2p_real.batches.workflow import prepare_inversion
 
     session.seed_everything(args.seed)
     with contextlib.ExitStack() as held:

@@ -46,7 +46,7 @@ def check_images(photo: Path | None, mask: Path | None = None) -> None:
             reason = " ".join(str(exc).split(": ", 1)[-1].split())
             raise CliError(f"mask {str(mask)!r} is not a readable image ({reason})") from exc
     if photo is not None:
-        from inversion.image import read_rgb
+        from inversion.photos.image import read_rgb
 
         read_rgb(photo)
 
@@ -60,7 +60,7 @@ def check_outputs(
 ) -> None:
     """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite
     (files of the unfinished output set `name` that a killed run left, and `replaceable`, may be replaced)."""
-    from p2p_real.output_sets import unfinished_files
+    from p2p_real.files.output_sets import unfinished_files
 
     protected = {p.resolve() for p in inputs if p is not None}
     for path in paths:
@@ -106,10 +106,10 @@ def reserved(
     log: Callable[[str], None] | None = None,
     replaceable: Sequence[Path] = (),
 ) -> Iterator[Any]:
-    """Hold the output set NAME in `folder` for this run (p2p_real.output_sets), checking its files again under
+    """Hold the output set NAME in `folder` for this run (p2p_real.files.output_sets), checking its files again under
     the lock; another run writing the same outputs, or a folder that cannot be written, is a CliError."""
-    from inversion.no_follow import NotRegularFileError
-    from p2p_real.output_sets import OutputsBusyError, reserve
+    from inversion.storage.no_follow import NotRegularFileError
+    from p2p_real.files.output_sets import OutputsBusyError, reserve
 
     try:
         reservation = reserve(folder, name, paths)
@@ -141,7 +141,7 @@ def out_folder(text: str) -> Path:
 
 def output_name(given: str | None, default: str) -> str:
     """--name (a plain file name, else a CliError), else `default` (an input's stem) made one."""
-    from p2p_real.outputs import check_name
+    from p2p_real.files.outputs import check_name
 
     try:
         return check_name(given, "--name") if given is not None else check_name(default.lstrip(".") or "photo")
@@ -343,7 +343,7 @@ class Inputs:
         if self.photo is not None:
             return self.photo.stem
         if self.inversion is not None:
-            from inversion.files import INVERSION_SUFFIX
+            from inversion.storage.files import INVERSION_SUFFIX
 
             name = self.inversion.name
             for suffix in (INVERSION_SUFFIX, ".safetensors"):

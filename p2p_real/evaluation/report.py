@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p_real.evaluation.runner import Evaluation
-from p2p_real.output_sets import OutputSet
+from p2p_real.files.output_sets import OutputSet
 
 REPORT_NAME = "evaluation"
 TOOL = "p2p-real evaluate"
@@ -310,7 +310,7 @@ def write_report(
 
 def check_report(out: str | os.PathLike, overwrite: bool) -> None:
     """OutputExistsError before any work if a report file exists that evaluate did not write (without overwrite)."""
-    from p2p_real.output_sets import OutputExistsError
+    from p2p_real.files.output_sets import OutputExistsError
 
     folder = Path(os.fspath(out)).expanduser()
     if overwrite or is_own_report(folder):

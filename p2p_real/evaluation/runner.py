@@ -21,7 +21,7 @@ import numpy as np
 from p2p_real.evaluation.background import background_mse, background_psnr, background_ssim, rle_decode
 from p2p_real.evaluation.inputs import Case, EvaluationInputError, folder_cases, pie_cases
 from p2p_real.evaluation.metric_models import MetricModels
-from p2p_real.output_sets import OutputExistsError, OutputSet
+from p2p_real.files.output_sets import OutputExistsError, OutputSet
 
 ROWS_FOLDER = "rows"
 # PIE-Bench's P2P settings (SPEC.md section 5): refine, cross 0.4, self 0.6, blend on the edited word, it x2
@@ -77,7 +77,7 @@ def _finite(value: float) -> float | None:
 
 def _photo_array(path: Path) -> np.ndarray:
     """The photo as uint8 (H, W, 3), upright (EXIF)."""
-    from inversion.image import read_rgb
+    from inversion.photos.image import read_rgb
 
     return read_rgb(path)[0]
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from p2p_real.evaluation.background import rle_encode
-from p2p_real.output_sets import OutputSet
+from p2p_real.files.output_sets import OutputSet
 from p2p_real.toyworld.edits import make_edit
 from p2p_real.toyworld.scenes import RenderedScene, random_scene, render
 

@@ -220,7 +220,7 @@ def build_app(studio: Studio, defaults: PageDefaults = PageDefaults()) -> gr.Blo
                 with gr.Row():
                     edit_button = gr.Button("Edit", variant="primary", elem_id="edit")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
-                continue_button = gr.Button("Edit this result", elem_id="continue")  # p2p_real.chain
+                continue_button = gr.Button("Edit this result", elem_id="continue")  # p2p_real.core.chain
                 with gr.Accordion("sweep: try several values of a setting at once", open=False):  # docs/sweep.md
                     with gr.Row():
                         sweep_setting = gr.Dropdown(

@@ -14,8 +14,8 @@ from itertools import zip_longest
 from typing import Any, overload
 
 from inversion.settings import InversionSettings
-from p2p_real.alignment import PromptError, tokenize, word_indices
 from p2p_real.commands.options import PROG
+from p2p_real.core.alignment import PromptError, tokenize, word_indices
 from p2p_real.notation import format_window
 from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_KEY, DEFAULT_SELF_REPLACE, EditSpec
 

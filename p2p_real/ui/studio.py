@@ -18,13 +18,13 @@ from PIL import Image, ImageOps
 
 from inversion.artifact import Inversion
 from inversion.cache import InversionCache
-from inversion.files import INVERSION_SUFFIX
 from inversion.methods import METHOD_NAMES
 from inversion.settings import InversionSettings
+from inversion.storage.files import INVERSION_SUFFIX
 from masks.visualize import mask_overlay, word_heatmaps
+from p2p_real.core.reblend import blend_masks, photo_masks
 from p2p_real.editor import Editor
-from p2p_real.reblend import blend_masks, photo_masks
-from p2p_real.results import EditResult, Reconstruction
+from p2p_real.files.results import EditResult, Reconstruction
 from p2p_real.ui.choices import PAGE_NAMES, EditChoices, edit_command
 from p2p_real.ui.sessions import SessionFolders
 
@@ -176,7 +176,7 @@ class Studio:
         return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), downloads, command)
 
     def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
-        """The last edit as the page's photo (p2p_real.chain): its inversion, saved beside the edit's files, is
+        """The last edit as the page's photo (p2p_real.core.chain): its inversion, saved beside the edit's files, is
         the edit's own trajectory (nothing is inverted), its caption the edit's target."""
         if ws is None or ws.result is None:
             raise ValueError("edit the photo first: there is no result to continue from")

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from p2p_real.sweep_grid import parse_values
+from p2p_real.batches.sweep_grid import parse_values
 from p2p_real.ui.choices import EditChoices
 
 # the settings the page sweeps, by the labels of their controls; each has a slider a pick can set

@@ -1,0 +1,1 @@
+"""Files that are never half written: the atomic write, hashes, and opening without following links."""
