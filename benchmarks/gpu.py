@@ -27,7 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -105,21 +105,9 @@ GPU = Profile(
     budget_s=420.0,
     grace_s=20.0,
 )
-SMOKE = Profile(
-    "smoke",
-    "cpu",
-    "tiny",
-    "tiny-sdxl",
-    "tiny",
-    (64, 96),
-    steps=2,
-    memory_steps=1,
-    repeats=1,
-    budget_s=300.0,
-    grace_s=10.0,
-    threads=1,
-    judges_goals=False,
-)
+# the same rows on the CPU, on the test kit's tiny models with a few steps: that the code runs, not its speed
+SMOKE = replace(GPU, name="smoke", device="cpu", sd="tiny", sdxl="tiny-sdxl", memory_model="tiny", sizes=(64, 96))
+SMOKE = replace(SMOKE, steps=2, memory_steps=1, repeats=1, budget_s=300.0, grace_s=10.0, threads=1, judges_goals=False)
 
 
 @dataclass

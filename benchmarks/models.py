@@ -32,19 +32,24 @@ def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
         )
         vae = _sd_vae(sample_size=512)
         text_encoder = _clip_vit_l()
-    _calm(unet)
-    scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=build_clip_tokenizer(TEST_WORDS),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        **_parts(unet, vae, text_encoder), safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     return _placed(pipe, device, dtype)
+
+
+def _parts(unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel) -> dict[str, object]:
+    """The parts SD and SDXL pipelines share: the models given (the UNet calmed), the small offline tokenizer and
+    the DDIM scheduler of SD's betas."""
+    _calm(unet)
+    tokenizer = build_clip_tokenizer(TEST_WORDS)
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": sd_ddim_scheduler(),
+    }
 
 
 def _sd_vae(sample_size: int, **config: object) -> AutoencoderKL:
@@ -60,20 +65,23 @@ def _sd_vae(sample_size: int, **config: object) -> AutoencoderKL:
     )
 
 
+def _clip_text_config(width: int, layers: int, heads: int, act: str) -> CLIPTextConfig:
+    """A CLIP text encoder's config at CLIP's vocabulary and 77 tokens (MLP 4x wide, projection as wide)."""
+    return CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=width,
+        intermediate_size=4 * width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=77,
+        hidden_act=act,
+        projection_dim=width,
+    )
+
+
 def _clip_vit_l() -> CLIPTextModel:
     """CLIP ViT-L/14's text encoder (SD 1.x's, and SDXL's first)."""
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-            projection_dim=768,
-        )
-    )
+    return CLIPTextModel(_clip_text_config(768, layers=12, heads=12, act="quick_gelu"))
 
 
 def _placed(
@@ -116,31 +124,11 @@ def sdxl_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffu
         )
         vae = _sd_vae(sample_size=1024, scaling_factor=0.13025, force_upcast=True)
         text_encoder = _clip_vit_l()
-        text_encoder_2 = CLIPTextModelWithProjection(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=1280,
-                intermediate_size=5120,
-                num_hidden_layers=32,
-                num_attention_heads=20,
-                max_position_embeddings=77,
-                hidden_act="gelu",
-                projection_dim=1280,
-            )
-        )
-    _calm(unet)
+        text_encoder_2 = CLIPTextModelWithProjection(_clip_text_config(1280, layers=32, heads=20, act="gelu"))  # bigG
     tokenizer_2 = build_clip_tokenizer(TEST_WORDS)
     tokenizer_2.pad_token = "!"
-    scheduler = sd_ddim_scheduler()
     pipe = StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=build_clip_tokenizer(TEST_WORDS),
-        tokenizer_2=tokenizer_2,
-        unet=unet,
-        scheduler=scheduler,
-        add_watermarker=False,
+        **_parts(unet, vae, text_encoder), text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, add_watermarker=False
     )
     return _placed(pipe, device, dtype)
 

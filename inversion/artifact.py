@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
 import os
@@ -13,106 +11,29 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
 from inversion import validation
+from inversion.artifact_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    ArtifactError,
+    MismatchError,
+    checksum,
+    decoded_fields,
+    file_name,
+    png_bytes,
+    read_file,
+)
 from inversion.encoding.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
 from inversion.fingerprint import pipeline_fingerprint, scheduler_differences, scheduler_fingerprint
 from inversion.methods import METHODS
-from inversion.photos.image import (
-    DEFAULT_MAX_PIXELS,
-    Source,
-    load_for_model,
-    over_pixel_limit,
-    pixel_sha256,
-    quiet_pil,
-    read_rgb,
-    working_image,
-)
-from inversion.photos.metadata import PhotoInfo, usable_icc
+from inversion.photos.image import DEFAULT_MAX_PIXELS, Source, load_for_model, pixel_sha256, read_rgb, working_image
+from inversion.photos.metadata import PhotoInfo
 from inversion.settings import InversionSettings
 from inversion.storage.files import atomic_write_bytes
 
-FORMAT = "p2p-real-inversion"
-FORMAT_VERSION = 1
-_META_KEYS = (
-    "format",
-    "format_version",
-    "prompt",
-    "method",
-    "num_inference_steps",
-    "guidance_scale",
-    "size",
-    "box",
-    "vae_scale_factor",
-    "original_size",
-    "image_sha256",
-    "model_id",
-    "scheduler_id",
-    "source",
-    "checksum",
-)
-
-
-class ArtifactError(ValueError):
-    """An inversion is unusable: unreadable, tampered with, inconsistent or made for another model."""
-
-
-class MismatchError(ArtifactError):
-    """A saved inversion is readable but was made from another photo, with other settings or another model."""
-
-
-def _checksum(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the metadata (all but the checksum) and every tensor's name, dtype, shape and bytes."""
-    digest = hashlib.sha256()
-    meta = {k: v for k, v in metadata.items() if k != "checksum"}
-    digest.update(json.dumps(meta, sort_keys=True).encode())
-    for name in sorted(tensors):
-        tensor = tensors[name].contiguous()
-        digest.update(f"\n{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def _file_name(source: str) -> str:
-    """The file name of the photo, without the folders of the machine it was on (artifacts get shared)."""
-    return Path(source.replace("\\", "/")).name
-
-
-def _png_bytes(rgb: np.ndarray, info: PhotoInfo | None = None) -> torch.Tensor:
-    """The photo as PNG, with its ICC profile and EXIF (iCCP and eXIf chunks) when it has them."""
-    buffer = io.BytesIO()
-    extra = {k: v for k, v in (("icc_profile", info and info.icc_profile), ("exif", info and info.exif)) if v}
-    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=4, **extra)
-    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
-
-
-def _png_info(data: torch.Tensor) -> PhotoInfo:
-    """The ICC profile and EXIF stored with the photo (none in files from before they were kept)."""
-    with quiet_pil(), Image.open(io.BytesIO(data.numpy().tobytes())) as img:
-        exif = img.getexif()
-        icc, note = usable_icc(img.info.get("icc_profile") or None)  # files written before profiles were checked
-        return PhotoInfo(icc, exif.tobytes() if len(exif) else None, note)
-
-
-def _png_pixels(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """The stored photo, under the same decompression-bomb limit as a photo file (checked before decoding)."""
-    try:
-        with quiet_pil(), Image.open(io.BytesIO(data.numpy().tobytes())) as img:
-            if problem := over_pixel_limit(f"{path}: the stored photo", *img.size, max_pixels):
-                raise ArtifactError(problem)
-            img.load()
-            if img.mode != "RGB":
-                raise ArtifactError(f"{path}: the stored photo is {img.mode}, not RGB")
-            return np.asarray(img, dtype=np.uint8).copy()
-    except ArtifactError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ArtifactError(f"{path}: the stored photo is refused as a possible decompression bomb ({exc})") from exc
-    except Exception as exc:  # PIL raises many kinds for broken data
-        raise ArtifactError(f"{path}: the stored photo cannot be decoded ({exc})") from exc
+__all__ = ["ArtifactError", "Inversion", "MismatchError"]
 
 
 @dataclass(eq=False, repr=False)
@@ -122,7 +43,7 @@ class Inversion:
     `uncond_embeddings` (T, 77, D) are null-text's per-step unconditional embeddings; None means the
     empty prompt, or the source prompt itself for method "negative-prompt". `pivots` (T, C, h, w) are
     direct inversion's pivot latents z*_{t-1} that the source row is set to after each sampling step.
-    Method "chain" is an edit's row made the inversion of the edited image (p2p_real.core.chain): its latents after
+    Method "chain" is an edit's row made the inversion of the edited image (p2p_real.files.chain): its latents after
     each step as the pivots, the unconditional embeddings it used per step, and `chain`, the edits it descends
     from (oldest first).
     """
@@ -347,7 +268,7 @@ class Inversion:
         tensors = {
             "latent_T": self.latent_T.detach().float().cpu().contiguous(),
             "z0": self.z0.detach().float().cpu().contiguous(),
-            "original_png": _png_bytes(self.original, self.info),
+            "original_png": png_bytes(self.original, self.info),
         }
         if self.uncond_embeddings is not None:
             tensors["uncond_embeddings"] = self.uncond_embeddings.detach().float().cpu().contiguous()
@@ -371,7 +292,7 @@ class Inversion:
             "image_sha256": self.image_sha256,
             "model_id": self.model_id,
             "scheduler_id": self.scheduler_id,
-            "source": "" if self.source is None else _file_name(self.source),
+            "source": "" if self.source is None else file_name(self.source),
             "model_family": self.model_family,
             **({"chain": json.dumps(self.chain, sort_keys=True)} if self.chain else {}),  # absent: no chain
         }
@@ -394,7 +315,7 @@ class Inversion:
         """The safetensors file `save` writes, as bytes (for writers that make the file themselves)."""
         tensors = self._tensors()
         metadata = self._metadata()
-        metadata["checksum"] = _checksum(metadata, tensors)
+        metadata["checksum"] = checksum(metadata, tensors)
         return save_safetensors(tensors, metadata=metadata)
 
     @classmethod
@@ -405,71 +326,5 @@ class Inversion:
         corruption (a damaged or truncated file), not deliberate changes: anyone can recompute it.
         """
         source = Path(os.fspath(path)).expanduser()
-        name = str(source)
-        if not source.is_file():
-            raise ArtifactError(f"{name}: not a file" if source.exists() else f"{name}: file not found")
-        try:
-            with safe_open(source, framework="pt", device="cpu") as handle:
-                metadata = dict(handle.metadata() or {})
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        except Exception as exc:  # safetensors raises its own error types for broken headers
-            raise ArtifactError(f"{name}: not a safetensors file ({exc})") from exc
-        if metadata.get("format") != FORMAT:
-            raise ArtifactError(f"{name}: not a p2p-real inversion (metadata 'format' is {metadata.get('format')!r})")
-        version = metadata.get("format_version")
-        if version != str(FORMAT_VERSION):
-            raise ArtifactError(
-                f"{name}: unknown format version {version!r} (this p2p-real reads version {FORMAT_VERSION})"
-            )
-        missing = [k for k in _META_KEYS if k not in metadata]
-        if missing:
-            raise ArtifactError(f"{name}: metadata lacks {', '.join(missing)}")
-        if _checksum(metadata, tensors) != metadata["checksum"]:
-            raise ArtifactError(f"{name}: checksum mismatch: the file was modified or is corrupt")
-        return cls._from_parts(metadata, tensors, source, max_pixels)
-
-    @classmethod
-    def _from_parts(
-        cls, meta: dict[str, str], tensors: dict[str, torch.Tensor], source: Path, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> Inversion:
-        name = str(source)
-        for key in ("latent_T", "z0", "original_png"):
-            if key not in tensors:
-                raise ArtifactError(f"{name}: tensor {key!r} is missing")
-        try:
-            fields: dict[str, Any] = {
-                "num_inference_steps": int(meta["num_inference_steps"]),
-                "guidance_scale": float(meta["guidance_scale"]),
-                "size": tuple(json.loads(meta["size"])),
-                "box": tuple(json.loads(meta["box"])),
-                "vae_scale_factor": int(meta["vae_scale_factor"]),
-            }
-            original_size = tuple(json.loads(meta["original_size"]))
-            chain = json.loads(meta.get("chain", "[]"))  # files from before chains have none
-        except (TypeError, ValueError) as exc:
-            raise ArtifactError(f"{name}: malformed metadata ({exc})") from exc
-        if len(fields["size"]) != 2 or len(fields["box"]) != 4:
-            raise ArtifactError(f"{name}: malformed metadata: size {fields['size']}, box {fields['box']}")
-        original = _png_pixels(tensors["original_png"], name, max_pixels)
-        if (original.shape[1], original.shape[0]) != original_size:
-            raise ArtifactError(f"{name}: the stored photo is not {original_size[0]}x{original_size[1]}")
-        if pixel_sha256(original) != meta["image_sha256"]:
-            raise ArtifactError(f"{name}: the stored photo does not match its sha256")
-        return cls(
-            latent_T=tensors["latent_T"],
-            z0=tensors["z0"],
-            prompt=meta["prompt"],
-            method=meta["method"],
-            original=original,
-            image_sha256=meta["image_sha256"],
-            model_id=meta["model_id"],
-            scheduler_id=meta["scheduler_id"],
-            uncond_embeddings=tensors.get("uncond_embeddings"),
-            pivots=tensors.get("pivots"),
-            source=meta["source"] or None,
-            path=source,
-            info=_png_info(tensors["original_png"]),
-            model_family=meta.get("model_family", FAMILY_SD),
-            chain=chain,
-            **fields,
-        )
+        metadata, tensors = read_file(source)
+        return cls(**decoded_fields(metadata, tensors, source, max_pixels))

@@ -101,7 +101,7 @@ def direct(pivot: Pivot) -> MethodData:
 
 
 def chain(pivot: Pivot) -> MethodData:
-    """An edit's own trajectory (p2p_real.core.chain): made from an edit, never by inverting a photo."""
+    """An edit's own trajectory (p2p_real.files.chain): made from an edit, never by inverting a photo."""
     raise ValueError(
         "method 'chain' is not a way to invert a photo: it is an edit continued "
         "(EditResult.as_inversion); choose one of " + ", ".join(METHOD_NAMES)

@@ -28,19 +28,18 @@ _EXPORTS = {
     "p2p_real.models.loading": ("ModelLoadError", "load_pipeline"),
     "p2p_real.files.results": ("AttentionMaps", "EditResult", "Reconstruction"),
     "p2p_real.spec": ("EditSpec",),
-    "p2p_real.batches.sweep": ("SweepResult",),
-    "p2p_real.batches.sweep_grid": ("SweepError",),
+    "p2p_real.editing.sweep": ("SweepResult",),
+    "p2p_real.sweep_grid": ("SweepError",),
 }
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from inversion.validation import PromptError as PromptError
-    from p2p_real.batches.sweep import SweepResult as SweepResult
-    from p2p_real.batches.sweep_grid import SweepError as SweepError
     from p2p_real.core.finite import NonFiniteError as NonFiniteError
     from p2p_real.defaults import DEFAULT_MODEL as DEFAULT_MODEL
     from p2p_real.defaults import TOY_MODEL as TOY_MODEL
+    from p2p_real.editing.sweep import SweepResult as SweepResult
     from p2p_real.editor import Cancelled as Cancelled
     from p2p_real.editor import Editor as Editor
     from p2p_real.evaluation import evaluate as evaluate
@@ -50,3 +49,4 @@ if TYPE_CHECKING:
     from p2p_real.models.loading import ModelLoadError as ModelLoadError
     from p2p_real.models.loading import load_pipeline as load_pipeline
     from p2p_real.spec import EditSpec as EditSpec
+    from p2p_real.sweep_grid import SweepError as SweepError

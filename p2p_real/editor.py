@@ -2,57 +2,38 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from diffusers.utils.torch_utils import randn_tensor
-from PIL import Image
 
 from inversion import validation
-from inversion.artifact import ArtifactError, Inversion
+from inversion.artifact import Inversion
 from inversion.cache import InversionCache
 from inversion.devices import pipeline_device
 from inversion.encoding import sdxl
 from inversion.encoding.prompts import encode_prompts, encode_unconditional, prompt_tokenizer
-from inversion.encoding.vae import decode_latents, vae_scale_factor
-from inversion.fingerprint import ADAPTERS, pipeline_fingerprint, scheduler_fingerprint
-from inversion.invert import invert
+from inversion.encoding.vae import decode_latents
+from inversion.fingerprint import ADAPTERS
 from inversion.loops.ddim import ddim_scheduler
-from inversion.loops.ddim_inversion import InversionStep
 from inversion.loops.null_text import EPSILON, INNER_STEPS
-from inversion.metrics import latent_error, psnr, ssim
-from inversion.photos.image import Source, load_image, model_side
+from inversion.photos.image import Source, model_side
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
-from masks.local_blend import apply_blend, blend_mask, combine_user_mask
-from masks.paste import FEATHER, MaskSource, paste_back, user_mask
-from p2p_real.batches.sweep import DEFAULT_BATCH, SweepResult, run_sweep
+from masks.paste import MaskSource
 from p2p_real.core.controllers import P2PController
 from p2p_real.core.edit_plan import EditPlan, plan_edit, prompt_list
 from p2p_real.core.finite import check_finite
-from p2p_real.core.processor import attention_control
-from p2p_real.core.sampling import sample, unconditional_per_step
 from p2p_real.defaults import DEFAULT_ATTENTION_RES
-from p2p_real.files.results import (
-    OUTPUT_TYPES,
-    AttentionMaps,
-    EditResult,
-    Reconstruction,
-    input_file,
-    inversion_parameters,
-    mask_images,
-    to_output,
-)
+from p2p_real.editing.edit_loop import Cancelled, StepCallback, step_mask, steps_of
+from p2p_real.editing.inverting import invert_photo
+from p2p_real.editing.photo_edit import edit_photo
+from p2p_real.editing.reconstruction import reconstruct_photo
+from p2p_real.editing.sweep import DEFAULT_BATCH, SweepResult, run_sweep
+from p2p_real.editing.synthetic import Sampling, generate_rows
+from p2p_real.files.results import EditResult, Reconstruction
 from p2p_real.spec import CrossWindow, EditSpec, Equalizer, Window, Words, given_spec, settings_in
 
-# diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
-StepCallback = Callable[["Editor", int, int, dict[str, Any]], "dict[str, Any] | None"]
-
-
-class Cancelled(Exception):
-    """A call stopped by Editor.cancel() (from a step callback or another thread); it returns nothing."""
+__all__ = ["Cancelled", "Editor", "StepCallback"]
 
 
 class Editor:
@@ -156,144 +137,12 @@ class Editor:
             spells it: a prompt too long for the text encoder, a word in no prompt, prompts that a replace
             edit cannot line up, a per-target list of the wrong length.
         """
-        plan_edit(self.tokenizer, prompt_list(prompts), spec or EditSpec(), self._steps(num_inference_steps))
-
-    def _steps(self, num_inference_steps: int | None) -> int:
-        steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
-        return validation.steps(steps, "num_inference_steps")
-
-    def _size(self, height: int | None, width: int | None) -> tuple[int, int]:
-        """(h, w) of the latent for an image of height x width (default: the model's size)."""
-        w0, h0 = self.default_size
-        factor = vae_scale_factor(self.pipe.vae)
-        multiple, most = math.lcm(8, factor), validation.MAX_WORKING_SIDE
-        height = validation.multiple_of(h0 if height is None else height, multiple, "height", most)
-        width = validation.multiple_of(w0 if width is None else width, multiple, "width", most)
-        return height // factor, width // factor
-
-    def _start_latent(
-        self, latents: torch.Tensor | None, generator: torch.Generator | int | None, latent_hw: tuple[int, int]
-    ) -> torch.Tensor:
-        shape = (1, self.latent_channels, *latent_hw)
-        if latents is not None:
-            if not torch.is_tensor(latents) or tuple(latents.shape) != shape:
-                got = tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__
-                raise ValueError(f"latents must be a tensor of shape {shape} (one shared z_T), got {got}")
-            if not torch.isfinite(latents).all():
-                raise ValueError("latents contain NaN or infinite values")
-            return latents.to(self.device, self.dtype)
-        if isinstance(generator, int) and not isinstance(generator, bool):
-            generator = torch.Generator().manual_seed(validation.seed(generator, "generator"))
-        elif generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
-        z = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
-        return z * self.scheduler.init_noise_sigma
-
-    def _run(
-        self,
-        prompts: list[str],
-        start: torch.Tensor,
-        uncond: torch.Tensor | Sequence[torch.Tensor],
-        spec: EditSpec | Sequence[EditSpec],
-        *,
-        source_pivots: Sequence[torch.Tensor] | None = None,
-        mask: torch.Tensor | None = None,
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
-        progress: bool = True,
-        callback_on_step_end: StepCallback | None = None,
-        trajectory: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, AttentionMaps | None]:
-        """The denoising loop: rows [source, targets] from one start latent (1, C, h, w) under P2P control.
-
-        Returns the final latents, the last local-blend mask (targets, 1, h, w) and the attention maps.
-        `trajectory` (steps, rows, C, h, w), if given, is filled with the latents after each step (after the
-        blend and the callback: what the next step starts from), for EditResult.as_inversion.
-        A sequence of specs, one per target, gives each target row its own settings (edit_plan.plan_rows).
-        """
-        steps = self._steps(num_inference_steps)
-        guidance = validation.number(
-            self.guidance_scale if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0
-        )
-        validation.callback(callback_on_step_end, "callback_on_step_end")
-        plan: EditPlan = plan_edit(self.tokenizer, prompts, spec, steps, mask, self.device)
-        blend = plan.blend
-        latent_hw = (start.shape[-2], start.shape[-1])
-        controller = P2PController(
-            len(prompts),
-            guidance > 1,
-            latent_hw,
-            self.pipe.unet,
-            plan.cross_edit,
-            plan.self_windows,
-            plan.self_max_res,
-            steps,
-            store_res=self.attention_res,
-            device=self.device,
-            dtype=self.dtype,
-        )
-        self.scheduler.set_timesteps(steps, device=self.device)
-        cond = self.embed(prompts)
-        latents = start.to(self.device, self.dtype).expand(len(prompts), -1, -1, -1).clone()
-        last_mask: list[torch.Tensor] = []
-        self._cancelled = False
-
-        def after_step(i: int, latents: torch.Tensor) -> torch.Tensor:
-            """End the controller's step, keep the source on its pivot, blend, call back, check for cancel."""
-            controller.end_step()
-            if source_pivots is not None:  # direct inversion: the source row stays on the pivot trajectory
-                latents[:1] = source_pivots[i]
-            started = blend.started(i, len(prompts) - 1) if blend.active else []
-            if any(started):
-                step_mask = self._mask_now(controller, plan, latent_hw)
-                last_mask[:] = [step_mask]
-                latents = apply_blend(latents, step_mask, started)
-            if callback_on_step_end is not None:
-                out = callback_on_step_end(self, i, int(self.scheduler.timesteps[i]), {"latents": latents})
-                latents = (out or {}).get("latents", latents)
-            if trajectory is not None:
-                trajectory[i].copy_(latents)
-            if self._cancelled:
-                raise Cancelled(f"cancelled after step {i + 1} of {steps}")
-            return latents
-
-        with attention_control(self.pipe.unet, controller):
-            latents = sample(
-                self.denoiser,
-                self.scheduler,
-                latents,
-                cond,
-                uncond,
-                guidance,
-                begin_step=controller.begin_step,
-                callback=after_step,
-                progress=progress,
-                desc="editing",
-            )
-        if blend.active and len(prompts) > 1 and not last_mask:  # blend started after the last step
-            last_mask.append(self._mask_now(controller, plan, latent_hw))
-        attention = None
-        mean = controller.store.mean()
-        if mean is not None:
-            h, w = controller.store_size
-            attention = AttentionMaps(mean.reshape(len(prompts), h, w, -1).cpu(), plan.tokens)
-        return latents, (last_mask[0] if last_mask else None), attention
+        plan_edit(self.tokenizer, prompt_list(prompts), spec or EditSpec(), steps_of(self, num_inference_steps))
 
     def _mask_now(self, controller: P2PController, plan: EditPlan, latent_hw: tuple[int, int]) -> torch.Tensor:
-        blend = plan.blend
-        if blend.add is not None and controller.store.total is not None:
-            mask = blend_mask(
-                controller.store.total,
-                controller.store_size,
-                latent_hw,
-                blend.add,
-                blend.subtract,
-                blend.threshold,
-                blend.pool,
-            )
-        else:
-            mask = torch.ones(controller.n_rows - 1, 1, *latent_hw, device=self.device)
-        return combine_user_mask(mask, blend.user_mask, blend.mode if blend.add is not None else "replace")
+        """The local-blend mask of the step just ended (edit_loop.step_mask); the edit loop calls it through the
+        editor, so that benchmarks/sdxl_choices.py can record every step's mask."""
+        return step_mask(controller, plan, latent_hw, self.device)
 
     def model_parameters(self) -> dict[str, Any]:
         """The model (with the LoRAs and embeddings load_pipeline added, if any) and where it ran, for a
@@ -311,6 +160,7 @@ class Editor:
     def generate(
         self,
         prompts: str | Sequence[str],
+        *,
         edit: str | None = None,
         cross_replace_steps: CrossWindow | None = None,
         self_replace_steps: Window | None = None,
@@ -328,7 +178,6 @@ class Editor:
         output_type: str = "pil",
         subtract_words: Words | None = None,
         self_replace_max_res: float | None = None,
-        *,
         blend_pool: int | None = None,
         spec: EditSpec | None = None,
         callback_on_step_end: StepCallback | None = None,
@@ -359,48 +208,8 @@ class Editor:
             EditResult: images (row 0 the source), masks when blending, per-word attention maps.
         """
         spec = (given_spec(spec) or EditSpec.synthetic()).updated(**settings_in(locals()))
-        prompts = prompt_list(prompts)
-        validation.choice(output_type, OUTPUT_TYPES, "output_type")
-        steps = self._steps(num_inference_steps)
-        guidance = validation.number(
-            self.guidance_scale if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0
-        )
-        latent_hw = self._size(height, width)
-        start = self._start_latent(latents, generator, latent_hw)
-        final, mask, attention = self._run(
-            prompts,
-            start,
-            self.uncond_embedding(),
-            spec,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            progress=progress,
-            callback_on_step_end=callback_on_step_end,
-        )
-        factor = vae_scale_factor(self.pipe.vae)
-        size = (latent_hw[1] * factor, latent_hw[0] * factor)
-        images = final if output_type == "latent" else to_output(self.decode(final), output_type)
-        masks = mask_images(mask, size) if mask is not None else None
-        parameters = {
-            "command": "generate",
-            "prompts": prompts,
-            "spec": spec.to_dict(),
-            "steps": steps,
-            "guidance": guidance,
-            "size": list(size),
-            "seed": generator if isinstance(generator, int) and latents is None else None,
-            **self.model_parameters(),
-        }
-        return EditResult(
-            images,
-            prompts,
-            masks,
-            attention,
-            final,
-            {"size": size, "blend_mask": mask},
-            spec=spec,
-            parameters=parameters,
-        )
+        sampling = Sampling(num_inference_steps, guidance_scale, generator, latents, height, width)
+        return generate_rows(self, prompts, spec, sampling, progress, output_type, callback_on_step_end)
 
     def invert(
         self,
@@ -449,58 +258,9 @@ class Editor:
         settings = InversionSettings(prompt, method, num_inference_steps, guidance_scale, size, square).resolved(
             self.num_inference_steps, self.guidance_scale
         )
-        validation.callback(callback_on_step_end, "callback_on_step_end")
-
-        def step(s: InversionStep) -> None:
-            """Call the user's callback with one inversion step; stop if cancelled."""
-            if callback_on_step_end is not None:
-                callback_on_step_end(
-                    self, s.index, s.timestep, {"latents": s.latents, "stage": s.stage, "loss": s.loss}
-                )
-            if self._cancelled:
-                raise Cancelled(f"inversion cancelled at step {s.index + 1} ({s.stage})")
-
-        def run() -> Inversion:
-            """Invert the photo with the resolved settings."""
-            self._cancelled = False
-            return invert(
-                self.pipe,
-                self.scheduler,
-                image,
-                settings.prompt,
-                settings.method,
-                settings.num_inference_steps,
-                settings.guidance_scale,
-                num_inner_steps,
-                epsilon,
-                progress,
-                settings.size,
-                settings.square,
-                callback=step,
-                compile=compile,
-            )
-
-        return run() if cache is None else cache.get(image, settings, self.pipe, run, name)[0]
-
-    def _replay(self, inv: Inversion) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor], list | None]:
-        """Start latent, unconditional embedding(s) and source pivots of an inversion, on the device."""
-        if not isinstance(inv, Inversion):
-            raise ValueError(f"expected an Inversion (from Editor.invert or Inversion.load), got {type(inv).__name__}")
-        inv.check_compatible(
-            pipeline_fingerprint(self.pipe),
-            scheduler_fingerprint(self.scheduler),
-            inv.num_inference_steps,
-            model_family=sdxl.model_family(self.pipe),
+        return invert_photo(
+            self, image, settings, num_inner_steps, epsilon, progress, cache, name, callback_on_step_end, compile
         )
-        factor = vae_scale_factor(self.pipe.vae)
-        if inv.vae_scale_factor != factor:
-            raise ArtifactError(
-                f"inversion is not compatible: it was made with a VAE of factor "
-                f"{inv.vae_scale_factor}, this model's VAE has factor {factor}"
-            )
-        start = inv.latent_T.to(self.device, self.dtype)
-        uncond = inv.unconditional(self.embed([inv.prompt]), self.uncond_embedding())
-        return start, uncond, inv.source_pivots(start)
 
     def reconstruct(self, inv: Inversion, progress: bool = True) -> Reconstruction:
         """Sample the photo back from its inversion and measure how close it comes.
@@ -516,49 +276,13 @@ class Editor:
             construction, it also holds plain DDIM's reconstruction from the same start (`drift_image`,
             `drift_psnr`): the drift the pivots correct, larger for a caption that does not fit the photo.
         """
-        start, uncond, pivots = self._replay(inv)
-        self.scheduler.set_timesteps(inv.num_inference_steps, device=self.device)
-        cond = self.embed([inv.prompt])
-        # plain DDIM from the start: the reconstruction, or for a pivot-following inversion the drift its pivots
-        # correct (its source row is set onto them after every step, so it ends on the last one)
-        desc = "reconstructing" if pivots is None else "drift without the pivots"
-        plain = sample(
-            self.denoiser, self.scheduler, start, cond, uncond, inv.guidance_scale, progress=progress, desc=desc
-        )
-        latents = plain if pivots is None else pivots[-1].clone()
-        rows = [latents, inv.z0.to(self.device, self.dtype), *([] if pivots is None else [plain])]
-        photo = load_image(inv.original, size=inv.size, multiple=1).pixels  # the photo as the model saw it
-        decoded = self.decode(torch.cat(rows))
-        image, vae_image, *drift_image = to_output(decoded, "pil")
-        (photo_pil,) = to_output(photo, "pil")
-        return Reconstruction(
-            image=image,
-            photo=photo_pil,
-            vae_image=vae_image,
-            psnr=psnr(decoded[0], photo[0]),
-            ssim=ssim(decoded[0], photo[0]),
-            latent_error=latent_error(latents, inv.z0),
-            vae_psnr=psnr(decoded[1], photo[0]),
-            vae_ssim=ssim(decoded[1], photo[0]),
-            method=inv.method,
-            drift_image=drift_image[0] if drift_image else None,
-            drift_psnr=psnr(decoded[2], photo[0]) if drift_image else None,
-            parameters={"command": "reconstruct", **inversion_parameters(inv), **self.model_parameters()},
-        )
-
-    @staticmethod
-    def _feather(feather: float | None, attention: AttentionMaps | None) -> float:
-        """The paste-back feather: as given, else a third of a working-resolution map cell."""
-        if feather is not None:
-            return feather
-        if attention is None:
-            return FEATHER
-        return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))
+        return reconstruct_photo(self, inv, progress)
 
     def edit(
         self,
         inv: Inversion,
         targets: str | Sequence[str],
+        *,
         edit: str | None = None,
         cross_replace_steps: CrossWindow | None = None,
         self_replace_steps: Window | None = None,
@@ -573,7 +297,6 @@ class Editor:
         feather: float | None = None,
         progress: bool = True,
         output_type: str = "pil",
-        *,
         blend_pool: int | None = None,
         spec: EditSpec | None = None,
         callback_on_step_end: StepCallback | None = None,
@@ -605,32 +328,7 @@ class Editor:
             EditResult: images at the photo's resolution, masks, attention maps, and `.save(folder, name)`.
         """
         spec = (given_spec(spec) or EditSpec()).updated(**settings_in(locals()))
-        targets = prompt_list(targets, "targets")
-        validation.choice(output_type, OUTPUT_TYPES, "output_type")
-        start, uncond, pivots = self._replay(inv)
-        photo_size = (inv.original.shape[1], inv.original.shape[0])
-        user = None if mask is None else user_mask(mask, inv.latent_size, inv.box, photo_size)
-        prompts = [inv.prompt, *targets]
-        keep = keep_trajectory and output_type != "latent"  # a latent result has no image to continue from
-        trajectory = torch.empty(inv.num_inference_steps, len(prompts), *start.shape[1:]) if keep else None
-        final, latent_mask, attention = self._run(
-            prompts,
-            start,
-            uncond,
-            spec,
-            source_pivots=pivots,
-            mask=user,
-            num_inference_steps=inv.num_inference_steps,
-            guidance_scale=inv.guidance_scale,
-            progress=progress,
-            callback_on_step_end=callback_on_step_end,
-            trajectory=trajectory,
-        )
-        result = self._edit_result(inv, prompts, spec, final, latent_mask, attention, mask, output_type)
-        if keep:
-            result.trajectory = trajectory
-            result.unconditional = unconditional_per_step(uncond, inv.num_inference_steps)
-        return result
+        return edit_photo(self, inv, targets, spec, mask, progress, output_type, callback_on_step_end, keep_trajectory)
 
     def sweep(
         self,
@@ -651,61 +349,6 @@ class Editor:
         in denoising batches of up to `batch_size` targets, each the edit `edit(inv, target, spec=...)` makes.
         SweepError (a ValueError) before any work: no such setting, an empty list, more than 64 combinations,
         a value a setting refuses. Returns a SweepResult: one EditResult per combination, the contact sheet,
-        and `.save(folder, name)`. See p2p_real.batches.sweep and docs/sweep.md.
+        and `.save(folder, name)`. See p2p_real.editing.sweep and docs/sweep.md.
         """
         return run_sweep(self, inv, target, lists, spec=spec, mask=mask, progress=progress, batch_size=batch_size)
-
-    def _edit_result(
-        self,
-        inv: Inversion,
-        prompts: list[str],
-        spec: EditSpec,
-        final: torch.Tensor,
-        latent_mask: torch.Tensor | None,
-        attention: AttentionMaps | None,
-        mask: MaskSource | None,
-        output_type: str,
-    ) -> EditResult:
-        """The EditResult of an edit's final latents: decoded, pasted back onto the photo, with its parameters."""
-        targets = prompts[1:]
-        photo_size = (inv.original.shape[1], inv.original.shape[0])
-        mask_file, mask_sha256 = input_file(mask)
-        parameters = {
-            "command": "edit",
-            **inversion_parameters(inv),
-            "targets": targets,
-            "spec": spec.to_dict(),
-            "mask": mask_file,
-            "mask_sha256": mask_sha256,
-            **self.model_parameters(),
-        }
-        info = {"size": photo_size, "method": inv.method, "blend_mask": latent_mask}
-        if output_type == "latent":
-            return EditResult(
-                final, prompts, None, attention, final, info, spec=spec, inversion=inv, parameters=parameters
-            )
-        decoded = self.decode(final)
-        if latent_mask is None:  # no blend: the whole working box is the edit
-            latent_mask = torch.ones(len(targets), 1, *inv.latent_size)
-        full = torch.ones(1, 1, *inv.latent_size)
-        pasted, soft = paste_back(
-            inv.original,
-            decoded.cpu(),
-            torch.cat([full, latent_mask.float().cpu()]),
-            inv.box,
-            feather=self._feather(spec.feather, attention),
-            device=self.device,
-        )
-        images = torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0
-        masks = [Image.fromarray((m * 255).round().astype(np.uint8)) for m in soft[1:]]
-        return EditResult(
-            to_output(images, output_type),
-            prompts,
-            masks,
-            attention,
-            final,
-            info,
-            spec=spec,
-            inversion=inv,
-            parameters=parameters,
-        )

@@ -8,19 +8,24 @@
     size          "512x384" (width x height, multiples of 8, at most 2048)
 
 Each parser takes one piece of text and raises ValueError saying what is wrong with it; the converters
-turn parsed pieces into EditSpec values. No torch here.
+turn parsed pieces (or a recipe's JSON mappings) into EditSpec values, and the formatters write values back as
+text. EditSpec's fields name these for their options and recipe keys (p2p_real.spec.Setting). No torch here.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import zip_longest
+from typing import Any
 
 from inversion import validation
 from inversion.validation import quoted
-from p2p_real.spec import DEFAULT_KEY, CrossWindow, Window
 
+DEFAULT_KEY = "default_"  # the key of the window every other word uses, in a per-word window dict
+Window = float | tuple[float, float]
+CrossWindow = Window | Mapping[str, Window]
 Pair = tuple[str, tuple[str, ...]]  # (source word, target word(s): one shared or one per target)
 Reweight = tuple[str, tuple[float, ...]]  # (word, factor(s): one shared or one per target)
 WindowEntry = tuple[str | None, Window]  # (None, window) is the default; (word, window) a word's own
@@ -141,3 +146,53 @@ def pair_rows(pairs: Sequence[Pair], n_targets: int, name: str) -> list[list[str
         row = [targets[j] if len(targets) > 1 else targets[0] for _, targets in pairs]
         rows.append([word for word in row if word])
     return rows
+
+
+def format_number(value: float) -> str:
+    """The text form of a number: '0.25', '2'."""
+    return repr(value)
+
+
+def format_cross_window(window: CrossWindow) -> list[str]:
+    """The texts of a cross-attention window, one per option: ['0.8'], or ['0.8', 'dog=0.1:0.4'] for per-word
+    windows (a dict without "default_" injects every other word always: '1.0')."""
+    if not isinstance(window, Mapping):
+        return [format_window(window)]
+    texts = [format_window(window.get(DEFAULT_KEY, 1.0))]
+    return texts + [f"{word}={format_window(w)}" for word, w in window.items() if word != DEFAULT_KEY]
+
+
+def format_pairs(words: Sequence[Sequence[str]]) -> list[str]:
+    """SOURCE:TARGET pairs of a (source words, target words) setting: 'cat:dog', 'hat:' or ':dog'."""
+    if len(words) != 2:
+        raise ValueError(f"words of one target prompt are written as (source words, target words), got {words!r}")
+    return [f"{s or ''}:{t or ''}" for s, t in zip_longest(words[0], words[1])]
+
+
+def format_reweights(equalizer: Mapping[str, float | Sequence[float]]) -> list[str]:
+    """WORD=FACTOR texts of an equalizer: 'fluffy=2.0', or 'big=1.5,0.5' with one factor per target."""
+    texts = []
+    for word, factor in equalizer.items():
+        factors = factor if isinstance(factor, Sequence) else (factor,)
+        texts.append(f"{word}={','.join(repr(f) for f in factors)}")
+    return texts
+
+
+def window_mapping(windows: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A recipe's {word: window} ("default_" for the other words): each text window parsed, other values kept."""
+    parsed = {}
+    for word, window in windows.items():
+        try:
+            parsed[word] = parse_window(window) if isinstance(window, str) else window
+        except ValueError as exc:
+            raise ValueError(f"{name}[{word!r}]: {exc}") from exc
+    return parsed
+
+
+def pair_mapping(pairs: Mapping[str, Any], n_targets: int, name: str) -> list[list[str]] | None:
+    """Words per prompt row from a recipe's {source word: target word, or a list of one per target}."""
+    entries = [
+        (str(source), tuple(map(str, target)) if isinstance(target, list) else (str(target),))
+        for source, target in pairs.items()
+    ]
+    return pair_rows(entries, n_targets, name)

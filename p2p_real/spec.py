@@ -1,9 +1,11 @@
 """EditSpec: every Prompt-to-Prompt setting of one edit, its default set once, checked once, stored as JSON.
 
-The Python API (Editor.edit / Editor.generate keyword arguments), the command line, batch recipes and the
-sidecar of every result build or store this one object. Checks name each setting as the caller spells
-it: `names` maps a field to its spelling ({"equalizer": "--reweight"} on the command line). What can only
-be checked against the prompts (words, per-target counts, token alignment) is Editor.check's job.
+The Python API (Editor.edit / Editor.generate keyword arguments), the command line, batch recipes, the page and
+the sidecar of every result build or store this one object. Each field carries how the front ends spell and read
+it (a p2p_real.schema.Setting: its option, recipe key, text form and help), and they are loops over the fields:
+a new setting is a field here, plus its use in the edit (docs/design.md §6). Checks name each setting as the
+caller spells it: `names` maps a field to its spelling ({"equalizer": "--reweight"} on the command line). What
+can only be checked against the prompts (words, per-target counts, token alignment) is Editor.check's job.
 No torch here: the command line builds specs before it loads anything.
 """
 
@@ -16,23 +18,28 @@ from typing import Any
 
 from inversion import validation
 from inversion.validation import PromptError
+from p2p_real import notation
+from p2p_real.notation import DEFAULT_KEY, CrossWindow, Window
+from p2p_real.schema import schema, setting
 
 EDIT_KINDS = ("auto", "replace", "refine", "reweight")
 MASK_MODES = ("replace", "intersect")
-DEFAULT_KEY = "default_"  # the key of the window every other word uses, in a per-word window dict
 # Generated images inject self-attention for fewer steps and only in the coarsest layers (the P2P notebook);
 # photos use the null-text notebook's 0.6 and latent/2 (the field defaults below).
 SYNTHETIC = {"self_replace_steps": 0.4, "self_replace_max_res": 0.25}
 DEFAULT_CROSS_REPLACE = 0.8  # the default cross_replace_steps and self_replace_steps: fractions of the steps
 DEFAULT_SELF_REPLACE = 0.6
 
-Window = float | tuple[float, float]
-CrossWindow = Window | Mapping[str, Window]
 Words = Sequence[str | Sequence[str]]
 Equalizer = Mapping[str, float | Sequence[float]]
 MAX_FEATHER = 0.5  # the paste-back feather's bound: masks.paste.MAX_FEATHER (this module stays free of torch)
 MAX_BLEND_POOL = 8  # map cells; 8 is half of a 16x16 map
 MAX_REWEIGHT = 10.0  # |c| of a reweight factor; the paper's examples stay in [-2, 2]
+
+
+def _pool_radius(text: str) -> int:
+    """A blend pool as text: a whole number of map cells in [0, MAX_BLEND_POOL]."""
+    return validation.whole_number(notation.parse_whole(text), "", minimum=0, maximum=MAX_BLEND_POOL)
 
 
 @dataclass(frozen=True)
@@ -62,18 +69,152 @@ class EditSpec:
         names: how the caller spells each setting, for messages; not compared, not stored.
     """
 
-    edit: str = "auto"
-    cross_replace_steps: CrossWindow = DEFAULT_CROSS_REPLACE
-    self_replace_steps: Window = DEFAULT_SELF_REPLACE
-    self_replace_max_res: float = 0.5
-    blend_words: Words | None = None
-    subtract_words: Words | None = None
-    blend_threshold: float = 0.3
-    blend_pool: int = 1
-    blend_start: float = 0.2
-    equalizer: Equalizer | None = None
-    mask_mode: str = "replace"
-    feather: float | None = None
+    edit: str = field(
+        default="auto",
+        metadata=setting(
+            flag="--edit",
+            key="edit",
+            parse=str.strip,
+            show=str,
+            choices=EDIT_KINDS,
+            help="replace (word swap), refine (add words), reweight, or auto (default {default})",
+        ),
+    )
+    cross_replace_steps: CrossWindow = field(
+        default=DEFAULT_CROSS_REPLACE,
+        metadata=setting(
+            flag="--cross-replace",
+            key="cross_replace",
+            parse=notation.parse_window_entry,
+            combine=lambda entries, n_targets, name: notation.cross_window(entries),
+            mapping=lambda windows, n_targets, name: notation.window_mapping(windows, name),
+            show=notation.format_cross_window,
+            metavar="F|A:B|WORD=F",
+            help="cross-attention injection: fraction of the steps, a START:END range, or a word's own window "
+            "(repeatable; default {default})",
+        ),
+    )
+    self_replace_steps: Window = field(
+        default=DEFAULT_SELF_REPLACE,
+        metadata=setting(
+            flag="--self-replace",
+            key="self_replace",
+            parse=notation.parse_window,
+            show=notation.format_window,
+            metavar="F|A:B",
+            help="self-attention injection window (default {default})",
+        ),
+    )
+    self_replace_max_res: float = field(
+        default=0.5,
+        metadata=setting(
+            flag="--self-replace-max-res",
+            key="self_replace_max_res",
+            parse=notation.parse_fraction,
+            show=notation.format_number,
+            metavar="F",
+            help="inject self-attention only in layers up to this fraction of the latent side (default {default})",
+        ),
+    )
+    blend_words: Words | None = field(
+        default=None,
+        metadata=setting(
+            flag="--blend",
+            key="blend",
+            parse=notation.parse_pair,
+            combine=notation.pair_rows,
+            mapping=notation.pair_mapping,
+            show=notation.format_pairs,
+            metavar="SRC:TGT",
+            help="local blend: edit only where SRC (source prompt) and TGT (target prompt) attend; TGT may list one "
+            "word per target (cat:dog,lion); SRC alone uses the same word in both; quote phrases ('red car:blue "
+            "truck'); repeatable",
+        ),
+    )
+    subtract_words: Words | None = field(
+        default=None,
+        metadata=setting(
+            flag="--subtract",
+            key="subtract",
+            parse=notation.parse_pair,
+            combine=notation.pair_rows,
+            mapping=notation.pair_mapping,
+            show=notation.format_pairs,
+            metavar="SRC:TGT",
+            help="remove these words' regions from the local-blend mask (repeatable)",
+        ),
+    )
+    blend_threshold: float = field(
+        default=0.3,
+        metadata=setting(
+            flag="--blend-threshold",
+            key="blend_threshold",
+            parse=notation.parse_fraction,
+            show=notation.format_number,
+            metavar="F",
+            help="local-blend mask threshold (default {default})",
+        ),
+    )
+    blend_pool: int = field(
+        default=1,
+        metadata=setting(
+            flag="--blend-pool",
+            key="blend_pool",
+            parse=_pool_radius,
+            show=notation.format_number,
+            metavar="N",
+            help="grow the blend words' maps by N map cells before the threshold (default {default}, the reference's "
+            "3x3 max-pool; 0 for none)",
+        ),
+    )
+    blend_start: float = field(
+        default=0.2,
+        metadata=setting(
+            flag="--blend-start",
+            key="blend_start",
+            parse=notation.parse_fraction,
+            show=notation.format_number,
+            metavar="F",
+            help="start local blend after this fraction of the steps (default {default})",
+        ),
+    )
+    equalizer: Equalizer | None = field(
+        default=None,
+        metadata=setting(
+            flag="--reweight",
+            key="reweight",
+            parse=notation.parse_reweight,
+            combine=lambda entries, n_targets, name: notation.equalizer(entries),
+            show=notation.format_reweights,
+            metavar="WORD=F",
+            help="scale a target word's attention, e.g. fluffy=2 (or fluffy=2,0.5 per target; repeatable)",
+        ),
+    )
+    mask_mode: str = field(
+        default="replace",
+        metadata=setting(
+            flag="--mask-mode",
+            key="mask_mode",
+            parse=str.strip,
+            show=str,
+            choices=MASK_MODES,
+            photo=True,
+            help="replace the attention mask (default), or intersect with it (needs --blend)",
+        ),
+    )
+    feather: float | None = field(
+        default=None,
+        metadata=setting(
+            flag="--feather",
+            key="feather",
+            parse=notation.parse_number,
+            show=notation.format_number,
+            metavar="F",
+            photo=True,
+            help=f"paste-back feather: the Gaussian's sigma as a fraction of the photo box's shorter side, at most "
+            f"{MAX_FEATHER} (default: a third of an attention-map cell)",
+        ),
+    )
     names: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -144,7 +285,10 @@ class EditSpec:
         return cls(**{**base, **data}, names=names)
 
 
-SETTINGS = tuple(f.name for f in dataclasses.fields(EditSpec) if f.name != "names")
+SCHEMA = schema(EditSpec)  # field name -> how the front ends spell and read it
+SETTINGS = tuple(SCHEMA)
+FLAGS = {name: s.flag for name, s in SCHEMA.items()}  # how the command line spells each setting
+KEYS = {name: s.key for name, s in SCHEMA.items()}  # how a batch recipe spells each setting
 
 
 def settings_in(arguments: Mapping[str, Any]) -> dict[str, Any]:

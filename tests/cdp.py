@@ -136,13 +136,35 @@ class Chromium:
         )
 
     def type_text(self, selector: str, text: str) -> None:
-        """Replace the text of the field that `selector` finds by typing `text` into it."""
+        """Replace the text of the field that `selector` finds by typing `text` into it, key by key, as a person
+        types (each key an input event; pasting the whole text at once is not what pages see from people)."""
         self.evaluate(f"(e => {{ e.focus(); e.select(); }})(document.querySelector({json.dumps(selector)}))")
-        self.send("Input.insertText", {"text": text}, self.session)
+        if not text:
+            for kind in ("rawKeyDown", "keyUp"):
+                key = {"type": kind, "key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8}
+                self.send("Input.dispatchKeyEvent", key, self.session)
+        for char in text:
+            self.send("Input.dispatchKeyEvent", {"type": "char", "text": char}, self.session)
 
     def click(self, selector: str) -> None:
         """Click the element that `selector` finds."""
         self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def drag(self, selector: str, points: list[tuple[float, float]]) -> None:
+        """Press the left mouse button at the first point and move it through the others, then release it, as a
+        person paints: points are fractions (x, y) of the box of the element that `selector` finds."""
+        box = self.evaluate(
+            f"(r => [r.left, r.top, r.width, r.height])(document.querySelector({json.dumps(selector)})"
+            ".getBoundingClientRect())"
+        )
+        spots = [(box[0] + x * box[2], box[1] + y * box[3]) for x, y in points]
+        kinds = ["mousePressed", *["mouseMoved"] * (len(spots) - 2), "mouseReleased"] if len(spots) > 1 else []
+        self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": spots[0][0], "y": spots[0][1]}, self.session)
+        for kind, (x, y) in zip(kinds, spots):
+            event = {"type": kind, "x": x, "y": y, "button": "left", "buttons": 0 if kind == "mouseReleased" else 1}
+            if kind != "mouseMoved":
+                event["clickCount"] = 1
+            self.send("Input.dispatchMouseEvent", event, self.session)
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page (not only the window)."""

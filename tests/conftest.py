@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -21,20 +22,23 @@ from tests.families import EDITOR_STEPS, INVERSION_METHODS, PHOTO_PROMPT, SDXL_S
 torch.set_num_threads(1)
 
 
+def _saved(tmp_path_factory, name: str, pipe) -> Path:
+    """`pipe` saved with save_pretrained into a new folder of the session."""
+    path = tmp_path_factory.mktemp(name)
+    pipe.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny epsilon-prediction pipeline saved with save_pretrained."""
-    path = tmp_path_factory.mktemp("tiny-eps")
-    tiny_pipeline(seed=0).save_pretrained(path)
-    return path
+    return _saved(tmp_path_factory, "tiny-eps", tiny_pipeline(seed=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_vpred_dir(tmp_path_factory):
     """The same tiny pipeline with a v-prediction scheduler (like SD 2.x at 768px)."""
-    path = tmp_path_factory.mktemp("tiny-v")
-    tiny_pipeline(seed=0, prediction_type="v_prediction").save_pretrained(path)
-    return path
+    return _saved(tmp_path_factory, "tiny-v", tiny_pipeline(seed=0, prediction_type="v_prediction"))
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +76,7 @@ def tiny_sdxl_dir(tmp_path_factory):
     """A tiny SDXL pipeline (two text encoders, text-time embedding) saved with save_pretrained."""
     from p2p_real.testing import tiny_sdxl_pipeline
 
-    path = tmp_path_factory.mktemp("tiny-sdxl")
-    tiny_sdxl_pipeline(seed=0).save_pretrained(path)
-    return path
+    return _saved(tmp_path_factory, "tiny-sdxl", tiny_sdxl_pipeline(seed=0))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -14,6 +15,19 @@ BIN = Path(sys.executable).parent
 # the installed console script, as users run it (else the module, in a checkout without an install)
 SCRIPT = [str(BIN / "p2p-real")] if (BIN / "p2p-real").exists() else [sys.executable, "-m", "cli"]
 TIMEOUT = 300
+
+
+CAT, DOG = "a cat on a wall", "a dog on a wall"  # the caption and target most command-line tests use
+
+
+def cli_args(command: str, photo: str | Path, *options: object, targets: Sequence[str] = ()) -> list[str]:
+    """`COMMAND PHOTO -p CAT [-t TARGET ...] OPTIONS`, every word a string: the command lines the tests run."""
+    return [command, str(photo), "-p", CAT, *[w for t in targets for w in ("-t", t)], *map(str, options)]
+
+
+def quick(model: str | Path, steps: int = 2, method: str = "ddim") -> list[str]:
+    """The options of a quick run: a few steps of `method` on the test model saved in `model`."""
+    return ["--steps", str(steps), "--method", method, "--model", str(model)]
 
 
 def cli_env(home: Path) -> dict[str, str]:

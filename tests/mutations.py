@@ -132,7 +132,7 @@ MUTATIONS = (
     Mutation(
         "feather-no-cell",
         "the default feather ignores the attention-map cell size",
-        "p2p_real/editor.py",
+        "p2p_real/editing/photo_edit.py",
         "return max(FEATHER, 1.0 / (3 * min(attention.maps.shape[1:3])))",
         "return FEATHER",
         FEATHER,
@@ -140,9 +140,9 @@ MUTATIONS = (
     Mutation(
         "feather-ignored",
         "spec.feather ignored by Editor.edit",
-        "p2p_real/editor.py",
-        "feather=self._feather(spec.feather, attention)",
-        "feather=self._feather(None, attention)",
+        "p2p_real/editing/photo_edit.py",
+        "feather=feather_width(spec.feather, attention)",
+        "feather=feather_width(None, attention)",
         FEATHER,
     ),
     Mutation(
@@ -166,7 +166,7 @@ MUTATIONS = (
         "reblend-changes-result",
         "recomputing a mask at another threshold changes the result's own spec "
         "(tests/test_reblend.py checked a frozen default)",
-        "p2p_real/core/reblend.py",
+        "p2p_real/editing/reblend.py",
         "spec = spec.replace(blend_threshold=threshold)",
         "spec = result.spec = spec.replace(blend_threshold=threshold)",
         ("tests/test_reblend.py",),

@@ -22,30 +22,16 @@ import cli
 from inversion.artifact import ArtifactError, Inversion
 from inversion.photos.image import pixel_sha256
 from p2p_real import Editor
-from p2p_real.testing import tiny_pipeline
-from tests.helpers import draw_photo
+from p2p_real.testing import tiny_pipeline, tiny_sdxl_pipeline
+from tests.families import EDITOR_STEPS, PHOTO_PROMPT, family
+from tests.helpers import DOG, cli_args, draw_photo
 from tests.ui_server import METHOD, STEPS, scene_photo
 
-STEPS_TINY = 4
-PROMPT = "a photo of a cat sitting on a table"
+PROMPT = PHOTO_PROMPT  # the caption of conftest's inversions: "a photo of a cat sitting on a table"
 TARGETS = ["a photo of a dog sitting on a table", "a photo of a lion sitting on a table"]
 SECOND = "a photo of a dog sitting on a bed"
 BLEND = (["cat"], ["dog"])
 OLD_FILE = Path(__file__).parent / "data" / "before-chains.inv.safetensors"  # written by p2p-real before chains
-
-
-@pytest.fixture(scope="module")
-def editor(tiny_pipe):
-    return Editor(tiny_pipe, num_inference_steps=STEPS_TINY)
-
-
-@pytest.fixture(scope="module")
-def inversions(editor):
-    photo = skimage.data.chelsea()[::6, ::6].copy()  # 50 x 76, not square
-    return {
-        m: editor.invert(photo, PROMPT, method=m, num_inner_steps=2, progress=False)
-        for m in ("ddim", "null-text", "negative-prompt", "direct")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +63,15 @@ def test_the_chained_inversion_carries_what_row_k_used(editor, inversions, first
     empty, caption = editor.uncond_embedding(), editor.embed([PROMPT])
     expected = {
         "null-text": inversions["null-text"].uncond_embeddings,
-        "negative-prompt": caption.expand(STEPS_TINY, -1, -1),
-        "ddim": empty.expand(STEPS_TINY, -1, -1),
-        "direct": empty.expand(STEPS_TINY, -1, -1),
+        "negative-prompt": caption.expand(EDITOR_STEPS, -1, -1),
+        "ddim": empty.expand(EDITOR_STEPS, -1, -1),
+        "direct": empty.expand(EDITOR_STEPS, -1, -1),
     }
     for method, res in first.items():
         inv, chained = inversions[method], res.as_inversion(2)
         assert torch.equal(chained.uncond_embeddings, expected[method].float()), method
         assert torch.equal(chained.latent_T, inv.latent_T) and torch.equal(chained.z0, res.latents[2:3])
-        assert chained.pivots.shape == (STEPS_TINY, *inv.latent_T.shape[1:])
+        assert chained.pivots.shape == (EDITOR_STEPS, *inv.latent_T.shape[1:])
         assert (chained.size, chained.box, chained.model_id, chained.model_family) == (
             inv.size,
             inv.box,
@@ -172,10 +158,13 @@ def test_a_result_without_a_trajectory_cannot_be_continued(tmp_path, editor, inv
         recorded.as_inversion(2)
 
 
-def test_a_chained_inversion_used_with_another_model_names_the_model(first):
+def test_a_chained_inversion_used_with_another_model_names_the_model(editor, first):
     chained = first["direct"].as_inversion(1)
-    other = Editor(tiny_pipeline(seed=1), num_inference_steps=STEPS_TINY)
-    with pytest.raises(ArtifactError, match=r"model fingerprint .*\(it continues an edit made with the model tiny-eps"):
+    sdxl = family(editor) == "sdxl"
+    other = Editor((tiny_sdxl_pipeline if sdxl else tiny_pipeline)(seed=1), num_inference_steps=EDITOR_STEPS)
+    made_with = "tiny-sdxl" if sdxl else "tiny-eps"  # the folders conftest saves the models in
+    message = rf"model fingerprint .*\(it continues an edit made with the model {made_with}"
+    with pytest.raises(ArtifactError, match=message):
         other.edit(chained, SECOND, progress=False)
 
 
@@ -184,39 +173,16 @@ def test_a_chain_is_no_way_to_invert_a_photo(editor):
         editor.invert(skimage.data.chelsea()[::6, ::6].copy(), PROMPT, method="chain", progress=False)
 
 
-def test_sdxl_edits_are_continued_too(tiny_sdxl_pipe):
-    editor = Editor(tiny_sdxl_pipe, num_inference_steps=3)
-    photo = skimage.data.chelsea()[::6, ::6].copy()
-    inv = editor.invert(photo, PROMPT, method="direct", progress=False, size=(64, 48))
-    res = editor.edit(inv, TARGETS[0], progress=False)
-    chained = res.as_inversion(1)
-    assert chained.model_family == "sdxl" and chained.uncond_embeddings.shape[1:] == editor.uncond_embedding().shape[1:]
-    second = editor.edit(chained, SECOND, output_type="latent", progress=False)
-    assert (second.latents[0] - res.latents[1]).abs().max() <= 1e-5
-
-
 def test_the_command_line_saves_each_edit_as_an_inversion_and_edits_it_again(
     tmp_path, tiny_model_dir, monkeypatch, capsys
 ):
     draw_photo(tmp_path / "photo.png")
     monkeypatch.chdir(tmp_path)
     common = ["--model", str(tiny_model_dir), "--device", "cpu", "--out", "out", "-q"]
-    first = [
-        "edit",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "-t",
-        "a cow on a wall",
-        "--steps",
-        "2",
-        "--method",
-        "direct",
-        "--save-inversions",
-        *common,
-    ]
+    targets = [DOG, "a cow on a wall"]
+    first = cli_args(
+        "edit", "photo.png", "--steps", 2, "--method", "direct", "--save-inversions", *common, targets=targets
+    )
     assert cli.main(first) == 0, capsys.readouterr().err
     sidecar = json.loads((tmp_path / "out/photo.json").read_text())
     assert sidecar["outputs"]["inversions"] == ["photo.1.inv.safetensors", "photo.2.inv.safetensors"]

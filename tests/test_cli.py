@@ -21,7 +21,20 @@ from PIL import Image
 
 import cli
 from p2p_real.defaults import DEFAULT_MODEL
-from tests.helpers import BIN, SCRIPT, TIMEOUT, cli_env, draw_mask, draw_photo, ok, png_parameters, run_cli
+from tests.helpers import (
+    BIN,
+    CAT,
+    DOG,
+    SCRIPT,
+    TIMEOUT,
+    cli_args,
+    cli_env,
+    draw_mask,
+    draw_photo,
+    ok,
+    png_parameters,
+    run_cli,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,37 +55,12 @@ def runs(ws):
     reconstructed)."""
     root, model, home = ws["root"], ws["model"], ws["home"]
     common = ["--steps", "3", "--model", model]
-    edit = [
-        "edit",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "-t",
-        "a cat on a red wall",
-        "--blend",
-        "cat:dog,cat",
-        "--reweight",
-        "red=2",
-        "--method",
-        "ddim",
-        *common,
-        "--out",
-        "out/edit",
-    ]
-    invert = [
-        "invert",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "--method",
-        "negative-prompt",
-        *common,
-        "-o",
-        "out/inv/photo.inv.safetensors",
-        "-q",
-    ]
+    options = ["--blend", "cat:dog,cat", "--reweight", "red=2", "--method", "ddim", *common, "--out", "out/edit"]
+    edit = cli_args("edit", "photo.png", *options, targets=[DOG, "a cat on a red wall"])
+    invert = cli_args(
+        "invert", "photo.png", "--method", "negative-prompt", *common, "-o", "out/inv/photo.inv.safetensors", "-q"
+    )
+    generating = [*common, "--out", "out/gen", "-q"]
 
     def edit_then_reproduce() -> dict:
         first = run_cli(edit, root, home)
@@ -97,39 +85,8 @@ def runs(ws):
     chains = [
         edit_then_reproduce,
         invert_then_reconstruct,
-        single(
-            "generate",
-            [
-                "generate",
-                "a cat on a wall",
-                "a dog on a wall",
-                "--blend",
-                "cat:dog",
-                "--size",
-                "64x48",
-                "--seed",
-                "7",
-                *common,
-                "--out",
-                "out/gen",
-                "-q",
-            ],
-        ),
-        single(
-            "attention",
-            [
-                "attention",
-                "photo.png",
-                "-p",
-                "a cat on a wall",
-                "-t",
-                "a dog on a wall",
-                *common,
-                "--out",
-                "out/att",
-                "-q",
-            ],
-        ),
+        single("generate", ["generate", CAT, DOG, "--blend", "cat:dog", "--size", "64x48", "--seed", "7", *generating]),
+        single("attention", cli_args("attention", "photo.png", *common, "--out", "out/att", "-q", targets=[DOG])),
         single("env", ["env", "--json"]),
     ]
     with ThreadPoolExecutor(max_workers=len(chains)) as pool:

@@ -20,7 +20,7 @@ from PIL import Image
 
 import cli
 from tests.ci import unavailable
-from tests.helpers import SCRIPT, TIMEOUT, cli_env, draw_mask, draw_photo, png_parameters
+from tests.helpers import DOG, SCRIPT, TIMEOUT, cli_args, cli_env, draw_mask, draw_photo, png_parameters, quick
 
 ROOT = Path(__file__).resolve().parents[1]
 EDIT_FILES = ["photo.0.png", "photo.1.png", "photo.grid.png", "photo.inv.safetensors", "photo.json"]
@@ -32,23 +32,7 @@ def ws(tmp_path, tiny_model_dir, monkeypatch):
     draw_photo(tmp_path / "photo.png")
     (tmp_path / "home").mkdir()
     monkeypatch.chdir(tmp_path)
-    argv = [
-        "edit",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "--steps",
-        "2",
-        "--method",
-        "ddim",
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        "out",
-    ]
-    return tmp_path, argv
+    return tmp_path, cli_args("edit", "photo.png", *quick(tiny_model_dir), "--out", "out", targets=[DOG])
 
 
 def names(folder: Path) -> list[str]:
@@ -197,24 +181,7 @@ def test_results_record_no_folder_of_this_machine_and_still_reproduce(ws, tiny_m
     root, argv = ws
     (root / "photos").mkdir()
     photo, mask = draw_photo(root / "photos/cat.png"), draw_mask(root / "photos/mask.png")
-    run = [
-        "edit",
-        str(photo),
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "--mask",
-        str(mask),
-        "--steps",
-        "2",
-        "--method",
-        "ddim",
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        str(root / "out"),
-    ]
+    run = cli_args("edit", photo, "--mask", mask, *quick(tiny_model_dir), "--out", root / "out", targets=[DOG])
     assert cli.main(run) == 0  # every path absolute, as a script would give them
     texts = [(root / "out/cat.json").read_text()]
     for png in sorted((root / "out").glob("*.png")):

@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import skimage.data
 
 from masks.paste import DILATE, FEATHER, feathered_mask
-from p2p_real import Editor, EditSpec
+from p2p_real import EditSpec
 
-STEPS = 3
-PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"
+TARGET = "a photo of a dog sitting on a table"  # the photo's caption: tests/families.py's PHOTO_PROMPT
 SPEC = EditSpec(blend_words=(["cat"], ["dog"]), blend_start=0.0, blend_threshold=0.7)  # a mask of part of the photo
 
 
-@pytest.fixture(scope="module")
-def editor(tiny_pipe):
-    return Editor(tiny_pipe, num_inference_steps=STEPS)
-
-
-@pytest.fixture(scope="module")
-def inv(editor):
-    return editor.invert(skimage.data.chelsea()[::3, ::3].copy(), PROMPT, method="negative-prompt", progress=False)
+@pytest.fixture
+def inv(sd_inversions):
+    """The photo's negative-prompt inversion by the SD editor (at SPEC's threshold the tiny SDXL's blend mask covers
+    nearly the whole photo, which no feather changes)."""
+    return sd_inversions["negative-prompt"]
 
 
 def expected_mask(res, feather: float) -> np.ndarray:
@@ -34,8 +29,8 @@ def expected_mask(res, feather: float) -> np.ndarray:
     return (full * 255).round().astype(np.uint8)
 
 
-def test_the_default_feather_is_a_third_of_an_attention_map_cell(editor, inv):
-    res = editor.edit(inv, TARGET, spec=SPEC, progress=False)
+def test_the_default_feather_is_a_third_of_an_attention_map_cell(sd_editor, inv):
+    res = sd_editor.edit(inv, TARGET, spec=SPEC, progress=False)
     cell = 1.0 / (3 * min(res.attention.maps.shape[1:3]))
     assert cell > 2 * FEATHER  # coarse maps: the cell, not the floor, decides
     got = np.asarray(res.masks[0])
@@ -44,8 +39,8 @@ def test_the_default_feather_is_a_third_of_an_attention_map_cell(editor, inv):
 
 
 @pytest.mark.parametrize("feather", [0.0, 0.2])
-def test_the_specs_feather_is_the_one_paste_back_uses(editor, inv, feather):
-    res = editor.edit(inv, TARGET, spec=SPEC.replace(feather=feather), progress=False)
+def test_the_specs_feather_is_the_one_paste_back_uses(sd_editor, inv, feather):
+    res = sd_editor.edit(inv, TARGET, spec=SPEC.replace(feather=feather), progress=False)
     got = np.asarray(res.masks[0])
     assert np.array_equal(got, expected_mask(res, feather))
     default = 1.0 / (3 * min(res.attention.maps.shape[1:3]))

@@ -7,6 +7,7 @@ import torch
 
 from masks.local_blend import threshold_mask
 from p2p_real import Editor, EditSpec, NonFiniteError, PromptError
+from p2p_real.editing.edit_loop import run_rows
 from tests.attention_state import assert_restored_after_a_failing_call, processors
 from tests.families import EDITOR_STEPS as STEPS
 from tests.families import family
@@ -92,7 +93,7 @@ def test_user_mask_confines_the_edit(editor):
     user = torch.zeros(1, 1, 32, 32)
     user[..., 8:20, 4:16] = 1
     spec = EditSpec.synthetic(blend_start=0.0)
-    final, mask, _ = editor._run([SRC, TGT], z_T(5), editor.uncond_embedding(), spec, mask=user, progress=False)
+    final, mask, _ = run_rows(editor, [SRC, TGT], z_T(5), editor.uncond_embedding(), spec, mask=user, progress=False)
     inside = user.bool().expand_as(final[:1])[0]
     assert torch.equal(final[1][~inside], final[0][~inside])
     assert not torch.allclose(final[1][inside], final[0][inside])

@@ -14,20 +14,7 @@ import torch
 
 from benchmarks import gpu
 
-FAST = gpu.Profile(
-    "test",
-    "cpu",
-    "tiny",
-    "tiny-sdxl",
-    "tiny",
-    (64, 96),
-    steps=2,
-    memory_steps=1,
-    repeats=1,
-    budget_s=5.0,
-    grace_s=0.2,
-    judges_goals=True,
-)
+FAST = dataclasses.replace(gpu.SMOKE, name="test", budget_s=5.0, grace_s=0.2, threads=None, judges_goals=True)
 README = Path(__file__).parent.parent / "README.md"
 
 

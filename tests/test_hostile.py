@@ -15,6 +15,7 @@ from PIL import Image
 import cli
 from inversion.storage.no_follow import NotRegularFileError
 from p2p_real.files.output_sets import lock_path, reserve
+from tests.helpers import cli_args, quick
 
 EDIT_FAST = ["-p", "a cat on a wall", "-t", "a dog on a wall", "--steps", "2", "--method", "ddim"]
 
@@ -356,24 +357,7 @@ def test_a_huge_step_count_is_refused_before_the_model_loads_or_anything_is_allo
 def test_invert_out_is_a_folder_and_no_option_is_abbreviated(tmp_path, tiny_model_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     photo = _photo(tmp_path)
-    code = cli.main(
-        [
-            "invert",
-            str(photo),
-            "-p",
-            "a cat on a wall",
-            "--steps",
-            "2",
-            "--method",
-            "ddim",
-            "--model",
-            str(tiny_model_dir),
-            "--out",
-            "dir",
-            "--no-report",
-            "-q",
-        ]
-    )
+    code = cli.main(cli_args("invert", photo, *quick(tiny_model_dir), "--out", "dir", "--no-report", "-q"))
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "dir").is_dir() and (tmp_path / "dir" / "scene.inv.safetensors").is_file()
     code = cli.main(["invert", str(photo), "-p", "a", "--out", "d", "--output", "x.inv.safetensors"])
@@ -576,22 +560,7 @@ def test_a_linked_photo_names_the_outputs_after_the_link(tmp_path, tiny_model_di
     monkeypatch.chdir(tmp_path)
     target = _photo(tmp_path)
     (tmp_path / "holiday.png").symlink_to(target)
-    code = cli.main(
-        [
-            "invert",
-            "holiday.png",
-            "-p",
-            "a cat on a wall",
-            "--steps",
-            "2",
-            "--method",
-            "ddim",
-            "--model",
-            str(tiny_model_dir),
-            "--no-report",
-            "-q",
-        ]
-    )
+    code = cli.main(cli_args("invert", "holiday.png", *quick(tiny_model_dir), "--no-report", "-q"))
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "p2p-out").iterdir()] == ["holiday.inv.safetensors"]
 

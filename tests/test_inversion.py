@@ -18,6 +18,7 @@ from inversion.loops.ddim_inversion import ddim_invert
 from inversion.loops.null_text import null_text_optimize
 from inversion.metrics import latent_error, psnr, ssim
 from inversion.photos.image import load_image
+from inversion.settings import InversionSettings
 from inversion.validation import PromptTooLongError
 
 STEPS = 10
@@ -208,12 +209,9 @@ def test_invert_returns_a_complete_inversion_for_each_method(tiny_pipe, method):
         tiny_pipe,
         scheduler,
         skimage.data.chelsea(),
-        PROMPT,
-        method=method,
-        num_inference_steps=3,
+        InversionSettings(PROMPT, method, 3, size=(48, 32)).resolved(),
         num_inner_steps=1,
         progress=False,
-        size=(48, 32),
     )
     assert isinstance(inv, Inversion) and inv.method == method and inv.num_inference_steps == 3
     assert inv.size == (48, 32) and inv.latent_T.shape == (1, 4, 16, 24) and inv.z0.shape == (1, 4, 16, 24)
@@ -231,9 +229,7 @@ def test_invert_default_working_size_is_the_models_resolution(tiny_pipe):
         tiny_pipe,
         scheduler,
         skimage.data.astronaut(),
-        PROMPT,
-        method="ddim",
-        num_inference_steps=2,
+        InversionSettings(PROMPT, "ddim", 2).resolved(),
         progress=False,
     )
     assert inv.size == (64, 64) and inv.box == (0, 0, 512, 512)
@@ -243,13 +239,17 @@ def test_invert_rejects_a_prompt_longer_than_the_tokenizer_reads(tiny_pipe):
     prompt = " ".join(["cat"] * 100)
     scheduler = ddim_scheduler(tiny_pipe.scheduler.config)
     with pytest.raises(PromptTooLongError, match="cat cat"):
-        invert(tiny_pipe, scheduler, skimage.data.chelsea(), prompt, method="ddim", progress=False)
+        invert(
+            tiny_pipe, scheduler, skimage.data.chelsea(), InversionSettings(prompt, "ddim").resolved(), progress=False
+        )
 
 
 def test_invert_rejects_an_unknown_method(tiny_pipe):
     scheduler = ddim_scheduler(tiny_pipe.scheduler.config)
     with pytest.raises(ValueError, match="'pti'"):
-        invert(tiny_pipe, scheduler, skimage.data.chelsea(), PROMPT, method="pti", progress=False)
+        invert(
+            tiny_pipe, scheduler, skimage.data.chelsea(), InversionSettings(PROMPT, "pti").resolved(), progress=False
+        )
 
 
 def test_psnr_and_ssim_accept_uint8_and_float_images_alike():

@@ -39,11 +39,8 @@ def inv(tiny_pipe, photo):
         tiny_pipe,
         ddim_scheduler(tiny_pipe.scheduler.config),
         photo,
-        PROMPT,
-        method="negative-prompt",
-        num_inference_steps=STEPS,
+        InversionSettings(PROMPT, "negative-prompt", STEPS, size=SIZE).resolved(),
         progress=False,
-        size=SIZE,
     )
 
 

@@ -13,7 +13,6 @@ import torch
 import inversion.loops.null_text as null_text_module
 from inversion.loops.null_text import EPSILON_SLACK, FAST_MIN_IMPROVEMENT, _Step
 from inversion.methods import METHODS
-from inversion.methods import Pivot as MethodPivot
 from tests.test_null_text_speed import STEPS, Pivot
 
 
@@ -61,22 +60,7 @@ def test_null_text_fast_ends_a_step_exactly_when_an_adam_step_gains_too_little(p
         return loss
 
     monkeypatch.setattr(null_text_module, "F", types.SimpleNamespace(mse_loss=recording_mse))
-    METHODS["null-text-fast"].run(
-        MethodPivot(
-            pivot.pipe.unet,
-            pivot.scheduler,
-            pivot.trajectory,
-            pivot.cond,
-            pivot.uncond,
-            7.5,
-            inner,
-            0.0,
-            0.01,
-            False,
-            lambda step: ends.append(len(losses)),
-            None,
-        )
-    )
+    METHODS["null-text-fast"].run(pivot.method_input(inner, 0.01, lambda step: ends.append(len(losses))))
     steps = [losses[a:b] for a, b in zip([0, *ends], ends)]
     assert len(steps) == STEPS
     stopped = 0

@@ -12,6 +12,7 @@ from inversion.loops.ddim import ddim_scheduler
 from inversion.loops.ddim_inversion import ddim_invert
 from inversion.loops.graphed_unet import UNetCalls
 from inversion.loops.null_text import null_text_optimize
+from inversion.methods import Pivot as MethodPivot
 from inversion.photos.image import load_image
 
 PROMPT = "a photo of a cat sitting on a table"
@@ -31,6 +32,23 @@ class Pivot:
 
     def calls(self, **options) -> UNetCalls:
         return UNetCalls(self.pipe.unet, self.scheduler, self.z0, self.cond, graphs=False, **options)
+
+    def method_input(self, inner_steps: int, learning_rate: float, callback=None) -> MethodPivot:
+        """What a registered method runs on (inversion.methods.Pivot): this pivot at guidance 7.5, epsilon 0."""
+        return MethodPivot(
+            unet=self.pipe.unet,
+            scheduler=self.scheduler,
+            trajectory=self.trajectory,
+            cond=self.cond,
+            uncond=self.uncond,
+            guidance_scale=7.5,
+            num_inner_steps=inner_steps,
+            epsilon=0.0,
+            learning_rate=learning_rate,
+            progress=False,
+            callback=callback,
+            unet_calls=None,
+        )
 
     def nti(self, calls: UNetCalls | None = None, **kwargs) -> list[torch.Tensor]:
         args = {"learning_rate": 0.1, "progress": False, "num_inner_steps": 3, "epsilon": 0.0, **kwargs}
@@ -132,26 +150,10 @@ def test_min_improvement_off_is_the_default(pivot):
 def test_null_text_fast_is_null_text_with_the_stall_stop(pivot):
     from inversion.loops.null_text import FAST_MIN_IMPROVEMENT
     from inversion.methods import METHODS
-    from inversion.methods import Pivot as MethodPivot
 
     method = METHODS["null-text-fast"]
     assert method.uncond == "per-step" and not method.follows_pivot  # replayed like null-text
-    data = method.run(
-        MethodPivot(
-            pivot.pipe.unet,
-            pivot.scheduler,
-            pivot.trajectory,
-            pivot.cond,
-            pivot.uncond,
-            7.5,
-            3,
-            0.0,
-            0.1,
-            False,
-            None,
-            None,
-        )
-    )
+    data = method.run(pivot.method_input(3, 0.1))
     expected = pivot.nti(min_improvement=FAST_MIN_IMPROVEMENT)
     assert torch.equal(data.uncond_embeddings, torch.cat(expected))
     # that the stall stop fires, and when: tests/test_null_text_schedule.py
@@ -166,12 +168,9 @@ def test_a_null_text_fast_inversion_saves_loads_and_replays_its_embeddings(tiny_
         tiny_pipe,
         ddim_scheduler(tiny_pipe.scheduler.config),
         skimage.data.chelsea(),
-        PROMPT,
-        method="null-text-fast",
-        num_inference_steps=STEPS,
+        InversionSettings(PROMPT, "null-text-fast", STEPS, size=(48, 32)).resolved(),
         num_inner_steps=2,
         progress=False,
-        size=(48, 32),
     )
     loaded = Inversion.load(inv.save(tmp_path / "cat.inv.safetensors"))
     assert loaded.method == "null-text-fast" and loaded.uncond_embeddings.shape[0] == STEPS
@@ -207,23 +206,14 @@ def test_compile_runs_every_pass_through_torch_compile_and_gives_the_same_embedd
 
 def test_compile_is_refused_with_an_offloaded_unet_and_must_be_a_bool(tiny_pipe, monkeypatch):
     import inversion.invert as invert_module
+    from inversion.settings import InversionSettings
+
+    def invert(compile: object) -> object:
+        scheduler, photo = ddim_scheduler(tiny_pipe.scheduler.config), skimage.data.chelsea()
+        return invert_module.invert(tiny_pipe, scheduler, photo, InversionSettings(PROMPT).resolved(), compile=compile)
 
     with pytest.raises(ValueError, match="compile must be True or False"):
-        invert_module.invert(
-            tiny_pipe,
-            ddim_scheduler(tiny_pipe.scheduler.config),
-            skimage.data.chelsea(),
-            PROMPT,
-            compile="yes",
-            progress=False,
-        )
+        invert("yes")
     monkeypatch.setattr(invert_module, "is_offloaded", lambda unet: True)
     with pytest.raises(ValueError, match="CPU-offloaded"):
-        invert_module.invert(
-            tiny_pipe,
-            ddim_scheduler(tiny_pipe.scheduler.config),
-            skimage.data.chelsea(),
-            PROMPT,
-            compile=True,
-            progress=False,
-        )
+        invert(True)

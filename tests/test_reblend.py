@@ -1,5 +1,5 @@
 """A local-blend mask recomputed at another threshold from an edit's stored attention maps
-(p2p_real/core/reblend.py)."""
+(p2p_real/editing/reblend.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import skimage.data
 import torch
 
 from p2p_real import Editor, EditSpec
-from p2p_real.core.reblend import blend_masks, photo_masks
+from p2p_real.editing.reblend import blend_masks, photo_masks
 
 STEPS = 4
 PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"

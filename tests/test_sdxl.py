@@ -173,9 +173,13 @@ def test_a_missing_word_is_an_error_naming_the_prompt_and_both_tokenizers(sdxl_e
 def test_null_text_optimises_token_and_pooled_unconditional_embeddings_and_beats_ddim(tiny_sdxl_pipe):
     scheduler = ddim_scheduler(tiny_sdxl_pipe.scheduler.config)
     photo = skimage.data.coffee()[::8, ::8].copy()
-    kwargs = {"num_inference_steps": 6, "progress": False, "size": (32, 32), "learning_rate": 0.1}
-    nti = invert(tiny_sdxl_pipe, scheduler, photo, PROMPT, "null-text", **kwargs)
-    ddim = invert(tiny_sdxl_pipe, scheduler, photo, PROMPT, "ddim", **kwargs)
+    kwargs = {"progress": False, "learning_rate": 0.1}
+    nti = invert(
+        tiny_sdxl_pipe, scheduler, photo, InversionSettings(PROMPT, "null-text", 6, size=(32, 32)).resolved(), **kwargs
+    )
+    ddim = invert(
+        tiny_sdxl_pipe, scheduler, photo, InversionSettings(PROMPT, "ddim", 6, size=(32, 32)).resolved(), **kwargs
+    )
     phis = nti.uncond_embeddings
     assert phis.shape == (6, 78, 64)
     tokens, pooled = unpack(phis, 32)
@@ -223,7 +227,7 @@ def test_an_artifact_without_a_model_family_is_an_sd_one(tmp_path, sd_inversions
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from inversion.artifact import _checksum
+    from inversion.artifact_format import checksum as _checksum
 
     path = sd_inversions["ddim"].save(tmp_path / "sd.inv.safetensors")
     with safe_open(path, framework="pt") as handle:

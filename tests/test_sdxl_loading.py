@@ -17,7 +17,7 @@ import cli
 from inversion.artifact import Inversion
 from p2p_real.models.loading import ModelLoadError, load_pipeline
 from p2p_real.testing import tiny_pipeline, tiny_sdxl_pipeline
-from tests.helpers import draw_photo
+from tests.helpers import CAT, DOG, cli_args, draw_photo
 
 
 def test_an_sdxl_diffusers_folder_loads_as_an_sdxl_pipeline_with_ddim(tiny_sdxl_pipe):
@@ -90,21 +90,7 @@ def test_the_command_line_edits_and_generates_with_an_sdxl_model(tiny_sdxl_dir, 
     common = ["--steps", "2", "--model", str(tiny_sdxl_dir), "-q"]
     assert (
         cli.main(
-            [
-                "edit",
-                str(photo),
-                "-p",
-                "a cat on a wall",
-                "-t",
-                "a dog on a wall",
-                "--blend",
-                "cat:dog",
-                "--method",
-                "ddim",
-                "--out",
-                str(out),
-                *common,
-            ]
+            cli_args("edit", photo, "--blend", "cat:dog", "--method", "ddim", "--out", out, *common, targets=[DOG])
         )
         == 0
     )
@@ -119,21 +105,7 @@ def test_the_command_line_edits_and_generates_with_an_sdxl_model(tiny_sdxl_dir, 
     assert json.loads((out / "photo.json").read_text())["parameters"]["model_family"] == "sdxl"
     with safe_open(out / "photo.inv.safetensors", framework="pt") as handle:
         assert handle.metadata()["model_family"] == "sdxl"
-    assert (
-        cli.main(
-            [
-                "generate",
-                "a cat on a wall",
-                "a dog on a wall",
-                "--size",
-                "32x32",
-                "--out",
-                str(tmp_path / "gen"),
-                *common,
-            ]
-        )
-        == 0
-    )
+    assert cli.main(["generate", CAT, DOG, "--size", "32x32", "--out", str(tmp_path / "gen"), *common]) == 0
     assert len(list((tmp_path / "gen").glob("*.png"))) >= 2
 
 

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from p2p_real import Editor
-from p2p_real.batches.sweep import SweepError, batches
-from p2p_real.batches.sweep_grid import MAX_COMBINATIONS, sweep_lists
+from p2p_real.editing.sweep import SweepError, batches
 from p2p_real.spec import EditSpec
+from p2p_real.sweep_grid import MAX_COMBINATIONS, sweep_lists
 
 STEPS = 5
 PROMPT, TARGET = "a photo of a cat sitting on a table", "a photo of a dog sitting on a table"
@@ -182,26 +182,14 @@ def test_save_writes_each_combination_as_an_edit_and_the_contact_sheet(editor, i
 
 def test_edit_sweep_writes_each_combination_and_the_contact_sheet(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import cli
-    from tests.helpers import draw_photo
+    from tests.helpers import DOG, cli_args, draw_photo, quick
 
     monkeypatch.chdir(tmp_path)
     draw_photo(tmp_path / "photo.png")
-    common = ["--steps", "3", "--model", str(tiny_model_dir), "--method", "direct", "-q"]
-    argv = [
-        "edit",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "--blend",
-        "cat:dog",
-        "--sweep",
-        "cross=0.2,0.8",
-        "--sweep",
-        "blend_threshold=0.1,0.3,0.5",
-        *common,
-    ]
+    sweeps = ["--sweep", "cross=0.2,0.8", "--sweep", "blend_threshold=0.1,0.3,0.5"]
+    argv = cli_args(
+        "edit", "photo.png", "--blend", "cat:dog", *sweeps, *quick(tiny_model_dir, 3, "direct"), "-q", targets=[DOG]
+    )
     assert cli.main([*argv, "--out", "out"]) == 0, capsys.readouterr().err
     out = tmp_path / "out"
     for k in range(1, 7):
@@ -235,23 +223,12 @@ def test_edit_sweep_writes_each_combination_and_the_contact_sheet(tiny_model_dir
 )
 def test_a_bad_sweep_option_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, sweep, match):
     import cli
-    from tests.helpers import draw_photo
+    from tests.helpers import DOG, cli_args, draw_photo
 
     monkeypatch.chdir(tmp_path)
     draw_photo(tmp_path / "photo.png")
-    argv = [
-        "edit",
-        "photo.png",
-        "-p",
-        "a cat on a wall",
-        "-t",
-        "a dog on a wall",
-        "--model",
-        "no-such-model",
-        "--out",
-        "out",
-        *[x for s in sweep for x in ("--sweep", s)],
-    ]
+    sweeps = [x for s in sweep for x in ("--sweep", s)]
+    argv = cli_args("edit", "photo.png", "--model", "no-such-model", "--out", "out", *sweeps, targets=[DOG])
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1, err
@@ -261,7 +238,7 @@ def test_a_bad_sweep_option_is_one_line_and_writes_nothing(tmp_path, monkeypatch
 # --- the page ---------------------------------------------------------------------------------------------------
 
 
-def test_the_page_sweeps_a_setting_and_a_pick_loads_its_values(offline_page, tmp_path):
+def test_the_page_sweeps_a_setting_and_a_click_on_a_tile_loads_its_values(offline_page, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -270,17 +247,21 @@ def test_the_page_sweeps_a_setting_and_a_pick_loads_its_values(offline_page, tmp
     photo, caption = scene_photo(tmp_path / "scene.png", size=(176, 160))  # not test_ui's photo: the page caches
     target = caption.replace("circle", "square")
     session = Client(offline_page.url, verbose=False, download_files=str(tmp_path / "downloads"))
-    session.predict(handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")
+    session.predict(handle_file(str(photo)), caption, METHOD, STEPS, api_name="/invert")
     session.predict(caption, target, [], api_name="/words")  # the word pickers offer the prompts' words
-    page = [caption, target, ["circle"], ["square"], 0.3, [], 1.0, "auto", 0.8, 0.6]
-    sheet, picks = session.predict(*page, "self-attention steps", "0.0,0.4,0.8", api_name="/sweep")
-    labels = [choice[0] for choice in picks["choices"]]
-    assert labels == ["1: self=0", "2: self=0.4", "3: self=0.8"]
+    page = [caption, target, ["circle"], ["square"], 0.3, [], 1.0, "auto", 0.8, 0.6, "replace"]  # mask mode last
+    tiles, sheet = session.predict(*page, "self-attention steps", "0.0,0.4,0.8", api_name="/sweep")
+    assert [tile["caption"] for tile in tiles] == ["1: self=0", "2: self=0.4", "3: self=0.8"]
     with Image.open(sheet) as img:
         assert img.width > 3 * 56  # three edits side by side under the photo and its reconstruction
-    sheets = list((offline_page.studio.edits).glob("scene-sweep-*.sweep.png"))
-    assert sheets and (sheets[0].with_name(sheets[0].name.replace(".sweep.png", ".2.json"))).is_file()
-    assert session.predict(labels[1], api_name="/pick") == ("auto", 0.8, 0.4, 0.3)
+    (saved,) = (offline_page.studio.edits).glob("scene-sweep-*.sweep.png")
+    assert saved.with_name(saved.name.replace(".sweep.png", ".2.json")).is_file()
+    for k, tile in enumerate(tiles, start=1):  # each tile is its combination's edit
+        edited = saved.with_name(saved.name.replace(".sweep.png", f".{k}.1.png"))
+        assert np.array_equal(np.asarray(Image.open(tile["image"])), np.asarray(Image.open(edited)))
+    assert session.predict(1, api_name="/pick") == ("auto", 0.8, 0.4, 0.3)  # the second tile clicked
+    with pytest.raises(AppError, match="click one of its tiles"):
+        session.predict(5, api_name="/pick")
     with pytest.raises(AppError, match="value '7' is refused"):
         session.predict(*page, "blend threshold", "0.2,7", api_name="/sweep")
 

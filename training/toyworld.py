@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import json
 import math
 import os
@@ -455,15 +454,9 @@ class Run:
         self.vae.eval()
         self.unet.train()
         self.text_encoder.train()
-        step = functools.partial(
-            self.unet_step,
-            probe=probe,
-            forward=forward,
-            alphas=alphas,
-            generator=generator,
-            sides=sides,
-            map_size=map_size,
-        )
+
+        def step(batch: dict) -> StepOutcome:
+            return self.unet_step(batch, probe, forward, alphas, generator, sides, map_size)
 
         def stop() -> bool:
             return self.elapsed[STAGE_UNET] >= budget or (s.unet_steps is not None and self.step >= s.unet_steps)

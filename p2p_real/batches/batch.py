@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inversion.settings import InversionSettings
 from inversion.storage.files import file_sha256
-from p2p_real.files.output_sets import reserve
+from p2p_real.batches.photo_plan import Outputs, PhotoRequest
 from p2p_real.files.outputs import EditPaths, edit_paths, shareable_path
 from p2p_real.spec import EditSpec
+
+if TYPE_CHECKING:
+    from inversion.cache import InversionCache
 
 CACHE_FOLDER = "inversions"  # the photos' inversions, in the batch's output folder
 
@@ -55,6 +58,25 @@ class Job:
             self.edit_name,
             len(self.targets) + 1,
             self.spec.blend_words is not None or self.mask is not None,
+        )
+
+    def photo_request(self, cache: InversionCache | None = None) -> PhotoRequest:
+        """The job as a request to plan (p2p_real.batches.photo_plan): its photo inverted into `cache`, or its saved
+        inversion, edited into its files."""
+        photo = None if self.inversion else self.photo
+        outputs = Outputs(
+            self.folder, self.edit_name, tuple(self.paths().all()), self.overwrite, (self.photo, self.mask)
+        )
+        return PhotoRequest(
+            photo,
+            self.settings,
+            self.photo if self.inversion else None,
+            self.targets,
+            self.spec,
+            self.mask,
+            outputs,
+            None if self.inversion else cache,
+            self.photo_name,
         )
 
     def request(self) -> dict[str, Any]:
@@ -151,10 +173,10 @@ def finish(state: Any) -> None:
 
 
 def check_jobs(editor: Any, jobs: list[Job], label: str) -> None:
-    """Check every job's prompts and words before anything is inverted; the error names the job."""
+    """Check every job's prompts and words (the plans' check) before anything is inverted; the error names the job."""
     for job in jobs:
         try:
-            editor.check([job.settings.prompt, *job.targets], job.spec, job.settings.num_inference_steps)
+            job.photo_request().check_words(editor)
         except ValueError as exc:
             raise ValueError(f"{label}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
 
@@ -170,45 +192,22 @@ def run_jobs(
     extra: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the jobs photo by photo: each photo inverted once (kept in OUT/inversions and reused by later
-    runs), then each edit made and saved with the job's request in its sidecar. A failed job is marked
-    and the others go on, unless `raise_errors`."""
-    import torch
-
+    """Run the jobs one by one, each planned (p2p_real.batches.photo_plan), its files held, then run: each photo
+    inverted once (kept in OUT/inversions and reused by later jobs and runs), each edit made and saved with the job's
+    request in its sidecar. A failed job is marked and the others go on, unless `raise_errors`."""
     from inversion.cache import InversionCache
-    from p2p_real.batches.workflow import prepare_inversion
+    from p2p_real.batches.photo_plan import plan_photo
 
     cache = InversionCache(out / CACHE_FOLDER, keyed=True, replace=True)
-    inversions: dict[str, Any] = {}
     for n, job in enumerate(jobs, start=1):
         if log is not None:
             log(f"[{n}/{len(jobs)}] {job.photo_name} / {job.edit_name}")
         start = time.perf_counter()
         try:
-            with reserve(job.folder, job.edit_name, job.paths().all()):  # another run on this job: it fails
-                if job.photo_name not in inversions:
-                    inversions[job.photo_name], _ = prepare_inversion(
-                        editor,
-                        None if job.inversion else job.photo,
-                        job.settings,
-                        job.targets,
-                        job.spec,
-                        inversion=job.photo if job.inversion else None,
-                        cache=cache,
-                        name=job.photo_name,
-                        progress=progress,
-                        log=log,
-                    )
-                torch.manual_seed(job.seed)
-                result = editor.edit(
-                    inversions[job.photo_name], job.targets, spec=job.spec, mask=job.mask, progress=progress
-                )
-                runtime = {**(extra or {}).get("runtime", {}), "edit_s": round(time.perf_counter() - start, 3)}
-                result.save(
-                    job.folder,
-                    job.edit_name,
-                    {**(extra or {}), "job": job.request(), "runtime": runtime, "process": rank},
-                    overwrite=job.overwrite,
+            plan = plan_photo(editor, job.photo_request(cache))
+            with plan.reserved():  # another run on this job: it fails
+                plan.run(
+                    {**(extra or {}), "job": job.request(), "process": rank}, seed=job.seed, progress=progress, log=log
                 )
             job.status = "done"
         except KeyboardInterrupt:

@@ -6,9 +6,10 @@
      "edits": [{"target": "{prompt} at night"}]}
 
 Photo keys: photo, prompt, name, method, steps, guidance, size, square, edits (and any edit key as a
-default); edit keys: target(s), name, edit, cross_replace, self_replace, self_replace_max_res, blend,
-subtract, blend_threshold, blend_pool, blend_start, mask, mask_mode, reweight, seed. Values take the command line's
-text forms (p2p_real.notation) or plain JSON: numbers, [start, end] pairs, {word: value} mappings.
+default); edit keys: target(s), name, mask, seed and each edit setting's key (p2p_real.spec: edit, cross_replace,
+self_replace, self_replace_max_res, blend, subtract, blend_threshold, blend_pool, blend_start, reweight, mask_mode,
+feather). Values take the command line's text forms (p2p_real.notation; a list of them for a repeatable option) or
+plain JSON: numbers, [start, end] pairs, {word: value} mappings, or the values of a sidecar's spec.
 Paths are relative to the recipe. A photo may be a saved inversion (NAME.inv.safetensors): it is edited as
 it is, its caption and settings read from the file (settings the recipe gives must match it). 'out' is a
 folder inside the recipe's folder and names are plain file names, so that a recipe from elsewhere cannot write
@@ -30,38 +31,15 @@ from p2p_real import notation
 from p2p_real.batches.batch import CACHE_FOLDER, Job
 from p2p_real.batches.recipe_yaml import AliasBombError, safe_load_bounded
 from p2p_real.files.outputs import check_name, slug
-from p2p_real.spec import EditSpec
+from p2p_real.schema import Setting
+from p2p_real.spec import KEYS, SCHEMA, EditSpec
 
 MAX_RECIPE_BYTES = 10 << 20  # a recipe of 10,000 photos with their edits is about 2 MB
 RECIPE_KEYS = {"model", "device", "dtype", "out", "seed", "defaults", "photos", "edits"}
 PHOTO_KEYS = {"photo", "prompt", "name", "method", "steps", "guidance", "size", "square", "edits"}
-EDIT_KEYS = {
-    "target",
-    "targets",
-    "name",
-    "edit",
-    "cross_replace",
-    "self_replace",
-    "self_replace_max_res",
-    "blend",
-    "subtract",
-    "blend_threshold",
-    "blend_pool",
-    "blend_start",
-    "mask",
-    "mask_mode",
-    "reweight",
-    "seed",
-}
+EDIT_KEYS = {"target", "targets", "name", "mask", "seed", *KEYS.values()}
 INVERSION_KEYS = {"method", "steps", "guidance", "size", "square"}
-# how a recipe spells the settings, for messages
-SPEC_NAMES = {
-    "cross_replace_steps": "cross_replace",
-    "self_replace_steps": "self_replace",
-    "blend_words": "blend",
-    "subtract_words": "subtract",
-    "equalizer": "reweight",
-}
+SPEC_NAMES = KEYS  # how a recipe spells the edit settings, for messages (p2p_real.spec)
 SETTINGS_NAMES = {"num_inference_steps": "steps", "guidance_scale": "guidance"}
 
 
@@ -188,61 +166,29 @@ def _parsed(value: Any, parse: Callable[[str], Any], key: str) -> Any:
         raise ValueError(f"{key}: {exc}") from exc
 
 
-def _cross_window(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {word: _parsed(window, notation.parse_window, "cross_replace") for word, window in value.items()}
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return notation.cross_window([_parsed(v, notation.parse_window_entry, "cross_replace") for v in value])
+def _setting_value(setting: Setting, value: Any, n_targets: int) -> Any:
+    """A recipe's value of one edit setting: its text form parsed as on the command line (for a repeatable setting,
+    one text or a list of them), a {word: ...} mapping read by the setting, any other value as it is (EditSpec
+    checks it)."""
+    if setting.combine is None:
+        return _parsed(value, setting.parse, setting.key)
     if isinstance(value, str):
-        return notation.cross_window([_parsed(value, notation.parse_window_entry, "cross_replace")])
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        entries = [_parsed(text, setting.parse, setting.key) for text in value]
+        return setting.combine(entries, n_targets, setting.key)
+    if isinstance(value, Mapping) and setting.mapping is not None:
+        return setting.mapping(value, n_targets, setting.key)
     return value
-
-
-def _pairs(value: Any, key: str) -> list[notation.Pair]:
-    if isinstance(value, str):
-        return [_parsed(value, notation.parse_pair, key)]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [_parsed(v, notation.parse_pair, key) for v in value]
-    if isinstance(value, Mapping):
-        return [
-            (str(source), tuple(map(str, target)) if isinstance(target, list) else (str(target),))
-            for source, target in value.items()
-        ]
-    raise ValueError(f"'{key}' cannot be {quoted(value)}")
-
-
-def _reweights(value: Any) -> list[notation.Reweight]:
-    if isinstance(value, str):
-        return [_parsed(value, notation.parse_reweight, "reweight")]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [_parsed(v, notation.parse_reweight, "reweight") for v in value]
-    if isinstance(value, Mapping):
-        return [
-            (str(word), tuple(factors) if isinstance(factors, list) else (factors,)) for word, factors in value.items()
-        ]
-    raise ValueError(f"'reweight' cannot be {quoted(value)}")
 
 
 def edit_spec(settings: Mapping[str, Any], n_targets: int) -> EditSpec:
     """The EditSpec of an edit entry (merged with its photo's and the recipe's defaults)."""
-    values: dict[str, Any] = {}
-    if "cross_replace" in settings:
-        values["cross_replace_steps"] = _cross_window(settings["cross_replace"])
-    if "self_replace" in settings:
-        values["self_replace_steps"] = _parsed(settings["self_replace"], notation.parse_window, "self_replace")
-    for key in ("self_replace_max_res", "blend_threshold", "blend_start"):
-        if key in settings:
-            values[key] = _parsed(settings[key], notation.parse_number, key)
-    if "blend_pool" in settings:
-        values["blend_pool"] = _parsed(settings["blend_pool"], notation.parse_whole, "blend_pool")
-    for key, field in (("blend", "blend_words"), ("subtract", "subtract_words")):
-        if key in settings:
-            values[field] = notation.pair_rows(_pairs(settings[key], key), n_targets, key)
-    if "reweight" in settings:
-        values["equalizer"] = notation.equalizer(_reweights(settings["reweight"]))
-    for key in ("edit", "mask_mode"):
-        if key in settings:
-            values[key] = settings[key]
+    values = {
+        name: _setting_value(setting, settings[setting.key], n_targets)
+        for name, setting in SCHEMA.items()
+        if setting.key in settings
+    }
     return EditSpec(**values, names=SPEC_NAMES)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from inversion.methods import DEFAULT_METHOD
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
+
+if TYPE_CHECKING:
+    from p2p_real.batches.photo_plan import PhotoPlan
 
 NAME = "attention"
 HELP = "per-word cross-attention heat maps of a photo or a prompt"
@@ -42,94 +43,56 @@ def run(args: argparse.Namespace) -> int:
     inputs = session.read_inputs(args) if from_photo else None
     if inputs is None and not (args.prompt or "").strip():
         raise CliError("give a PHOTO (or a saved inversion) and/or --prompt: there is nothing to look at")
-    from p2p_real.files.outputs import attention_paths, slug
+    from p2p_real.batches.photo_plan import Outputs, PhotoRequest
+    from p2p_real.files.outputs import attention_paths, save_attention, slug
 
     name = session.output_name(args.name, inputs.name if inputs else slug(args.prompt))
     out = session.out_folder(args.out)
-    paths = attention_paths(out, name)
-    session.check_outputs(paths, args.overwrite, inputs.files if inputs else [], f"{name}.attention")
-    session.check_writable(out)
-    session.check_images(inputs.photo if inputs else None)
-    loaded = session.open_session(args)
-    with contextlib.ExitStack() as held:
-
-        def reserve() -> None:
-            """Reserve the outputs once the request passed its checks."""
-            held.enter_context(
-                session.reserved(out, f"{name}.attention", paths, args.overwrite, inputs.files if inputs else [])
-            )
-
-        return _run(args, loaded, inputs, targets, out, name, reserve)
-
-
-def _run(
-    args: argparse.Namespace,
-    loaded: session.Session,
-    inputs: session.Inputs | None,
-    targets: list[str],
-    out: Path,
-    name: str,
-    reserve: Callable[[], None],
-) -> int:
-    """Invert (or generate), then write the maps; `reserve` is called before the slow work."""
-    from p2p_real.batches.workflow import prepare_inversion
-    from p2p_real.files.outputs import save_attention
-
-    session.seed_everything(args.seed)
-    if inputs is not None:
-        inv, _ = prepare_inversion(
-            loaded.editor,
-            inputs.photo,
-            options.settings_from_args(args),
-            targets,
-            inversion=inputs.inversion,
-            progress=loaded.progress,
-            log=loaded.log,
-            ready=reserve,
-        )
-        result = loaded.editor.edit(inv, targets or [inv.prompt], progress=loaded.progress)
-        prompts = [inv.prompt, *targets]
-        from masks.visualize import to_rgb
-
-        images = [to_rgb(image).crop(inv.box) for image in [inv.original, *result.images[1 : len(prompts)]]]
-        argv = ["attention", *inputs.argv(inv, args)]
+    paths = tuple(attention_paths(out, name))
+    outputs = Outputs(out, f"{name}.attention", paths, args.overwrite, tuple(inputs.files) if inputs else ())
+    if inputs is None:
+        outputs.check()
+        loaded, plan = session.open_session(args), None
+        session.seed_everything(args.seed)
     else:
-        prompts = [args.prompt, *targets]
-        reserve()
-        width, height = args.size or (None, None)
-        result = loaded.editor.generate(
-            prompts,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            generator=args.seed,
-            height=height,
-            width=width,
-            progress=loaded.progress,
-        )
-        images = result.images
-        argv = [
-            "attention",
-            "--prompt",
-            args.prompt,
-            "--steps",
-            str(result.parameters["steps"]),
-            "--guidance",
-            repr(result.parameters["guidance"]),
-        ]
-        argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
-    if result.attention is None:
-        raise CliError("the model produced no cross-attention maps")
-    argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *loaded.run_options()]
-    parameters = {**result.parameters, "command": "attention", "targets": targets}
-    written = save_attention(
-        result.attention,
-        images,
-        prompts,
-        out,
-        name,
-        parameters,
-        {**session.reproduction(argv), "runtime": loaded.runtime},
-        args.overwrite,
-    )
+        settings = options.settings_from_args(args)
+        request = PhotoRequest(inputs.photo, settings, inputs.inversion, targets, outputs=outputs)
+        loaded, plan = session.planned(args, request)
+    with outputs.reserved():
+        made = _generated(args, loaded, targets) if plan is None else _inverted(args, loaded, plan)
+        result, images, prompts, argv = made
+        if result.attention is None:
+            raise CliError("the model produced no cross-attention maps")
+        argv += [*[x for t in targets for x in ("--target", t)], "--seed", str(args.seed), *loaded.run_options()]
+        parameters = {**result.parameters, "command": "attention", "targets": targets}
+        sidecar = {**session.reproduction(argv), "runtime": loaded.runtime}
+        written = save_attention(result.attention, images, prompts, out, name, parameters, sidecar, args.overwrite)
     session.report_written(written, args.quiet)
     return 0
+
+
+Made = tuple[Any, list[Any], list[str], list[str]]  # the result, its images, the prompts, the command's first options
+
+
+def _inverted(args: argparse.Namespace, loaded: session.Session, plan: PhotoPlan) -> Made:
+    """The photo's inversion (planned) edited to every target (or to its caption): the result, the photo and the
+    edits cropped to the working area, the prompts and the reproduction command's input options."""
+    from masks.visualize import to_rgb
+
+    inv = plan.invert(loaded.progress, loaded.log)
+    targets = list(plan.request.targets)
+    result = loaded.editor.edit(inv, targets or [inv.prompt], progress=loaded.progress)
+    prompts = [inv.prompt, *targets]
+    images = [to_rgb(image).crop(inv.box) for image in [inv.original, *result.images[1 : len(prompts)]]]
+    inputs = session.Inputs(plan.request.photo, plan.request.inversion)
+    return result, images, prompts, ["attention", *inputs.argv(inv, args)]
+
+
+def _generated(args: argparse.Namespace, loaded: session.Session, targets: list[str]) -> Made:
+    """--prompt and the targets generated from --seed: the result, its images, the prompts and the reproduction
+    command's prompt and sampling options."""
+    from p2p_real.commands.generate import sample
+
+    prompts = [args.prompt, *targets]
+    result, sampling = sample(loaded, args, prompts)
+    return result, result.images, prompts, ["attention", "--prompt", args.prompt, *sampling]

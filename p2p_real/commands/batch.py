@@ -6,9 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p2p_real.commands import options, session
 from p2p_real.commands.options import DEFAULT_OUT, PROG, CliError
+
+if TYPE_CHECKING:
+    from p2p_real.batches.batch import Job
 
 NAME = "batch"
 HELP = "run a recipe of photos x edits (resumable; splits under accelerate launch)"
@@ -49,32 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
     from p2p_real.batches import batch
-    from p2p_real.batches.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
 
-    recipe_path = session.existing_file(args.recipe, "recipe")
-    recipe = load_recipe(recipe_path)
-    out = Path(args.out).expanduser() if args.out else output_folder(recipe, recipe_path, DEFAULT_OUT)
-    for option, fallback in (("model", None), ("device", "auto"), ("dtype", "auto")):
-        if getattr(args, option) is None:
-            setattr(args, option, recipe.get(option, fallback))
-    if args.model is not None and "model" in recipe and args.model == recipe["model"]:
-        local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
-        args.model = str(local) if local.exists() else args.model
-    jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
-    if not args.out:
-        check_job_folders(jobs, recipe_path)  # the recipe's 'out' and its folders stay in the recipe's folder
-    for job in jobs:  # a LoRA, an embedding or a variant changes the pixels: part of each job's request
-        job.run.update(session.model_request(args))
-    for job in jobs:
-        state = batch.resume_state(job, args.overwrite)
-        if state == "finished":
-            job.status = "skipped"
-            continue
-        job.overwrite = args.overwrite or state == "incomplete"  # an incomplete job's files are its own
-        try:
-            session.check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
-        except CliError as exc:
-            raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
+    recipe_path, out, jobs = _planned_jobs(args)
     if args.dry_run:
         print("\n".join(batch.summary(jobs, 0.0)))
         return 0
@@ -118,3 +98,36 @@ def run(args: argparse.Namespace) -> int:
     if shown:
         print("\n".join(batch.summary(shown, elapsed)))
     return 1 if any(j.status.startswith("failed") for j in jobs) else 0
+
+
+def _planned_jobs(args: argparse.Namespace) -> tuple[Path, Path, list[Job]]:
+    """The recipe's file, the output folder and its jobs: each finished one marked skipped, the outputs of the
+    others checked (the model options the recipe gives fill those the command line left out)."""
+    from p2p_real.batches import batch
+    from p2p_real.batches.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
+
+    recipe_path = session.existing_file(args.recipe, "recipe")
+    recipe = load_recipe(recipe_path)
+    out = Path(args.out).expanduser() if args.out else output_folder(recipe, recipe_path, DEFAULT_OUT)
+    for option, fallback in (("model", None), ("device", "auto"), ("dtype", "auto")):
+        if getattr(args, option) is None:
+            setattr(args, option, recipe.get(option, fallback))
+    if args.model is not None and "model" in recipe and args.model == recipe["model"]:
+        local = recipe_path.parent / str(args.model)  # a local model in the recipe is relative to the recipe
+        args.model = str(local) if local.exists() else args.model
+    jobs = plan_jobs(recipe, recipe_path, out, session.resolve_model(args.model), args.device, args.dtype)
+    if not args.out:
+        check_job_folders(jobs, recipe_path)  # the recipe's 'out' and its folders stay in the recipe's folder
+    for job in jobs:  # a LoRA, an embedding or a variant changes the pixels: part of each job's request
+        job.run.update(session.model_request(args))
+    for job in jobs:
+        state = batch.resume_state(job, args.overwrite)
+        if state == "finished":
+            job.status = "skipped"
+            continue
+        job.overwrite = args.overwrite or state == "incomplete"  # an incomplete job's files are its own
+        try:
+            session.check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
+        except CliError as exc:
+            raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
+    return recipe_path, out, jobs

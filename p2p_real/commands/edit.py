@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p2p_real.commands import options, session, sweeping
 from p2p_real.commands.options import PROG, CliError
 from p2p_real.spec import EditSpec
+
+if TYPE_CHECKING:
+    from p2p_real.batches.photo_plan import PhotoPlan, PhotoRequest
+    from p2p_real.sweep_grid import Combination
 
 NAME = "edit"
 HELP = "edit a photo: invert it, then apply Prompt-to-Prompt edits"
@@ -60,7 +65,29 @@ def run(args: argparse.Namespace) -> int:
     if not all(t.strip() for t in targets):
         raise CliError("--target must not be empty")
     spec = options.spec_from_args(args, len(targets))
-    settings = options.settings_from_args(args)
+    request, chosen = _request(args, inputs, targets, spec)
+    loaded, plan = session.planned(args, request)
+    with plan.reserved(loaded.log):  # the outputs are ours from the checks of the request to the last file
+        if chosen is None:
+            extra = {**session.reproduction(_argv(args, inputs, plan, spec, loaded)), "runtime": loaded.runtime}
+            written = plan.run(extra, seed=args.seed, progress=loaded.progress, log=loaded.log)
+        else:
+            written = _sweep(args, inputs, plan, spec, loaded)
+    if plan.source == "reused" and not args.quiet:
+        print(f"reused {plan.inversion_file}")
+    session.report_written(written, args.quiet)
+    return 0
+
+
+def _request(
+    args: argparse.Namespace, inputs: session.Inputs, targets: list[str], spec: EditSpec
+) -> tuple[PhotoRequest, list[Combination] | None]:
+    """The request of the command line (its outputs: the edit's files, or with --sweep the sweep's), and the
+    combinations of --sweep (None without it)."""
+    from inversion.cache import InversionCache
+    from p2p_real.batches.photo_plan import Outputs, PhotoRequest
+    from p2p_real.files.outputs import edit_paths
+
     mask = None if args.mask is None else session.existing_file(args.mask, "mask")
     out = session.out_folder(args.out)
     stem, fmt = options.output_format(args, inputs.name)
@@ -71,81 +98,51 @@ def run(args: argparse.Namespace) -> int:
             "--save-inversions applies to plain edits, not to --sweep: edit the combination you like "
             "again (its NAME.K.json has the settings) with --save-inversions"
         )
-    from inversion.storage.files import INVERSION_SUFFIX
-    from p2p_real.files.outputs import edit_paths
+    masked = spec.blend_words is not None or mask is not None
+    paths = edit_paths(out, name, len(targets) + 1, masked, fmt, args.save_inversions).all()
+    files = paths if chosen is None else sweeping.output_paths(out, name, chosen, mask is not None)
+    outputs = Outputs(out, name, tuple(files), args.overwrite, (*inputs.files, mask))
+    # a fresh inversion is saved at once as NAME.inv.safetensors: an edit that fails or is interrupted does not
+    # lose it, and the next edit of the photo with the same settings reuses it
+    cache = None if inputs.inversion is not None else InversionCache(out, keyed=False, replace=args.overwrite)
+    settings = options.settings_from_args(args)
+    request = PhotoRequest(inputs.photo, settings, inputs.inversion, targets, spec, mask, outputs, cache, name)
+    request.image_format, request.quality, request.save_inversions = fmt, args.quality, args.save_inversions
+    return request, chosen
 
-    paths = edit_paths(
-        out, name, len(targets) + 1, spec.blend_words is not None or mask is not None, fmt, args.save_inversions
-    )
-    outputs = paths.all() if chosen is None else sweeping.output_paths(out, name, chosen, mask is not None)
-    saved = out / f"{name}{INVERSION_SUFFIX}" if inputs.inversion is None else None  # reused when it fits
-    protected = [*inputs.files, mask]
-    session.check_outputs(outputs, args.overwrite, protected, name)
-    session.check_outputs([saved] if saved else [], True, protected)
-    session.check_writable(out)
-    session.check_images(inputs.photo, mask)
-    loaded = session.open_session(args)
-    from inversion.cache import CachedMismatchError, InversionCache
-    from p2p_real.batches.workflow import prepare_inversion
 
-    with contextlib.ExitStack() as held:  # the outputs are ours from the checks of the request to the last file
+def _argv(
+    args: argparse.Namespace, inputs: session.Inputs, plan: PhotoPlan, spec: EditSpec, loaded: session.Session
+) -> list[str]:
+    """The arguments that make the same edit again (the inversion's settings spelt out)."""
+    request = plan.request
+    return [
+        "edit",
+        *inputs.argv(plan.made_with, args),
+        *[x for t in request.targets for x in ("--target", t)],
+        "--spec",
+        options.spec_json(spec),
+        *(["--mask", session.shown_path(request.mask)] if request.mask else []),
+        "--seed",
+        str(args.seed),
+        *options.format_argv(args, request.image_format),
+        *(["--save-inversions"] if request.save_inversions else []),
+        *loaded.run_options(),
+    ]
 
-        def reserve() -> None:
-            """Reserve the outputs (and check them again) once the request passed its checks."""
-            held.enter_context(session.reserved(out, name, outputs, args.overwrite, protected, loaded.log))
 
-        start = time.perf_counter()
-        cache = None if saved is None else InversionCache(out, keyed=False, replace=args.overwrite)
-        try:  # a fresh inversion is saved at once: an edit that fails or is interrupted does not lose it
-            inv, origin = prepare_inversion(
-                loaded.editor,
-                inputs.photo,
-                settings,
-                targets,
-                spec,
-                inversion=inputs.inversion,
-                cache=cache,
-                name=name,
-                progress=loaded.progress,
-                log=loaded.log,
-                ready=reserve,
-            )
-        except CachedMismatchError as exc:
-            raise CliError(f"{exc}; pass --overwrite to replace it, or choose another --out or --name") from exc
-        timing = {"invert_s": round(time.perf_counter() - start, 3)}
-        session.seed_everything(args.seed)
-        if chosen is not None:  # --sweep: one edit per combination, and the contact sheet
-            written = sweeping.edit_and_save(loaded, inv, targets[0], spec, mask, args, inputs, out, name, timing)
-        else:
-            loaded.log(f"editing {len(targets)} target(s)")
-            start = time.perf_counter()
-            result = loaded.editor.edit(inv, targets, spec=spec, mask=mask, progress=loaded.progress)
-            timing["edit_s"] = round(time.perf_counter() - start, 3)
-            argv = [
-                "edit",
-                *inputs.argv(inv, args),
-                *[x for t in targets for x in ("--target", t)],
-                "--spec",
-                options.spec_json(spec),
-                *(["--mask", session.shown_path(mask)] if mask else []),
-                "--seed",
-                str(args.seed),
-                *options.format_argv(args, fmt),
-                *(["--save-inversions"] if args.save_inversions else []),
-                *loaded.run_options(),
-            ]
-            written = result.save(
-                out,
-                name,
-                {**session.reproduction(argv), "runtime": {**loaded.runtime, **timing}},
-                overwrite=args.overwrite,
-                format=fmt,
-                quality=args.quality,
-                inversions=args.save_inversions,
-            )
-    if origin == "fresh" and saved is not None:
-        written.insert(0, saved)
-    if origin == "reused" and not args.quiet:
-        print(f"reused {saved}")
-    session.report_written(written, args.quiet)
-    return 0
+def _sweep(
+    args: argparse.Namespace, inputs: session.Inputs, plan: PhotoPlan, spec: EditSpec, loaded: session.Session
+) -> list[Path]:
+    """--sweep: the planned inversion edited once per combination, written with the contact sheet."""
+    request, outputs = plan.request, plan.request.outputs
+    assert outputs is not None  # _request gave the sweep's files
+    start = time.perf_counter()
+    inv = plan.invert(loaded.progress, loaded.log)
+    timing = {"invert_s": round(time.perf_counter() - start, 3)}
+    session.seed_everything(args.seed)
+    target, folder, name = request.targets[0], outputs.folder, outputs.name
+    return [
+        *plan.saved,
+        *sweeping.edit_and_save(loaded, inv, target, spec, request.mask, args, inputs, folder, name, timing),
+    ]

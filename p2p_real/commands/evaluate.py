@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inversion.methods import METHOD_NAMES
 from p2p_real.commands import options, session
 from p2p_real.commands.options import PROG, CliError
+
+if TYPE_CHECKING:
+    from p2p_real.evaluation.runner import Evaluation
 
 NAME = "evaluate"
 HELP = "measure every inversion method on a folder of photos or on PIE-Bench (resumable): tables, plots, report"
@@ -70,22 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs and outputs, load the model, evaluate and print the tables."""
-    if (args.folder is None) == (args.pie_bench is None):
-        raise CliError("give a FOLDER of photos or --pie-bench DIR (one of the two)")
-    from p2p_real.evaluation.inputs import folder_cases, pie_cases
-    from p2p_real.evaluation.report import check_report
-    from p2p_real.evaluation.runner import check_mask
-
-    if args.pie_bench is not None:
-        for case in pie_cases(args.pie_bench):  # a bad mapping file or mask fails before the model loads
-            check_mask(case)
-    else:
-        folder_cases(args.folder)
-    if args.metric_models is not None and not Path(args.metric_models).expanduser().is_dir():
-        raise CliError(f"--metric-models {args.metric_models!r} is not a folder (give one holding clip/ and dino/)")
-    out = session.out_folder(args.out)
-    check_report(out, args.overwrite)
-    session.check_writable(out)
+    out = _checked_output(args)
     from p2p_real.batches import batch
 
     state, rank, n_processes = batch.distributed()
@@ -107,45 +95,94 @@ def run(args: argparse.Namespace) -> int:
         result = p2p_real.evaluate(
             loaded.editor, args.folder, out, args.methods, overwrite=args.overwrite, extra=extra, **common
         )
-    else:  # each process measures its share; then the first reads every row back and writes the report
-        share = p2p_real.evaluate(
-            loaded.editor,
-            args.folder,
-            out,
-            args.methods,
-            overwrite=args.overwrite,
-            process=(rank, n_processes),
-            report=False,
-            **common,
-        )
-        skipped = share.skipped  # the rows of this process's share finished before this run
-        if state is not None:  # ... of every process's share
-            from accelerate.utils import gather_object
-
-            state.wait_for_everyone()
-            skipped = sum(gather_object([share.skipped]))
-        if rank != 0:
-            if state is not None:
-                batch.finish(state)
+    else:
+        shared = _evaluate_shares(args, loaded, out, common, extra, state, rank, n_processes)
+        if shared is None:  # not the first process: the first reports
             return 0
-        from p2p_real.evaluation import load_metric_models
-        from p2p_real.evaluation.report import write_report
-        from p2p_real.evaluation.runner import measure
+        result = shared
+    return _report(args, result)
 
-        result = measure(
-            loaded.editor,
-            args.folder,
-            out,
-            args.methods,
-            overwrite=False,
-            **{**common, "metric_models": load_metric_models(args.metric_models)},
-        )
-        result.skipped = skipped
-        result.seconds += share.seconds
 
-        result.written = write_report(result, out, args.overwrite, extra)
+def _checked_output(args: argparse.Namespace) -> Path:
+    """The photos (or PIE-Bench's cases and masks) and the metric models checked, and the output folder, before
+    the model loads."""
+    if (args.folder is None) == (args.pie_bench is None):
+        raise CliError("give a FOLDER of photos or --pie-bench DIR (one of the two)")
+    from p2p_real.evaluation.inputs import folder_cases, pie_cases
+    from p2p_real.evaluation.report import check_report
+    from p2p_real.evaluation.runner import check_mask
+
+    if args.pie_bench is not None:
+        for case in pie_cases(args.pie_bench):  # a bad mapping file or mask fails before the model loads
+            check_mask(case)
+    else:
+        folder_cases(args.folder)
+    if args.metric_models is not None and not Path(args.metric_models).expanduser().is_dir():
+        raise CliError(f"--metric-models {args.metric_models!r} is not a folder (give one holding clip/ and dino/)")
+    out = session.out_folder(args.out)
+    check_report(out, args.overwrite)
+    session.check_writable(out)
+    return out
+
+
+def _evaluate_shares(
+    args: argparse.Namespace,
+    loaded: session.Session,
+    out: Path,
+    common: dict[str, Any],
+    extra: dict[str, Any],
+    state: Any,
+    rank: int,
+    n_processes: int,
+) -> Evaluation | None:
+    """Each process measures its share; then the first reads every row back and writes the report (its
+    Evaluation; None in the other processes)."""
+    import p2p_real
+    from p2p_real.batches import batch
+
+    share = p2p_real.evaluate(
+        loaded.editor,
+        args.folder,
+        out,
+        args.methods,
+        overwrite=args.overwrite,
+        process=(rank, n_processes),
+        report=False,
+        **common,
+    )
+    skipped = share.skipped  # the rows of this process's share finished before this run
+    if state is not None:  # ... of every process's share
+        from accelerate.utils import gather_object
+
+        state.wait_for_everyone()
+        skipped = sum(gather_object([share.skipped]))
+    if rank != 0:
         if state is not None:
             batch.finish(state)
+        return None
+    from p2p_real.evaluation import load_metric_models
+    from p2p_real.evaluation.report import write_report
+    from p2p_real.evaluation.runner import measure
+
+    result = measure(
+        loaded.editor,
+        args.folder,
+        out,
+        args.methods,
+        overwrite=False,
+        **{**common, "metric_models": load_metric_models(args.metric_models)},
+    )
+    result.skipped = skipped
+    result.seconds += share.seconds
+
+    result.written = write_report(result, out, args.overwrite, extra)
+    if state is not None:
+        batch.finish(state)
+    return result
+
+
+def _report(args: argparse.Namespace, result: Evaluation) -> int:
+    """Print the tables, the counts and each failure; the exit status (1 if a row failed)."""
     from p2p_real.evaluation.report import summary_lines
 
     print("\n".join(summary_lines(result)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
@@ -55,28 +56,8 @@ def run(args: argparse.Namespace) -> int:
     )
     session.check_writable(out)
     loaded = session.open_session(args)
-    width, height = args.size or (None, None)
-    result = loaded.editor.generate(
-        prompts,
-        spec=spec,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        generator=args.seed,
-        height=height,
-        width=width,
-        progress=loaded.progress,
-    )
-    argv = [
-        "generate",
-        *prompts,
-        "--spec",
-        options.spec_json(spec),
-        "--steps",
-        str(result.parameters["steps"]),
-        "--guidance",
-        repr(result.parameters["guidance"]),
-    ]
-    argv += ["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else []
+    result, sampling = sample(loaded, args, prompts, spec)
+    argv = ["generate", *prompts, "--spec", options.spec_json(spec), *sampling]
     argv += ["--seed", str(args.seed), *options.format_argv(args, fmt), *loaded.run_options()]
     written = result.save(
         out,
@@ -88,3 +69,23 @@ def run(args: argparse.Namespace) -> int:
     )
     session.report_written(written, args.quiet)
     return 0
+
+
+def sample(
+    loaded: session.Session, args: argparse.Namespace, prompts: list[str], spec: EditSpec | None = None
+) -> tuple[Any, list[str]]:
+    """Generate the prompts from --seed with --steps, --guidance and --size; the result and those options as the
+    run used them (for the reproduction command)."""
+    width, height = args.size or (None, None)
+    result = loaded.editor.generate(
+        prompts,
+        spec=spec,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        generator=args.seed,
+        height=height,
+        width=width,
+        progress=loaded.progress,
+    )
+    argv = ["--steps", str(result.parameters["steps"]), "--guidance", repr(result.parameters["guidance"])]
+    return result, argv + (["--size", f"{args.size[0]}x{args.size[1]}"] if args.size else [])

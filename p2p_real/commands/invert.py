@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 
 from p2p_real.commands import options, session
-from p2p_real.commands.options import DEFAULT_OUT, CliError
+from p2p_real.commands.options import DEFAULT_OUT, PROG, CliError
 
 NAME = "invert"
 HELP = "invert a photo and save the inversion; print the reconstruction report"
-EPILOG = ""
+EPILOG = f"""\
+examples:
+  {PROG} invert cat.jpg -p "a cat sitting on a wall"            # writes {DEFAULT_OUT}/cat.inv.safetensors
+  {PROG} invert cat.jpg -p "a cat sitting on a wall" --method null-text -o cat-nti.inv.safetensors
+then edit it as often as you like without inverting again:
+  {PROG} edit {DEFAULT_OUT}/cat.inv.safetensors -t "a dog sitting on a wall" --blend cat:dog
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if inputs.inversion is not None:
         raise CliError("invert takes a photo, not an inversion (use `p2p-real reconstruct` to check a saved one)")
     from inversion.storage.files import INVERSION_SUFFIX
+    from p2p_real.batches.photo_plan import Outputs, PhotoRequest
 
     name = session.output_name(None, inputs.name)
     if args.output and args.out:
@@ -45,31 +51,11 @@ def run(args: argparse.Namespace) -> int:
     folder = session.out_folder(args.out) if args.out else Path(DEFAULT_OUT)
     output = Path(args.output).expanduser() if args.output else folder / f"{name}{INVERSION_SUFFIX}"
     stem = output.name[: -len(INVERSION_SUFFIX)] if output.name.endswith(INVERSION_SUFFIX) else output.stem
-    session.check_outputs([output], args.overwrite, inputs.files, stem)
-    session.check_writable(output.parent)
-    session.check_images(inputs.photo)
-    loaded = session.open_session(args)
-    from p2p_real.batches.workflow import prepare_inversion
-
-    session.seed_everything(args.seed)
-    with contextlib.ExitStack() as held:  # the same lock as `edit` writing NAME.inv.safetensors in that folder
-        reservation = []
-
-        def reserve() -> None:
-            """Reserve the output once the request passed its checks."""
-            reservation.append(
-                held.enter_context(session.reserved(output.parent, stem, [output], args.overwrite, inputs.files))
-            )
-
-        inv, _ = prepare_inversion(
-            loaded.editor,
-            inputs.photo,
-            options.settings_from_args(args),
-            progress=loaded.progress,
-            log=loaded.log,
-            ready=reserve,
-        )
-        inv.save(output, replace=args.overwrite or reservation[0].may_replace(output))
+    outputs = Outputs(output.parent, stem, (output,), args.overwrite, tuple(inputs.files))
+    loaded, plan = session.planned(args, PhotoRequest(inputs.photo, options.settings_from_args(args), outputs=outputs))
+    with plan.reserved() as reservation:  # the same lock as `edit` writing NAME.inv.safetensors in that folder
+        inv = plan.invert(loaded.progress, loaded.log)
+        inv.save(output, replace=args.overwrite or reservation.may_replace(output))
     session.report_written([output], args.quiet)
     if not args.no_report:
         print(loaded.editor.reconstruct(inv, progress=loaded.progress).report())

@@ -18,25 +18,12 @@ from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSetting
 from p2p_real import notation
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, OFFLOAD_MODES, TOY_MODEL
 from p2p_real.models.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
-from p2p_real.spec import EDIT_KINDS, MASK_MODES, EditSpec
+from p2p_real.spec import FLAGS, SCHEMA, EditSpec
 
 PROG = "p2p-real"
 MODEL_ENV = "P2P_REAL_MODEL"
 DEFAULT_OUT = "p2p-out"
-# how the command line spells the settings, for messages
-SPEC_NAMES = {
-    "edit": "--edit",
-    "cross_replace_steps": "--cross-replace",
-    "self_replace_steps": "--self-replace",
-    "self_replace_max_res": "--self-replace-max-res",
-    "blend_words": "--blend",
-    "subtract_words": "--subtract",
-    "blend_threshold": "--blend-threshold",
-    "blend_pool": "--blend-pool",
-    "blend_start": "--blend-start",
-    "equalizer": "--reweight",
-    "mask_mode": "--mask-mode",
-}
+SPEC_NAMES = FLAGS  # how the command line spells the edit settings, for messages (p2p_real.spec)
 SETTINGS_NAMES = {
     "prompt": "--prompt",
     "method": "--method",
@@ -69,14 +56,8 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 positive_int = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), ""))
 steps_value = arg_type(lambda text: validation.steps(notation.parse_whole(text), ""))
-pool_radius = arg_type(lambda text: validation.whole_number(notation.parse_whole(text), "", minimum=0))
 seed_value = arg_type(lambda text: validation.seed(notation.parse_whole(text), ""))
 guidance_value = arg_type(lambda text: validation.number(notation.parse_number(text), "", minimum=0))
-fraction = arg_type(notation.parse_fraction)
-window = arg_type(notation.parse_window)
-window_entry = arg_type(notation.parse_window_entry)
-blend_pair = arg_type(notation.parse_pair)
-reweight_entry = arg_type(notation.parse_reweight)
 size_value = arg_type(notation.parse_size)
 
 
@@ -243,7 +224,8 @@ def add_inversion_options(p: argparse.ArgumentParser, default_method: str = DEFA
 
 
 def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
-    """The EditSpec options; each left out keeps the value of --spec, else `defaults`."""
+    """--spec and an option for each EditSpec setting but those of photos alone (add_mask_options); each left out
+    keeps the value of --spec, else `defaults`."""
     group = p.add_argument_group("Prompt-to-Prompt")
     group.add_argument(
         "--spec",
@@ -251,85 +233,32 @@ def add_edit_options(p: argparse.ArgumentParser, defaults: EditSpec) -> None:
         help="all edit settings as JSON, or a JSON file of them (a result's NAME.json gives its "
         "edit's); the options below change single settings",
     )
-    group.add_argument(
-        "--edit",
-        choices=EDIT_KINDS,
-        help=f"replace (word swap), refine (add words), reweight, or auto (default {defaults.edit})",
-    )
-    group.add_argument(
-        "--cross-replace",
-        type=window_entry,
-        action="append",
-        metavar="F|A:B|WORD=F",
-        help="cross-attention injection: fraction of the steps, a START:END range, or a word's own "
-        f"window (repeatable; default {defaults.cross_replace_steps})",
-    )
-    group.add_argument(
-        "--self-replace",
-        type=window,
-        metavar="F|A:B",
-        help=f"self-attention injection window (default {defaults.self_replace_steps})",
-    )
-    group.add_argument(
-        "--self-replace-max-res",
-        type=fraction,
-        metavar="F",
-        help="inject self-attention only in layers up to this fraction of the latent side "
-        f"(default {defaults.self_replace_max_res})",
-    )
-    group.add_argument(
-        "--blend",
-        type=blend_pair,
-        action="append",
-        metavar="SRC:TGT",
-        help="local blend: edit only where SRC (source prompt) and TGT (target prompt) attend; "
-        "TGT may list one word per target (cat:dog,lion); SRC alone uses the same word in "
-        "both; quote phrases ('red car:blue truck'); repeatable",
-    )
-    group.add_argument(
-        "--subtract",
-        type=blend_pair,
-        action="append",
-        metavar="SRC:TGT",
-        help="remove these words' regions from the local-blend mask (repeatable)",
-    )
-    group.add_argument(
-        "--blend-threshold",
-        type=fraction,
-        metavar="F",
-        help=f"local-blend mask threshold (default {defaults.blend_threshold})",
-    )
-    group.add_argument(
-        "--blend-pool",
-        type=pool_radius,
-        metavar="N",
-        help="grow the blend words' maps by N map cells before the threshold (default "
-        f"{defaults.blend_pool}, the reference's 3x3 max-pool; 0 for none)",
-    )
-    group.add_argument(
-        "--blend-start",
-        type=fraction,
-        metavar="F",
-        help=f"start local blend after this fraction of the steps (default {defaults.blend_start})",
-    )
-    group.add_argument(
-        "--reweight",
-        type=reweight_entry,
-        action="append",
-        metavar="WORD=F",
-        help="scale a target word's attention, e.g. fluffy=2 (or fluffy=2,0.5 per target; repeatable)",
-    )
+    add_setting_options(group, defaults, photo=False)
 
 
 def add_mask_options(p: argparse.ArgumentParser) -> None:
-    """--mask and --mask-mode."""
-    group = p.add_argument_group("user mask")
+    """--mask, and the settings of photo edits alone: the user mask's mode and the paste-back (--mask-mode,
+    --feather)."""
+    group = p.add_argument_group("user mask and paste-back")
     group.add_argument("--mask", metavar="FILE", help="mask image of the photo (white = edit)")
-    group.add_argument(
-        "--mask-mode",
-        choices=MASK_MODES,
-        help="replace the attention mask (default), or intersect with it (needs --blend)",
-    )
+    add_setting_options(group, EditSpec(), photo=True)
+
+
+def add_setting_options(group: argparse._ArgumentGroup, defaults: EditSpec, photo: bool) -> None:
+    """An option for each EditSpec setting (of photo edits alone with `photo`), from its Setting (p2p_real.schema):
+    stored under the field's name, repeatable where the setting combines entries."""
+    for name, setting in SCHEMA.items():
+        if setting.photo != photo:
+            continue
+        group.add_argument(
+            setting.flag,
+            dest=name,
+            type=arg_type(setting.parse),
+            action="append" if setting.combine else "store",
+            choices=setting.choices,
+            metavar=setting.metavar,
+            help=setting.help.replace("{default}", str(getattr(defaults, name))),
+        )
 
 
 def load_spec(text: str, synthetic: bool) -> EditSpec:
@@ -358,19 +287,12 @@ def spec_from_args(args: argparse.Namespace, n_targets: int, synthetic: bool = F
         base = load_spec(args.spec, synthetic)
     else:
         base = (EditSpec.synthetic() if synthetic else EditSpec()).replace(names=SPEC_NAMES)
-    given: dict[str, Any] = {
-        "edit": args.edit,
-        "cross_replace_steps": notation.cross_window(args.cross_replace) if args.cross_replace else None,
-        "self_replace_steps": args.self_replace,
-        "self_replace_max_res": args.self_replace_max_res,
-        "blend_words": notation.pair_rows(args.blend or [], n_targets, "--blend"),
-        "subtract_words": notation.pair_rows(args.subtract or [], n_targets, "--subtract"),
-        "blend_threshold": args.blend_threshold,
-        "blend_pool": args.blend_pool,
-        "blend_start": args.blend_start,
-        "equalizer": notation.equalizer(args.reweight or []),
-        "mask_mode": getattr(args, "mask_mode", None),
-    }
+    given: dict[str, Any] = {}
+    for name, setting in SCHEMA.items():
+        value = getattr(args, name, None)  # the settings of photo edits are no options of `generate`
+        if value is not None and setting.combine is not None:
+            value = setting.combine(value, n_targets, setting.flag)
+        given[name] = value
     return base.updated(**given)
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 from p2p_real.commands import options, session
+from p2p_real.commands.options import DEFAULT_OUT, PROG
 
 NAME = "reconstruct"
 HELP = "reconstruct a photo (or saved inversion): report and side-by-side image"
-EPILOG = ""
+EPILOG = f"""\
+examples:
+  {PROG} reconstruct cat.jpg -p "a cat sitting on a wall"      # inverts it first
+  {PROG} reconstruct {DEFAULT_OUT}/cat.inv.safetensors               # a saved inversion: nothing is inverted
+outputs (in --out, NAME = the photo's stem or --name): NAME.recon.png, NAME.recon.grid.png (photo | VAE only |
+reconstruction) and NAME.recon.json with PSNR/SSIM; the report is printed
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,34 +32,16 @@ def run(args: argparse.Namespace) -> int:
     inputs = session.read_inputs(args, need_prompt=not session.is_artifact(args.input))
     out = session.out_folder(args.out)
     name = session.output_name(args.name, inputs.name)
+    from p2p_real.batches.photo_plan import Outputs, PhotoRequest
     from p2p_real.files.outputs import reconstruction_paths
 
-    paths = reconstruction_paths(out, name)
-    session.check_outputs(paths, args.overwrite, inputs.files, f"{name}.recon")
-    session.check_writable(out)
-    session.check_images(inputs.photo)
-    loaded = session.open_session(args)
-    from p2p_real.batches.workflow import prepare_inversion
-
-    session.seed_everything(args.seed)
-    with contextlib.ExitStack() as held:
-
-        def reserve() -> None:
-            """Reserve the outputs once the request passed its checks."""
-            held.enter_context(session.reserved(out, f"{name}.recon", paths, args.overwrite, inputs.files))
-
-        inv, _ = prepare_inversion(
-            loaded.editor,
-            inputs.photo,
-            options.settings_from_args(args),
-            inversion=inputs.inversion,
-            progress=loaded.progress,
-            log=loaded.log,
-            ready=reserve,
-        )
-        rec = loaded.editor.reconstruct(inv, progress=loaded.progress)
+    outputs = Outputs(out, f"{name}.recon", tuple(reconstruction_paths(out, name)), args.overwrite, tuple(inputs.files))
+    request = PhotoRequest(inputs.photo, options.settings_from_args(args), inputs.inversion, outputs=outputs)
+    loaded, plan = session.planned(args, request)
+    argv = ["reconstruct", *inputs.argv(plan.made_with, args), "--seed", str(args.seed), *loaded.run_options()]
+    with plan.reserved():
+        rec = loaded.editor.reconstruct(plan.invert(loaded.progress, loaded.log), progress=loaded.progress)
         print(rec.report())
-        argv = ["reconstruct", *inputs.argv(inv, args), "--seed", str(args.seed), *loaded.run_options()]
         written = rec.save(out, name, {**session.reproduction(argv), "runtime": loaded.runtime}, args.overwrite)
     session.report_written(written, args.quiet)
     return 0

@@ -4,20 +4,24 @@ talk to the user (status lines, the files written) and describe the run for the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from p2p_real.batches.preflight import check_images as check_images
+from p2p_real.batches.preflight import check_writable as check_writable
 from p2p_real.commands.options import MODEL_ENV, PROG, CliError
 from p2p_real.defaults import DEFAULT_MODEL, TOY_MODEL
+
+if TYPE_CHECKING:
+    from p2p_real.batches.photo_plan import PhotoPlan, PhotoRequest
 
 
 def existing_file(path: str | os.PathLike, what: str) -> Path:
@@ -35,22 +39,6 @@ def is_artifact(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(".safetensors")
 
 
-def check_images(photo: Path | None, mask: Path | None = None) -> None:
-    """Read the photo (and mask) before loading the model, so that a bad file fails at once."""
-    if mask is not None:
-        from masks.paste import MaskError, read_mask_file  # PIL's warnings become its errors
-
-        try:
-            read_mask_file(mask)
-        except MaskError as exc:
-            reason = " ".join(str(exc).split(": ", 1)[-1].split())
-            raise CliError(f"mask {str(mask)!r} is not a readable image ({reason})") from exc
-    if photo is not None:
-        from inversion.photos.image import read_rgb
-
-        read_rgb(photo)
-
-
 def check_outputs(
     paths: Sequence[Path],
     overwrite: bool,
@@ -58,77 +46,29 @@ def check_outputs(
     name: str | None = None,
     replaceable: Sequence[Path] = (),
 ) -> None:
-    """Refuse, before any heavy work, to write over an input, or over an existing output without --overwrite
-    (files of the unfinished output set `name` that a killed run left, and `replaceable`, may be replaced)."""
-    from p2p_real.files.output_sets import unfinished_files
-
-    protected = {p.resolve() for p in inputs if p is not None}
-    for path in paths:
-        for parent in path.parents:
-            if parent.exists() and not parent.is_dir():
-                raise CliError(f"cannot write {path}: {parent} is a file, not a folder")
-        if path.resolve() in protected:
-            raise CliError(f"refusing to write {path} over an input file; choose another --out or --name")
-        if path.is_dir():
-            raise CliError(f"cannot write {path}: it is a folder")
-        if os.path.islink(path) or (path.exists() and not path.is_file()):  # never written through, even dangling
-            raise CliError(
-                f"cannot write {path}: it is a symbolic link or a special file, not a regular file; "
-                "remove it or choose another --out or --name"
-            )
-        ours = path in replaceable or (name is not None and path.name in unfinished_files(path.parent, name))
-        if os.path.lexists(path) and not overwrite and not ours:
-            raise CliError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
-
-
-def check_writable(folder: Path) -> None:
-    """Refuse, before any heavy work, an output folder that cannot be written (or made): read-only, no permission."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CliError(f"cannot write into {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
-        where = "" if existing == folder else f"{existing} cannot be written ("
-        raise CliError(
-            f"cannot write into {folder}: {where}permission denied or a read-only file system"
-            f"{')' if where else ''}; choose another --out"
-        )
-
-
-@contextlib.contextmanager
-def reserved(
-    folder: Path,
-    name: str,
-    paths: Sequence[Path],
-    overwrite: bool,
-    inputs: Sequence[Path | None],
-    log: Callable[[str], None] | None = None,
-    replaceable: Sequence[Path] = (),
-) -> Iterator[Any]:
-    """Hold the output set NAME in `folder` for this run (p2p_real.files.output_sets), checking its files again under
-    the lock; another run writing the same outputs, or a folder that cannot be written, is a CliError."""
-    from inversion.storage.no_follow import NotRegularFileError
-    from p2p_real.files.output_sets import OutputsBusyError, reserve
+    """p2p_real.batches.preflight.check_outputs, its PlanError a CliError (a batch puts the job in front of it)."""
+    from p2p_real.batches.preflight import PlanError
+    from p2p_real.batches.preflight import check_outputs as check
 
     try:
-        reservation = reserve(folder, name, paths)
-    except OutputsBusyError as exc:
-        raise CliError(str(exc).replace("output folder or name", "--out or --name")) from exc
-    except NotRegularFileError as exc:
-        raise CliError(f"{exc.filename} {exc.strerror}") from exc
-    except OSError as exc:
-        raise CliError(
-            f"cannot write into {folder}: {(exc.strerror or str(exc)).lower()}; choose another --out"
-        ) from exc
-    with reservation:
-        if reservation.unfinished and log is not None:
-            log(
-                f"completing {name} in {folder}: a run (process {reservation.unfinished.get('pid')}) stopped "
-                "before it finished"
-            )
-        check_outputs(paths, overwrite, inputs, None, [*replaceable, *(p for p in paths if reservation.may_replace(p))])
-        yield reservation
+        check(paths, overwrite, inputs, name, replaceable)
+    except PlanError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def planned(args: argparse.Namespace, request: PhotoRequest) -> tuple[Session, PhotoPlan]:
+    """The command's preflight and plan (p2p_real.batches.photo_plan): the request's files checked, then the model
+    loaded, the request planned (words, a saved inversion, the cache; what it will do shown as status lines) and
+    torch seeded with --seed."""
+    from p2p_real.batches.photo_plan import plan_photo
+
+    request.check_files()
+    loaded = open_session(args)
+    plan = plan_photo(loaded.editor, request)
+    for line in plan.describe():  # a status line each (see info)
+        loaded.log(line)
+    seed_everything(args.seed)
+    return loaded, plan
 
 
 def out_folder(text: str) -> Path:

@@ -1,6 +1,6 @@
 """`p2p-real edit --sweep NAME=V1,V2,...`: the option, its checks before anything loads, and the sweep's files.
 
-One edit per combination of the swept values (p2p_real.batches.sweep), each written as an ordinary edit NAME.K with a
+One edit per combination of the swept values (p2p_real.editing.sweep), each written as an ordinary edit NAME.K with a
 sidecar whose command reproduces it alone, and the contact sheet NAME.sweep.png. Design note: docs/sweep.md.
 """
 
@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from p2p_real.batches.sweep_grid import SHORT_NAMES, Combination, SweepError, sweep_grid, sweep_lists
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
 from p2p_real.spec import EditSpec
+from p2p_real.sweep_grid import SHORT_NAMES, Combination, SweepError, sweep_grid, sweep_lists
 
 
 def add_sweep_option(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def combinations(args: argparse.Namespace, spec: EditSpec, targets: list[str], f
 
 def output_paths(out: Path, name: str, chosen: list[Combination], masked: bool) -> list[Path]:
     """Every file the sweep writes, its sidecar last."""
-    from p2p_real.batches.sweep import sheet_paths, sweep_paths
+    from p2p_real.editing.sweep import sheet_paths, sweep_paths
 
     edits = sweep_paths(out, name, [masked or c.spec.blend_words is not None for c in chosen])
     return [p for edit in edits for p in edit.all()] + list(sheet_paths(out, name))

@@ -12,6 +12,7 @@ from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.commands import options, session
 from p2p_real.commands.options import PROG, CliError
 from p2p_real.defaults import TOY_MODEL
+from p2p_real.spec import DEFAULT_SELF_REPLACE
 
 NAME = "ui"
 HELP = "a local web page: upload a photo, invert it once, then edit it in seconds (needs p2p-real[ui])"
@@ -82,11 +83,13 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     return build_app(studio, defaults), studio
 
 
-def toy_examples(folder: Path, side: int) -> list[tuple[str, str, str]]:
-    """The toy-world demo scene as an example photo (written to `folder`), its caption and a target."""
+def toy_examples(folder: Path, side: int) -> list[tuple[str, str, str, str, float]]:
+    """The toy-world demo scene as an example photo (written to `folder`), its caption, and the demo's colour swap
+    with the method and self-attention steps it works with (docs/toyworld.md, "The five edits")."""
     from PIL import Image
 
-    from p2p_real.toyworld.demo import DEMO_SCENE
+    from p2p_real.toyworld.demo import DEMO_CHOICES, DEMO_METHOD, DEMO_SCENE
+    from p2p_real.toyworld.edits import make_edit
     from p2p_real.toyworld.scenes import render
 
     rendered = render(DEMO_SCENE, side * EXAMPLE_SCALE)
@@ -94,8 +97,9 @@ def toy_examples(folder: Path, side: int) -> list[tuple[str, str, str]]:
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rendered.image).save(path)
-    caption = rendered.caption
-    return [(str(path), caption, caption.replace("circle", "square"))]
+    swap = make_edit("colour", rendered, prefer=DEMO_CHOICES["colour"])
+    self_steps = float(swap.options.get("self_replace_steps", DEFAULT_SELF_REPLACE))
+    return [(str(path), str(rendered.caption), str(swap.target), DEMO_METHOD, self_steps)]
 
 
 def run(args: argparse.Namespace) -> int:

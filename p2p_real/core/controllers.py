@@ -118,6 +118,22 @@ def _max_res_level(fraction: float, name: str) -> int:
     return math.ceil(math.log2(1 / validation.side_fraction(fraction, name)) - 1e-9)
 
 
+def _self_injection(
+    self_replace_steps: Window | list[Window], self_replace_max_res: float | list[float], n_targets: int, num_steps: int
+) -> tuple[list[range], list[int]]:
+    """Self-attention injection per target row: its steps and the first UNet level it applies at. A list gives each
+    row its own window and layer limit (a sweep batches rows that differ in them); a single value applies to all."""
+    windows = self_replace_steps if isinstance(self_replace_steps, list) else [self_replace_steps] * n_targets
+    limits = self_replace_max_res if isinstance(self_replace_max_res, list) else [self_replace_max_res] * n_targets
+    if len(windows) != n_targets or len(limits) != n_targets:
+        raise ValueError(
+            f"self_replace_steps and self_replace_max_res need one value per target row ({n_targets})"
+            f", got {len(windows)} and {len(limits)}"
+        )
+    ranges = [step_range(w, num_steps, "self_replace_steps") for w in windows]
+    return ranges, [_max_res_level(r, "self_replace_max_res") for r in limits]
+
+
 class P2PController:
     """Decides and computes, per layer call, the attention of rows [source, targets...] of one edit.
 
@@ -147,18 +163,9 @@ class P2PController:
         self.levels: dict[int, int] = {}
         for level, (h, w) in enumerate(self.sizes):
             self.levels.setdefault(h * w, level)
-        # Self-attention injection per target row: a list gives each row its own window and layer limit (a sweep
-        # batches rows that differ in them); a single value applies to every row.
-        n_targets = max(n_rows - 1, 0)
-        windows = self_replace_steps if isinstance(self_replace_steps, list) else [self_replace_steps] * n_targets
-        limits = self_replace_max_res if isinstance(self_replace_max_res, list) else [self_replace_max_res] * n_targets
-        if len(windows) != n_targets or len(limits) != n_targets:
-            raise ValueError(
-                f"self_replace_steps and self_replace_max_res need one value per target row ({n_targets})"
-                f", got {len(windows)} and {len(limits)}"
-            )
-        self._self_ranges = [step_range(w, num_steps, "self_replace_steps") for w in windows]
-        self._self_levels = [_max_res_level(r, "self_replace_max_res") for r in limits]
+        self._self_ranges, self._self_levels = _self_injection(
+            self_replace_steps, self_replace_max_res, max(n_rows - 1, 0), num_steps
+        )
         self._self_rows: list[bool] = []  # per target: injected at this step
         self._row_choice: dict[tuple[bool, ...], torch.Tensor] = {}  # (targets,) bool masks on the device
         self._device = device
@@ -176,17 +183,21 @@ class P2PController:
         # this step's coefficients of the cross-attention edit: set by begin_step at the steps that edit
         self.value_map = self.own_scale = torch.empty(0)
         if cross_edit is not None and n_rows > 1:
-            alpha = cross_edit.alpha
-            a = alpha * cross_edit.partner * cross_edit.scale
-            b = alpha * (1 - cross_edit.partner) * cross_edit.scale + (1 - alpha)
-            value_maps = cross_edit.mapper[None] * a[:, :, None, :]
-            self._cross_steps = alpha.flatten(1).any(1).tolist()
-            self._own_steps = b.flatten(1).any(1).tolist()
-            eye = torch.eye(value_maps.shape[-1])
-            self._identity_steps = [bool((m == eye).all()) for m in value_maps]
-            self._value_maps = value_maps.to(device, dtype)
-            self._own_scales = b.to(device, dtype)
+            self._set_cross_coefficients(cross_edit, device, dtype)
         self._kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _set_cross_coefficients(self, cross_edit: CrossEdit, device: torch.device | str, dtype: torch.dtype) -> None:
+        """Every step's value maps (mapper diag(a)) and own-map scales b, on the device; the steps that use them."""
+        alpha = cross_edit.alpha
+        a = alpha * cross_edit.partner * cross_edit.scale
+        b = alpha * (1 - cross_edit.partner) * cross_edit.scale + (1 - alpha)
+        value_maps = cross_edit.mapper[None] * a[:, :, None, :]
+        self._cross_steps = alpha.flatten(1).any(1).tolist()
+        self._own_steps = b.flatten(1).any(1).tolist()
+        eye = torch.eye(value_maps.shape[-1])
+        self._identity_steps = [bool((m == eye).all()) for m in value_maps]
+        self._value_maps = value_maps.to(device, dtype)
+        self._own_scales = b.to(device, dtype)
 
     def begin_step(self, step: int) -> None:
         """Select the coefficients of denoising step `step` (0 = first sampling step)."""

@@ -199,36 +199,14 @@ def measure(
     Returns the rows (p2p_real.evaluation.report writes the tables)."""
     from tqdm.auto import tqdm
 
-    from inversion.methods import METHOD_NAMES
-
-    if (folder is None) == (pie_bench is None):
-        raise ValueError("give a folder of photos or a PIE-Bench folder (pie_bench), one of the two")
-    methods = list(methods or METHOD_NAMES)
-    for method in methods:
-        if method not in METHOD_NAMES:
-            raise ValueError(f"method {method!r} is not one of {', '.join(METHOD_NAMES)}")
-    cases = pie_cases(pie_bench) if pie_bench is not None else folder_cases(folder)  # type: ignore[arg-type]
+    cases, methods = _checked_cases(folder, pie_bench, methods)
     pie = pie_bench is not None
     models = metric_models or MetricModels()
     out = Path(os.fspath(out)).expanduser()
     steps = editor.num_inference_steps if num_inference_steps is None else num_inference_steps
     guidance = editor.guidance_scale if guidance_scale is None else guidance_scale
-    request = {
-        "mode": "pie-bench" if pie else "reconstruction",
-        "steps": steps,
-        "guidance": guidance,
-        "model": editor.model_parameters().get("model"),
-    }
-    if pie:
-        for case in cases:  # every mask checked against its photo before any work
-            check_mask(case)
-    index, count = process
-    plan: list[tuple[Case, str, dict[str, Any] | None]] = []
-    for k, case in enumerate(cases):  # every row file checked before any work
-        for method in methods:
-            done = finished_row(row_path(out, case.name, method), request, overwrite)
-            if k % count == index:  # this process's share, finished or not: another's rows may be in the making
-                plan.append((case, method, done))
+    request = _request(editor, pie, steps, guidance)
+    plan = _plan(cases, methods, out, request, overwrite, process)
     result = Evaluation([], pie=pie, not_computed=dict(models.reasons) if pie else {})
     start = time.perf_counter()
     bar = tqdm(plan, desc="evaluating", unit="row", disable=not progress)
@@ -247,15 +225,65 @@ def measure(
         except ValueError as exc:
             if raise_errors:
                 raise
-            reason = " ".join(str(exc).split())
-            result.failures.append((case.name, method, reason))
-            if log is not None:
-                log(f"{case.name} / {method}: failed: {reason}")
+            _failed(result, case, method, exc, log)
             continue
-        _write_row(out, case.name, method, request, row, overwrite, index)
+        _write_row(out, case.name, method, request, row, overwrite, process[0])
         result.rows.append(row)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _request(editor: Any, pie: bool, steps: int, guidance: float) -> dict[str, Any]:
+    """What a row is measured for (a row file of another request is not reused): mode, steps, guidance, model."""
+    mode = "pie-bench" if pie else "reconstruction"
+    return {"mode": mode, "steps": steps, "guidance": guidance, "model": editor.model_parameters().get("model")}
+
+
+def _checked_cases(
+    folder: str | os.PathLike | None, pie_bench: str | os.PathLike | None, methods: Sequence[str] | None
+) -> tuple[list[Case], list[str]]:
+    """The cases of the folder or of PIE-Bench (every PIE-Bench mask checked against its photo) and the methods
+    (default: all), before any work."""
+    from inversion.methods import METHOD_NAMES
+
+    if (folder is None) == (pie_bench is None):
+        raise ValueError("give a folder of photos or a PIE-Bench folder (pie_bench), one of the two")
+    methods = list(methods or METHOD_NAMES)
+    for method in methods:
+        if method not in METHOD_NAMES:
+            raise ValueError(f"method {method!r} is not one of {', '.join(METHOD_NAMES)}")
+    cases = pie_cases(pie_bench) if pie_bench is not None else folder_cases(folder)  # type: ignore[arg-type]
+    if pie_bench is not None:
+        for case in cases:  # every mask checked against its photo before any work
+            check_mask(case)
+    return cases, methods
+
+
+def _plan(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    out: Path,
+    request: dict[str, Any],
+    overwrite: bool,
+    process: tuple[int, int],
+) -> list[tuple[Case, str, dict[str, Any] | None]]:
+    """This process's share of (case, method, its finished row or None); every row file is checked before any work."""
+    index, count = process
+    plan: list[tuple[Case, str, dict[str, Any] | None]] = []
+    for k, case in enumerate(cases):
+        for method in methods:
+            done = finished_row(row_path(out, case.name, method), request, overwrite)
+            if k % count == index:  # this process's share, finished or not: another's rows may be in the making
+                plan.append((case, method, done))
+    return plan
+
+
+def _failed(result: Evaluation, case: Case, method: str, exc: ValueError, log: Callable[[str], None] | None) -> None:
+    """Record a case and method that could not be measured, with the reason on one line."""
+    reason = " ".join(str(exc).split())
+    result.failures.append((case.name, method, reason))
+    if log is not None:
+        log(f"{case.name} / {method}: failed: {reason}")
 
 
 __all__ = ["Evaluation", "OutputExistsError", "RowsMismatchError", "measure", "row_path"]

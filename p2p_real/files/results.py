@@ -69,9 +69,9 @@ class EditResult:
         """Row k (1, 2, ...: the targets; 0: the reconstruction) of a photo edit as an Inversion of the edited
         image, so that it can be edited again without inverting it: its latents after each step are the pivots
         the next edit's source row follows, with the unconditional embeddings it used (method "chain", see
-        p2p_real.core.chain). ValueError, saying why, for a result without a trajectory (from generate, an edit with
+        p2p_real.files.chain). ValueError, saying why, for a result without a trajectory (from generate, an edit with
         keep_trajectory=False or output_type "latent")."""
-        from p2p_real.core.chain import edit_as_inversion
+        from p2p_real.files.chain import edit_as_inversion
 
         return edit_as_inversion(self, k)
 
@@ -206,7 +206,7 @@ def inversion_parameters(inv: Inversion) -> dict[str, Any]:
         "size": list(inv.size),
         "box": list(inv.box),
         "model_fingerprint": inv.model_id,
-        **({"chain": inv.chain} if inv.chain else {}),  # the edits it continues, oldest first (p2p_real.core.chain)
+        **({"chain": inv.chain} if inv.chain else {}),  # the edits it continues, oldest first (p2p_real.files.chain)
     }
 
 

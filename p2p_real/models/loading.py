@@ -224,6 +224,25 @@ def source_options(model: str, kind: str, variant: str | None = None, revision: 
     return options
 
 
+def _load_model(text: str, torch_dtype: torch.dtype, variant: str | None, revision: str | None) -> Any:
+    """The pipeline of a diffusers folder, a single checkpoint file or a hub id, as it was saved (not yet placed)."""
+    if not text.strip():
+        raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
+    path = model_path(text)
+    if path.is_dir():
+        return _from_folder(path, torch_dtype, **source_options(text, "folder", variant, revision))
+    if path.is_file():
+        if not text.lower().endswith(CHECKPOINT_SUFFIXES):
+            raise ModelLoadError(
+                f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) nor a diffusers folder"
+            )
+        source_options(text, "file", variant, revision)
+        return _from_file(path, torch_dtype)
+    if _looks_local(text):
+        raise ModelLoadError(f"model path {text!r} does not exist (no network is tried for a local path)")
+    return _from_hub(text, torch_dtype, **source_options(text, "hub", variant, revision))
+
+
 def load_pipeline(
     model: str | os.PathLike = DEFAULT_MODEL,
     device: str | torch.device = "auto",
@@ -277,23 +296,7 @@ def load_pipeline(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     check_offload(offload, dev)
-    text = os.fspath(model)
-    if not text.strip():
-        raise ModelLoadError("model is empty: give a hub id, a diffusers folder or a checkpoint file")
-    path = model_path(text)
-    if path.is_dir():
-        pipe = _from_folder(path, torch_dtype, **source_options(text, "folder", variant, revision))
-    elif path.is_file():
-        if not text.lower().endswith(CHECKPOINT_SUFFIXES):
-            raise ModelLoadError(
-                f"model file {text!r} is not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) nor a diffusers folder"
-            )
-        source_options(text, "file", variant, revision)
-        pipe = _from_file(path, torch_dtype)
-    elif _looks_local(text):
-        raise ModelLoadError(f"model path {text!r} does not exist (no network is tried for a local path)")
-    else:
-        pipe = _from_hub(text, torch_dtype, **source_options(text, "hub", variant, revision))
+    pipe = _load_model(os.fspath(model), torch_dtype, variant, revision)
     pipe.scheduler = ddim_scheduler(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     add_adapters(pipe, loras, embeddings)

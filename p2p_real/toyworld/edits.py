@@ -17,6 +17,7 @@ that the rest of the photo is kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,10 @@ class ToyEdit:
     background: str = ""  # the background colour after the edit
 
 
-def _pick(options: list[str], rng: np.random.Generator | None, prefer: str | None) -> str:
+Rng = np.random.Generator | None  # where new words are drawn from (None: the first that fits)
+
+
+def _pick(options: list[str], rng: Rng, prefer: str | None) -> str:
     if prefer is not None and prefer in options:
         return prefer
     if rng is None:
@@ -83,84 +87,87 @@ def make_edit(
         raise ValueError(f"edit kind {kind!r} is not one of {KINDS}")
     scene = rendered.scene
     caption = caption_of(scene)
-    first = caption.objects[0]
     used = {o.colour for o in scene.objects} | {scene.background}
-    options = dict(OPTIONS[kind])
-    if kind == "colour":
-        colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
-        target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
-        return ToyEdit(
-            kind,
-            f"colour: {first.colour} -> {colour}",
-            caption.text,
-            target.text,
-            {**options, "blend_words": ([first.colour], [colour])},
-            colour,
-            first.shape,
-            scene.background,
-        )
-    if kind == "shape":
-        shape = _pick([s for s in SHAPES if s != first.shape], rng, prefer)
-        target = _replace_object(caption, ObjectPhrase(first.colour, shape, first.size))
-        # the shape word may name another object too ("a small red square and a big blue square") and attends to
-        # it: subtract the other objects' colour words, which no two objects share
-        others = [o.colour for o in caption.objects[1:]]
-        if others:
-            options["subtract_words"] = (others, others)
-        return ToyEdit(
-            kind,
-            f"shape: {first.shape} -> {shape}",
-            caption.text,
-            target.text,
-            {**options, "blend_words": ([first.shape], [shape])},
-            first.colour,
-            shape,
-            scene.background,
-        )
-    if kind == "background":
-        background = _pick([c for c in COLOURS if c not in used], rng, prefer)
-        target = Caption(caption.objects, background)
-        objects = _object_words(caption.objects)
-        return ToyEdit(
-            kind,
-            f"background: {scene.background} -> {background}",
-            caption.text,
-            target.text,
-            {**options, "blend_words": ([scene.background], [background]), "subtract_words": (objects, objects)},
-            first.colour,
-            first.shape,
-            background,
-        )
-    if kind == "add":
-        if len(caption.objects) != 1:
-            raise ValueError("the 'add' edit needs a scene of one object")
-        colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
-        shape = _pick([s for s in SHAPES if s != first.shape], rng, None)
-        target = Caption((*caption.objects, ObjectPhrase(colour, shape, "small")), scene.background)
-        kept = _object_words(caption.objects)
-        return ToyEdit(
-            kind,
-            f"add a small {colour} {shape}",
-            caption.text,
-            target.text,
-            {**options, "edit": "refine", "blend_words": ([], [shape]), "subtract_words": (kept, kept)},
-            colour,
-            shape,
-            scene.background,
-        )
-    # size
+    return _MAKERS[kind](caption, scene.background, used, dict(OPTIONS[kind]), rng, prefer)
+
+
+def _colour_edit(
+    caption: Caption, background: str, used: set[str], options: dict[str, Any], rng: Rng, prefer: str | None
+) -> ToyEdit:
+    """Swap the first object's colour word; blend on the two colour words."""
+    first = caption.objects[0]
+    colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
+    target = _replace_object(caption, ObjectPhrase(colour, first.shape, first.size))
+    options["blend_words"] = ([first.colour], [colour])
+    label = f"colour: {first.colour} -> {colour}"
+    return ToyEdit("colour", label, caption.text, target.text, options, colour, first.shape, background)
+
+
+def _shape_edit(
+    caption: Caption, background: str, used: set[str], options: dict[str, Any], rng: Rng, prefer: str | None
+) -> ToyEdit:
+    """Swap the first object's shape word; blend on the two shape words minus the other objects' colour words."""
+    first = caption.objects[0]
+    shape = _pick([s for s in SHAPES if s != first.shape], rng, prefer)
+    target = _replace_object(caption, ObjectPhrase(first.colour, shape, first.size))
+    # the shape word may name another object too ("a small red square and a big blue square") and attends to
+    # it: subtract the other objects' colour words, which no two objects share
+    others = [o.colour for o in caption.objects[1:]]
+    if others:
+        options["subtract_words"] = (others, others)
+    options["blend_words"] = ([first.shape], [shape])
+    label = f"shape: {first.shape} -> {shape}"
+    return ToyEdit("shape", label, caption.text, target.text, options, first.colour, shape, background)
+
+
+def _background_edit(
+    caption: Caption, background: str, used: set[str], options: dict[str, Any], rng: Rng, prefer: str | None
+) -> ToyEdit:
+    """Swap the background's colour word; blend on the two background words minus the objects' words."""
+    first = caption.objects[0]
+    new = _pick([c for c in COLOURS if c not in used], rng, prefer)
+    target = Caption(caption.objects, new)
+    objects = _object_words(caption.objects)
+    options.update(blend_words=([background], [new]), subtract_words=(objects, objects))
+    label = f"background: {background} -> {new}"
+    return ToyEdit("background", label, caption.text, target.text, options, first.colour, first.shape, new)
+
+
+def _add_edit(
+    caption: Caption, background: str, used: set[str], options: dict[str, Any], rng: Rng, prefer: str | None
+) -> ToyEdit:
+    """Refine a one-object caption by "and a small <colour> <shape>"; blend on the new shape minus the old words."""
+    if len(caption.objects) != 1:
+        raise ValueError("the 'add' edit needs a scene of one object")
+    first = caption.objects[0]
+    colour = _pick([c for c in COLOURS if c not in used], rng, prefer)
+    shape = _pick([s for s in SHAPES if s != first.shape], rng, None)
+    target = Caption((*caption.objects, ObjectPhrase(colour, shape, "small")), background)
+    kept = _object_words(caption.objects)
+    options.update(edit="refine", blend_words=([], [shape]), subtract_words=(kept, kept))
+    label = f"add a small {colour} {shape}"
+    return ToyEdit("add", label, caption.text, target.text, options, colour, shape, background)
+
+
+def _size_edit(
+    caption: Caption, background: str, used: set[str], options: dict[str, Any], rng: Rng, prefer: str | None
+) -> ToyEdit:
+    """Reweight the first object's word 'big' by SIZE_WEIGHT; blend on its shape word."""
+    first = caption.objects[0]
     if first.size != "big":
         raise ValueError("the 'size' edit reweights the word 'big': the first object must be big")
-    return ToyEdit(
-        kind,
-        f"size: 'big' x{SIZE_WEIGHT:g}",
-        caption.text,
-        caption.text,
-        {**options, "equalizer": {"big": SIZE_WEIGHT}, "blend_words": ([first.shape], [first.shape])},
-        first.colour,
-        first.shape,
-        scene.background,
-    )
+    options.update(equalizer={"big": SIZE_WEIGHT}, blend_words=([first.shape], [first.shape]))
+    label = f"size: 'big' x{SIZE_WEIGHT:g}"
+    return ToyEdit("size", label, caption.text, caption.text, options, first.colour, first.shape, background)
+
+
+_MAKERS: dict[str, Callable[..., ToyEdit]] = {  # make_edit's kinds
+    "colour": _colour_edit,
+    "shape": _shape_edit,
+    "background": _background_edit,
+    "add": _add_edit,
+    "size": _size_edit,
+}
 
 
 def _object_words(objects: tuple[ObjectPhrase, ...]) -> list[str]:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import shlex
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import zip_longest
+from pathlib import Path
 from typing import Any, overload
 
 from inversion.settings import InversionSettings
 from p2p_real.commands.options import PROG
 from p2p_real.core.alignment import PromptError, tokenize, word_indices
-from p2p_real.notation import format_window
-from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_KEY, DEFAULT_SELF_REPLACE, EditSpec
+from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, SCHEMA, EditSpec
 
 # how the page labels each setting, for the library's messages
 PAGE_NAMES = {
@@ -84,6 +83,8 @@ class EditChoices:
     edit: str = EditSpec.edit
     cross_replace: float = DEFAULT_CROSS_REPLACE
     self_replace: float = DEFAULT_SELF_REPLACE
+    mask: Path | None = None  # a painted mask, saved (p2p_real/ui/brush.py): the edit's user mask
+    mask_mode: str = "replace"  # how the mask meets the attention mask (EditSpec.mask_mode): with a mask only
 
     def spec(self) -> EditSpec:
         """The EditSpec of these choices (checked; its messages name the page's labels). Blend words on either
@@ -100,59 +101,40 @@ class EditChoices:
             blend_words=blend,
             blend_threshold=slider(self.threshold),
             equalizer=equalizer,
+            mask_mode=self.mask_mode if self.mask is not None else "replace",
             names=PAGE_NAMES,
         )
 
 
 def spec_options(spec: EditSpec) -> list[str]:
-    """The `p2p-real edit` options that give `spec` (those left out have their default)."""
+    """The `p2p-real edit` options that give `spec` (those left out have their default): each setting's option,
+    once per text of its value (p2p_real.spec)."""
     default = EditSpec()
     argv: list[str] = []
-    if spec.edit != default.edit:
-        argv += ["--edit", spec.edit]
-    cross = spec.cross_replace_steps
-    if isinstance(cross, Mapping):
-        argv += ["--cross-replace", format_window(cross.get(DEFAULT_KEY, 0.8))]
-        for word, window in cross.items():
-            if word != DEFAULT_KEY:
-                argv += ["--cross-replace", f"{word}={format_window(window)}"]
-    elif cross != default.cross_replace_steps:
-        argv += ["--cross-replace", format_window(cross)]
-    if spec.self_replace_steps != default.self_replace_steps:
-        argv += ["--self-replace", format_window(spec.self_replace_steps)]
-    if spec.self_replace_max_res != default.self_replace_max_res:
-        argv += ["--self-replace-max-res", repr(spec.self_replace_max_res)]
-    for option, words in (("--blend", spec.blend_words), ("--subtract", spec.subtract_words)):
-        argv += [x for pair in _pairs(words, option) for x in (option, pair)]
-    if spec.blend_threshold != default.blend_threshold:
-        argv += ["--blend-threshold", repr(spec.blend_threshold)]
-    if spec.blend_pool != default.blend_pool:
-        argv += ["--blend-pool", str(spec.blend_pool)]
-    if spec.blend_start != default.blend_start:
-        argv += ["--blend-start", repr(spec.blend_start)]
-    for word, factor in (spec.equalizer or {}).items():
-        factors = factor if isinstance(factor, tuple) else (factor,)
-        argv += ["--reweight", f"{word}={','.join(repr(f) for f in factors)}"]
-    if spec.feather is not None or spec.mask_mode != default.mask_mode:
-        raise ValueError("feather and mask_mode have no edit option")
+    for name, setting in SCHEMA.items():
+        value = getattr(spec, name)
+        if value == getattr(default, name):
+            continue
+        try:
+            shown = setting.show(value)
+        except ValueError as exc:
+            raise ValueError(f"{setting.flag}: {exc}") from exc
+        for text in [shown] if isinstance(shown, str) else shown:
+            argv += [setting.flag, text]
     return argv
 
 
-def _pairs(words: Sequence[Sequence[str]] | None, option: str) -> list[str]:
-    """SOURCE:TARGET pairs of a (source words, target words) setting: 'cat:dog', 'hat:' or ':dog'."""
-    if not words:
-        return []
-    if len(words) != 2:
-        raise ValueError(f"{option} of one target prompt needs (source words, target words), got {words!r}")
-    return [f"{s or ''}:{t or ''}" for s, t in zip_longest(words[0], words[1])]
-
-
 def edit_command(
-    photo: str, settings: InversionSettings, target: str, spec: EditSpec, run_options: Sequence[str] = ()
+    photo: str,
+    settings: InversionSettings,
+    target: str,
+    spec: EditSpec,
+    run_options: Sequence[str] = (),
+    mask: Path | None = None,
 ) -> str:
     """The shell line of `p2p-real edit` that inverts `photo` (a file name) with the resolved `settings` and
     makes the same edit (`photo` may be an inversion file: without a method, its own is used); `run_options` are
-    --model, --device and --dtype."""
+    --model, --device and --dtype; `mask` a user mask file (written by its absolute path)."""
     method = ["--method", str(settings.method)] if settings.method is not None else []
     argv = [
         "edit",
@@ -171,4 +153,6 @@ def edit_command(
         argv += ["--size", f"{settings.size[0]}x{settings.size[1]}"]
     if settings.square:
         argv.append("--square")
+    if mask is not None:
+        argv += ["--mask", str(Path(mask).resolve())]
     return shlex.join([PROG, *argv, *spec_options(spec), *run_options])

@@ -7,6 +7,8 @@ the page turns them into messages.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +22,14 @@ from inversion.artifact import Inversion
 from inversion.cache import InversionCache
 from inversion.methods import METHOD_NAMES
 from inversion.settings import InversionSettings
-from inversion.storage.files import INVERSION_SUFFIX
+from inversion.storage.files import INVERSION_SUFFIX, atomic_write_bytes
 from masks.visualize import mask_overlay, word_heatmaps
-from p2p_real.core.reblend import blend_masks, photo_masks
+from p2p_real.batches.photo_plan import PhotoRequest, plan_photo
+from p2p_real.editing.reblend import blend_masks, photo_masks
 from p2p_real.editor import Editor
 from p2p_real.files.results import EditResult, Reconstruction
+from p2p_real.spec import EditSpec
+from p2p_real.ui.brush import applied_mask
 from p2p_real.ui.choices import PAGE_NAMES, EditChoices, edit_command
 from p2p_real.ui.sessions import SessionFolders
 
@@ -47,6 +52,7 @@ class Workspace:
     files: list[Path] = field(default_factory=list)
     command: str = ""
     folder: Path | None = None  # the session's own folder: the only files the page hands this session
+    choices: EditChoices | None = None  # the settings of the last edit (its brush mask: p2p_real/ui/brush.py)
 
     @property
     def name(self) -> str:
@@ -105,29 +111,17 @@ class Studio:
         if not (caption or "").strip():
             raise ValueError("write the photo's caption first: what it shows, e.g. 'a cat sitting on a wall'")
         photo = Path(photo)
-        settings = InversionSettings(caption, method, steps, names=PAGE_NAMES).resolved(
-            self.editor.num_inference_steps, self.editor.guidance_scale
-        )
-        self.editor.check([settings.prompt], None, settings.num_inference_steps)  # an empty or too long caption
+        settings = InversionSettings(caption, method, steps, names=PAGE_NAMES)
+        request = PhotoRequest(photo, settings, cache=self.cache, name=stem_of(photo))
+        plan = plan_photo(self.editor, request)  # the photo, the caption (empty, too long), the cache: before inverting
+        steps_made = plan.made_with.num_inference_steps
 
         def on_step(editor: Editor, step: int, timestep: int, data: dict[str, Any]) -> None:
             """Report one inversion step."""
             if report is not None:
-                report(str(data.get("stage", "")), step, settings.num_inference_steps)
+                report(str(data.get("stage", "")), step, steps_made)
 
-        def invert() -> Inversion:
-            """Invert the photo now."""
-            return self.editor.invert(
-                photo,
-                settings.prompt,
-                settings.method,
-                settings.num_inference_steps,
-                settings.guidance_scale,
-                progress=False,
-                callback_on_step_end=on_step,
-            )
-
-        inv, origin = self.cache.get(photo, settings, self.editor.pipe, invert, stem_of(photo))
+        inv, origin = plan.invert(progress=False, callback=on_step), plan.source  # "fresh" or "reused"
         if report is not None:
             report("reconstructing", 0, 1)
         rec = self.editor.reconstruct(inv, progress=False)
@@ -155,25 +149,32 @@ class Studio:
                 report("editing", step, inv.num_inference_steps)
 
         start = time.perf_counter()
-        res = self.editor.edit(inv, choices.target, spec=spec, progress=False, callback_on_step_end=on_step)
-        seconds = round(time.perf_counter() - start, 3)
-        chained = inv.method not in METHOD_NAMES  # continued from an edit: the command edits its inversion file
-        settings = InversionSettings(
-            inv.prompt, None if chained else inv.method, inv.num_inference_steps, inv.guidance_scale
+        res = self.editor.edit(
+            inv, choices.target, spec=spec, mask=choices.mask, progress=False, callback_on_step_end=on_step
         )
-        source = inv.path.name if chained and inv.path is not None else ws.photo.name
-        command = edit_command(source, settings, choices.target, spec, self.run_options)
+        seconds = round(time.perf_counter() - start, 3)
+        command = self.command(ws, choices)
         name = self._free_name(ws.name)
         written = res.save(self.edits, name, {"reproduce": command, "ui": {"edit_s": seconds}})
-        ws.result, ws.command = res, command
+        ws.result, ws.command, ws.choices = res, command, choices
         ws.files = [p for p in written if p.name in (f"{name}.1.png", f"{name}.1.mask.png", f"{name}.json")]
-        if inv.path is not None:
-            ws.files.append(inv.path)
+        ws.files += [p for p in (choices.mask, inv.path) if p is not None]  # the brush mask, the inversion
         mask, coverage = self.mask(ws)
         if not self.sessions.owns(ws.folder):  # a workspace made elsewhere: its own folder now
             ws.folder = self.sessions.new()
         downloads = self.sessions.publish(ws.folder, ws.files)
         return EditView(ws.original, res.images[1], mask, coverage, self.heatmaps(ws), downloads, command)
+
+    def command(self, ws: Workspace, choices: EditChoices) -> str:
+        """The `p2p-real edit` line of this edit, naming its photo (or, continued from an edit, that edit's
+        inversion file) and its brush mask by absolute paths, so that it runs from any folder."""
+        inv = ws.inversion
+        chained = inv.method not in METHOD_NAMES  # continued from an edit: the command edits its inversion file
+        settings = InversionSettings(
+            inv.prompt, None if chained else inv.method, inv.num_inference_steps, inv.guidance_scale
+        )
+        source = str(inv.path) if chained and inv.path is not None else str(self.kept_photo(ws.photo))
+        return edit_command(source, settings, choices.target, choices.spec(), self.run_options, mask=choices.mask)
 
     def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
         """The last edit as the page's photo (p2p_real.core.chain): its inversion, saved beside the edit's files, is
@@ -192,16 +193,19 @@ class Studio:
         if report is not None:
             report("reconstructing", 0, 1)
         rec = self.editor.reconstruct(inv, progress=False)
-        return replace(ws, inversion=inv, reconstruction=rec, origin="continued", result=None, files=[], command="")
+        return replace(
+            ws, inversion=inv, reconstruction=rec, origin="continued", result=None, files=[], command="", choices=None
+        )
 
     def mask(self, ws: Workspace | None, threshold: float | None = None) -> tuple[Image.Image | None, float | None]:
         """The last edit's blend mask over the photo at `threshold` (default: the edit's), recomputed from its
         stored attention maps, as the photo (at most PREVIEW_SIDE pixels a side) dimmed where the edit cannot
-        reach, whatever its colours, and the part of the working area it covers; (None, None) without blend
-        words."""
+        reach, whatever its colours, and the part of the working area it covers (with a brush mask: the mask the edit
+        applied); (None, None) without blend words or brush mask."""
         if ws is None or ws.result is None:
             return None, None
-        latent = blend_masks(ws.result, self.tokenizer, threshold)
+        user = ws.choices.mask if ws.choices is not None else None
+        latent = applied_mask(ws.result, blend_masks(ws.result, self.tokenizer, threshold), user)
         if latent is None:
             return None, None
         (soft,) = photo_masks(ws.result, latent[:1])
@@ -211,20 +215,53 @@ class Studio:
         return mask_overlay(photo, ImageOps.invert(soft), (0, 0, 0), DIM), float(latent[0].mean())
 
     def heatmaps(self, ws: Workspace) -> list[tuple[Image.Image, str]]:
-        """Each word's averaged cross-attention over the photo (caption words) and over the edit (target
-        words), in the working area."""
+        """Each word's averaged cross-attention, labelled once per word: the caption's words over the photo (a word
+        said twice averaged), then the target's new words over the edit, in the working area."""
         res = ws.result
         if res is None or res.attention is None:
             return []
-        box = ws.inversion.box
         cells = []
-        for row, image, side in ((0, ws.original, "caption"), (1, res.images[1], "target")):
-            crop = image.crop(box)
+        shown: set[str] = set()
+        for row, image, side in ((0, ws.original, ""), (1, res.images[1], " (target)")):
+            crop = image.crop(ws.inversion.box)
             crop.thumbnail((HEATMAP_SIDE, HEATMAP_SIDE))
-            cells += [
-                (picture, f"{side}: {word}") for picture, word in word_heatmaps(crop, res.attention.per_word(row))
-            ]
+            words = [w for w, _ in res.attention.per_word(row)]
+            for word in dict.fromkeys(words):
+                if word.lower() in shown:
+                    continue
+                shown.add(word.lower())
+                ((picture, _),) = word_heatmaps(crop, [(word, res.attention.word(word, row))])
+                cells.append((picture, f"{word}{side}"))
         return cells
+
+    def reconstruction_picture(self, ws: Workspace) -> Image.Image:
+        """The reconstruction at the photo's resolution, to be seen beside it at the same size: the working area
+        resized from the model's size, the rest of the photo (never edited) dimmed."""
+        photo = ws.original
+        box = ws.inversion.box
+        rec = ws.reconstruction.image.convert("RGB").resize(
+            (box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS
+        )
+        picture = Image.blend(photo.convert("RGB"), Image.new("RGB", photo.size), DIM)
+        picture.paste(rec, box[:2])
+        return picture
+
+    def edit_threshold(self, ws: Workspace) -> float | None:
+        """The blend threshold the last edit was made with (None before an edit)."""
+        if ws.result is None:
+            return None
+        return (ws.result.spec or EditSpec()).blend_threshold
+
+    def kept_photo(self, photo: Path) -> Path:
+        """The photo kept in OUT/photos/HASH/ under its own name (the upload lives in Gradio's cache), so that the
+        command line the page shows can name it by an absolute path that works from any folder; written once."""
+        data = photo.read_bytes()
+        kept = self.out / "photos" / hashlib.sha256(data).hexdigest()[:16] / photo.name
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another session kept the same photo meanwhile
+                atomic_write_bytes(kept, data, replace=False)
+        return kept
 
     def _free_name(self, stem: str) -> str:
         """STEM-K with the first K whose sidecar is not in the edits folder yet (edits are never replaced)."""
@@ -239,8 +276,15 @@ def stem_of(photo: Path) -> str:
     return " ".join(photo.stem.split()).lstrip(".") or "photo"
 
 
-def coverage_text(coverage: float | None) -> str:
-    """A line about the mask: how much of the working area the edit may change."""
+def coverage_text(coverage: float | None, threshold: float | None = None, applied: float | None = None) -> str:
+    """A line about the mask: how much of the working area the edit may change; for a preview at a threshold
+    other than the one the edit was made with, that Edit applies it."""
     if coverage is None:
         return "no blend words: the edit may change the whole photo"
-    return f"the mask covers {100 * coverage:.0f}% of the working area"
+    line = f"the mask covers {100 * coverage:.0f}% of the working area"
+    if threshold is None or applied is None or abs(threshold - applied) < 1e-9:
+        return line
+    return (
+        f"{line} at threshold {threshold:g}: a preview. **Press Edit to apply it**: the result shown was made at "
+        f"{applied:g}"
+    )

@@ -1,5 +1,6 @@
-"""The page's sweep: try several values of one edit setting at once (Editor.sweep), show the contact sheet, and
-give back each combination's slider values so that picking one loads it into the edit controls.
+"""The page's sweep: try several values of one edit setting at once (Editor.sweep), show the contact sheet and
+one tile per combination, and give back each combination's slider values so that clicking its tile loads them
+into the edit controls.
 
 No Gradio here: errors are the library's ValueErrors; the page turns them into messages. Design note: docs/sweep.md.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from p2p_real.batches.sweep_grid import parse_values
+from p2p_real.sweep_grid import parse_values
 from p2p_real.ui.choices import EditChoices
 
 # the settings the page sweeps, by the labels of their controls; each has a slider a pick can set
@@ -32,13 +33,17 @@ class SweepView:
     picks: list[str]  # "K: cross=0.2", one per combination
     sliders: list[dict[str, Any]]  # per combination: {"cross": ..., "self": ..., "threshold": ...}
     files: list[Path]  # the sheet and each combination's sidecar
+    tiles: list[tuple[Image.Image, str]]  # per combination: its edit (at most TILE_SIDE a side) and its pick
 
 
-def pick_index(picks: list[str], pick: str | None) -> int:
-    """The combination a pick names (its position in `picks`); ValueError if it names none."""
-    if pick not in picks:
-        raise ValueError("run a sweep, then pick one of its combinations")
-    return picks.index(pick)
+TILE_SIDE = 256  # longest side of a combination's tile
+
+
+def tile_settings(sliders: list[dict[str, Any]], index: int | None) -> dict[str, Any]:
+    """The slider values of the combination whose tile is at `index`; ValueError if there is none."""
+    if index is None or not 0 <= index < len(sliders):
+        raise ValueError("run a sweep, then click one of its tiles")
+    return sliders[index]
 
 
 def sweep_page(studio: Any, ws: Any, choices: EditChoices, setting: str, values: str) -> SweepView:
@@ -56,7 +61,8 @@ def sweep_page(studio: Any, ws: Any, choices: EditChoices, setting: str, values:
         raise ValueError(f"the page sweeps {setting} over fractions of the steps, e.g. 0.2,0.5,0.8, got {values!r}")
     spec = choices.spec()
     start = time.perf_counter()
-    res = studio.editor.sweep(ws.inversion, choices.target, spec=spec, progress=False, **{field: chosen})
+    mask = getattr(choices, "mask", None)  # a brush mask (p2p_real/ui/brush.py) applies to every combination
+    res = studio.editor.sweep(ws.inversion, choices.target, spec=spec, mask=mask, progress=False, **{field: chosen})
     seconds = round(time.perf_counter() - start, 3)
     k = 1
     while (studio.edits / f"{ws.name}-sweep-{k}.sweep.json").exists():
@@ -68,4 +74,9 @@ def sweep_page(studio: Any, ws: Any, choices: EditChoices, setting: str, values:
     ]
     picks = [f"{c.index}: {c.label}" for c in res.combinations]
     files = [p for p in written if p.name.endswith((".sweep.png", ".json"))]
-    return SweepView(res.sheet, picks, sliders, files)
+    tiles = []
+    for result, label in zip(res.results, picks):
+        tile = result.images[1].copy()
+        tile.thumbnail((TILE_SIDE, TILE_SIDE))
+        tiles.append((tile, label))
+    return SweepView(res.sheet, picks, sliders, files, tiles)

@@ -1,6 +1,6 @@
 """The combinations of a settings sweep: every EditSpec setting given as a list of values, crossed.
 
-`Editor.sweep` runs them (p2p_real.batches.sweep); the command line's `--sweep cross=0.2,0.5,0.8` and the page give the
+`Editor.sweep` runs them (p2p_real.editing.sweep); the command line's `--sweep cross=0.2,0.5,0.8` and the page give the
 values as text, parsed here. No torch here: the command line checks a sweep before it loads anything.
 Design note: docs/sweep.md.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from p2p_real import notation
-from p2p_real.spec import SETTINGS, EditSpec
+from p2p_real.spec import SCHEMA, SETTINGS, EditSpec
 
 MAX_COMBINATIONS = 64
 # Short names of the settings a sweep usually varies (the command line and the page); the full field names
@@ -28,17 +28,13 @@ SHORT_NAMES = {
     "pool": "blend_pool",
 }
 LABELS = {field: short for short, field in SHORT_NAMES.items()}
-# How values are written as text (the command line, the page), for the settings that have a short text form.
+# How values are written as text (the command line, the page): each setting's own text form (p2p_real.spec), but a
+# sweep of cross-attention takes plain windows, and the other repeatable settings (words, reweights) are no text
+# sweeps (their texts hold commas).
 TEXT_VALUES: dict[str, Callable[[str], Any]] = {
-    "edit": str.strip,
-    "cross_replace_steps": notation.parse_window,
-    "self_replace_steps": notation.parse_window,
-    "self_replace_max_res": notation.parse_fraction,
-    "blend_threshold": notation.parse_fraction,
-    "blend_pool": notation.parse_whole,
-    "blend_start": notation.parse_fraction,
-    "mask_mode": str.strip,
-    "feather": notation.parse_number,
+    name: notation.parse_window if name == "cross_replace_steps" else setting.parse
+    for name, setting in SCHEMA.items()
+    if setting.combine is None or name == "cross_replace_steps"
 }
 
 

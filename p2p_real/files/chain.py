@@ -9,21 +9,33 @@ next edit starts from the first one without inverting its image again, and its r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from inversion.artifact import Inversion
 from inversion.photos.image import pixel_sha256
-
-if TYPE_CHECKING:
-    from p2p_real.files.results import EditResult
+from p2p_real.files.outputs import shareable_path
+from p2p_real.spec import EditSpec
 
 CHAIN = "chain"  # the method name of an inversion made from an edit (inversion.methods.METHODS)
 HOW = (
     "edit the photo with Editor.edit (keep_trajectory=True, the default) and output_type 'pil' or 'np', "
     "or invert the edited image anew"
 )
+
+
+class EditRows(Protocol):
+    """What a continued edit reads of its result (p2p_real.files.results.EditResult, which imports this module)."""
+
+    images: Any
+    prompts: list[str]
+    inversion: Inversion | None
+    trajectory: torch.Tensor | None
+    unconditional: torch.Tensor | None
+    spec: EditSpec | None
+    parameters: dict[str, Any]
 
 
 def edited_pixels(image: Any) -> np.ndarray:
@@ -33,7 +45,7 @@ def edited_pixels(image: Any) -> np.ndarray:
     return (np.asarray(image, dtype=np.float64) * 255).round().clip(0, 255).astype(np.uint8)
 
 
-def missing_trajectory(result: EditResult) -> str | None:
+def missing_trajectory(result: EditRows) -> str | None:
     """Why `result` cannot be continued (None if it can)."""
     if result.inversion is None:
         return "this result was generated, not made from a photo's inversion: it has no photo to continue from; " + HOW
@@ -46,11 +58,9 @@ def missing_trajectory(result: EditResult) -> str | None:
     return None
 
 
-def chain_link(result: EditResult, k: int) -> dict[str, Any]:
+def chain_link(result: EditRows, k: int) -> dict[str, Any]:
     """What a continued edit records of edit k: the photo and inversion it edited (file names, image sha256,
     caption, method), the target, the row and the settings, any user mask, and the model (its name)."""
-    from p2p_real.files.outputs import shareable_path
-
     inv, parameters = result.inversion, result.parameters
     if inv is None:
         raise ValueError(missing_trajectory(result))
@@ -70,7 +80,7 @@ def chain_link(result: EditResult, k: int) -> dict[str, Any]:
     }
 
 
-def edit_as_inversion(result: EditResult, k: int) -> Inversion:
+def edit_as_inversion(result: EditRows, k: int) -> Inversion:
     """Row k of a photo edit (0: the reconstruction, 1...: the targets) as the Inversion of its image at the
     photo's resolution; ValueError if the result cannot be continued or k is no row of it."""
     problem = missing_trajectory(result)

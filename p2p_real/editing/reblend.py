@@ -17,7 +17,7 @@ from PIL import Image
 from masks.local_blend import blend_mask
 from masks.paste import DILATE, feathered_mask
 from p2p_real.core.edit_plan import plan_edit
-from p2p_real.editor import Editor
+from p2p_real.editing.photo_edit import feather_width
 from p2p_real.files.results import EditResult
 from p2p_real.spec import EditSpec
 
@@ -55,7 +55,7 @@ def photo_masks(result: EditResult, masks: torch.Tensor) -> list[Image.Image]:
     if inv is None:
         raise ValueError("photo masks need an edit of a photo (a result of Editor.edit)")
     x0, y0, x1, y1 = inv.box
-    feather = Editor._feather((result.spec or EditSpec()).feather, result.attention)
+    feather = feather_width((result.spec or EditSpec()).feather, result.attention)
     soft = feathered_mask(masks.float().cpu(), (y1 - y0, x1 - x0), feather, DILATE)
     height, width = inv.original.shape[:2]
     out = []

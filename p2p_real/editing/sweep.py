@@ -12,18 +12,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image
 
 from inversion import validation
 from inversion.artifact import Inversion
-from masks.paste import MaskSource, user_mask
+from masks.paste import MaskSource
 from masks.visualize import Cell, grid_height, labelled_grid
-from p2p_real.batches.sweep_grid import Combination, SweepError, format_value, sweep_grid
 from p2p_real.core.edit_plan import ROW_SETTINGS, prompt_list
 from p2p_real.core.sampling import unconditional_per_step
+from p2p_real.editing.editor_like import EditorLike
+from p2p_real.editing.photo_edit import edit_rows, photo_result, replay, user_latent_mask
 from p2p_real.files.output_sets import OutputSet
 from p2p_real.files.outputs import (
     EditPaths,
@@ -37,9 +38,7 @@ from p2p_real.files.outputs import (
 )
 from p2p_real.files.results import AttentionMaps, EditResult
 from p2p_real.spec import SETTINGS, EditSpec
-
-if TYPE_CHECKING:
-    from p2p_real.editor import Editor
+from p2p_real.sweep_grid import Combination, SweepError, format_value, sweep_grid
 
 DEFAULT_BATCH = 8  # target rows per denoising batch
 SHEET_HEIGHT = 256  # largest cell height of the contact sheet
@@ -160,7 +159,7 @@ def batches(combinations: Sequence[Combination], batch_size: int) -> list[list[C
 
 
 def run_sweep(
-    editor: Editor,
+    editor: EditorLike,
     inv: Inversion,
     target: str,
     lists: Mapping[str, Any],
@@ -177,27 +176,19 @@ def run_sweep(
     target = targets[0]
     batch_size = validation.whole_number(batch_size, "batch_size")
     combinations = sweep_grid(spec or EditSpec(), lists)
-    start, uncond, pivots = editor._replay(inv)
-    per_step = unconditional_per_step(uncond, inv.num_inference_steps)
+    replayed = replay(editor, inv)
+    per_step = unconditional_per_step(replayed[1], inv.num_inference_steps)
     for combination in combinations:  # words and prompts, before any slow work
         editor.check([inv.prompt, target], combination.spec, inv.num_inference_steps)
-    photo_size = (inv.original.shape[1], inv.original.shape[0])
-    user = None if mask is None else user_mask(mask, inv.latent_size, inv.box, photo_size)
+    user = user_latent_mask(inv, mask)
     results: dict[int, EditResult] = {}
     for batch in batches(combinations, batch_size):
         specs = [c.spec for c in batch]
-        trajectory = torch.empty(inv.num_inference_steps, len(batch) + 1, *start.shape[1:])  # for as_inversion
-        final, latent_mask, attention = editor._run(
-            [inv.prompt] + [target] * len(batch),
-            start,
-            uncond,
-            specs[0] if len(batch) == 1 else specs,
-            source_pivots=pivots,
-            mask=user,
-            num_inference_steps=inv.num_inference_steps,
-            guidance_scale=inv.guidance_scale,
-            progress=progress,
-            trajectory=trajectory,
+        trajectory = torch.empty(inv.num_inference_steps, len(batch) + 1, *replayed[0].shape[1:])  # for as_inversion
+        prompts = [inv.prompt] + [target] * len(batch)
+        row_specs = specs[0] if len(batch) == 1 else specs
+        final, latent_mask, attention = edit_rows(
+            editor, inv, replayed, prompts, row_specs, user, progress, None, trajectory
         )
         for row, combination in enumerate(batch, start=1):
             rows = [0, row]
@@ -207,8 +198,8 @@ def run_sweep(
                 else AttentionMaps(attention.maps[rows], [attention.tokens[0], attention.tokens[row]])
             )
             row_mask = None if latent_mask is None else latent_mask[row - 1 : row]
-            result = editor._edit_result(
-                inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil"
+            result = photo_result(
+                editor, inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil"
             )
             result.trajectory, result.unconditional = trajectory[:, rows], per_step
             results[combination.index] = result
