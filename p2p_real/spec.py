@@ -268,7 +268,7 @@ class EditSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain JSON values (windows and word lists as lists)."""
-        return {name: _plain(getattr(self, name)) for name in SETTINGS}
+        return {name: json_plain(getattr(self, name)) for name in SETTINGS}
 
     @classmethod
     def from_dict(
@@ -296,12 +296,12 @@ def settings_in(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {name: arguments[name] for name in SETTINGS if arguments.get(name) is not None}
 
 
-def _plain(value: Any) -> Any:
+def json_plain(value: Any) -> Any:
     """Tuples as lists and mappings as dicts, recursively: what JSON stores."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [json_plain(v) for v in value]
     return value
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from p2p_real import notation
-from p2p_real.spec import SCHEMA, SETTINGS, EditSpec
+from p2p_real.spec import SCHEMA, SETTINGS, EditSpec, json_plain
 
 MAX_COMBINATIONS = 64
 # Short names of the settings a sweep usually varies (the command line and the page); the full field names
@@ -114,15 +114,7 @@ def format_value(value: Any) -> str:
         return f"{value[0]:g}:{value[1]:g}"
     if isinstance(value, (int, str)):
         return str(value)
-    return json.dumps(_plain(value), separators=(",", ":"))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
+    return json.dumps(json_plain(value), separators=(",", ":"))
 
 
 def label(settings: Mapping[str, Any]) -> str:

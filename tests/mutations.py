@@ -109,8 +109,8 @@ MUTATIONS = (
         "to-dict-no-threshold",
         "EditSpec.to_dict drops blend_threshold",
         "p2p_real/spec.py",
-        "return {name: _plain(getattr(self, name)) for name in SETTINGS}",
-        'return {name: _plain(getattr(self, name)) for name in SETTINGS if name != "blend_threshold"}',
+        "return {name: json_plain(getattr(self, name)) for name in SETTINGS}",
+        'return {name: json_plain(getattr(self, name)) for name in SETTINGS if name != "blend_threshold"}',
         ("tests/test_edit_settings.py", "tests/test_workflow.py"),
     ),
     Mutation(

@@ -239,16 +239,16 @@ def test_the_page_continues_from_the_current_edit_without_inverting(offline_page
         """What the page answers to one call."""
         return session.submit(*args, api_name=api_name).result(timeout=300)
 
-    call(handle_file(str(photo)), caption, METHOD, STEPS, "", api_name="/invert")
+    call(handle_file(str(photo)), caption, METHOD, STEPS, api_name="/invert")
     with pytest.raises(AppError, match="edit the photo first"):
         call(api_name="/continue")
     call(caption, target, [], api_name="/words")  # the word pickers offer the prompts' words
     (_, edited), *_ = call(caption, target, ["circle"], ["square"], 0.3, [], 1.0, "auto", 0.8, 0.6, api_name="/edit")
     inverted = []
     monkeypatch.setattr(offline_page.studio.editor, "invert", lambda *a, **k: inverted.append(a))
-    _, report, new_caption, new_target = call(api_name="/continue")
+    _, verdict, _, new_caption, new_target = call(api_name="/continue")
     assert inverted == []  # nothing is inverted: the edit's own trajectory is the inversion
-    assert new_caption == new_target == target and "continues the last edit" in report
+    assert new_caption == new_target == target and "Continues from the last edit" in verdict
 
     (before, after), _, _, _, files, command = call(
         target, second, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6, api_name="/edit"

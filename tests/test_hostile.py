@@ -150,7 +150,7 @@ def _page_session(page, tmp_path: Path, photo: Path, caption: str):
     from gradio_client import Client, handle_file
 
     session = Client(page.url, verbose=False, download_files=str(tmp_path / "downloads"))
-    session.submit(handle_file(str(photo)), caption, "negative-prompt", 2, "", api_name="/invert").result(timeout=300)
+    session.submit(handle_file(str(photo)), caption, "negative-prompt", 2, api_name="/invert").result(timeout=300)
     target = caption.replace("circle", "square")
     result = session.submit(caption, target, [], [], 0.3, [], 1.0, "auto", 0.8, 0.6, api_name="/edit").result(
         timeout=300
@@ -474,7 +474,7 @@ def test_an_unreadable_upload_is_a_message_naming_the_problem(offline_page, tmp_
     bad.write_bytes(b"this is not a picture")
     session = Client(offline_page.url, verbose=False, download_files=str(tmp_path / "downloads"))
     with pytest.raises(AppError) as err:
-        session.submit(handle_file(str(bad)), "a cat", "negative-prompt", 2, "", api_name="/invert").result(timeout=300)
+        session.submit(handle_file(str(bad)), "a cat", "negative-prompt", 2, api_name="/invert").result(timeout=300)
     assert str(err.value) not in ("", "None") and "image" in str(err.value).lower(), repr(err.value)
 
 

@@ -1,10 +1,12 @@
 """The README's examples as a test (issue 29, "Done means"): every fenced Python example runs, in order and in one
 namespace as a reader would run them, on the offline models; every `p2p-real ...` command line of the README
-parses with the real parser. Only what cannot run here is substituted (`substitutions`): hub models become the toy
+parses with the real parser, and every `python -m` line of this project names a module (and parses, where its
+parser can run alone). Only what cannot run here is substituted (`substitutions`): hub models become the toy
 model or the tiny SDXL pipeline, 50 steps become a few; the photo is a scikit-image photo saved as photo.jpg."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -98,6 +100,33 @@ def command_lines() -> list[tuple[int, list[str]]]:
 
 
 COMMANDS = command_lines()
+OWN_PACKAGES = ("p2p_real", "inversion", "masks", "benchmarks", "training", "tests")
+PARSE_ONLY = {  # the modules whose command line can be parsed without running them
+    "training.toyworld": "training.settings",
+    "benchmarks.gpu": "benchmarks.gpu",
+}
+
+
+def module_lines() -> list[tuple[int, str, list[str]]]:
+    """Each `python -m MODULE ...` of this project in the README's bash blocks, and in its inline code where it has
+    arguments (not a mention such as `python -m training.toyworld`): (line, module, arguments)."""
+    text = README.read_text()
+    lines = [(start + offset, line) for start, code in fenced("bash") for offset, line in shell_lines(code)]
+    for m in re.finditer(r"`(python3? -m [^`]+)`", text):
+        if len(m.group(1).split()) > 3:
+            lines.append((text.count("\n", 0, m.start()) + 1, m.group(1).replace("\n", " ")))
+    found = []
+    for number, line in lines:
+        words = shlex.split(line, comments=True)
+        for i, word in enumerate(words[:-2]):
+            if Path(word).name.startswith("python") and words[i + 1] == "-m" and words[i + 2].startswith(OWN_PACKAGES):
+                args = words[i + 3 :]
+                ends = [j for j, w in enumerate(args) if w in SEPARATORS]
+                found.append((number, words[i + 2], args[: ends[0]] if ends else args))
+    return found
+
+
+MODULES = module_lines()
 
 
 def test_the_readme_has_command_lines_to_check():
@@ -115,3 +144,15 @@ def test_every_command_line_of_the_readme_parses(args, tmp_path, monkeypatch):
             name.touch()
     parsed = cli.build_parser().parse_args(args)  # a bad option or value raises cli.UsageError
     assert parsed.command == args[0] and callable(parsed.run)
+
+
+def test_every_python_m_line_of_the_readme_names_a_module_and_parses(tmp_path, monkeypatch):
+    assert {module for _, module, _ in MODULES} >= {"training.toyworld", "benchmarks.gpu", "benchmarks.toyworld"}
+    monkeypatch.chdir(tmp_path)
+    for number, module, args in MODULES:
+        assert importlib.util.find_spec(module) is not None, f"README.md:{number}: no module {module}"
+        if module in PARSE_ONLY:
+            if "--teacher" in args:  # the teacher is a pipeline folder an earlier line trained
+                for part in ("unet", "text_encoder"):
+                    (tmp_path / args[args.index("--teacher") + 1] / part).mkdir(parents=True, exist_ok=True)
+            importlib.import_module(PARSE_ONLY[module]).parse_args(args)  # a bad option: SystemExit(2)

@@ -120,7 +120,8 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
     assert share[0.05] >= share[0.3] >= share[0.9] and share[0.05] > share[0.9] and covered(coverage) == share[0.3]
     assert not np.array_equal(pixels(masks[0.9][0]), pixels(mask))
     # heat maps labelled once per word: the caption's words ("a" twice in it), then the target's new one
-    assert [h["caption"] for h in heatmaps] == ["a", "big", "red", "circle", "on", "yellow", "background", "square (target)"]
+    words = ["a", "big", "red", "circle", "on", "yellow", "background", "square (target)"]
+    assert [h["caption"] for h in heatmaps] == words
 
     # downloads: the edit, its mask, the sidecar and the inversion
     by_name = {Path(f).name: f for f in files}
@@ -234,6 +235,9 @@ ENDPOINT_TESTS = {
     "continue": "tests/test_chain.py",
     "sweep": "tests/test_sweep.py",
     "pick": "tests/test_sweep.py",
+    "brush": "tests/test_ui_page_tools.py",
+    "restore": "tests/test_ui_page_tools.py",
+    "undo": "tests/test_ui_page_tools.py",
 }
 
 
@@ -252,3 +256,24 @@ def test_the_page_listens_on_localhost_and_runs_one_model_job_at_a_time(toy_page
     for name, test in ENDPOINT_TESTS.items():
         source = (root / test).read_text()
         assert f'api_name="/{name}"' in source and "offline_page" in source, (name, test)
+
+
+def test_the_toy_example_is_an_edit_that_works(offline_page, tmp_path):
+    from p2p_real.commands.ui import toy_examples
+    from p2p_real.toyworld.demo import DEMO_SCENE
+    from p2p_real.toyworld.edits import check_edit, make_edit
+    from p2p_real.toyworld.scenes import render
+    from p2p_real.ui.choices import EditChoices, changed_words, prompt_words
+
+    studio = offline_page.studio
+    ((photo, caption, target, method, self_steps),) = toy_examples(tmp_path, 64)
+    assert target != caption  # an edit that changes something (issue 30: it once equalled its caption)
+    words = [prompt_words(studio.tokenizer, prompt) for prompt in (caption, target)]
+    blend = changed_words(*words)  # what the page ticks for the example
+    ws = studio.invert(photo, caption, method, STEPS)
+    view = studio.edit(ws, EditChoices(target, *map(tuple, blend), 0.3, (), 1.0, "auto", 0.8, self_steps))
+    scene = render(DEMO_SCENE, 64)
+    swap = make_edit("colour", scene, prefer=target.split()[2])
+    small = np.asarray(view.after.convert("RGB").resize((64, 64)))
+    assert swap.target == target and check_edit(swap, scene, small).success
+    studio.forget(ws)

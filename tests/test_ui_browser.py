@@ -84,9 +84,8 @@ def images(selector: str) -> str:
     )
 
 
-TOASTS = (
-    "[...document.querySelectorAll('.toast-body')].map(t => [t.className, t.innerText.replace(/\\s+/g, ' ')])"
-)
+TOASTS = "[...document.querySelectorAll('.toast-body')].map(t => [t.className, t.innerText.replace(/\\s+/g, ' ')])"
+RED = f"{TOASTS}.filter(t => t[0].includes('error')).map(t => t[1])"  # the texts of error toasts shown now
 ERROR_BADGES = "[...document.querySelectorAll('.error')].filter(e => e.innerText.trim() === 'Error').length"
 
 
@@ -97,9 +96,11 @@ class Walk:
         self.browser, self.folder, self.shots = browser, folder, 0
 
     def shot(self, what: str) -> Path:
-        """A screenshot of the whole page, numbered in the walk's order."""
+        """A screenshot of the whole page, numbered in the walk's order; no step of the walk shows an error."""
         self.shots += 1
-        return self.browser.screenshot(self.folder / f"{self.shots:02d}-{what}.png")
+        path = self.browser.screenshot(self.folder / f"{self.shots:02d}-{what}.png")
+        assert self.browser.evaluate(RED) == [], f"an error on the page at {path.name}"
+        return path
 
     def wait(self, expression: str, what: str):
         """Wait for a JavaScript expression to be truthy."""
@@ -107,9 +108,12 @@ class Walk:
 
     def toast(self, pattern: str, what: str) -> str:
         """The class of the first toast whose text matches `pattern`."""
-        return self.wait(
-            f"(t => t && t[0])({TOASTS}.find(t => new RegExp({json.dumps(pattern)}).test(t[1])))", what
-        )
+        try:
+            return self.wait(
+                f"(t => t && t[0])({TOASTS}.find(t => new RegExp({json.dumps(pattern)}).test(t[1])))", what
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; the toasts: {self.browser.evaluate(TOASTS)}") from None
 
 
 def test_a_new_user_walks_the_page_from_the_example_to_stop(offline_page, tmp_path, monkeypatch, capsys):
@@ -192,10 +196,13 @@ def edit_and_check(walk: Walk, studio) -> str:
     command = walk.wait(f"(v => v.includes('p2p-real edit') && v)({value('#command')})", "the command line")
     sizes = walk.wait(f"(a => a.length >= 2 && a)({images('#compare')})", "the before / after images")
     assert [s[:2] for s in sizes[:2]] == [[192, 192], [192, 192]]
-    labels = [b.evaluate(f"getComputedStyle(document.querySelector('#compare'), '::{side}').content") for side in (
-        "before",
-        "after",
-    )]
+    labels = [
+        b.evaluate(f"getComputedStyle(document.querySelector('#compare'), '::{side}').content")
+        for side in (
+            "before",
+            "after",
+        )
+    ]
     assert labels == ['"before: the photo"', '"after: the edit"']
     words = walk.wait(
         "(a => a.length > 0 && a)([...document.querySelectorAll('#heatmaps .caption-label, #heatmaps figcaption')]"
@@ -207,7 +214,7 @@ def edit_and_check(walk: Walk, studio) -> str:
     assert path and Path(path[1]).is_file(), command  # the photo by an absolute path: it runs from any folder
     scene = render(DEMO_SCENE, 64)
     swap = make_edit("colour", scene, prefer="yellow")
-    (edited,) = sorted(studio.edits.glob("toy-scene-*.1.png"))
+    edited = max(studio.edits.glob("toy-scene-*.1.png"), key=lambda p: p.stat().st_mtime_ns)  # this edit's
     small = np.asarray(Image.open(edited).convert("RGB").resize((64, 64)))
     assert swap.target == TYPED and check_edit(swap, scene, small).success  # the edit took
     shot = walk.shot("edited")
@@ -228,10 +235,16 @@ def mask_and_history(walk: Walk, first_command: str) -> None:
     """Paint a mask over the photo, Edit with it (the command line names it), then go back in the history."""
     b = walk.browser
     b.evaluate("[...document.querySelectorAll('button')].find(x => x.innerText.startsWith('brush:')).click()")
-    canvas = walk.wait("(c => c && c.getBoundingClientRect().width > 50)(document.querySelector('#brush canvas'))", "")
-    assert canvas
-    b.drag("#brush canvas", [(0.55 + 0.02 * k, 0.3 + 0.04 * k) for k in range(10)])
-    walk.wait("!document.querySelector('#brush-note').innerText.includes('no paint')", "the painted mask's note")
+    walk.wait("(c => c && c.getBoundingClientRect().width > 50)(document.querySelector('#brush canvas'))", "the brush")
+    note = "document.querySelector('#brush-note').innerText.startsWith('Painted')"
+    for _ in range(5):  # the editor's canvas takes a moment to take paint after its panel opens
+        b.drag("#brush canvas", [(0.55 + 0.02 * k, 0.3 + 0.04 * k) for k in range(10)])
+        try:
+            b.wait_for(note, 5, "the painted mask's note")
+            break
+        except TimeoutError:
+            continue
+    walk.wait(note, "the painted mask's note")
     walk.shot("painted")
     b.click("#edit")
     command = walk.wait(
@@ -247,15 +260,23 @@ def mask_and_history(walk: Walk, first_command: str) -> None:
 def new_photo_and_fake_png(walk: Walk, tmp_path: Path) -> None:
     """A new photo clears all derived from the last one; a fake PNG gives a message naming it, not bare badges."""
     b = walk.browser
-    photo, _ = scene_photo(tmp_path / "another.png")
+    photo, caption = scene_photo(tmp_path / "another.png")
     b.set_files("#photo input[type=file]", photo)
-    walk.wait(f"{value('#target')} === '' && {value('#command')} === ''", "the last photo's target and command gone")
+    walk.wait(
+        f"{value('#caption')} === '' && {value('#target')} === '' && {value('#command')} === ''",
+        "the last photo's caption, target and command gone",
+    )
     walk.wait(f"{images('#compare')}.length === 0 && {images('#reconstruction')}.length === 0", "the pictures gone")
-    assert b.evaluate(f"{images('#mask')}.length + {images('#heatmaps')}.length + {images('#history')}.length") == 0
-    assert b.evaluate("document.querySelector('#verdict').innerText.trim()") == ""
-    assert b.evaluate("document.querySelectorAll('#downloads a').length") == 0
-    assert b.evaluate(checked("blend-target")) == [] and not b.evaluate(enabled("edit"))
-    walk.wait(enabled("invert"), "Invert ready: a photo and the caption")
+    walk.wait(
+        f"{images('#mask')}.length + {images('#heatmaps')}.length + {images('#history')}.length === 0"
+        " && document.querySelector('#verdict').innerText.trim() === ''"
+        " && document.querySelectorAll('#downloads a').length === 0"
+        f" && {checked('blend-target')}.length === 0",
+        "the mask, heat maps, history, verdict, downloads and target's blend words gone",
+    )
+    assert not b.evaluate(enabled("edit")) and not b.evaluate(enabled("invert"))  # the new photo needs its caption
+    b.type_text("#caption textarea", caption)
+    walk.wait(enabled("invert"), "Invert ready: a photo and its caption")
     walk.shot("new-photo")
 
     fake = tmp_path / "fake.png"
@@ -275,19 +296,22 @@ def new_photo_and_fake_png(walk: Walk, tmp_path: Path) -> None:
 def stop_is_a_notice(walk: Walk, tmp_path: Path, held: HeldJob) -> None:
     """Stop during Invert: a notice, not a red error; nothing changes; the steps are ready again."""
     b = walk.browser
-    photo, _ = scene_photo(tmp_path / "to-stop.png", size=(176, 160))  # not inverted before: not in the cache
+    photo, caption = scene_photo(tmp_path / "to-stop.png", size=(176, 160))  # not inverted before: not in the cache
     b.evaluate("document.querySelector('#photo button[aria-label=Clear], #photo button[title=Clear]')?.click()")
     walk.wait("document.querySelector('#photo input[type=file]') !== null", "an empty photo field")
     b.set_files("#photo input[type=file]", photo)
+    assert b.evaluate(value("#caption")) == ""  # the caption of the last photo went with it (at the fake PNG)
+    b.type_text("#caption textarea", caption)
     walk.wait(enabled("invert"), "Invert ready")
     b.click("#invert")
     assert held.running.wait(TIMEOUT), "Invert did not start"
     walk.wait(enabled("stop-invert"), "Stop ready")
     b.click("#stop-invert")
     held.release.set()
-    kind = walk.toast("^Stopped", "the notice that Invert stopped")
+    kind = walk.toast("Stopped: nothing was changed", "the notice that Invert stopped")
     assert "info" in kind and "error" not in kind, kind
     walk.wait(enabled("invert"), "Invert ready again")
     assert not b.evaluate(enabled("stop-invert")) and not b.evaluate(enabled("edit"))
-    assert b.evaluate("document.querySelector('#verdict').innerText.trim()") == "" and b.evaluate(ERROR_BADGES) == 0
+    assert b.evaluate(ERROR_BADGES) == 0 and b.evaluate(value("#target")) == ""  # nothing changed
+    assert b.evaluate("document.querySelector('#verdict').innerText.trim()") == ""  # nothing changed
     walk.shot("stopped")

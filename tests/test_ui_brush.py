@@ -72,8 +72,9 @@ def test_the_editor_shows_the_photo_at_most_brush_side_with_nothing_painted(tmp_
     path = tmp_path / "big.png"
     Image.new("RGB", (3000, 1500), "green").save(path)
     value = editor_value(path)
-    assert value["layers"] == [] and max(value["background"].size) == BRUSH_SIDE
-    assert value["background"].size == (BRUSH_SIDE, BRUSH_SIDE // 2)
+    assert max(value["background"].size) == BRUSH_SIDE and value["background"].size == (BRUSH_SIDE, BRUSH_SIDE // 2)
+    (layer,) = value["layers"]  # one layer to paint on (the editor's brush draws on none without it), empty
+    assert layer.size == value["background"].size and painted_mask(value, (3000, 1500)) is None
     assert editor_value(None) is None
 
 

@@ -10,8 +10,8 @@ from inversion.settings import InversionSettings
 from p2p_real import EditSpec, PromptError
 from p2p_real.commands import options
 from p2p_real.core.alignment import tokenize, word_indices
-from p2p_real.ui.app import word_updates
 from p2p_real.ui.choices import EditChoices, changed_words, edit_command, prompt_words
+from p2p_real.ui.editing import word_updates
 
 CAPTION = "A photo of a cat, sitting on a wall."
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from p2p_real.ui.choices import EditChoices
-from p2p_real.ui.history import History, continue_from, restore
+from p2p_real.ui.history import History, continue_from, record, restore
 from p2p_real.ui.studio import Studio
 from tests.families import PHOTO_PROMPT
 
@@ -95,3 +95,13 @@ def test_an_entry_without_an_edit_is_refused(studio, workspace):
         History().add(workspace, EditChoices(TARGETS[0]))
     with pytest.raises(ValueError, match="no edit in the history"):
         History().entry(None)
+
+
+def test_the_workspace_keeps_its_history_through_edits_restores_and_continues(studio, workspace):
+    studio.edit(workspace, EditChoices(TARGETS[0]))
+    history = record(workspace)
+    studio.edit(workspace, EditChoices(TARGETS[1], cross_replace=0.5))
+    assert record(workspace) is history and [e.choices.target for e in history.entries] == TARGETS[:2]
+    ws, _ = restore(studio, history.select(0), workspace)
+    assert ws.history is history and ws.choices == EditChoices(TARGETS[0])  # the choices the edit was made with
+    assert continue_from(studio, ws).history is history  # edits of the continued photo join the same history

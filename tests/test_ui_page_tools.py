@@ -4,6 +4,7 @@
 continue from an entry."""
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import cli
 from tests.ui_server import METHOD, STEPS, scene_photo
 
 TIMEOUT = 300  # seconds for any one call to the page
-SIZE = (184, 160)  # a photo size no other page test uses: the page's inversion cache is shared
+BRUSHED, HISTORY = (168, 152), (168, 144)  # photo sizes no other page test uses: the page's inversion cache is shared
 EDIT = [0.3, [], 1.0, "auto", 0.8, 0.6]  # threshold, reweight words, factor, edit kind, cross, self
 
 
@@ -44,18 +45,18 @@ def brush_value(folder: Path, size: tuple[int, int], box: tuple[int, int, int, i
 
 
 def test_a_painted_mask_is_the_edits_mask_saved_and_on_the_command_line(offline_page, tmp_path, monkeypatch):
-    photo, caption = scene_photo(tmp_path / "brushed.png", size=SIZE)
+    photo, caption = scene_photo(tmp_path / "brushed.png", size=BRUSHED)
     target = caption.replace("circle", "square")
     session = Client(offline_page.url, verbose=False, download_files=str(tmp_path / "downloads"))
     with pytest.raises(AppError, match="invert a photo first"):
-        call(session, brush_value(tmp_path, SIZE, (0, 0, 10, 10)), api_name="/brush")
+        call(session, brush_value(tmp_path, BRUSHED, (0, 0, 10, 10)), api_name="/brush")
     call(session, handle_file(str(photo)), caption, METHOD, STEPS, api_name="/invert")
     # painted on the editor's picture at half the photo's size: the left half of the photo
-    half = (SIZE[0] // 2, SIZE[1] // 2)
+    half = (BRUSHED[0] // 2, BRUSHED[1] // 2)
     preview, note = call(session, brush_value(tmp_path, half, (0, 0, half[0] // 2, half[1])), api_name="/brush")
     assert "Painted 50% of the photo" in note
     tinted = pixels(preview).astype(int) - pixels(str(photo)).astype(int)
-    assert np.abs(tinted[:, : SIZE[0] // 2]).sum(axis=2).min() > 0 and not tinted[:, SIZE[0] // 2 :].any()
+    assert np.abs(tinted[:, : BRUSHED[0] // 2]).sum(axis=2).min() > 0 and not tinted[:, BRUSHED[0] // 2 :].any()
 
     (before, after), mask, coverage, heatmaps, files, command = call(
         session, caption, target, [], [], *EDIT, "replace", api_name="/edit"
@@ -66,19 +67,24 @@ def test_a_painted_mask_is_the_edits_mask_saved_and_on_the_command_line(offline_
     assert saved in by_name and sidecar["parameters"]["mask_sha256"]
     painted = pixels(by_name[saved])
     assert (
-        painted.shape == (SIZE[1], SIZE[0])
-        and painted[:, : SIZE[0] // 2].all()
-        and not painted[:, SIZE[0] // 2 :].any()
+        painted.shape == (BRUSHED[1], BRUSHED[0])
+        and painted[:, : BRUSHED[0] // 2].all()
+        and not painted[:, BRUSHED[0] // 2 :].any()
     )
     # replace: the edit changed the photo under the paint only (blend words or not)
     edited, original = pixels(after), pixels(str(photo))
-    assert not np.array_equal(edited[:, : SIZE[0] // 4], original[:, : SIZE[0] // 4])
-    assert np.array_equal(edited[:, 3 * SIZE[0] // 4 :], original[:, 3 * SIZE[0] // 4 :])
+    assert not np.array_equal(edited[:, : BRUSHED[0] // 4], original[:, : BRUSHED[0] // 4])
+    assert np.array_equal(edited[:, 3 * BRUSHED[0] // 4 :], original[:, 3 * BRUSHED[0] // 4 :])
     # the command line edits with the mask file (by its absolute path: it runs from any folder)
     monkeypatch.chdir(tmp_path)
     args = cli.build_parser().parse_args(shlex.split(command)[1:])
     assert Path(args.mask).is_absolute() and np.array_equal(pixels(args.mask), painted)
     assert args.mask_mode is None or args.mask_mode == "replace"
+
+    # a sweep edits with the painted mask too
+    call(session, caption, target, [], [], *EDIT, "replace", "blend threshold", "0.2,0.6", api_name="/sweep")
+    (combination,) = offline_page.studio.edits.glob("brushed-sweep-*.1.json")
+    assert json.loads(combination.read_text())["parameters"]["mask"] == saved
 
     # intersect needs blend words: a message, no edit
     with pytest.raises(AppError, match="needs blend words"):
@@ -86,13 +92,13 @@ def test_a_painted_mask_is_the_edits_mask_saved_and_on_the_command_line(offline_
 
 
 def test_the_history_restores_an_edit_undoes_and_continues_from_it(offline_page, tmp_path):
-    photo, caption = scene_photo(tmp_path / "history.png", size=(SIZE[0] + 8, SIZE[1]))
+    photo, caption = scene_photo(tmp_path / "history.png", size=HISTORY)
     square, star = caption.replace("circle", "square"), caption.replace("circle", "star")
     session = Client(offline_page.url, verbose=False, download_files=str(tmp_path / "downloads"))
     with pytest.raises(AppError, match="nothing to undo"):
         call(session, api_name="/undo")
     call(session, handle_file(str(photo)), caption, METHOD, STEPS, api_name="/invert")
-    size = (SIZE[0] + 8, SIZE[1])
+    size = HISTORY
     call(session, brush_value(tmp_path, size, (0, 0, size[0] // 2, size[1])), api_name="/brush")
     call(session, caption, square, [], api_name="/words")  # the word pickers offer the prompts' words
     first = call(
@@ -128,4 +134,4 @@ def test_the_history_restores_an_edit_undoes_and_continues_from_it(offline_page,
     third = call(
         session, star, star.replace("star", "circle"), ["star"], ["circle"], *EDIT, "replace", api_name="/edit"
     )
-    assert "history.1.inv.safetensors" in third[-1] or ".1.inv.safetensors" in third[-1]  # edits the edit's inversion
+    assert re.search(r"p2p-real edit \S*history-\d+\.1\.inv\.safetensors ", third[-1])  # edits the star's inversion

@@ -23,7 +23,8 @@ examples:
   {PROG} ui --host 0.0.0.0 --port 8080   # reachable from other machines: anyone there can use your GPU
 
 edits, their masks and sidecars go to OUT/edits, inversions to OUT/inversions (reused for the same photo and
-settings). One model job runs at a time; Stop ends it after its current step.
+settings), the uploaded photos to OUT/photos (the command line the page shows names them). One model job runs at
+a time; Stop ends it after its current step.
 """
 DEFAULT_OUT = "p2p-ui"
 DEFAULT_HOST = "127.0.0.1"

@@ -32,8 +32,8 @@ MASK_FOLDER = "masks"  # the folder of --out where painted masks are kept (conte
 
 
 def editor_value(photo: str | Path | Image.Image | None, mask: str | Path | None = None) -> dict[str, Any] | None:
-    """The editor's value that shows `photo` (at most BRUSH_SIDE pixels a side) with `mask` (a mask file of the
-    photo, e.g. a history entry's) painted on it, or nothing painted."""
+    """The editor's value that shows `photo` (at most BRUSH_SIDE pixels a side) and one layer to paint on, with
+    `mask` (a mask file of the photo, e.g. a history entry's) painted on it, or nothing painted."""
     if photo is None:
         return None
     if isinstance(photo, Image.Image):
@@ -42,14 +42,12 @@ def editor_value(photo: str | Path | Image.Image | None, mask: str | Path | None
         with Image.open(photo) as opened:
             image = opened.convert("RGB")
     image.thumbnail((BRUSH_SIDE, BRUSH_SIDE))
-    layers = []
+    layer = Image.new("RGBA", image.size, (*MASK_COLOR, 0))  # the brush paints on a layer: one is needed
     if mask is not None:
         with Image.open(mask) as opened:
             painted = opened.convert("L").resize(image.size, Image.Resampling.NEAREST)
-        layer = Image.new("RGBA", image.size, (*MASK_COLOR, 0))
         layer.putalpha(painted.point(lambda v: 255 if v > 0 else 0))
-        layers.append(layer)
-    return {"background": image, "layers": layers, "composite": None}
+    return {"background": image, "layers": [layer], "composite": None}
 
 
 def _as_image(value: Any) -> Image.Image | None:

@@ -20,6 +20,7 @@ from p2p_real.ui.steps import QUICK
 from p2p_real.ui.studio import Studio, Workspace
 
 MODE_LABEL = "the painted mask: replace the attention mask, or intersect it (keep its part under the paint)"
+BRUSH_LABEL = "brush: paint where the edit may change the photo"
 NO_PAINT = "Nothing painted: the edit uses the attention mask of the blend words."
 
 
@@ -37,7 +38,7 @@ class BrushPanel:
 def add_brush(page: Page, studio: Studio) -> BrushPanel:
     """The panel in the page's brush slot; Edit and Sweep take its mask; a new photo clears it."""
     hex_color = "#{:02x}{:02x}{:02x}".format(*MASK_COLOR)
-    with page.slots["brush"], gr.Accordion("brush: paint where the edit may change the photo", open=False):
+    with page.slots["brush"], gr.Accordion(BRUSH_LABEL, open=False, elem_id="brush-panel"):
         editor = gr.ImageEditor(
             type="pil",
             image_mode="RGBA",
@@ -77,18 +78,23 @@ def painted_note(mask: Image.Image | None) -> str:
 
 
 def wire_brush(page: Page, panel: BrushPanel) -> None:
-    """Painting gives the mask and its preview; an inversion (or "Edit this result") puts its photo in the editor."""
+    """Painting gives the mask and its preview; an inversion (or "Edit this result") puts its photo in the editor,
+    and so does the editor's bin (which would empty it of the photo too)."""
 
     @page_errors
     def paint(ws: Workspace | None, value: dict[str, Any] | None) -> tuple[Any, ...]:
         """The painted mask at the photo's resolution, and the photo tinted where it is painted."""
-        if ws is None:
-            raise ValueError("invert a photo first: the brush paints over the inverted photo")
+        if ws is None:  # the editor emptied by a new photo is no paint; paint before Invert has nothing under it
+            if painted_mask(value, (1, 1)) is not None:
+                raise ValueError("invert a photo first: the brush paints over the inverted photo")
+            return None, None, NO_PAINT
         photo = ws.original
         mask = painted_mask(value, photo.size)
         return mask, (mask_preview(photo, mask) if mask is not None else None), painted_note(mask)
 
-    panel.editor.input(
+    # the editor's first `input` (and first `change`) never reach the server (Gradio's frontend skips them): both
+    gr.on(
+        [panel.editor.change, panel.editor.input],
         paint,
         [page.workspace, panel.editor],
         [panel.mask, panel.preview, panel.note],
@@ -105,3 +111,4 @@ def wire_brush(page: Page, panel: BrushPanel) -> None:
     outputs = [panel.editor, panel.mask, panel.preview, panel.note]
     for name in ("invert", "continue"):
         page.events[name].success(show_photo, [page.workspace], outputs, **QUICK)
+    panel.editor.clear(show_photo, [page.workspace], outputs, **QUICK)  # its bin empties all: the photo back

@@ -119,6 +119,8 @@ def wire_edit(page: Page, studio: Studio) -> None:
         """Edit the inverted photo with the page's settings."""
         ws, choices = hooked_choices(page, ws, caption, values)
         view = studio.edit(ws, choices, progress_report(progress))
+        for after in page.extras.get("after edit", []):  # other parts' records of the edit (the history)
+            after(ws)
         if view.coverage == 0:
             gr.Warning(EMPTY_MASK)
         return (

@@ -105,6 +105,14 @@ class History:
         return [(e.thumbnail, e.label) for e in self.entries]
 
 
+def record(ws: Workspace) -> History:
+    """Record the workspace's last edit in its history (started with its first edit); the history."""
+    if ws.history is None:
+        ws.history = History()
+    ws.history.add(ws)
+    return ws.history
+
+
 def continuation_path(ws: Workspace) -> Path:
     """Where the edit of `ws` is saved as an inversion: NAME.1.inv.safetensors beside its sidecar NAME.json."""
     sidecar = next((p for p in ws.files if p.suffix == ".json"), None)
@@ -141,8 +149,8 @@ def continue_from(studio: Studio, ws: Workspace | None, report: StepReport | Non
 
 
 def restore(studio: Studio, entry: HistoryEntry, current: Workspace | None) -> tuple[Workspace, EditView]:
-    """The entry as the page's workspace, in the session's folder of `current`, and what the page shows of it
-    (its downloads published anew: a new inversion may have freed the folder they were in)."""
+    """The entry as the page's workspace (with its history: the entry's snapshot holds it), in the session's folder
+    of `current`, and what the page shows of it (its downloads published anew into that folder)."""
     ws = replace(entry.workspace, files=list(entry.workspace.files))
     ws.folder = current.folder if current is not None and studio.sessions.owns(current.folder) else None
     if ws.folder is None:

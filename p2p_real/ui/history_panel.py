@@ -14,7 +14,7 @@ from PIL import Image
 from p2p_real.ui.brush import editor_value, mask_preview
 from p2p_real.ui.brush_panel import painted_note
 from p2p_real.ui.choices import EditChoices, prompt_words
-from p2p_real.ui.history import History, HistoryEntry, restore
+from p2p_real.ui.history import History, HistoryEntry, record, restore
 from p2p_real.ui.inverting import inverted
 from p2p_real.ui.layout import Page, comparison_values
 from p2p_real.ui.messages import page_errors
@@ -26,31 +26,34 @@ GALLERY_LABEL = "history: every edit of this photo (click one to go back to it)"
 
 @dataclass
 class HistoryPanel:
-    """The history's components."""
+    """The history's components (the history itself is the workspace's: Workspace.history)."""
 
     gallery: gr.Gallery
     undo: gr.Button
     index: gr.Number  # hidden: the entry to show (set by a click on the gallery, or by the API)
-    history: gr.State  # History, or None before the first edit of the photo
 
 
 def add_history(page: Page) -> HistoryPanel:
-    """The panel in the page's history slot; a new photo empties it."""
+    """The panel in the page's history slot; every edit is recorded (page.extras["after edit"]); a new photo
+    empties it."""
     with page.slots["history"]:
         gallery = gr.Gallery(
             label=GALLERY_LABEL,
             columns=5,
             height=240,
             allow_preview=False,
+            preview=False,
+            object_fit="contain",
             format="png",
             elem_id="history",
         )
         undo = gr.Button("Undo: back one edit", interactive=False, elem_id="undo")
         index = gr.Number(visible=False, precision=0, elem_id="history-index")
-    panel = HistoryPanel(gallery, undo, index, gr.State(None))
+    panel = HistoryPanel(gallery, undo, index)
     page.extras["history"] = panel
+    page.extras.setdefault("after edit", []).append(record)
     page.extras.setdefault("gates", []).append((undo, "edit"))
-    page.reset((gallery, []), (panel.history, None), (index, None))
+    page.reset((gallery, []), (index, None))
     return panel
 
 
@@ -98,11 +101,11 @@ def brush_values(entry: HistoryEntry, ws: Workspace) -> list[Any]:
     return [editor_value(ws.original, painted), mask, preview, painted_note(mask), entry.choices.mask_mode]
 
 
-def restore_outputs(page: Page, panel: HistoryPanel) -> list[Any]:
-    """What restoring an entry sets: the workspace and history, step 2's picture and report, the caption, the
-    edit controls, the results, and the brush when the page has one."""
+def restore_outputs(page: Page) -> list[Any]:
+    """What restoring an entry sets: the workspace, step 2's picture and report, the caption, the edit controls,
+    the results, and the brush when the page has one."""
     step = page.invert
-    outputs = [page.workspace, panel.history, step.reconstruction, step.verdict, step.report, page.photo.caption]
+    outputs = [page.workspace, step.reconstruction, step.verdict, step.report, page.photo.caption]
     outputs += [*page.edit.controls(), *page.results.outputs()]
     brush = page.extras.get("brush")
     if brush is not None:
@@ -110,47 +113,48 @@ def restore_outputs(page: Page, panel: HistoryPanel) -> list[Any]:
     return outputs
 
 
-def shown(page: Page, studio: Studio, history: History, entry: HistoryEntry, current: Workspace | None) -> list[Any]:
+def shown(page: Page, studio: Studio, entry: HistoryEntry, current: Workspace | None) -> list[Any]:
     """The values of restore_outputs for `entry`."""
     ws, view = restore(studio, entry, current)
-    values = [ws, history, *inverted(studio, ws)[1:], entry.caption, *control_values(studio, entry)]
+    values = [ws, *inverted(studio, ws)[1:], entry.caption, *control_values(studio, entry)]
     values += result_values(page, view)
     if page.extras.get("brush") is not None:
         values += brush_values(entry, ws)
     return values
 
 
+def history_of(ws: Workspace | None) -> History:
+    """The history of the page's workspace (an empty one before its first edit)."""
+    return ws.history if ws is not None and ws.history is not None else History()
+
+
 def wire_history(page: Page, studio: Studio, panel: HistoryPanel) -> None:
-    """Each edit recorded; a click on the gallery (or /restore with an index) and Undo restore an entry."""
+    """The gallery follows the edits; a click on it (or /restore with an index) and Undo restore an entry."""
 
-    def record(ws: Workspace | None, history: History | None) -> tuple[Any, Any]:
-        """The edit just made as the newest entry."""
-        history = history or History()
-        if ws is not None and ws.result is not None:
-            history.add(ws)
-        return history, history.gallery()
+    def gallery(ws: Workspace | None) -> list[Any]:
+        """The gallery of the workspace's history."""
+        return history_of(ws).gallery()
 
-    page.events["edit"].success(record, [page.workspace, panel.history], [panel.history, panel.gallery], **QUICK)
+    for name in ("edit", "invert", "continue"):
+        page.events[name].success(gallery, [page.workspace], [panel.gallery], **QUICK)
 
     @page_errors
-    def select(index: float | None, current: Workspace | None, history: History | None) -> list[Any]:
+    def select(index: float | None, current: Workspace | None) -> list[Any]:
         """Restore the entry at `index` of the gallery."""
-        history = history or History()
-        entry = history.select(int(index) if index is not None else -1)
-        return shown(page, studio, history, entry, current)
+        entry = history_of(current).select(int(index) if index is not None else -1)
+        return shown(page, studio, entry, current)
 
     @page_errors
-    def undo(current: Workspace | None, history: History | None) -> list[Any]:
+    def undo(current: Workspace | None) -> list[Any]:
         """Restore the entry before the one shown."""
-        history = history or History()
-        return shown(page, studio, history, history.undo(), current)
+        return shown(page, studio, history_of(current).undo(), current)
 
     def clicked(evt: gr.SelectData) -> int:
         """The gallery index clicked."""
         return int(evt.index)
 
-    outputs = restore_outputs(page, panel)
+    outputs = restore_outputs(page)
     quick: dict[str, Any] = {"concurrency_id": "history", "show_progress": "hidden"}
     clicks = panel.gallery.select(clicked, None, [panel.index], **QUICK)
-    clicks.then(select, [panel.index, page.workspace, panel.history], outputs, api_name="restore", **quick)
-    panel.undo.click(undo, [page.workspace, panel.history], outputs, api_name="undo", **quick)
+    clicks.then(select, [panel.index, page.workspace], outputs, api_name="restore", **quick)
+    panel.undo.click(undo, [page.workspace], outputs, api_name="undo", **quick)

@@ -54,32 +54,46 @@ def derived_values(page: Page) -> tuple[list[Any], list[Any]]:
     return [c for c, _ in pairs], [v for _, v in pairs]
 
 
+def photo_state(photo: str | Unreadable | None) -> tuple[bool, str]:
+    """Whether the page can invert this photo, and the note about it (a warning too when it cannot read it)."""
+    if isinstance(photo, Unreadable):
+        gr.Warning(photo.message(), title="Not a photo")
+        return False, photo.message()
+    return isinstance(photo, str), ""
+
+
 def wire_photo(page: Page, studio: Studio) -> None:
-    """A new photo (uploaded, cleared, or the example's): the last one's inversion freed, all derived from it reset,
-    a message when the page cannot read it, and the buttons of the steps set anew. An upload or a clear also
-    empties the target (the example brings its own)."""
+    """A new photo: the last one's inversion freed, all derived from it reset, a message when the page cannot read
+    it, and the buttons of the steps set anew. A person's upload or clear also empties the target and the last
+    photo's caption (one typed before the first photo stays); the example brings its own."""
     buttons, needs = zip(*gates(page))
     components, values = derived_values(page)
+    step = page.photo
 
-    def new_photo(old: Workspace | None, photo: str | Unreadable | None, caption: str) -> list[Any]:
-        """Forget the last photo; say if this one cannot be read."""
+    def by_person(old: Workspace | None, had_photo: bool, photo: str | Unreadable | None, caption: str) -> list[Any]:
+        """Forget the last photo and its prompts."""
         studio.forget(old)
-        note = photo.message() if isinstance(photo, Unreadable) else ""
-        if note:
-            gr.Warning(note, title="Not a photo")
-        ok = isinstance(photo, str)
+        ok, note = photo_state(photo)
+        caption = "" if had_photo or old is not None else caption
+        return [None, *values, ok, note, caption, "", *gate_updates(needs, ok, caption, None)]
+
+    def by_example(old: Workspace | None, photo: str | Unreadable | None, caption: str) -> list[Any]:
+        """Forget the last photo; the example's prompts stay."""
+        studio.forget(old)
+        ok, note = photo_state(photo)
         return [None, *values, ok, note, *gate_updates(needs, ok, caption, None)]
 
-    step = page.photo
-    page.events["new photo"] = step.photo.change(
-        new_photo,
-        [page.workspace, step.photo, step.caption],
-        [page.workspace, *components, page.photo_ok, step.note, *buttons],
+    reset = [page.workspace, *components, page.photo_ok, step.note]
+    person = step.photo.input(  # an upload or a clear (not the example's photo)
+        by_person,
+        [page.workspace, page.photo_ok, step.photo, step.caption],
+        [*reset, step.caption, page.edit.target, *buttons],
         **QUICK,
     )
-    for event in (step.photo.upload, step.photo.clear):
-        emptied = event(lambda: "", None, [page.edit.target], **QUICK)
-        page.extras.setdefault("words after", []).append(emptied)
+    page.events["new photo"] = person
+    page.extras.setdefault("words after", []).append(person)
+    if "example" in page.events:
+        page.events["example"].then(by_example, [page.workspace, step.photo, step.caption], [*reset, *buttons], **QUICK)
 
 
 def wire_invert(page: Page, studio: Studio) -> None:
@@ -104,13 +118,16 @@ def wire_invert(page: Page, studio: Studio) -> None:
             gr.Info("reused the saved inversion of this photo and these settings")
         return inverted(studio, ws)
 
-    def start_target(caption: str, target: str) -> str:
-        """The target as typed, or the caption to change when none was."""
-        return target if (target or "").strip() else caption
+    def start_target(ws: Workspace | None, caption: str, target: str) -> Any:
+        """The target as typed, or the caption to change when none was (nothing after a stopped Invert)."""
+        if ws is None or (target or "").strip():
+            return gr.skip()
+        return caption
 
     inputs = [page.photo.photo, page.photo.caption, step.method, step.steps, page.workspace]
     outputs = [page.workspace, step.reconstruction, step.verdict, step.report]
     job = model_job(page, step.button, invert, inputs, outputs, "invert")
-    started = job.success(start_target, [page.photo.caption, page.edit.target], [page.edit.target], **QUICK)
+    typed = [page.workspace, page.photo.caption, page.edit.target]
+    started = job.success(start_target, typed, [page.edit.target], **QUICK)
     page.extras.setdefault("words after", []).append(started)
     page.events["invert"] = job

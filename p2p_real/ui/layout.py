@@ -7,6 +7,7 @@ them. Components are made first (unrendered) and placed afterwards, so that the 
 
 from __future__ import annotations
 
+from abc import ABCMeta
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import gradio as gr
 
 from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, EDIT_KINDS, MAX_REWEIGHT, EditSpec
-from p2p_real.ui.messages import readable_upload
+from p2p_real.ui.messages import unreadable
 from p2p_real.ui.sessions import SESSION_IDLE_S
 
 PICTURE_HEIGHT = 320  # the photo and its reconstruction are shown at this height, side by side
@@ -24,11 +25,12 @@ THRESHOLD_LABEL = "blend threshold (the mask below follows it at once; Edit appl
 PAGE_CSS = """
 #compare { position: relative; }
 #compare::before, #compare::after {
-  position: absolute; bottom: 12px; z-index: 10; padding: 2px 8px; border-radius: 4px;
+  position: absolute; bottom: 12px; z-index: 1000; padding: 2px 8px; border-radius: 4px;
   background: rgba(0, 0, 0, 0.65); color: #fff; font-size: 13px; pointer-events: none;
 }
 #compare::before { content: "before: the photo"; left: 12px; }
 #compare::after { content: "after: the edit"; right: 12px; }
+#compare:not(:has(img))::before, #compare:not(:has(img))::after { display: none; }
 """
 
 
@@ -44,11 +46,39 @@ class PageDefaults:
     examples: Sequence[tuple[str, str, str, str, float]] = ()
 
 
+def _photo_upload_class() -> type[gr.Image]:
+    """The class of the photo field: Gradio's image component, on which an upload it cannot read arrives at the
+    handlers as messages.Unreadable, for them to say so (an error while reading it would only mark the outputs
+    "Error"). A class, not a wrapped method: Gradio re-creates a component from its class once a session changes
+    it (the example does). Made with ABCMeta.__new__, because Gradio's ComponentMeta.__new__ writes a .pyi stub
+    beside the module of any subclass (it would shadow this module for type checkers) and adds nothing else to a
+    subclass that declares no events."""
+
+    def preprocess(self: gr.Image, payload: Any) -> Any:
+        """The upload's path, or Unreadable."""
+        try:
+            return gr.Image.preprocess(self, payload)
+        except Exception as exc:
+            return unreadable(payload, exc)
+
+    attrs = {
+        "__module__": __name__,
+        "__qualname__": "PhotoUpload",
+        "__doc__": "The photo field: an unreadable upload arrives as messages.Unreadable.",
+        "is_template": True,  # shown by the frontend as the image component it is
+        "preprocess": preprocess,
+    }
+    return ABCMeta.__new__(type(gr.Image), "PhotoUpload", (gr.Image,), attrs)
+
+
+PhotoUpload = _photo_upload_class()
+
+
 @dataclass
 class PhotoStep:
     """Step 1: the photo and what it shows."""
 
-    photo: gr.Image
+    photo: gr.Image  # a PhotoUpload
     caption: gr.Textbox
     note: gr.Markdown  # what is wrong with the photo, if anything
 
@@ -141,7 +171,7 @@ class Page:
 
 def photo_step() -> PhotoStep:
     """Step 1's components (unrendered)."""
-    photo = gr.Image(
+    photo = PhotoUpload(
         label="photo",
         type="filepath",
         image_mode=None,
@@ -150,8 +180,6 @@ def photo_step() -> PhotoStep:
         elem_id="photo",
         render=False,
     )
-    # an unreadable upload: a message, not an error (this component's method replaced: mypy refuses that)
-    photo.preprocess = readable_upload(photo.preprocess)  # type: ignore[method-assign,assignment]
     caption = gr.Textbox(
         label="caption: what the photo shows",
         placeholder="e.g. a cat sitting on a wall",
@@ -215,13 +243,18 @@ def results_view() -> ResultsView:
     comparison = comparison_components()
     mask = gr.Image(label="blend mask over the photo", format="png", interactive=False, elem_id="mask")
     coverage = gr.Markdown(elem_id="coverage")
-    heatmaps = gr.Gallery(label="attention per word", columns=6, format="png", elem_id="heatmaps")
+    heatmaps = gr.Gallery(
+        label="attention per word (the caption's words over the photo, the target's new words over the edit)",
+        columns=4,
+        format="png",
+        elem_id="heatmaps",
+    )
     return ResultsView(comparison, mask, coverage, heatmaps, *downloads_row())
 
 
 def downloads_row() -> tuple[gr.File, gr.Textbox]:
-    """The downloads and the command line, side by side."""
-    with gr.Row():
+    """The downloads and the command line, one above the other (the file names need the width)."""
+    with gr.Column():
         downloads = gr.File(
             label="downloads: the edit, its mask, the sidecar and the inversion",
             file_count="multiple",
@@ -245,7 +278,13 @@ def comparison_components() -> list[Any]:
     if hasattr(gr, "ImageSlider"):
         return [
             gr.ImageSlider(
-                label="before / after: drag the line", type="pil", format="png", interactive=False, elem_id="compare"
+                label="before / after: drag the line",
+                type="pil",
+                format="png",
+                interactive=False,
+                height=PICTURE_HEIGHT,
+                max_height=PICTURE_HEIGHT,
+                elem_id="compare",
             )
         ]
     with gr.Row():
@@ -309,7 +348,7 @@ def place_edit_step(step: EditStep, slots: dict[str, gr.Column]) -> None:
     with gr.Row():
         step.button.render()
         step.stop.render()
-    step.continue_button.render()  # p2p_real.core.chain
+    step.continue_button.render()  # p2p_real.files.chain
     slots["sweep"] = gr.Column(elem_id="sweep-slot")
 
 

@@ -69,22 +69,12 @@ class Unreadable:
         return f"{self.name} is not a picture the page can read ({self.reason}): upload a PNG, JPEG or WebP photo"
 
 
-def readable_upload(preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap an image component's preprocess so that an upload it cannot read arrives as Unreadable (naming the
-    file as the person called it), for the handlers to say so; an error here would only mark the outputs."""
-
-    @functools.wraps(preprocess)
-    def wrapped(payload: Any) -> Any:
-        """Preprocess the upload; an error becomes Unreadable."""
-        try:
-            return preprocess(payload)
-        except Exception as exc:
-            path = str(getattr(payload, "path", "") or "")
-            name = getattr(payload, "orig_name", None) or Path(path).name or "the upload"
-            reason = one_line(exc).replace(path, name) if path else one_line(exc)
-            return Unreadable(name, reason)
-
-    return wrapped
+def unreadable(payload: Any, exc: BaseException) -> Unreadable:
+    """An upload that an image component could not read, named as the person named the file (not by the page's
+    copy of it)."""
+    path = str(getattr(payload, "path", "") or "")
+    name = getattr(payload, "orig_name", None) or Path(path).name or "the upload"
+    return Unreadable(name, one_line(exc).replace(path, name) if path else one_line(exc))
 
 
 def progress_report(progress: gr.Progress) -> StepReport:

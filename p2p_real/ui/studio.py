@@ -53,6 +53,7 @@ class Workspace:
     command: str = ""
     folder: Path | None = None  # the session's own folder: the only files the page hands this session
     choices: EditChoices | None = None  # the settings of the last edit (its brush mask: p2p_real/ui/brush.py)
+    history: Any = None  # the page's History of this photo's edits (p2p_real/ui/history.py); kept by continue_edit
 
     @property
     def name(self) -> str:
@@ -177,7 +178,7 @@ class Studio:
         return edit_command(source, settings, choices.target, choices.spec(), self.run_options, mask=choices.mask)
 
     def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
-        """The last edit as the page's photo (p2p_real.core.chain): its inversion, saved beside the edit's files, is
+        """The last edit as the page's photo (p2p_real.files.chain): its inversion, saved beside the edit's files, is
         the edit's own trajectory (nothing is inverted), its caption the edit's target."""
         if ws is None or ws.result is None:
             raise ValueError("edit the photo first: there is no result to continue from")

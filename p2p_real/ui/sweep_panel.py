@@ -44,6 +44,8 @@ def add_sweep_panel(page: Page) -> SweepPanel:
             columns=4,
             height=260,
             allow_preview=False,
+            preview=False,
+            object_fit="contain",
             format="png",
             elem_id="sweep-tiles",
         )
