@@ -12,8 +12,8 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from p2p_real.models.word_tokenizer import build_clip_tokenizer
 from p2p_real.testing import TEST_WORDS, sd_ddim_scheduler, tiny_pipeline, tiny_sdxl_pipeline
-from p2p_real.toyworld.tokenizer import build_clip_tokenizer
 
 
 def sd15_pipeline(device: str, dtype: torch.dtype, seed: int = 0) -> StableDiffusionPipeline:

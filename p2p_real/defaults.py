@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PROG = "p2p-real"  # the command, as the command line and the page's copied command lines spell it
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 TOY_MODEL = "toy"  # load_pipeline("toy"): the toy-world model shipped inside the package
 TOY_MODEL_DIR = Path(__file__).resolve().parent / "toyworld" / "model"

@@ -20,7 +20,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from p2p_real.toyworld.tokenizer import build_clip_tokenizer
+from p2p_real.models.word_tokenizer import build_clip_tokenizer
 
 # Words of the test prompts. "|" splits a word into several tokens: "tigercat" -> "tiger", "cat</w>".
 TEST_WORDS = (

@@ -13,14 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("p2p_real", "inversion", "masks")
 EDITOR_CORE = ("p2p_real.editor", "p2p_real.testing")  # never import the demo world (p2p_real.toyworld)
 
-# Breaks of the layering that the code has today, left for the restructure of issue 29 (each needs a module moved
-# or a front end's code changed). Listed so that the tests fail on any new break, and on these once they are gone:
-# then strike them from the list.
+# Breaks of the layering the code has (none since issue 29). A break that must stay for a while is listed here with
+# its reason, so that the tests fail on any new one, and on a listed one once it is gone: then strike it.
 KNOWN_CYCLES: set[frozenset[str]] = set()
-KNOWN_IMPORTS = {
-    ("p2p_real.testing", "p2p_real.toyworld.tokenizer"),  # the tiny pipelines' tokenizer is the toy world's
-    ("p2p_real.ui.choices", "p2p_real.commands.options"),  # PROG, for the command line the page shows
-}
+KNOWN_IMPORTS: set[tuple[str, str]] = set()
 
 
 # The sub-packages by role (docs/design.md §10): each group never imports the groups named after it. The order reads

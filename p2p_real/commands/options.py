@@ -17,10 +17,10 @@ from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from p2p_real import notation
 from p2p_real.defaults import DEFAULT_MODEL, DTYPES, OFFLOAD_MODES, TOY_MODEL
+from p2p_real.defaults import PROG as PROG  # the commands take it from here
 from p2p_real.models.adapters import EmbeddingFile, LoraFile, parse_embedding, parse_lora
 from p2p_real.spec import FLAGS, SCHEMA, EditSpec
 
-PROG = "p2p-real"
 MODEL_ENV = "P2P_REAL_MODEL"
 DEFAULT_OUT = "p2p-out"
 SPEC_NAMES = FLAGS  # how the command line spells the edit settings, for messages (p2p_real.spec)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import CLIPTokenizer
 
-from p2p_real.toyworld.tokenizer import END, build_clip_tokenizer
+from p2p_real.models.word_tokenizer import END, build_clip_tokenizer
 from p2p_real.toyworld.world import COLOURS, SHAPES, SIZES, Scene, check_attributes
 
 # Words that the tokenizer splits into two tokens ("|" marks the split), so multi-token words get exercised.

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, overload
 
 from inversion.settings import InversionSettings
-from p2p_real.commands.options import PROG
 from p2p_real.core.alignment import PromptError, tokenize, word_indices
+from p2p_real.defaults import PROG
 from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, SCHEMA, EditSpec
 
 # how the page labels each setting, for the library's messages
