@@ -25,6 +25,8 @@ KNOWN_IMPORTS: set[tuple[str, str]] = set()
 P2P_SETTINGS = ("p2p_real.defaults", "p2p_real.schema", "p2p_real.spec", "p2p_real.notation", "p2p_real.sweep_grid")
 P2P_ABOVE_CORE = ("p2p_real.files", "p2p_real.editor", "p2p_real.editing", "p2p_real.batches", "p2p_real.evaluation")
 FRONT_ENDS = ("p2p_real.commands", "p2p_real.ui", "p2p_real.toyworld")
+# the inversion itself, above its loops, encoders, photo files and storage
+INVERSION_TOP = ("inversion.methods", "inversion.settings", "inversion.artifact", "inversion.cache", "inversion.invert")
 NEVER_IMPORTS = {
     P2P_SETTINGS: ("p2p_real.core", "p2p_real.models", *P2P_ABOVE_CORE, *FRONT_ENDS),
     ("p2p_real.core",): ("p2p_real.models", *P2P_ABOVE_CORE, *FRONT_ENDS),
@@ -43,28 +45,10 @@ NEVER_IMPORTS = {
         "inversion.encoding",
         "inversion.photos",
         "inversion.loops",
-        "inversion.methods",
-        "inversion.settings",
-        "inversion.artifact",
-        "inversion.cache",
-        "inversion.invert",
+        *INVERSION_TOP,
     ),
-    ("inversion.encoding", "inversion.photos"): (
-        "inversion.loops",
-        "inversion.methods",
-        "inversion.settings",
-        "inversion.artifact",
-        "inversion.cache",
-        "inversion.invert",
-    ),
-    ("inversion.loops",): (
-        "inversion.photos",
-        "inversion.methods",
-        "inversion.settings",
-        "inversion.artifact",
-        "inversion.cache",
-        "inversion.invert",
-    ),
+    ("inversion.encoding", "inversion.photos"): ("inversion.loops", *INVERSION_TOP),
+    ("inversion.loops",): ("inversion.photos", *INVERSION_TOP),
 }
 
 
