@@ -42,6 +42,32 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
+def _recorded_masks(editor: Editor, seed: int, size: int, threshold: float) -> tuple:
+    """A 'cat' -> 'dog' generation and every local-blend mask its loop made (the loop's own, not a recomputation),
+    from the step callback's "blend_mask", then the one made after the last step if the blend began there."""
+    made: list[torch.Tensor] = []
+
+    def record(_editor, _step, _timestep, kw):
+        if kw["blend_mask"] is not None:
+            made.append(kw["blend_mask"])
+
+    out = editor.generate(
+        [SOURCE, TARGET],
+        generator=seed,
+        height=size,
+        width=size,
+        blend_words=(["cat"], ["dog"]),
+        blend_threshold=threshold,
+        output_type="latent",
+        progress=False,
+        callback_on_step_end=record,
+    )
+    last = out.info["blend_mask"]
+    if last is not None and (not made or made[-1] is not last):
+        made.append(last)
+    return out, [mask[0, 0].bool().cpu().numpy() for mask in made]
+
+
 def attention_levels(pipe, seeds: int, steps: int, sizes: tuple[int, ...], thresholds: tuple[float, ...]) -> list:
     """Local-blend masks of 'cat' -> 'dog' at latent/2 and latent/4, per size and threshold."""
     rows = []
@@ -50,28 +76,9 @@ def attention_levels(pipe, seeds: int, steps: int, sizes: tuple[int, ...], thres
             finals: dict[float, list[np.ndarray]] = {}
             for res in (0.5, 0.25):
                 editor = Editor(pipe, num_inference_steps=steps, attention_res=res)
-                seen: list[np.ndarray] = []
-                mask_now = editor._mask_now  # record every step's mask (the loop's own, not a recomputation)
-
-                def record(*args, mask_now=mask_now, seen=seen):
-                    mask = mask_now(*args)
-                    seen.append(mask[0, 0].bool().cpu().numpy())
-                    return mask
-
-                editor._mask_now = record
                 coverage, stability, peak, finals[res] = [], [], [], []
                 for seed in range(seeds):
-                    seen.clear()
-                    out = editor.generate(
-                        [SOURCE, TARGET],
-                        generator=seed,
-                        height=size,
-                        width=size,
-                        blend_words=(["cat"], ["dog"]),
-                        blend_threshold=threshold,
-                        output_type="latent",
-                        progress=False,
-                    )
+                    out, seen = _recorded_masks(editor, seed, size, threshold)
                     final = seen[-1]
                     finals[res].append(final)
                     coverage.append(float(final.mean()))

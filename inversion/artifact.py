@@ -26,6 +26,7 @@ from inversion.artifact_format import (
     read_file,
 )
 from inversion.encoding.sdxl import FAMILY_NAMES, FAMILY_SD, model_family
+from inversion.encoding.vae import vae_scale_factor as vae_factor
 from inversion.fingerprint import pipeline_fingerprint, scheduler_differences, scheduler_fingerprint
 from inversion.methods import METHODS
 from inversion.photos.image import DEFAULT_MAX_PIXELS, Source, load_for_model, pixel_sha256, read_rgb, working_image
@@ -187,10 +188,11 @@ class Inversion:
         num_inference_steps: int,
         guidance_scale: float | None = None,
         model_family: str | None = None,
+        vae_scale_factor: int | None = None,
     ) -> None:
         """Raise ArtifactError naming what differs if this inversion was made with another model family (SD or
         SDXL: said alone, it is the whole story), model, scheduler, step count or (for null-text, whose per-step
-        embeddings depend on it) guidance scale."""
+        embeddings depend on it) guidance scale; then, if given, another VAE scale factor."""
         if model_family is not None and model_family != self.model_family:
             raise ArtifactError(
                 f"inversion is not compatible: it was made with a {FAMILY_NAMES[self.model_family]} model, not with "
@@ -216,6 +218,11 @@ class Inversion:
             problems.append(f"guidance_scale {guidance_scale} != {self.guidance_scale} the {self.method} data is for")
         if problems:
             raise ArtifactError("inversion is not compatible: " + "; ".join(problems))
+        if vae_scale_factor is not None and vae_scale_factor != self.vae_scale_factor:
+            raise ArtifactError(
+                f"inversion is not compatible: it was made with a VAE of factor "
+                f"{self.vae_scale_factor}, this model's VAE has factor {vae_scale_factor}"
+            )
 
     def check_matches(self, settings: InversionSettings, image: Source | None = None, pipe: Any = None) -> None:
         """Raise MismatchError naming the first thing that differs from what is asked for, each setting
@@ -233,6 +240,7 @@ class Inversion:
                     scheduler_fingerprint(pipe.scheduler),
                     self.num_inference_steps,
                     model_family=model_family(pipe),
+                    vae_scale_factor=vae_factor(pipe.vae),
                 )
             except ArtifactError as exc:
                 raise MismatchError(f"{label} was made with another model or scheduler: {exc}") from exc

@@ -50,12 +50,27 @@ class InversionCache:
     Whatever the file name, a saved inversion is only used after `Inversion.check_matches` accepts it for
     the photo, the settings and the model. One that does not fit is replaced (`replace=True`) or refused
     with a CachedMismatchError (`replace=False`).
+    A keyed cache remembers the last inversion it found or saved, so that the next edits of the same photo (a
+    batch's jobs) neither load nor check its file again while the file is unchanged: its key already names the
+    photo's content, the settings and the model.
     """
 
     def __init__(self, folder: str | os.PathLike, keyed: bool = True, replace: bool = True) -> None:
         self.folder = Path(os.fspath(folder)).expanduser()
         self.keyed = keyed
         self.replace = replace
+        self._last: tuple[Path, tuple[int, int], Inversion] | None = None  # path, (mtime_ns, size), inversion
+
+    def _remember(self, path: Path, inv: Inversion) -> None:
+        if self.keyed:
+            stat = path.stat()
+            self._last = (path, (stat.st_mtime_ns, stat.st_size), inv)
+
+    def _remembered(self, path: Path) -> Inversion | None:
+        if self._last is None or self._last[0] != path:
+            return None
+        stat = path.stat()
+        return self._last[2] if self._last[1] == (stat.st_mtime_ns, stat.st_size) else None
 
     def __repr__(self) -> str:
         return f"InversionCache({str(self.folder)!r}, keyed={self.keyed}, replace={self.replace})"
@@ -81,6 +96,9 @@ class InversionCache:
         path = self.path(image, settings, pipe, name)
         if not path.exists():
             return None, ""
+        remembered = self._remembered(path)
+        if remembered is not None:
+            return remembered, ""
         try:
             inv = Inversion.load(path)
             inv.check_matches(settings.resolved(), image, pipe)
@@ -88,6 +106,7 @@ class InversionCache:
             if not self.replace:
                 raise CachedMismatchError(f"{path} exists but does not fit ({exc})") from exc
             return None, str(exc)
+        self._remember(path, inv)
         return inv, ""
 
     def save(
@@ -98,7 +117,9 @@ class InversionCache:
         path = self.path(image, settings, pipe, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
-        return inv.save(path)
+        saved = inv.save(path)
+        self._remember(path, inv)
+        return saved
 
     def get(
         self,

@@ -20,11 +20,10 @@ from inversion.loops.null_text import EPSILON, INNER_STEPS
 from inversion.photos.image import Source, model_side
 from inversion.settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, InversionSettings
 from masks.paste import MaskSource
-from p2p_real.core.controllers import P2PController
-from p2p_real.core.edit_plan import EditPlan, plan_edit, prompt_list
+from p2p_real.core.edit_plan import plan_edit, prompt_list
 from p2p_real.core.finite import check_finite
 from p2p_real.defaults import DEFAULT_ATTENTION_RES
-from p2p_real.editing.edit_loop import Cancelled, StepCallback, step_mask, steps_of
+from p2p_real.editing.edit_loop import Cancelled, StepCallback, steps_of
 from p2p_real.editing.inverting import invert_photo
 from p2p_real.editing.photo_edit import edit_photo
 from p2p_real.editing.reconstruction import reconstruct_photo
@@ -139,11 +138,6 @@ class Editor:
         """
         plan_edit(self.tokenizer, prompt_list(prompts), spec or EditSpec(), steps_of(self, num_inference_steps))
 
-    def _mask_now(self, controller: P2PController, plan: EditPlan, latent_hw: tuple[int, int]) -> torch.Tensor:
-        """The local-blend mask of the step just ended (edit_loop.step_mask); the edit loop calls it through the
-        editor, so that benchmarks/sdxl_choices.py can record every step's mask."""
-        return step_mask(controller, plan, latent_hw, self.device)
-
     def model_parameters(self) -> dict[str, Any]:
         """The model (with the LoRAs and embeddings load_pipeline added, if any) and where it ran, for a
         result's parameters."""
@@ -201,8 +195,9 @@ class Editor:
             output_type: "pil" (list of images), "np" ((N, H, W, 3) floats in [0, 1]) or "latent".
             spec: all edit settings at once; keyword arguments given above override it.
             callback_on_step_end: called after every step as diffusers calls it,
-                `callback(editor, step, timestep, {"latents": latents})`; a returned {"latents": ...}
-                replaces the latents; `editor.cancel()` stops the call (it raises Cancelled).
+                `callback(editor, step, timestep, {"latents": latents, "blend_mask": mask or None})` (the
+                local-blend mask the step made); a returned {"latents": ...} replaces the latents;
+                `editor.cancel()` stops the call (it raises Cancelled).
 
         Returns:
             EditResult: images (row 0 the source), masks when blending, per-word attention maps.
@@ -339,6 +334,7 @@ class Editor:
         mask: MaskSource | None = None,
         progress: bool = True,
         batch_size: int = DEFAULT_BATCH,
+        keep_trajectory: bool = True,
         **lists: Any,
     ) -> SweepResult:
         """Edit an inverted photo once per combination of settings given as lists, e.g.
@@ -349,6 +345,17 @@ class Editor:
         in denoising batches of up to `batch_size` targets, each the edit `edit(inv, target, spec=...)` makes.
         SweepError (a ValueError) before any work: no such setting, an empty list, more than 64 combinations,
         a value a setting refuses. Returns a SweepResult: one EditResult per combination, the contact sheet,
-        and `.save(folder, name)`. See p2p_real.editing.sweep and docs/sweep.md.
+        and `.save(folder, name)`; keep_trajectory=False records no latents, so its results cannot be continued
+        (EditResult.as_inversion). See p2p_real.editing.sweep and docs/sweep.md.
         """
-        return run_sweep(self, inv, target, lists, spec=spec, mask=mask, progress=progress, batch_size=batch_size)
+        return run_sweep(
+            self,
+            inv,
+            target,
+            lists,
+            spec=spec,
+            mask=mask,
+            progress=progress,
+            batch_size=batch_size,
+            keep_trajectory=keep_trajectory,
+        )

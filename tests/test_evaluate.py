@@ -505,6 +505,22 @@ def test_the_command_prints_the_tables_and_resumes(tmp_path, photos, tiny_model_
     assert "0 rows measured, 2 skipped (finished)" in capsys.readouterr().out
 
 
+def test_the_first_of_several_processes_loads_the_metric_models_once(tmp_path, photos, tiny_model_dir, monkeypatch):
+    import cli
+    import p2p_real.evaluation
+    from p2p_real.batches import batch
+
+    loads = []
+    load = p2p_real.evaluation.load_metric_models
+    monkeypatch.setattr(p2p_real.evaluation, "load_metric_models", lambda folder: loads.append(folder) or load(folder))
+    monkeypatch.setattr(batch, "distributed", lambda: (None, 0, 2))  # the first of two processes, no accelerate
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()  # no clip/ or dino/: nothing loads, but the folder is read
+    argv = ["evaluate", str(photos), "--model", str(tiny_model_dir), "--steps", "2", "--methods", "ddim", "-q"]
+    assert cli.main([*argv, "--metric-models", "metrics"]) == 0
+    assert loads == ["metrics"] and (tmp_path / "p2p-eval" / "evaluation.html").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -4,7 +4,6 @@ command to its files never calls back up into command-line code."""
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from p2p_real.batches.photo_plan import Outputs, PhotoRequest, plan_photo
 from p2p_real.files.outputs import edit_paths
 from tests.helpers import CAT, DOG, draw_photo
 
-ROOT = Path(__file__).resolve().parent.parent
 STEPS = 2
-LIBRARY = ("p2p_real/batches/photo_plan.py", "p2p_real/batches/preflight.py", "p2p_real/batches/batch.py")
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +51,6 @@ def edit_request(folder: Path, photo: Path, spec: EditSpec | None = None, **chan
     for key, value in changes.items():
         setattr(request, key, value)
     return request
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a source file imports: at the top, deferred inside functions, or for type checking."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-@pytest.mark.parametrize("path", LIBRARY)
-def test_the_plan_and_the_batch_import_nothing_from_the_front_ends(path):
-    imported = imported_modules(ROOT / path)
-    assert imported and not [m for m in imported if m.startswith(("p2p_real.commands", "p2p_real.ui", "cli"))]
 
 
 def test_a_plan_lists_the_files_it_will_write_and_run_writes_exactly_those(plan_editor, tmp_path):

@@ -274,3 +274,18 @@ def test_a_sweep_result_can_be_continued_as_an_edit_of_an_edit(editor, inversion
         chained = picked.as_inversion(1)
         again = editor.edit(chained, "a photo of a dog sitting on a bed", output_type="latent", progress=False)
         assert torch.equal(again.images[0:1], picked.latents[1:2])
+
+
+def test_a_sweep_without_trajectories_gives_the_same_edits_and_cannot_be_continued(editor, inversions):
+    """keep_trajectory=False (the command line and the page) records no latents per step: the same edits, and
+    as_inversion says why it cannot continue."""
+    lists = {"cross_replace_steps": [0.2, 0.8]}
+    kept = editor.sweep(inversions["direct"], TARGET, blend_words=BLEND, progress=False, **lists)
+    plain = editor.sweep(
+        inversions["direct"], TARGET, blend_words=BLEND, progress=False, keep_trajectory=False, **lists
+    )
+    for with_steps, without in zip(kept.results, plain.results):
+        assert torch.equal(with_steps.latents, without.latents)
+        assert with_steps.trajectory is not None and without.trajectory is None
+        with pytest.raises(ValueError, match="no trajectory"):
+            without.as_inversion(1)

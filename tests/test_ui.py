@@ -146,6 +146,7 @@ def test_a_photo_is_inverted_once_then_edited_rethresholded_and_downloaded(offli
     args = cli.build_parser().parse_args(argv)
     assert (args.command, args.prompt, args.target) == ("edit", caption, [target])
     assert Path(args.input).is_absolute() and Path(args.input).name == "scene.png"
+    assert Path(args.input).is_relative_to(offline_page.studio.out / "photos")  # kept: the upload is Gradio's
     assert np.array_equal(pixels(args.input), photo_pixels)
     assert (args.method, args.steps, args.model) == (METHOD, STEPS, "toy")
     assert options.spec_from_args(args, 1) == spec

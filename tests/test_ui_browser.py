@@ -212,6 +212,7 @@ def edit_and_check(walk: Walk, studio) -> str:
     assert len(words) == len(set(words)) and "yellow (target)" in words, words
     path = re.search(r"edit (/\S+\.png) ", command)
     assert path and Path(path[1]).is_file(), command  # the photo by an absolute path: it runs from any folder
+    assert Path(path[1]).is_relative_to(studio.out / "photos"), command  # kept: the upload is Gradio's
     scene = render(DEMO_SCENE, 64)
     swap = make_edit("colour", scene, prefer="yellow")
     edited = max(studio.edits.glob("toy-scene-*.1.png"), key=lambda p: p.stat().st_mtime_ns)  # this edit's

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from p2p_real.ui.choices import EditChoices
-from p2p_real.ui.history import History, continue_from, record, restore
+from p2p_real.ui.history import History, record, restore
 from p2p_real.ui.studio import Studio
 from tests.families import PHOTO_PROMPT
 
@@ -84,7 +84,7 @@ def test_memory_is_bounded_and_old_edits_can_still_be_continued(studio, workspac
     assert [e.workspace.result is not None for e in history.entries] == [False, True]  # only the newest kept
     assert history.entries[0].continuation.is_file()
     for entry, res in zip(history.entries, results[1:]):  # spilled and live
-        ws = continue_from(studio, restore(studio, entry, workspace)[0])
+        ws = studio.continue_edit(restore(studio, entry, workspace)[0])
         assert ws.origin == "continued" and ws.inversion.prompt == entry.choices.target and ws.result is None
         again = studio.editor.edit(ws.inversion, "a photo of a bird", output_type="latent", progress=False)
         assert torch.equal(again.images[0:1], res.latents[1:2])  # continues exactly that edit (design.md §13)
@@ -104,4 +104,4 @@ def test_the_workspace_keeps_its_history_through_edits_restores_and_continues(st
     assert record(workspace) is history and [e.choices.target for e in history.entries] == TARGETS[:2]
     ws, _ = restore(studio, history.select(0), workspace)
     assert ws.history is history and ws.choices == EditChoices(TARGETS[0])  # the choices the edit was made with
-    assert continue_from(studio, ws).history is history  # edits of the continued photo join the same history
+    assert studio.continue_edit(ws).history is history  # edits of the continued photo join the same history

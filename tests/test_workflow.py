@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from inversion.artifact import MismatchError
+from inversion.artifact import Inversion, MismatchError
 from inversion.cache import CachedMismatchError, InversionCache
 from inversion.settings import InversionSettings
 from p2p_real import Cancelled, Editor, EditSpec, PromptError, load_pipeline
@@ -122,6 +122,28 @@ def test_the_cache_reuses_an_inversion_that_fits_and_keys_other_settings_apart(e
     assert len(list(tmp_path.glob("photo.*.inv.safetensors"))) == 2
 
 
+def test_a_keyed_cache_finds_its_last_inversion_again_without_reading_the_file_until_it_changes(
+    editor, photo, tmp_path, monkeypatch
+):
+    """A batch edits one photo several times: the cache keeps the inversion it last saved or found (its key names
+    the photo's content, the settings and the model), and reads the file again only once it has changed."""
+    cache = InversionCache(tmp_path)
+    settings = InversionSettings(PROMPT, method="ddim", num_inference_steps=STEPS, guidance_scale=editor.guidance_scale)
+    saved = editor.invert(photo, PROMPT, method="ddim", progress=False, cache=cache)
+    loads = []
+    real_load = Inversion.load
+    monkeypatch.setattr(Inversion, "load", staticmethod(lambda path: loads.append(path) or real_load(path)))
+    for _ in range(2):
+        found, why = cache.find(photo, settings, editor.pipe)
+        assert found is saved and why == ""
+    assert loads == []
+    path = cache.path(photo, settings, editor.pipe)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))  # the file changed meanwhile
+    found, _ = cache.find(photo, settings, editor.pipe)
+    assert loads == [path] and found is not saved and torch.equal(found.latent_T, saved.latent_T)
+    assert InversionCache(tmp_path).find(photo, settings, editor.pipe)[0] is not found  # per cache object
+
+
 def test_a_cache_without_keys_refuses_or_replaces_an_inversion_that_does_not_fit(editor, photo, tmp_path):
     editor.invert(photo, PROMPT, method="ddim", progress=False, cache=InversionCache(tmp_path, keyed=False))
     saved = tmp_path / "photo.inv.safetensors"
@@ -149,6 +171,28 @@ def test_step_callbacks_see_every_step_and_may_change_the_latents(editor):
     )
     assert seen == list(enumerate(editor.scheduler.timesteps.tolist()))
     assert not res.images.any()  # the last step's latents were replaced
+
+
+def test_step_callbacks_see_the_blend_mask_each_step_made(editor):
+    """From the step local blend starts, the callback gets that step's mask (the one the latents were blended
+    with); before it, None. The last one is the result's mask."""
+    masks = []
+
+    def callback(ed, step, timestep, kwargs):
+        masks.append(kwargs["blend_mask"])
+
+    res = editor.generate(
+        [PROMPT, TARGET],
+        generator=0,
+        blend_words=(["cat"], ["dog"]),
+        blend_start=0.5,
+        output_type="latent",
+        progress=False,
+        callback_on_step_end=callback,
+    )
+    started = [m is not None for m in masks]
+    assert started == sorted(started) and 0 < sum(started) < STEPS  # None before blend_start, then a mask
+    assert masks[-1] is res.info["blend_mask"] or torch.equal(masks[-1], res.info["blend_mask"])
 
 
 def test_cancelling_stops_a_call_and_leaves_the_pipeline_as_it_was(editor, photo, tiny_pipe, unet_calls):

@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan the recipe's jobs, skip the finished ones, run this process's share and print the summary."""
     from p2p_real.batches import batch
+    from p2p_real.batches.preflight import check_images, check_writable
 
     recipe_path, out, jobs = _planned_jobs(args)
     if args.dry_run:
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     mine = [job for job in pending if owner[job.photo_name] == rank]
     start = time.perf_counter()
     for photo, mask in dict.fromkeys((None if job.inversion else job.photo, job.mask) for job in pending):
-        session.check_images(photo, mask)
+        check_images(photo, mask)  # each photo read once (a job's check_files would read it for every edit)
     if pending:
-        session.check_writable(out)
+        check_writable(out)
         loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
         batch.check_jobs(loaded.editor, pending, recipe_path.name)  # every process checks all: all stop together
         batch.run_jobs(
@@ -104,6 +105,7 @@ def _planned_jobs(args: argparse.Namespace) -> tuple[Path, Path, list[Job]]:
     """The recipe's file, the output folder and its jobs: each finished one marked skipped, the outputs of the
     others checked (the model options the recipe gives fill those the command line left out)."""
     from p2p_real.batches import batch
+    from p2p_real.batches.preflight import PlanError, check_outputs
     from p2p_real.batches.recipe import check_job_folders, load_recipe, output_folder, plan_jobs
 
     recipe_path = session.existing_file(args.recipe, "recipe")
@@ -127,7 +129,7 @@ def _planned_jobs(args: argparse.Namespace) -> tuple[Path, Path, list[Job]]:
             continue
         job.overwrite = args.overwrite or state == "incomplete"  # an incomplete job's files are its own
         try:
-            session.check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
-        except CliError as exc:
+            check_outputs(job.paths().all(), job.overwrite, [job.photo, job.mask], job.edit_name)
+        except PlanError as exc:
             raise CliError(f"{recipe_path.name}: {job.where} ({job.photo_name}/{job.edit_name}): {exc}") from exc
     return recipe_path, out, jobs

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from inversion.methods import METHOD_NAMES
+from p2p_real.batches.preflight import Outputs
 from p2p_real.commands import options, session
 
 NAME = "demo"
@@ -36,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the toy-world demo and write its grid, photo and sidecar."""
     out = Path(args.out).expanduser()
     grid, photo, sidecar = out / "demo.png", out / "demo.photo.png", out / "demo.json"
-    session.check_outputs([grid, photo, sidecar], args.overwrite, [], "demo")
-    session.check_writable(out)
+    Outputs(out, "demo", (grid, photo, sidecar), args.overwrite).check()
     if args.model is None:
         args.model = "toy"
     loaded = session.open_session(args)

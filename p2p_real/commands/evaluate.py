@@ -79,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
     state, rank, n_processes = batch.distributed()
     loaded = session.open_session(args, str(state.device) if state is not None and args.device == "auto" else None)
     import p2p_real
+    from p2p_real.evaluation import load_metric_models
 
     session.seed_everything(0)
     common: dict[str, Any] = {
         "pie_bench": args.pie_bench,
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
-        "metric_models": args.metric_models,
+        "metric_models": load_metric_models(args.metric_models),  # loaded once, for the share and the report
         "progress": loaded.progress,
         "raise_errors": args.debug,
         "log": loaded.log,
@@ -108,20 +109,16 @@ def _checked_output(args: argparse.Namespace) -> Path:
     the model loads."""
     if (args.folder is None) == (args.pie_bench is None):
         raise CliError("give a FOLDER of photos or --pie-bench DIR (one of the two)")
-    from p2p_real.evaluation.inputs import folder_cases, pie_cases
+    from p2p_real.batches.preflight import check_writable
     from p2p_real.evaluation.report import check_report
-    from p2p_real.evaluation.runner import check_mask
+    from p2p_real.evaluation.runner import checked_cases
 
-    if args.pie_bench is not None:
-        for case in pie_cases(args.pie_bench):  # a bad mapping file or mask fails before the model loads
-            check_mask(case)
-    else:
-        folder_cases(args.folder)
+    checked_cases(args.folder, args.pie_bench, args.methods)  # a bad mapping file or mask fails before the model loads
     if args.metric_models is not None and not Path(args.metric_models).expanduser().is_dir():
         raise CliError(f"--metric-models {args.metric_models!r} is not a folder (give one holding clip/ and dino/)")
     out = session.out_folder(args.out)
     check_report(out, args.overwrite)
-    session.check_writable(out)
+    check_writable(out)
     return out
 
 
@@ -160,18 +157,10 @@ def _evaluate_shares(
         if state is not None:
             batch.finish(state)
         return None
-    from p2p_real.evaluation import load_metric_models
     from p2p_real.evaluation.report import write_report
     from p2p_real.evaluation.runner import measure
 
-    result = measure(
-        loaded.editor,
-        args.folder,
-        out,
-        args.methods,
-        overwrite=False,
-        **{**common, "metric_models": load_metric_models(args.metric_models)},
-    )
+    result = measure(loaded.editor, args.folder, out, args.methods, overwrite=False, **common)
     result.skipped = skipped
     result.seconds += share.seconds
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from p2p_real.batches.preflight import Outputs
 from p2p_real.commands import options, session
 from p2p_real.commands.options import CliError
 from p2p_real.spec import EditSpec
@@ -51,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
     stem, fmt = options.output_format(args, slug(prompts[0]))
     name = session.output_name(stem if args.name is not None else None, slug(prompts[0]))
     out = session.out_folder(args.out)
-    session.check_outputs(
-        edit_paths(out, name, len(prompts), spec.blend_words is not None, fmt).all(), args.overwrite, [], name
-    )
-    session.check_writable(out)
+    files = edit_paths(out, name, len(prompts), spec.blend_words is not None, fmt).all()
+    Outputs(out, name, tuple(files), args.overwrite).check()
     loaded = session.open_session(args)
     result, sampling = sample(loaded, args, prompts, spec)
     argv = ["generate", *prompts, "--spec", options.spec_json(spec), *sampling]

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from p2p_real.batches.preflight import check_images as check_images
-from p2p_real.batches.preflight import check_writable as check_writable
 from p2p_real.commands.options import MODEL_ENV, PROG, CliError
 from p2p_real.defaults import DEFAULT_MODEL, TOY_MODEL
 
@@ -37,23 +35,6 @@ def existing_file(path: str | os.PathLike, what: str) -> Path:
 def is_artifact(path: str | os.PathLike) -> bool:
     """Whether a path names a saved inversion (a .safetensors file) rather than a photo."""
     return str(path).lower().endswith(".safetensors")
-
-
-def check_outputs(
-    paths: Sequence[Path],
-    overwrite: bool,
-    inputs: Sequence[Path | None],
-    name: str | None = None,
-    replaceable: Sequence[Path] = (),
-) -> None:
-    """p2p_real.batches.preflight.check_outputs, its PlanError a CliError (a batch puts the job in front of it)."""
-    from p2p_real.batches.preflight import PlanError
-    from p2p_real.batches.preflight import check_outputs as check
-
-    try:
-        check(paths, overwrite, inputs, name, replaceable)
-    except PlanError as exc:
-        raise CliError(str(exc)) from exc
 
 
 def planned(args: argparse.Namespace, request: PhotoRequest) -> tuple[Session, PhotoPlan]:

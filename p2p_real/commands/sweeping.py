@@ -73,7 +73,9 @@ def edit_and_save(
     chosen = sweep_grid(spec, sweep_lists(args.sweep))
     loaded.log(f"sweeping {len(chosen)} combinations of {target!r}")
     start = time.perf_counter()
-    result = loaded.editor.sweep(inv, target, spec=spec, mask=mask, progress=loaded.progress, **sweep_lists(args.sweep))
+    result = loaded.editor.sweep(  # the command saves no inversions of a sweep: no trajectories
+        inv, target, spec=spec, mask=mask, progress=loaded.progress, keep_trajectory=False, **sweep_lists(args.sweep)
+    )
     timing = {**timing, "edit_s": round(time.perf_counter() - start, 3)}
     head = ["edit", *inputs.argv(inv, args), "--target", target]
     tail = [*(["--mask", session.shown_path(mask)] if mask else []), "--seed", str(args.seed), *loaded.run_options()]

@@ -18,7 +18,8 @@ from p2p_real.editing.editor_like import EditorLike
 from p2p_real.files.results import AttentionMaps
 from p2p_real.spec import EditSpec
 
-# diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ...}) -> dict or None
+# diffusers' callback_on_step_end: (editor, step index, timestep, {"latents": ..., "blend_mask": ...}) -> dict or None;
+# "blend_mask" is the local-blend mask (targets, 1, h, w) the step just made, None on a step that made none
 StepCallback = Callable[[Any, int, int, dict[str, Any]], "dict[str, Any] | None"]
 
 
@@ -47,9 +48,10 @@ def run_rows(
     `trajectory` (steps, rows, C, h, w), if given, is filled with the latents after each step (after the
     blend and the callback: what the next step starts from), for EditResult.as_inversion.
     A sequence of specs, one per target, gives each target row its own settings (edit_plan.plan_rows).
+    `callback_on_step_end` gets {"latents": the step's latents, "blend_mask": the local-blend mask the step made
+    (targets, 1, h, w), or None}; a returned {"latents": ...} replaces the latents.
     """
     steps, guidance = steps_of(editor, num_inference_steps), guidance_of(editor, guidance_scale)
-    validation.callback(callback_on_step_end, "callback_on_step_end")
     plan = plan_edit(editor.tokenizer, prompts, spec, steps, mask, editor.device)
     latent_hw = (start.shape[-2], start.shape[-1])
     controller = new_controller(editor, plan, guidance > 1, latent_hw, steps)
@@ -72,7 +74,7 @@ def run_rows(
             desc="editing",
         )
     if plan.blend.active and len(prompts) > 1 and after.last_mask is None:  # blend started after the last step
-        after.last_mask = editor._mask_now(controller, plan, latent_hw)
+        after.last_mask = step_mask(controller, plan, latent_hw, editor.device)
     return latents, after.last_mask, attention_maps(controller, plan)
 
 
@@ -128,11 +130,13 @@ class AfterStep:
             latents[:1] = self.pivots[i]
         blend = self.plan.blend
         started = blend.started(i, self.controller.n_rows - 1) if blend.active else []
+        made = None
         if any(started):
-            self.last_mask = self.editor._mask_now(self.controller, self.plan, self.latent_hw)
-            latents = apply_blend(latents, self.last_mask, started)
+            made = self.last_mask = step_mask(self.controller, self.plan, self.latent_hw, self.editor.device)
+            latents = apply_blend(latents, made, started)
         if self.callback is not None:
-            out = self.callback(self.editor, i, int(self.editor.scheduler.timesteps[i]), {"latents": latents})
+            step = {"latents": latents, "blend_mask": made}
+            out = self.callback(self.editor, i, int(self.editor.scheduler.timesteps[i]), step)
             latents = (out or {}).get("latents", latents)
         if self.trajectory is not None:
             self.trajectory[i].copy_(latents)

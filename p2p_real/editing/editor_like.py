@@ -8,8 +8,6 @@ from typing import Any, Protocol
 import torch
 from diffusers import DDIMScheduler
 
-from p2p_real.core.controllers import P2PController
-from p2p_real.core.edit_plan import EditPlan
 from p2p_real.spec import EditSpec
 
 
@@ -53,7 +51,3 @@ class EditorLike(Protocol):
     def check(
         self, prompts: str | Sequence[str], spec: EditSpec | None = None, num_inference_steps: int | None = None
     ) -> None: ...
-
-    def _mask_now(self, controller: P2PController, plan: EditPlan, latent_hw: tuple[int, int]) -> torch.Tensor:
-        """The local-blend mask of the step just ended (the hook benchmarks/sdxl_choices.py records)."""
-        ...

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from inversion import validation
-from inversion.artifact import ArtifactError, Inversion
+from inversion.artifact import Inversion
 from inversion.encoding import sdxl
 from inversion.encoding.vae import vae_scale_factor
 from inversion.fingerprint import pipeline_fingerprint, scheduler_fingerprint
@@ -37,13 +37,8 @@ def replay(editor: EditorLike, inv: Inversion) -> Replayed:
         scheduler_fingerprint(editor.scheduler),
         inv.num_inference_steps,
         model_family=sdxl.model_family(editor.pipe),
+        vae_scale_factor=vae_scale_factor(editor.pipe.vae),
     )
-    factor = vae_scale_factor(editor.pipe.vae)
-    if inv.vae_scale_factor != factor:
-        raise ArtifactError(
-            f"inversion is not compatible: it was made with a VAE of factor "
-            f"{inv.vae_scale_factor}, this model's VAE has factor {factor}"
-        )
     start = inv.latent_T.to(editor.device, editor.dtype)
     uncond = inv.unconditional(editor.embed([inv.prompt]), editor.uncond_embedding())
     return start, uncond, inv.source_pivots(start)
@@ -61,6 +56,7 @@ def edit_photo(
     keep_trajectory: bool,
 ) -> EditResult:
     """Editor.edit with its settings gathered in `spec`: row 0 the reconstruction, then one row per target."""
+    validation.callback(callback_on_step_end, "callback_on_step_end")
     targets = prompt_list(targets, "targets")
     validation.choice(output_type, OUTPUT_TYPES, "output_type")
     replayed = replay(editor, inv)

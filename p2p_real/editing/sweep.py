@@ -168,8 +168,10 @@ def run_sweep(
     mask: MaskSource | None = None,
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH,
+    keep_trajectory: bool = True,
 ) -> SweepResult:
-    """Editor.sweep: check every combination, run them in batches, and build the results and the sheet."""
+    """Editor.sweep: check every combination, run them in batches, and build the results and the sheet.
+    `keep_trajectory` records each batch's latents for EditResult.as_inversion (a copy to the CPU each step)."""
     targets = prompt_list(target, "target")
     if len(targets) != 1:
         raise SweepError(f"a sweep edits one target prompt, got {len(targets)}: {targets!r}")
@@ -184,7 +186,8 @@ def run_sweep(
     results: dict[int, EditResult] = {}
     for batch in batches(combinations, batch_size):
         specs = [c.spec for c in batch]
-        trajectory = torch.empty(inv.num_inference_steps, len(batch) + 1, *replayed[0].shape[1:])  # for as_inversion
+        shape = (inv.num_inference_steps, len(batch) + 1, *replayed[0].shape[1:])
+        trajectory = torch.empty(shape) if keep_trajectory else None  # for as_inversion
         prompts = [inv.prompt] + [target] * len(batch)
         row_specs = specs[0] if len(batch) == 1 else specs
         final, latent_mask, attention = edit_rows(
@@ -201,7 +204,8 @@ def run_sweep(
             result = photo_result(
                 editor, inv, [inv.prompt, target], combination.spec, final[rows], row_mask, maps, mask, "pil"
             )
-            result.trajectory, result.unconditional = trajectory[:, rows], per_step
+            if trajectory is not None:  # rows 0 and `row` as a view of the batch's trajectory, not a copy
+                result.trajectory, result.unconditional = trajectory[:, 0 : row + 1 : row], per_step
             results[combination.index] = result
     ordered = [results[c.index] for c in combinations]
     return SweepResult(ordered, combinations, contact_sheet(inv, ordered, combinations, target), target)

@@ -79,6 +79,7 @@ def generate_rows(
     callback_on_step_end: StepCallback | None,
 ) -> EditResult:
     """Editor.generate with its settings gathered in `spec`: row 0 the source prompt's image, then its edits."""
+    validation.callback(callback_on_step_end, "callback_on_step_end")
     prompts = prompt_list(prompts)
     validation.choice(output_type, OUTPUT_TYPES, "output_type")
     steps, guidance = steps_of(editor, sampling.num_inference_steps), guidance_of(editor, sampling.guidance_scale)

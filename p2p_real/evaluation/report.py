@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inversion.verdict import LEVELS
 from p2p_real.evaluation.runner import Evaluation
 from p2p_real.files.output_sets import OutputSet
 
@@ -51,7 +52,6 @@ PIE_COLUMNS = (
     "clip_whole",
     "clip_edited",
 )
-LEVELS = ("good", "fair", "poor")
 # the PnPInversion README's columns: (heading, row key, scale)
 PIE_TABLE = (
     ("Structure Distance x10^3", "structure_distance", 1e3),

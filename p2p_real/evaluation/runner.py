@@ -199,7 +199,7 @@ def measure(
     Returns the rows (p2p_real.evaluation.report writes the tables)."""
     from tqdm.auto import tqdm
 
-    cases, methods = _checked_cases(folder, pie_bench, methods)
+    cases, methods = checked_cases(folder, pie_bench, methods)
     pie = pie_bench is not None
     models = metric_models or MetricModels()
     out = Path(os.fspath(out)).expanduser()
@@ -239,7 +239,7 @@ def _request(editor: Any, pie: bool, steps: int, guidance: float) -> dict[str, A
     return {"mode": mode, "steps": steps, "guidance": guidance, "model": editor.model_parameters().get("model")}
 
 
-def _checked_cases(
+def checked_cases(
     folder: str | os.PathLike | None, pie_bench: str | os.PathLike | None, methods: Sequence[str] | None
 ) -> tuple[list[Case], list[str]]:
     """The cases of the folder or of PIE-Bench (every PIE-Bench mask checked against its photo) and the methods
@@ -286,4 +286,4 @@ def _failed(result: Evaluation, case: Case, method: str, exc: ValueError, log: C
         log(f"{case.name} / {method}: failed: {reason}")
 
 
-__all__ = ["Evaluation", "OutputExistsError", "RowsMismatchError", "measure", "row_path"]
+__all__ = ["Evaluation", "OutputExistsError", "RowsMismatchError", "checked_cases", "measure", "row_path"]

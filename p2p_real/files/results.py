@@ -16,6 +16,9 @@ from inversion.artifact import Inversion
 from inversion.storage.files import file_sha256
 from inversion.verdict import Verdict, reconstruction_verdict
 from p2p_real.core.alignment import Tokens
+from p2p_real.files.chain import edit_as_inversion
+from p2p_real.files.image_files import image_format
+from p2p_real.files.outputs import save_edit, save_reconstruction
 from p2p_real.spec import EditSpec
 
 OUTPUT_TYPES = ("pil", "np", "latent")
@@ -71,8 +74,6 @@ class EditResult:
         the next edit's source row follows, with the unconditional embeddings it used (method "chain", see
         p2p_real.files.chain). ValueError, saying why, for a result without a trajectory (from generate, an edit with
         keep_trajectory=False or output_type "latent")."""
-        from p2p_real.files.chain import edit_as_inversion
-
         return edit_as_inversion(self, k)
 
     def save(
@@ -96,9 +97,6 @@ class EditResult:
         The images are PNG unless `format` ("jpg", "webp") or the name's extension ("dog.jpg") says otherwise
         (`quality` 1-100, default 95); edits of a photo carry its ICC profile and EXIF (orientation 1).
         `inversions` also writes NAME.K.inv.safetensors, `as_inversion(K)` for each target K, in the same set."""
-        from p2p_real.files.image_files import image_format
-        from p2p_real.files.outputs import save_edit
-
         fmt, stem = image_format(format, name)
         return save_edit(self, folder, stem, extra, overwrite, image_format=fmt, quality=quality, inversions=inversions)
 
@@ -150,8 +148,6 @@ class Reconstruction:
     ) -> list[Path]:
         """Write NAME.recon.png, NAME.recon.grid.png (photo | VAE only | reconstruction) and the sidecar
         NAME.recon.json with the metrics, as one output set (see EditResult.save); returns the paths written."""
-        from p2p_real.files.outputs import save_reconstruction
-
         return save_reconstruction(self, folder, name, extra, overwrite)
 
     def report(self) -> str:

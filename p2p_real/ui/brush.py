@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from inversion.storage.files import atomic_write
+from inversion.storage.files import atomic_write_bytes
 from masks.local_blend import combine_user_mask
 from masks.paste import user_mask
 from masks.visualize import mask_overlay
@@ -118,7 +118,7 @@ def save_mask(mask: Image.Image, out: str | Path, stem: str) -> Path:
     data = io.BytesIO()
     gray.save(data, format="PNG")
     with contextlib.suppress(FileExistsError):  # written meanwhile by another page session: the same pixels
-        atomic_write(path, lambda tmp: tmp.write_bytes(data.getvalue()), make_folder=True, replace=False)
+        atomic_write_bytes(path, data.getvalue(), make_folder=True, replace=False)
     return path
 
 

@@ -9,9 +9,8 @@ from typing import Any
 import gradio as gr
 
 from p2p_real.ui.choices import EditChoices, changed_words, prompt_words, slider
-from p2p_real.ui.history import continue_from
 from p2p_real.ui.inverting import inverted
-from p2p_real.ui.layout import Page, comparison_values
+from p2p_real.ui.layout import Page
 from p2p_real.ui.messages import PROGRESS, page_errors, progress_report
 from p2p_real.ui.steps import model_job
 from p2p_real.ui.studio import Studio, Workspace, coverage_text
@@ -20,7 +19,6 @@ EMPTY_MASK = (
     "the blend mask is empty at this threshold, so the edit changed nothing: lower the threshold or "
     "pick other blend words"
 )
-N_CONTROLS = 9  # the edit's own settings (EditChoices' fields); other parts' inputs follow them
 
 
 def word_updates(tokenizer: Any, caption: str, target: str, reweight: Sequence[str] | None) -> tuple[Any, Any, Any]:
@@ -97,12 +95,14 @@ def wire_words(page: Page, studio: Studio) -> None:
 def hooked_choices(
     page: Page, ws: Workspace | None, caption: str, values: Sequence[Any]
 ) -> tuple[Workspace, EditChoices]:
-    """page_choices of the edit's own settings (values[:N_CONTROLS]), then another part's hook on them with the
-    values of its inputs (page.extras["choices hook"], fed by page.extras["edit inputs"]: the brush mask)."""
-    ws, choices = page_choices(ws, caption, values[:N_CONTROLS])
+    """page_choices of the edit's own settings (the first values, one per EditStep.controls()), then another part's
+    hook on them with the values of its inputs (page.extras["choices hook"], fed by page.extras["edit inputs"]: the
+    brush mask)."""
+    n = len(page.edit.controls())  # the edit's own settings; other parts' inputs follow them
+    ws, choices = page_choices(ws, caption, values[:n])
     hook = page.extras.get("choices hook")
     if hook is not None:
-        choices = hook(choices, ws, *values[N_CONTROLS:])
+        choices = hook(choices, ws, *values[n:])
     return ws, choices
 
 
@@ -123,15 +123,7 @@ def wire_edit(page: Page, studio: Studio) -> None:
             after(ws)
         if view.coverage == 0:
             gr.Warning(EMPTY_MASK)
-        return (
-            ws,
-            *comparison_values(view.before, view.after, len(page.results.comparison)),
-            view.mask,
-            coverage_text(view.coverage),
-            view.heatmaps,
-            [str(p) for p in view.files],
-            view.command,
-        )
+        return (ws, *page.results.values(view))
 
     outputs = [page.workspace, *page.results.outputs()]
     page.events["edit"] = model_job(page, page.edit.button, edit, edit_inputs(page), outputs, "edit")
@@ -167,7 +159,7 @@ def wire_continue_and_stop(page: Page, studio: Studio) -> None:
     @page_errors
     def continue_edit(ws: Workspace | None, progress: gr.Progress = PROGRESS) -> tuple[Any, ...]:
         """The last edit becomes the photo being edited (its own inversion); its target becomes the caption."""
-        ws = continue_from(studio, ws, progress_report(progress))  # also an old entry of the history
+        ws = studio.continue_edit(ws, progress_report(progress))  # also an old entry of the history
         return (*inverted(studio, ws), ws.inversion.prompt, ws.inversion.prompt)
 
     outputs = [page.workspace, step.reconstruction, step.verdict, step.report, page.photo.caption, page.edit.target]

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from inversion.artifact import Inversion
-from inversion.storage.files import INVERSION_SUFFIX
 from p2p_real.ui.choices import EditChoices
-from p2p_real.ui.studio import EditView, StepReport, Studio, Workspace
+from p2p_real.ui.studio import EditView, Studio, Workspace, continuation_path
 
 HISTORY_LIMIT = 20  # edits kept per page session
 LIVE_RESULTS = 4  # the newest edits that keep their EditResult in memory
@@ -113,14 +111,6 @@ def record(ws: Workspace) -> History:
     return ws.history
 
 
-def continuation_path(ws: Workspace) -> Path:
-    """Where the edit of `ws` is saved as an inversion: NAME.1.inv.safetensors beside its sidecar NAME.json."""
-    sidecar = next((p for p in ws.files if p.suffix == ".json"), None)
-    if sidecar is None:
-        raise ValueError("this edit wrote no files to continue from: edit the photo again")
-    return sidecar.with_name(f"{sidecar.stem}.1{INVERSION_SUFFIX}")
-
-
 def spill(entry: HistoryEntry) -> None:
     """Free an entry's EditResult, first saving the edit as an inversion (kept if saved already)."""
     result = entry.workspace.result
@@ -131,21 +121,6 @@ def spill(entry: HistoryEntry) -> None:
         result.as_inversion(1).save(path, replace=False)
     entry.continuation = path
     entry.workspace = replace(entry.workspace, result=None)
-
-
-def continue_from(studio: Studio, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
-    """The workspace's edit as the page's photo (its own inversion, nothing inverted anew; its target the caption):
-    from its EditResult, or, for an edit of the history that no longer keeps it, from the inversion it was saved as."""
-    if ws is None or ws.result is not None:
-        return studio.continue_edit(ws, report)
-    path = continuation_path(ws) if ws.files else None
-    if path is None or not path.is_file():
-        raise ValueError("edit the photo first: there is no result to continue from")
-    inv = Inversion.load(path)
-    if report is not None:
-        report("reconstructing", 0, 1)
-    rec = studio.editor.reconstruct(inv, progress=False)
-    return replace(ws, inversion=inv, reconstruction=rec, origin="continued", files=[], command="", choices=None)
 
 
 def restore(studio: Studio, entry: HistoryEntry, current: Workspace | None) -> tuple[Workspace, EditView]:

@@ -16,10 +16,10 @@ from p2p_real.ui.brush_panel import painted_note
 from p2p_real.ui.choices import EditChoices, prompt_words
 from p2p_real.ui.history import History, HistoryEntry, record, restore
 from p2p_real.ui.inverting import inverted
-from p2p_real.ui.layout import Page, comparison_values
+from p2p_real.ui.layout import Page
 from p2p_real.ui.messages import page_errors
 from p2p_real.ui.steps import QUICK
-from p2p_real.ui.studio import EditView, Studio, Workspace, coverage_text
+from p2p_real.ui.studio import Studio, Workspace
 
 GALLERY_LABEL = "history: every edit of this photo (click one to go back to it)"
 
@@ -76,20 +76,6 @@ def control_values(studio: Studio, entry: HistoryEntry) -> list[Any]:
     ]
 
 
-def result_values(page: Page, view: EditView) -> list[Any]:
-    """The results' components (ResultsView.outputs() order) showing `view`."""
-    n = len(page.results.comparison)
-    files = [str(p) for p in view.files]
-    return [
-        *comparison_values(view.before, view.after, n),
-        view.mask,
-        coverage_text(view.coverage),
-        view.heatmaps,
-        files,
-        view.command,
-    ]
-
-
 def brush_values(entry: HistoryEntry, ws: Workspace) -> list[Any]:
     """The brush (editor, mask, preview, note, mode) with the entry's painted mask, if it had one."""
     mask = None
@@ -117,7 +103,7 @@ def shown(page: Page, studio: Studio, entry: HistoryEntry, current: Workspace | 
     """The values of restore_outputs for `entry`."""
     ws, view = restore(studio, entry, current)
     values = [ws, *inverted(studio, ws)[1:], entry.caption, *control_values(studio, entry)]
-    values += result_values(page, view)
+    values += page.results.values(view)
     if page.extras.get("brush") is not None:
         values += brush_values(entry, ws)
     return values

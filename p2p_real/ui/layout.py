@@ -18,6 +18,7 @@ from inversion.methods import DEFAULT_METHOD, METHOD_NAMES
 from p2p_real.spec import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, EDIT_KINDS, MAX_REWEIGHT, EditSpec
 from p2p_real.ui.messages import unreadable
 from p2p_real.ui.sessions import SESSION_IDLE_S
+from p2p_real.ui.studio import EditView, coverage_text
 
 PICTURE_HEIGHT = 320  # the photo and its reconstruction are shown at this height, side by side
 THRESHOLD_LABEL = "blend threshold (the mask below follows it at once; Edit applies it to the result)"
@@ -142,6 +143,12 @@ class ResultsView:
     def outputs(self) -> list[Any]:
         """The components an edit fills, in the order of the edit endpoint's outputs."""
         return [*self.comparison, self.mask, self.coverage, self.heatmaps, self.downloads, self.command]
+
+    def values(self, view: EditView) -> list[Any]:
+        """What the components of outputs() show of an edit, in that order."""
+        files = [str(p) for p in view.files]
+        comparison = comparison_values(view.before, view.after, len(self.comparison))
+        return [*comparison, view.mask, coverage_text(view.coverage), view.heatmaps, files, view.command]
 
 
 @dataclass

@@ -178,19 +178,22 @@ class Studio:
         return edit_command(source, settings, choices.target, choices.spec(), self.run_options, mask=choices.mask)
 
     def continue_edit(self, ws: Workspace | None, report: StepReport | None = None) -> Workspace:
-        """The last edit as the page's photo (p2p_real.files.chain): its inversion, saved beside the edit's files, is
-        the edit's own trajectory (nothing is inverted), its caption the edit's target."""
-        if ws is None or ws.result is None:
+        """The edit as the page's photo (p2p_real.files.chain): its inversion, saved beside the edit's files, is the
+        edit's own trajectory (nothing is inverted), its caption the edit's target; from its EditResult or, for an
+        edit of the history that no longer keeps it (p2p_real/ui/history.py), from the inversion it was saved as."""
+        if ws is None or (ws.result is None and not ws.files):
             raise ValueError("edit the photo first: there is no result to continue from")
-        inv = ws.result.as_inversion(1)
-        sidecar = next((p for p in ws.files if p.suffix == ".json"), None)  # the edit's NAME.json
-        if sidecar is None:
-            raise ValueError("the last edit wrote no files to continue from: edit the photo again")
-        path = sidecar.with_name(f"{sidecar.stem}.1{INVERSION_SUFFIX}")
-        try:
-            inv.save(path, replace=False)
-        except FileExistsError:  # this edit was continued already (edit names are never reused): the same file
+        path = continuation_path(ws)
+        if ws.result is None:
+            if not path.is_file():
+                raise ValueError("edit the photo first: there is no result to continue from")
             inv = Inversion.load(path)
+        else:
+            inv = ws.result.as_inversion(1)
+            try:
+                inv.save(path, replace=False)
+            except FileExistsError:  # this edit was continued already (edit names are never reused): the same file
+                inv = Inversion.load(path)
         if report is not None:
             report("reconstructing", 0, 1)
         rec = self.editor.reconstruct(inv, progress=False)
@@ -259,9 +262,8 @@ class Studio:
         data = photo.read_bytes()
         kept = self.out / "photos" / hashlib.sha256(data).hexdigest()[:16] / photo.name
         if not kept.exists():
-            kept.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):  # another session kept the same photo meanwhile
-                atomic_write_bytes(kept, data, replace=False)
+                atomic_write_bytes(kept, data, make_folder=True, replace=False)
         return kept
 
     def _free_name(self, stem: str) -> str:
@@ -270,6 +272,14 @@ class Studio:
         while (self.edits / f"{stem}-{k}.json").exists():
             k += 1
         return f"{stem}-{k}"
+
+
+def continuation_path(ws: Workspace) -> Path:
+    """Where the edit of `ws` is saved as an inversion: NAME.1.inv.safetensors beside its sidecar NAME.json."""
+    sidecar = next((p for p in ws.files if p.suffix == ".json"), None)
+    if sidecar is None:
+        raise ValueError("this edit wrote no files to continue from: edit the photo again")
+    return sidecar.with_name(f"{sidecar.stem}.1{INVERSION_SUFFIX}")
 
 
 def stem_of(photo: Path) -> str:

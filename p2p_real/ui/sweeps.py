@@ -62,7 +62,9 @@ def sweep_page(studio: Any, ws: Any, choices: EditChoices, setting: str, values:
     spec = choices.spec()
     start = time.perf_counter()
     mask = getattr(choices, "mask", None)  # a brush mask (p2p_real/ui/brush.py) applies to every combination
-    res = studio.editor.sweep(ws.inversion, choices.target, spec=spec, mask=mask, progress=False, **{field: chosen})
+    res = studio.editor.sweep(  # a tile gives its settings, never a continuation: no trajectories
+        ws.inversion, choices.target, spec=spec, mask=mask, progress=False, keep_trajectory=False, **{field: chosen}
+    )
     seconds = round(time.perf_counter() - start, 3)
     k = 1
     while (studio.edits / f"{ws.name}-sweep-{k}.sweep.json").exists():
